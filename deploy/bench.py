@@ -1,0 +1,167 @@
+"""Benchmark: post N signals at a given rate and measure how fast they reach ``notified``.
+
+    make bench                                 # 2,000 signals at 100/s on a fresh embedded stack
+    make bench ARGS="--count 500 --rate 50"
+    python -m deploy.bench --url http://127.0.0.1:8080 --key demo-gp-key   # a running stack
+
+Throughput is accepted signals per second (ingest) and notified signals per second (end to
+end); latency is, per signal, the time from ``received`` to the first ``notified`` stage in
+its status timeline. Results are printed and written to ``bench-results/``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from deploy.stack import REPO, Stack, StackConfig
+
+DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
+
+
+class Progress:
+    def __init__(self, label: str, total: int) -> None:
+        self.label, self.total, self.done, self.started = label, total, 0, time.monotonic()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        width = 30
+        filled = int(width * done / self.total) if self.total else width
+        rate = done / max(time.monotonic() - self.started, 1e-9)
+        sys.stderr.write(f"\r{self.label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:7.1f}/s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+
+
+def signal_for(i: int, run: str) -> dict[str, Any]:
+    signal = json.loads(json.dumps(DEMO_SIGNAL))
+    signal["caregiver"]["name"] = f"Bench {run} {i}"
+    signal["caregiver"]["email"] = f"bench-{run}-{i}@example.nl"
+    signal["source"]["reference"] = f"BENCH-{run}-{i}"
+    return signal
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def run(url: str, key: str, count: int, rate: float, timeout: float) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {key}"}
+    run_id = uuid.uuid4().hex[:6]
+    ids: list[str] = []
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        bar = Progress("posting", count)
+        started = time.monotonic()
+        inflight: set[asyncio.Task[None]] = set()
+
+        async def post(i: int) -> None:
+            response = await client.post("/v1/signals", json=signal_for(i, run_id), headers=headers)
+            response.raise_for_status()
+            ids.append(response.json()["id"])
+            bar.update(len(ids))
+
+        for i in range(count):
+            # Open-loop pacing: send on schedule whether or not earlier requests finished.
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(post(i))
+            inflight.add(task)
+            task.add_done_callback(inflight.discard)
+        await asyncio.gather(*inflight)
+        ingest_seconds = time.monotonic() - started
+        bar.close()
+
+        bar = Progress("notified", count)
+        latencies: dict[str, float] = {}
+        pending = set(ids)
+        deadline = time.monotonic() + timeout
+        while pending and time.monotonic() < deadline:
+            for signal_id in list(pending):
+                body = (await client.get(f"/v1/signals/{signal_id}", headers=headers)).json()
+                stages = {t["stage"]: t["at"] for t in reversed(body["timeline"])}
+                if "notified" in stages:
+                    latencies[signal_id] = (
+                        datetime.fromisoformat(stages["notified"]) - datetime.fromisoformat(stages["received"])
+                    ).total_seconds()
+                    pending.discard(signal_id)
+                    bar.update(len(latencies))
+            if pending:
+                await asyncio.sleep(0.5)
+        bar.close()
+        total_seconds = time.monotonic() - started
+
+    values = list(latencies.values())
+    return {
+        "count": count,
+        "rate_requested_per_s": rate,
+        "accepted": len(ids),
+        "notified": len(values),
+        "not_notified_within_timeout": len(pending),
+        "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
+        "end_to_end_throughput_per_s": round(len(values) / total_seconds, 1) if values else 0,
+        "latency_s": {
+            "p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3),
+            "p99": round(percentile(values, 99), 3), "max": round(max(values), 3),
+            "mean": round(statistics.fmean(values), 3),
+        } if values else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=2000, help="signals to post (default 2000)")
+    parser.add_argument("--rate", type=float, default=100, help="signals per second (default 100)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all to be notified")
+    parser.add_argument("--url", help="a running ingest API; default: start a fresh embedded stack")
+    parser.add_argument("--key", default="demo-gp-key", help="API key (default demo-gp-key)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where to write the JSON result")
+    args = parser.parse_args(argv)
+
+    stack = None
+    url = args.url
+    if url is None:
+        from deploy.run import seed_demo
+
+        config = StackConfig.ephemeral(Path(tempfile.mkdtemp(prefix="sts-bench-")))
+        config.extra_env = {"NOTIFY_MAILBOX_DIR": str(config.data_dir / "mailbox")}
+        stack = Stack(config, progress=lambda t: print(f"[bench] {t}", file=sys.stderr))
+        stack.start()
+        seed_demo(stack, lambda t: print(f"[bench] {t}", file=sys.stderr))
+        url = stack.services["signals"].url
+    try:
+        result = asyncio.run(run(url, args.key, args.count, args.rate, args.timeout))
+    finally:
+        if stack:
+            stack.stop()
+    result["machine"] = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
+                         "platform": platform.platform(), "broker": "tansu (embedded)" if stack else "given"}
+    result["at"] = datetime.now().isoformat(timespec="seconds")
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    print(f"written to {out}", file=sys.stderr)
+    return 0 if result["not_notified_within_timeout"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

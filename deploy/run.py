@@ -1,0 +1,102 @@
+"""Run the whole system on the embedded default: ``make run`` (or ``python -m deploy.run``).
+
+Starts PostgreSQL (data kept in .data/) and Tansu, the four services as processes, seeds the
+demo organisations, keys and social map, prints where everything is, and stops it all
+cleanly on Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from deploy.stack import REPO, Stack, StackConfig
+
+DEMO_ORGANISATIONS = [
+    ("Huisartsenpraktijk De Linde (demo)", "gp", "demo-gp-key"),
+    ("Sociaal wijkteam Leusden (demo)", "neighbourhood_team", "demo-wijkteam-key"),
+]
+DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
+
+
+def seed_demo(stack: Stack, say) -> None:
+    env = stack.env_for("signals")
+    for name, kind, key in DEMO_ORGANISATIONS:
+        cli = [sys.executable, "-m", "services.signals.cli"]
+        subprocess.run([*cli, "add-organisation", "--name", name, "--kind", kind], env=env, cwd=REPO,
+                       check=True, capture_output=True)
+        subprocess.run([*cli, "issue-key", "--organisation", name, "--key", key, "--label", "demo"],
+                       env=env, cwd=REPO, check=True, capture_output=True)
+    say(f"demo organisations and keys seeded ({len(DEMO_ORGANISATIONS)})")
+    result = subprocess.run(
+        [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
+        env=stack.env_for("matching"), cwd=REPO, capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"demo social map import failed:\n{result.stdout}\n{result.stderr}")
+    say("demo social map imported: " + (result.stdout.strip().splitlines() or ["done"])[-1])
+
+
+def banner(stack: Stack) -> str:
+    s = stack.services
+    return f"""
+signal-to-support is running (embedded default, demo data)
+
+  Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
+  Mailbox         {s['notify'].url}/mailbox
+  Screening       {s['screening'].url}/healthz   /metrics
+  Matching        {s['matching'].url}/healthz   /metrics
+  Notify          {s['notify'].url}/healthz   /metrics
+  Kafka (Tansu)   {stack.broker.bootstrap}
+  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify)
+  Logs            {stack.config.data_dir / 'logs'}/*.log
+
+  Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)
+
+  Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
+             -H 'Content-Type: application/json' -d @deploy/demo/signal.json
+Press Ctrl-C to stop.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=REPO / ".data", help="default: .data/")
+    parser.add_argument("--no-demo", action="store_true", help="do not seed demo keys and social map")
+    parser.add_argument("--log-format", choices=["json", "console"], default="json")
+    args = parser.parse_args(argv)
+
+    def say(text: str) -> None:
+        print(f"[run] {text}", flush=True)
+
+    stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), log_format=args.log_format), progress=say)
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stack.start()
+        if not args.no_demo:
+            seed_demo(stack, say)
+        print(banner(stack), flush=True)
+        while not stop.wait(1):
+            for service in stack.services.values():
+                if not service.alive():
+                    say(f"{service.name} exited unexpectedly; last log lines:\n{service.log_tail()}")
+                    say(f"restarting {service.name}")
+                    service.start()
+    except Exception as exc:
+        say(f"error: {exc}")
+        return 1
+    finally:
+        say("stopping ...")
+        stack.stop()
+        say("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

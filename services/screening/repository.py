@@ -1,0 +1,64 @@
+"""SQL for cases and screenings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import asyncpg
+
+
+async def open_case_for(
+    conn: asyncpg.Connection, pseudonym: str, municipality_code: str, at: datetime, window: timedelta,
+) -> tuple[UUID, bool]:
+    """The caregiver's case within the merge window, or a new one; (id, created).
+
+    One caregiver's events share a partition key, so they arrive in order on one consumer:
+    no two transactions race to open the same caregiver's case."""
+    case_id = await conn.fetchval(
+        """SELECT id FROM cases WHERE caregiver_pseudonym = $1 AND last_signal_at >= $2
+           ORDER BY last_signal_at DESC LIMIT 1 FOR UPDATE""",
+        pseudonym, at - window,
+    )
+    if case_id is not None:
+        return case_id, False
+    case_id = uuid4()
+    await conn.execute(
+        """INSERT INTO cases (id, caregiver_pseudonym, municipality_code, opened_at, last_signal_at,
+               risk_level, confidence, assessment)
+           VALUES ($1, $2, $3, $4, $4, 'in_balance', 'low', '{}')""",
+        case_id, pseudonym, municipality_code, at,
+    )
+    return case_id, True
+
+
+async def add_screening(conn: asyncpg.Connection, **row: Any) -> None:
+    await conn.execute(
+        """INSERT INTO screenings (signal_id, case_id, organisation_id, source_kind, received_at,
+               screened_at, result) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+        row["signal_id"], row["case_id"], row["organisation_id"], row["source_kind"],
+        row["received_at"], row["screened_at"], row["result"],
+    )
+
+
+async def case_screenings(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        "SELECT * FROM screenings WHERE case_id = $1 ORDER BY received_at, signal_id", case_id
+    )
+
+
+async def update_case(
+    conn: asyncpg.Connection, case_id: UUID, *, last_signal_at: datetime, risk_level: str,
+    confidence: str, assessment: dict[str, Any], rescreen_due_at: datetime | None, escalated: bool,
+) -> bool:
+    """Update the case; True when this update escalated it for the first time."""
+    return await conn.fetchval(
+        """UPDATE cases c SET last_signal_at = GREATEST(c.last_signal_at, $2), risk_level = $3,
+               confidence = $4, assessment = $5, rescreen_due_at = $6, rescreen_emitted_at = NULL,
+               escalated_at = CASE WHEN $7 THEN COALESCE(c.escalated_at, now()) ELSE c.escalated_at END
+           FROM (SELECT escalated_at FROM cases WHERE id = $1) before
+           WHERE c.id = $1
+           RETURNING $7 AND before.escalated_at IS NULL""",
+        case_id, last_signal_at, risk_level, confidence, assessment, rescreen_due_at, escalated,
+    )

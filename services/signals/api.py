@@ -1,0 +1,171 @@
+"""The ingest API: partner organisations post signals and follow their referral's status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from services.signals import domain, repository
+from services.signals.config import SignalsSettings
+from services.signals.handlers import register_handlers
+from services.signals.repository import Organisation
+from services.signals.schemas import Accepted, SignalIn, SignalStatus
+from shared.contracts import EventType, Topics
+from shared.http import BodyLimitMiddleware, install_error_handlers
+from shared.instruments import Instrument, load_catalogue
+from shared.outbox import add_event, new_event
+from shared.service import Runtime, create_runtime, create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+bearer = HTTPBearer(auto_error=False, description="The partner organisation's API key")
+
+
+def runtime_of(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Organisation:
+    unauthorised = HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        "missing or invalid API key: send 'Authorization: Bearer <key>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+    if credentials is None or not credentials.credentials:
+        raise unauthorised
+    async with runtime_of(request).pool.acquire() as conn:
+        organisation = await repository.organisation_for_key(conn, credentials.credentials)
+    if organisation is None:
+        raise unauthorised
+    return organisation
+
+
+router = APIRouter(prefix="/v1", tags=["signals"])
+
+
+@router.post(
+    "/signals",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    summary="Post a signal about a caregiver who may be overburdened",
+    responses={
+        401: {"description": "Missing or invalid API key"},
+        413: {"description": "Body larger than 64 KiB"},
+        422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
+    },
+)
+async def post_signal(
+    signal: SignalIn,
+    request: Request,
+    organisation: Annotated[Organisation, Depends(authenticate)],
+    idempotency_key: Annotated[
+        str | None, Header(max_length=200, description="Retries with the same key return the first answer")
+    ] = None,
+    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    if errors := domain.instrument_errors(signal, load_catalogue()):
+        raise RequestValidationError(errors)
+    runtime = runtime_of(request)
+    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    signal_id = uuid4()
+    received_at = datetime.now(UTC)
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if idempotency_key:
+            fingerprint = domain.request_hash(signal)
+            earlier = await repository.claim_idempotency_key(
+                conn, organisation.id, idempotency_key, fingerprint, signal_id
+            )
+            if earlier is not None:
+                earlier_id, earlier_hash = earlier
+                if earlier_hash != fingerprint:
+                    return JSONResponse(
+                        {"error": "idempotency_key_reused", "detail": [{
+                            "field": "Idempotency-Key",
+                            "message": "this key was already used with a different request body",
+                            "type": "idempotency_conflict"}]},
+                        status_code=422,
+                    )
+                return _accepted(request, earlier_id)
+        pseudonym = domain.caregiver_pseudonym(
+            settings.pseudonym_key.get_secret_value().encode(), signal, signal_id
+        )
+        payload = domain.received_event(
+            signal, signal_id=signal_id, organisation=organisation, received_at=received_at
+        )
+        event = new_event(
+            EventType.SIGNAL_RECEIVED, payload, producer=settings.service_name,
+            subject=pseudonym, correlation_id=x_correlation_id or str(signal_id),
+        )
+        await repository.insert_signal(
+            conn, signal_id=signal_id, organisation_id=organisation.id, pseudonym=pseudonym,
+            municipality_code=signal.caregiver.municipality_code, source_kind=signal.source.kind,
+            urgency=signal.urgency, received_at=received_at,
+            body=signal.model_dump(mode="json"), event_id=event.event_id,
+        )
+        await add_event(conn, Topics.SIGNALS, event)
+    return _accepted(request, signal_id)
+
+
+def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
+    body = Accepted(
+        id=signal_id, status="received",
+        status_url=str(request.url_for("get_signal", signal_id=signal_id)),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get(
+    "/signals/{signal_id}",
+    response_model=SignalStatus,
+    name="get_signal",
+    summary="The referral's status, timeline and outcome of each stage",
+    responses={404: {"description": "No such signal for this organisation"}},
+)
+async def get_signal(
+    signal_id: UUID,
+    request: Request,
+    organisation: Annotated[Organisation, Depends(authenticate)],
+) -> SignalStatus:
+    async with runtime_of(request).pool.acquire() as conn:
+        found = await repository.signal_with_stages(conn, signal_id, organisation.id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such signal for this organisation")
+    return domain.status_view(*found)
+
+
+@router.get(
+    "/instruments",
+    response_model=list[Instrument],
+    tags=["instruments"],
+    summary="The burden instruments, with items and answer scales, to render a questionnaire",
+)
+async def list_instruments() -> list[Instrument]:
+    return load_catalogue().all()
+
+
+def create_app(settings: SignalsSettings | None = None) -> FastAPI:
+    settings = settings or SignalsSettings()
+    runtime = create_runtime(settings)
+    register_handlers(runtime)
+    app = create_service_app(
+        runtime,
+        title="signal-to-support: signals",
+        description="Ingest API for signals about overburdened informal caregivers.",
+        migrations=MIGRATIONS,
+        produces=[Topics.SIGNALS],
+        consumes=[Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY],
+    )
+    app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    return app

@@ -1,0 +1,69 @@
+"""Administer partner organisations and their API keys.
+
+    python -m services.signals.cli add-organisation --name "Huisartsenpraktijk" --kind gp
+    python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+
+import asyncpg
+
+from services.signals import repository
+from services.signals.api import MIGRATIONS
+from services.signals.config import SignalsSettings
+from shared.contracts import SourceKind
+from shared.db import migrate
+
+
+async def _run(args: argparse.Namespace) -> int:
+    settings = SignalsSettings()
+    dsn = args.database_url or settings.database_url
+    await migrate(dsn, MIGRATIONS)
+    conn = await asyncpg.connect(dsn)
+    try:
+        async with conn.transaction():
+            if args.command == "add-organisation":
+                org_id = await repository.upsert_organisation(conn, args.name, args.kind)
+                print(f"organisation {args.name!r} ({args.kind}): {org_id}")
+            elif args.command == "issue-key":
+                org_id = await conn.fetchval("SELECT id FROM organisations WHERE name = $1", args.organisation)
+                if org_id is None:
+                    print(f"error: no organisation named {args.organisation!r}", file=sys.stderr)
+                    return 2
+                key = args.key or secrets.token_urlsafe(32)
+                await repository.add_api_key(conn, org_id, key, args.label)
+                print(key)
+            elif args.command == "revoke-key":
+                result = await conn.execute(
+                    "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL",
+                    repository.hash_key(args.key),
+                )
+                print("revoked" if result != "UPDATE 0" else "no such active key")
+    finally:
+        await conn.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url", help="defaults to SIGNALS_DATABASE_URL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add = sub.add_parser("add-organisation", help="create or update a partner organisation")
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=[k.value for k in SourceKind])
+    issue = sub.add_parser("issue-key", help="issue an API key (printed once; only its hash is stored)")
+    issue.add_argument("--organisation", required=True, help="the organisation's name")
+    issue.add_argument("--key", help="use this key instead of a random one (demo and tests)")
+    issue.add_argument("--label", default="", help="a note on who holds the key")
+    revoke = sub.add_parser("revoke-key", help="revoke an API key")
+    revoke.add_argument("--key", required=True)
+    return asyncio.run(_run(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

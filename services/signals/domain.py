@@ -1,0 +1,117 @@
+"""Pure logic of the signals service: request fingerprints, the outgoing event, and the
+status view assembled from the stages that downstream events recorded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from services.signals.repository import Organisation
+from services.signals.schemas import (
+    NotificationView,
+    ScreeningView,
+    SignalIn,
+    SignalStatus,
+    TimelineEntry,
+)
+from shared.contracts import SignalReceived
+from shared.instruments import Catalogue
+from shared.pseudonym import identity_basis, pseudonymise
+
+
+def request_hash(signal: SignalIn) -> str:
+    """Fingerprint of the request's meaning, so a retry with other whitespace still matches."""
+    canonical = json.dumps(signal.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def instrument_errors(signal: SignalIn, catalogue: Catalogue) -> list[dict[str, Any]]:
+    """Errors in the instrument answers, shaped like request-validation errors."""
+    if signal.instrument is None:
+        return []
+    if signal.instrument.id not in catalogue:
+        known = ", ".join(i.id for i in catalogue.all())
+        return [{"loc": ("body", "instrument", "id"), "type": "unknown_instrument",
+                 "msg": f"unknown instrument {signal.instrument.id!r}; known: {known}"}]
+    instrument = catalogue.get(signal.instrument.id)
+    return [
+        {"loc": ("body", "instrument", "answers", *(() if e.item is None else (e.item - 1,))),
+         "type": "instrument_answer", "msg": e.message}
+        for e in instrument.validate_answers(signal.instrument.answers)
+    ]
+
+
+def caregiver_pseudonym(key: bytes, signal: SignalIn, signal_id: UUID) -> str:
+    c = signal.caregiver
+    basis = identity_basis(
+        name=c.name, birth_year=c.birth_year, postcode=c.postcode, email=c.email, phone=c.phone
+    )
+    # Without identifying fields the signal cannot be merged with others: it stands alone.
+    return pseudonymise(key, basis or f"signal:{signal_id}")
+
+
+def received_event(
+    signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime
+) -> SignalReceived:
+    return SignalReceived(
+        signal_id=signal_id,
+        organisation_id=organisation.id,
+        organisation_name=organisation.name,
+        received_at=received_at,
+        **signal.model_dump(),
+    )
+
+
+def _summary(stage: str, detail: dict[str, Any]) -> str | None:
+    match stage:
+        case "screened":
+            return f"risk level {detail['result']['risk_level']}"
+        case "escalated":
+            return detail.get("reason")
+        case "matched":
+            n = len(detail.get("matches", []))
+            return f"{n} proposal(s)" if n else detail.get("no_match_reason")
+        case "notified":
+            return f"{detail['recipient_role']} via {detail['channel']}: {detail['status']}"
+    return None
+
+
+def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
+    screening = escalation = no_match_reason = None
+    matches: list[dict[str, Any]] = []
+    notifications: list[NotificationView] = []
+    for row in stages:
+        detail = row["detail"]
+        if row["stage"] == "screened":
+            screening = ScreeningView(**detail["result"], case_id=detail.get("case_id"))
+        elif row["stage"] == "escalated":
+            escalation = {"at": row["occurred_at"], **detail}
+        elif row["stage"] == "matched":
+            matches = detail.get("matches", [])
+            no_match_reason = detail.get("no_match_reason")
+        elif row["stage"] == "notified":
+            notifications.append(
+                NotificationView(
+                    recipient=detail["recipient_role"], channel=detail["channel"],
+                    template=detail["template"], status=detail["status"],
+                    at=row["occurred_at"], detail=detail.get("detail"),
+                )
+            )
+    return SignalStatus(
+        id=signal["id"],
+        status=signal["status"],
+        received_at=signal["received_at"],
+        case_id=signal["case_id"],
+        timeline=[
+            TimelineEntry(stage=r["stage"], at=r["occurred_at"], summary=_summary(r["stage"], r["detail"]))
+            for r in stages
+        ],
+        screening=screening,
+        escalation=escalation,
+        matches=matches,
+        no_match_reason=no_match_reason,
+        notifications=notifications,
+    )

@@ -1,0 +1,132 @@
+"""The ingest API's request and response models.
+
+Requests subclass the event contracts and tighten them: unknown fields are rejected (a
+partner must not send health data we would silently drop) and values are range-checked, so
+a bad request gets a 422 naming the field."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from shared.contracts import (
+    CareRecipient,
+    Caregiver,
+    CareSituation,
+    Consent,
+    InstrumentAnswers,
+    Observation,
+    RiskLevel,
+    Source,
+    Urgency,
+)
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$")]
+Postcode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{3} ?[A-Za-z]{2}$|^[1-9]\d{3}$")]
+Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")]
+
+
+class SourceIn(Source):
+    model_config = _STRICT
+    reference: Text | None = None
+
+
+class CaregiverIn(Caregiver):
+    model_config = _STRICT
+    name: Text | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+    birth_year: int | None = Field(default=None, ge=1900, le=2030)
+    postcode: Postcode | None = None
+    municipality_code: MunicipalityCode
+
+
+class CareRecipientIn(CareRecipient):
+    model_config = _STRICT
+    relationship: Text | None = None
+    condition: Text | None = None
+    age: int | None = Field(default=None, ge=0, le=130)
+
+
+class CareSituationIn(CareSituation):
+    model_config = _STRICT
+    hours_per_week: float | None = Field(default=None, ge=0, le=168)
+    duration_months: int | None = Field(default=None, ge=0, le=1200)
+
+
+class InstrumentIn(InstrumentAnswers):
+    model_config = _STRICT
+    id: Text
+    answers: list[int] = Field(max_length=100)
+
+
+class ConsentIn(Consent):
+    model_config = _STRICT
+
+
+class SignalIn(BaseModel):
+    """A signal about a caregiver who may be overburdened."""
+
+    model_config = _STRICT
+
+    source: SourceIn
+    caregiver: CaregiverIn
+    care_recipient: CareRecipientIn = CareRecipientIn()
+    care_situation: CareSituationIn = CareSituationIn()
+    observations: list[Observation] = Field(default=[], max_length=30)
+    instrument: InstrumentIn | None = None
+    consent: ConsentIn = ConsentIn()
+    urgency: Urgency = Urgency.NORMAL
+    note: Annotated[str, StringConstraints(max_length=4000)] | None = None
+
+
+class Accepted(BaseModel):
+    id: UUID
+    status: str
+    status_url: str
+
+
+class TimelineEntry(BaseModel):
+    stage: str
+    at: datetime
+    summary: str | None = None
+
+
+class ScreeningView(BaseModel):
+    instrument: str | None = None
+    score: float | None = None
+    band: str | None = None
+    risk_level: RiskLevel
+    reasons: list[str] = []
+    needs: list[str] = []
+    next_instrument: str | None = None
+    case_id: UUID | None = None
+
+
+class NotificationView(BaseModel):
+    recipient: str
+    channel: str
+    template: str
+    status: str
+    at: datetime
+    detail: str | None = None
+
+
+class SignalStatus(BaseModel):
+    id: UUID
+    status: str
+    received_at: datetime
+    case_id: UUID | None = None
+    timeline: list[TimelineEntry]
+    screening: ScreeningView | None = None
+    escalation: dict[str, Any] | None = None
+    matches: list[dict[str, Any]] = []
+    no_match_reason: str | None = None
+    notifications: list[NotificationView] = []

@@ -1,0 +1,45 @@
+"""Settings shared by every service. Each service subclasses ``ServiceSettings`` with its own
+env prefix (``SIGNALS_``, ``SCREENING_``, ...); Kafka settings are common (``KAFKA_``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class KafkaSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    # Tansu (the embedded broker) lacks InitProducerId: keep these off there, on for real Kafka.
+    idempotence: bool = False
+    acks: Literal["all", "1", "0"] = "all"
+    partitions: int = 6
+    replication_factor: int = 1
+    request_timeout_ms: int = 15_000
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    service_name: str = "service"
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    database_pool_size: int = 10
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+    # Bounded retries of a failing event before it goes to the dead-letter topic.
+    consumer_max_attempts: int = 4
+    consumer_retry_backoff_seconds: float = 0.2
+    outbox_batch_size: int = 200
+    outbox_poll_seconds: float = 1.0
+    # Published outbox rows are kept this long, so they can be replayed onto a fresh broker.
+    outbox_retention_hours: float = 24.0
+    # The embedded broker keeps nothing across restarts: replay retained events on start.
+    # Consumers are idempotent, so a replay only re-delivers what they already saw.
+    outbox_replay_on_start: bool = False
+    shutdown_grace_seconds: float = 10.0
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -1,0 +1,181 @@
+"""Idempotent event consumption with bounded retries and a dead-letter topic.
+
+For every record: parse the envelope (a record that is not one is poison: straight to the
+DLQ), route by ``event_type`` (unknown types are ignored, contracts are additive), then in
+ONE transaction insert the inbox row and run the handler, which writes its state and its
+outbox events. A redelivered event hits the inbox row and is skipped. A failing handler is
+retried a bounded number of times, then the record goes to ``<topic>.dlq`` with the error
+and its origin in headers. Only after that does FastStream commit the offset; if even the
+DLQ publish fails the record is nacked (the consumer seeks back), so nothing is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import structlog
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import BaseModel, ValidationError
+
+from shared.contracts import Envelope, RawEnvelope, Topics
+from shared.metrics import Metrics
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """The event can never be handled (it contradicts the contract): no retries, DLQ."""
+
+
+@dataclass(frozen=True)
+class Route:
+    payload: type[BaseModel]
+    handler: Handler
+
+
+@dataclass
+class ConsumerSettings:
+    group_id: str
+    max_attempts: int = 4
+    backoff_seconds: float = 0.2
+
+
+class EventConsumer:
+    """Registers one FastStream subscriber per topic and runs every event through the inbox."""
+
+    def __init__(
+        self, broker: KafkaBroker, pool_getter: Callable[[], asyncpg.Pool], metrics: Metrics,
+        settings: ConsumerSettings,
+    ) -> None:
+        self._broker = broker
+        # The pool is created in the app's lifespan, after handlers are registered.
+        self._pool = pool_getter
+        self._metrics = metrics
+        self._settings = settings
+
+    def subscribe(self, routes: dict[str, dict[str, Route]]) -> None:
+        """One subscriber (one group member) for all of the service's topics, so that
+        starting it is a single group join instead of one rebalance per topic."""
+
+        async def consume(message: KafkaMessage) -> None:
+            topic = message.raw_message.topic
+            await self.handle_record(topic, routes[topic], message)
+
+        self._broker.subscriber(
+            *routes,
+            group_id=self._settings.group_id,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=self._settings.group_id,
+        )(consume)
+
+    async def handle_record(self, topic: str, routes: dict[str, Route], message: Any) -> None:
+        record = message.raw_message
+        body: bytes = message.body
+        structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
+        try:
+            raw = RawEnvelope.model_validate_json(body)
+        except ValidationError as exc:
+            await self._dead_letter(topic, record, body, None, PermanentError(_describe(exc)), 0)
+            return
+        structlog.contextvars.bind_contextvars(
+            correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
+        )
+        route = routes.get(raw.event_type)
+        if route is None:
+            self._metrics.messages.labels(topic, "ignored").inc()
+            return
+        try:
+            event = Envelope[route.payload].model_validate(raw.model_dump())  # type: ignore[name-defined]
+        except ValidationError as exc:
+            await self._dead_letter(topic, record, body, raw, PermanentError(_describe(exc)), 0)
+            return
+
+        started = time.perf_counter()
+        error: Exception | None = None
+        for attempt in range(1, self._settings.max_attempts + 1):
+            try:
+                outcome = await self._apply(topic, event, route.handler)
+            except PermanentError as exc:
+                await self._dead_letter(topic, record, body, raw, exc, attempt)
+                return
+            except Exception as exc:
+                error = exc
+                self._metrics.failures.labels(topic, type(exc).__name__).inc()
+                log.warning("handler failed", topic=topic, attempt=attempt, error=repr(exc))
+                if attempt < self._settings.max_attempts:
+                    await asyncio.sleep(self._settings.backoff_seconds * 2 ** (attempt - 1))
+                continue
+            self._metrics.messages.labels(topic, outcome).inc()
+            self._metrics.handle_seconds.labels(topic).observe(time.perf_counter() - started)
+            return
+        assert error is not None
+        await self._dead_letter(topic, record, body, raw, error, self._settings.max_attempts)
+
+    async def _apply(self, topic: str, event: Envelope[Any], handler: Handler) -> str:
+        async with self._pool().acquire() as conn, conn.transaction():
+            fresh = await conn.fetchval(
+                """INSERT INTO inbox (event_id, consumer, topic, event_type)
+                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+                event.event_id,
+                self._settings.group_id,
+                topic,
+                event.event_type,
+            )
+            if not fresh:
+                log.info("duplicate event skipped", topic=topic)
+                return "duplicate"
+            await handler(conn, event)
+        return "processed"
+
+    async def _dead_letter(
+        self, topic: str, record: Any, body: bytes, raw: RawEnvelope | None,
+        error: Exception, attempts: int,
+    ) -> None:
+        error_text = str(error) or repr(error)
+        headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+        headers.update(
+            {
+                "dlq_error": error_text[:2000],
+                "dlq_error_type": type(error).__name__,
+                "dlq_origin_topic": record.topic,
+                "dlq_origin_partition": str(record.partition),
+                "dlq_origin_offset": str(record.offset),
+                "dlq_consumer_group": self._settings.group_id,
+                "dlq_attempts": str(attempts),
+                "dlq_failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        # Kafka first: if it fails the record is nacked and redelivered, never dropped.
+        await self._broker.publish(body, topic=Topics.dlq(topic), key=record.key, headers=headers)
+        self._metrics.dlq.labels(topic).inc()
+        self._metrics.messages.labels(topic, "dead_lettered").inc()
+        log.error(
+            "event dead-lettered", topic=topic, error=error_text, error_type=type(error).__name__,
+            partition=record.partition, offset=record.offset, attempts=attempts,
+        )
+        try:
+            await self._pool().execute(
+                """INSERT INTO dead_letters (topic, partition, "offset", consumer, event_id,
+                       error_type, error, attempts, body)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                topic, record.partition, record.offset, self._settings.group_id,
+                str(raw.event_id) if raw else None, type(error).__name__, error_text, attempts, body,
+            )
+        except Exception as exc:  # the DLQ topic has it; the table is the operator's copy
+            log.warning("dead letter not recorded in database", error=repr(exc))
+
+
+def _describe(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors()
+    )

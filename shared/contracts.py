@@ -1,0 +1,288 @@
+"""Event contracts shared by every service: the envelope, the payloads and the topics.
+
+Contracts are additive only. A new optional field keeps the version; anything that would
+break a consumer gets a new event version and a new topic (``....v2``). Consumers ignore
+fields they do not know, so producers can be upgraded first.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Topics:
+    """Topic names. Each producing stage owns one topic; the event type says what happened."""
+
+    SIGNALS = "signals.received.v1"
+    SCREENING = "screening.assessed.v1"
+    MATCHING = "matching.proposed.v1"
+    NOTIFY = "notify.delivered.v1"
+
+    ALL = (SIGNALS, SCREENING, MATCHING, NOTIFY)
+
+    @staticmethod
+    def dlq(topic: str) -> str:
+        return f"{topic}.dlq"
+
+
+class EventType(StrEnum):
+    SIGNAL_RECEIVED = "signal.received"
+    SIGNAL_SCREENED = "signal.screened"
+    CASE_ESCALATED = "case.escalated"
+    MATCHES_PROPOSED = "matches.proposed"
+    NOTIFICATION_SENT = "notification.sent"
+
+
+class _Contract(BaseModel):
+    # Consumers ignore unknown fields so that producers may add fields first.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# --- vocabularies -------------------------------------------------------------------
+
+
+class SourceKind(StrEnum):
+    GP = "gp"
+    PRACTICE_NURSE = "practice_nurse"
+    WELFARE_WORKER = "welfare_worker"
+    NEIGHBOURHOOD_TEAM = "neighbourhood_team"
+    HOME_CARE = "home_care"
+    RESIDENT = "resident"
+    SELF = "self"
+    OTHER = "other"
+
+
+class Observation(StrEnum):
+    """Signs a referrer may have noticed. The last group means derailed care (crisis)."""
+
+    SLEEP_PROBLEMS = "sleep_problems"
+    PHYSICAL_COMPLAINTS = "physical_complaints"
+    SOCIAL_ISOLATION = "social_isolation"
+    EXHAUSTION = "exhaustion"
+    EMOTIONAL_DISTRESS = "emotional_distress"
+    TENSION = "tension"
+    DEPRESSIVE_SYMPTOMS = "depressive_symptoms"
+    FINANCIAL_PROBLEMS = "financial_problems"
+    WORK_PROBLEMS = "work_problems"
+    RELATIONSHIP_STRAIN = "relationship_strain"
+    NO_TIME_FOR_SELF = "no_time_for_self"
+    NO_BACKUP = "no_backup"
+    CARE_RECIPIENT_BEHAVIOUR = "care_recipient_behaviour"
+    NEGLECT = "neglect"
+    AGGRESSION = "aggression"
+    ABUSE = "abuse"
+
+
+DERAILED_CARE = frozenset({Observation.NEGLECT, Observation.AGGRESSION, Observation.ABUSE})
+
+
+class Urgency(StrEnum):
+    NORMAL = "normal"
+    HIGH = "high"
+    CRISIS = "crisis"
+
+
+class ContactPreference(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    SMS = "sms"
+    POST = "post"
+    DO_NOT_CONTACT = "do_not_contact"
+
+
+class Language(StrEnum):
+    NL = "nl"
+    EN = "en"
+
+
+class RiskLevel(StrEnum):
+    IN_BALANCE = "in_balance"
+    AT_RISK = "at_risk"
+    OVERBURDENED = "overburdened"
+    CRISIS = "crisis"
+
+
+class Need(StrEnum):
+    INFORMATION_ADVICE = "information_advice"
+    EMOTIONAL_SUPPORT = "emotional_support"
+    PRACTICAL_HELP = "practical_help"
+    RESPITE_CARE = "respite_care"
+    PEER_CONTACT = "peer_contact"
+    FINANCIAL_ADMINISTRATIVE = "financial_administrative"
+    WORK_CARE_BALANCE = "work_care_balance"
+    YOUNG_CARER_SUPPORT = "young_carer_support"
+    CASE_MANAGEMENT = "case_management"
+
+
+# --- the signal as it travels --------------------------------------------------------
+
+
+class Source(_Contract):
+    kind: SourceKind
+    reference: str | None = None
+
+
+class Caregiver(_Contract):
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    birth_year: int | None = None
+    postcode: str | None = None
+    municipality_code: str
+    preferred_language: Language = Language.NL
+    contact_preference: ContactPreference = ContactPreference.EMAIL
+
+
+class CareRecipient(_Contract):
+    relationship: str | None = None
+    condition: str | None = None
+    age: int | None = None
+
+
+class CareSituation(_Contract):
+    hours_per_week: float | None = None
+    duration_months: int | None = None
+    lives_together: bool | None = None
+    combines_with_work: bool | None = None
+
+
+class InstrumentAnswers(_Contract):
+    id: str
+    answers: list[int]
+
+
+class Consent(_Contract):
+    contact_caregiver: bool = False
+    share_with_providers: bool = False
+    obtained_by: str | None = None
+    obtained_at: datetime | None = None
+
+
+class SignalReceived(_Contract):
+    """A signal accepted by the ingest API. Carries personal data: internal topics only."""
+
+    signal_id: UUID
+    organisation_id: UUID
+    organisation_name: str
+    received_at: datetime
+    source: Source
+    caregiver: Caregiver
+    care_recipient: CareRecipient = CareRecipient()
+    care_situation: CareSituation = CareSituation()
+    observations: list[Observation] = []
+    instrument: InstrumentAnswers | None = None
+    consent: Consent = Consent()
+    urgency: Urgency = Urgency.NORMAL
+    note: str | None = None
+
+
+class ScreeningResult(_Contract):
+    instrument: str | None = None
+    instrument_version: str | None = None
+    score: float | None = None
+    band: str | None = None
+    risk_level: RiskLevel
+    reasons: list[str] = []
+    needs: list[Need] = []
+    next_instrument: str | None = None
+
+
+class SignalScreened(_Contract):
+    """Screening judged a signal. ``signal`` repeats what matching and notify need to act."""
+
+    signal_id: UUID
+    case_id: UUID
+    screened_at: datetime
+    result: ScreeningResult
+    signal: SignalReceived
+
+
+class CaseEscalated(_Contract):
+    signal_id: UUID
+    case_id: UUID
+    escalated_at: datetime
+    municipality_code: str
+    reason: str
+    risk_level: RiskLevel
+    signal: SignalReceived
+
+
+class MatchExplanation(_Contract):
+    covers_needs: list[Need] = []
+    eligibility: list[str] = []
+    score_parts: dict[str, float] = {}
+
+
+class ProposedMatch(_Contract):
+    service_id: str
+    service_name: str
+    organization_name: str
+    category: str
+    score: float
+    contact_email: str | None = None
+    explanation: MatchExplanation = MatchExplanation()
+
+
+class MatchesProposed(_Contract):
+    signal_id: UUID
+    case_id: UUID
+    proposed_at: datetime
+    matches: list[ProposedMatch]
+    no_match_reason: str | None = None
+    result: ScreeningResult
+    signal: SignalReceived
+
+
+class NotificationSent(_Contract):
+    signal_id: UUID
+    case_id: UUID
+    notification_id: UUID
+    recipient_role: str  # caregiver | referrer | provider | consultant
+    channel: str
+    template: str
+    status: str  # delivered | failed | suppressed
+    sent_at: datetime
+    detail: str | None = None
+
+
+# --- the envelope --------------------------------------------------------------------
+
+P = TypeVar("P", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(_Contract, Generic[P]):
+    """Metadata every event carries; ``subject`` (the caregiver pseudonym) is the Kafka key."""
+
+    event_id: UUID = Field(default_factory=uuid4)
+    event_type: str
+    version: int = 1
+    occurred_at: datetime = Field(default_factory=utcnow)
+    correlation_id: str
+    causation_id: UUID | None = None
+    producer: str
+    subject: str
+    payload: P
+
+
+class RawEnvelope(Envelope[Any]):
+    """An envelope whose payload is not parsed yet: used to route by ``event_type``."""
+
+    payload: dict[str, Any]
+
+
+PAYLOADS: dict[str, type[BaseModel]] = {
+    EventType.SIGNAL_RECEIVED: SignalReceived,
+    EventType.SIGNAL_SCREENED: SignalScreened,
+    EventType.CASE_ESCALATED: CaseEscalated,
+    EventType.MATCHES_PROPOSED: MatchesProposed,
+    EventType.NOTIFICATION_SENT: NotificationSent,
+}

@@ -1,0 +1,92 @@
+"""PostgreSQL access with asyncpg: the pool and the numbered-SQL migration runner.
+
+Migrations are plain ``NNN_name.sql`` files applied in order, each in its own transaction,
+recorded in ``schema_migrations`` under a track name (``shared`` for the outbox and inbox,
+then the service's own). An advisory lock keeps two replicas from migrating at once."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger(__name__)
+
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+_MIGRATION_NAME = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_MIGRATION_LOCK = 0x5175_7070  # any constant; all services use their own database
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
+    return await asyncpg.create_pool(
+        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30
+    )
+
+
+def migration_files(directory: Path) -> list[tuple[int, Path]]:
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_NAME.match(path.name)
+        if not match:
+            raise ValueError(f"migration {path} is not named NNN_name.sql")
+        files.append((int(match.group(1)), path))
+    versions = [v for v, _ in files]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration numbers in {directory}")
+    return files
+
+
+async def apply_migrations(conn: asyncpg.Connection, tracks: dict[str, Path]) -> list[str]:
+    """Apply every pending migration of each track; returns the names applied."""
+    applied: list[str] = []
+    await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   track text NOT NULL, version int NOT NULL, name text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now(),
+                   PRIMARY KEY (track, version))"""
+        )
+        for track, directory in tracks.items():
+            done = {
+                r["version"]
+                for r in await conn.fetch(
+                    "SELECT version FROM schema_migrations WHERE track = $1", track
+                )
+            }
+            for version, path in migration_files(directory):
+                if version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (track, version, name) VALUES ($1, $2, $3)",
+                        track,
+                        version,
+                        path.name,
+                    )
+                applied.append(f"{track}/{path.name}")
+                log.info("migration applied", track=track, migration=path.name)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK)
+    return applied
+
+
+async def migrate(dsn: str, service_migrations: Path) -> list[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await apply_migrations(
+            conn, {"shared": SHARED_MIGRATIONS, "service": service_migrations}
+        )
+    finally:
+        await conn.close()

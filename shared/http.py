@@ -1,0 +1,76 @@
+"""HTTP pieces the APIs share: a streaming body-size limit and readable validation errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimitMiddleware:
+    """Answer 413 once a request body exceeds ``limit`` bytes, counted as it streams in.
+
+    Content-Length is not trusted (it may be absent or lie); the body is read up to the
+    limit and then replayed to the application."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                response = JSONResponse(
+                    {"detail": f"request body is larger than {self.limit} bytes"}, status_code=413
+                )
+                await response(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if sent:
+                return await receive()
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or "body"
+
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            entry = {"field": _field(tuple(err["loc"])), "message": err["msg"], "type": err["type"]}
+            if "input" in err and err["type"] == "extra_forbidden":
+                entry["message"] = "unknown field"
+            errors.append(entry)
+        return JSONResponse(
+            {"error": "validation_failed", "detail": json.loads(json.dumps(errors, default=str))},
+            status_code=422,
+        )

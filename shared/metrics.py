@@ -1,0 +1,43 @@
+"""Prometheus metrics every service exposes on ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        labels = {"registry": self.registry}
+        self.messages = Counter(
+            "sts_messages_handled_total",
+            "Events consumed, by outcome (processed, duplicate, ignored, dead_lettered).",
+            ["topic", "outcome"],
+            **labels,
+        )
+        self.failures = Counter(
+            "sts_handler_failures_total",
+            "Failed attempts at handling an event (each retry counts).",
+            ["topic", "error_type"],
+            **labels,
+        )
+        self.dlq = Counter(
+            "sts_dlq_messages_total", "Events sent to a dead-letter topic.", ["topic"], **labels
+        )
+        self.handle_seconds = Histogram(
+            "sts_handler_seconds", "Time to handle one event.", ["topic"], **labels
+        )
+        self.published = Counter(
+            "sts_outbox_published_total", "Events published by the outbox relay.", ["topic"], **labels
+        )
+        self.publish_errors = Counter(
+            "sts_outbox_publish_errors_total", "Failed outbox publish batches.", **labels
+        )
+        self.outbox_pending = Gauge(
+            "sts_outbox_pending", "Outbox events not yet published.", **labels
+        )
+        self.http_requests = Counter(
+            "sts_http_requests_total", "HTTP requests.", ["method", "route", "status"], **labels
+        )
+        self.up = Gauge("sts_up", "1 while the service runs.", ["service"], **labels)
+        self.up.labels(service).set(1)

@@ -1,0 +1,83 @@
+"""Infrastructure for the tests: a real PostgreSQL and a real Kafka-compatible broker.
+
+Each comes from the environment when given (``TEST_DATABASE_URL``, an admin URL, and
+``KAFKA_BOOTSTRAP_SERVERS``), from testcontainers when a Docker engine answers, and from
+the embedded PostgreSQL and Tansu otherwise. Nothing is mocked."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from deploy.stack import EmbeddedPostgres, Tansu, create_databases, free_port
+
+
+def _docker_available() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def docker_available() -> bool:
+    return _docker_available()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory, docker_available: bool) -> Iterator[str]:
+    if url := os.environ.get("TEST_DATABASE_URL"):
+        yield url
+    elif docker_available:
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:17", driver=None) as pg:
+            yield pg.get_connection_url()
+    else:
+        server = EmbeddedPostgres(tmp_path_factory.mktemp("pg") / "data", free_port(), durable=False)
+        server.start()
+        try:
+            yield server.dsn()
+        finally:
+            server.stop()
+
+
+@dataclass(frozen=True)
+class KafkaUnderTest:
+    bootstrap: str
+    idempotence: bool  # real Kafka: on; Tansu lacks InitProducerId
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory, docker_available: bool) -> Iterator[KafkaUnderTest]:
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield KafkaUnderTest(bootstrap, os.environ.get("KAFKA_IDEMPOTENCE", "false").lower() == "true")
+    elif docker_available:
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield KafkaUnderTest(container.get_bootstrap_server(), True)
+    else:
+        broker = Tansu(free_port(), tmp_path_factory.mktemp("tansu") / "tansu.log")
+        broker.start()
+        try:
+            yield KafkaUnderTest(broker.bootstrap, False)
+        finally:
+            broker.stop()
+
+
+@pytest.fixture
+def database_url(postgres_url: str) -> str:
+    """A new, empty database on the test server."""
+    from deploy.stack import ExternalPostgres
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    create_databases(postgres_url, [name])
+    return ExternalPostgres(postgres_url).dsn(name)
