@@ -61,10 +61,13 @@ class EventConsumer:
         self._pool = pool_getter
         self._metrics = metrics
         self._settings = settings
+        self.topics: list[str] = []
 
     def subscribe(self, routes: dict[str, dict[str, Route]]) -> None:
         """One subscriber (one group member) for all of the service's topics, so that
         starting it is a single group join instead of one rebalance per topic."""
+
+        self.topics.extend(routes)
 
         async def consume(message: KafkaMessage) -> None:
             topic = message.raw_message.topic
@@ -166,10 +169,11 @@ class EventConsumer:
         try:
             await self._pool().execute(
                 """INSERT INTO dead_letters (topic, partition, "offset", consumer, event_id,
-                       error_type, error, attempts, body)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                       error_type, error, attempts, body, key)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
                 topic, record.partition, record.offset, self._settings.group_id,
                 str(raw.event_id) if raw else None, type(error).__name__, error_text, attempts, body,
+                record.key.decode(errors="replace") if record.key else None,
             )
         except Exception as exc:  # the DLQ topic has it; the table is the operator's copy
             log.warning("dead letter not recorded in database", error=repr(exc))

@@ -36,6 +36,10 @@ class EventType(StrEnum):
     CASE_ESCALATED = "case.escalated"
     MATCHES_PROPOSED = "matches.proposed"
     NOTIFICATION_SENT = "notification.sent"
+    RESCREEN_DUE = "rescreen.due"
+    REFERRAL_UPDATED = "referral.updated"
+    FOLLOW_UP_RECORDED = "followup.recorded"
+    CAREGIVER_ERASED = "caregiver.erased"
 
 
 class _Contract(BaseModel):
@@ -200,6 +204,8 @@ class SignalScreened(_Contract):
     screened_at: datetime
     result: ScreeningResult
     signal: SignalReceived
+    # The case was escalated to the caregiver consultant: never left to matching alone.
+    escalated: bool = False
 
 
 class CaseEscalated(_Contract):
@@ -226,6 +232,10 @@ class ProposedMatch(_Contract):
     score: float
     contact_email: str | None = None
     explanation: MatchExplanation = MatchExplanation()
+    # The slot held for this proposal; released when the provider declines or it expires.
+    reservation_id: UUID | None = None
+    # True for the municipality's caregiver consultant, who gets every escalated case.
+    consultant: bool = False
 
 
 class MatchesProposed(_Contract):
@@ -248,6 +258,81 @@ class NotificationSent(_Contract):
     status: str  # delivered | failed | suppressed
     sent_at: datetime
     detail: str | None = None
+
+
+class RescreenDue(_Contract):
+    """A case's follow-up measurement is due (POM: re-measure after a while)."""
+
+    case_id: UUID
+    last_signal_id: UUID
+    risk_level: RiskLevel
+    due_at: datetime
+    municipality_code: str
+
+
+class ReferralStatus(StrEnum):
+    """Aligned with the HL7 FHIR Task statuses."""
+
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+    IN_PROGRESS = "in-progress"
+    ON_HOLD = "on-hold"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class RejectionReason(StrEnum):
+    NO_CAPACITY = "no_capacity"
+    OUT_OF_AREA = "out_of_area"
+    NOT_ELIGIBLE = "not_eligible"
+    COULD_NOT_CONTACT = "could_not_contact"
+    DECLINED_BY_CAREGIVER = "declined_by_caregiver"
+    OTHER = "other"
+
+
+class ReferralUpdated(_Contract):
+    """A referral to one provider changed status (the provider answered, a deadline passed)."""
+
+    signal_id: UUID
+    case_id: UUID
+    referral_id: UUID
+    service_id: str
+    service_name: str
+    status: ReferralStatus
+    reason_code: RejectionReason | None = None
+    note: str | None = None
+    updated_at: datetime
+    updated_by: str  # provider | consultant | system
+    reservation_id: UUID | None = None
+    # The rejected services, so re-matching does not propose them again.
+    excluded_service_ids: list[str] = []
+    signal: SignalReceived | None = None
+    result: ScreeningResult | None = None
+
+
+class FollowUpRecorded(_Contract):
+    """The caregiver answered the follow-up question: did the support arrive?"""
+
+    signal_id: UUID
+    case_id: UUID
+    support_arrived: bool
+    recorded_at: datetime
+    note: str | None = None
+
+
+class CaregiverErased(_Contract):
+    """Erase everything identifying about one caregiver (GDPR art. 17), in every service.
+
+    Published on the signals topic, which every service subscribes to for this type."""
+
+    erasure_id: UUID
+    caregiver_pseudonym: str
+    signal_ids: list[UUID]
+    case_ids: list[UUID] = []
+    requested_at: datetime
+    requested_by: UUID  # the organisation that asked
 
 
 # --- the envelope --------------------------------------------------------------------
@@ -285,4 +370,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     EventType.CASE_ESCALATED: CaseEscalated,
     EventType.MATCHES_PROPOSED: MatchesProposed,
     EventType.NOTIFICATION_SENT: NotificationSent,
+    EventType.RESCREEN_DUE: RescreenDue,
+    EventType.REFERRAL_UPDATED: ReferralUpdated,
+    EventType.FOLLOW_UP_RECORDED: FollowUpRecorded,
+    EventType.CAREGIVER_ERASED: CaregiverErased,
 }

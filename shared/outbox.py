@@ -173,6 +173,14 @@ class OutboxRelay:
         )
 
 
+async def forget_subject(conn: asyncpg.Connection, subject: str) -> None:
+    """Erasure: drop the retained copies of a caregiver's events and dead letters.
+
+    Unpublished events stay: they are still owed to their consumers, who erase in turn."""
+    await conn.execute("DELETE FROM outbox WHERE key = $1 AND published_at IS NOT NULL", subject)
+    await conn.execute("DELETE FROM dead_letters WHERE key = $1", subject)
+
+
 async def replay_retained(pool: asyncpg.Pool) -> int:
     """Mark every retained event for publishing again (after the broker lost its data)."""
     result = await pool.execute("UPDATE outbox SET published_at = NULL WHERE published_at IS NOT NULL")

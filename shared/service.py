@@ -79,7 +79,6 @@ def create_service_app(
     title: str,
     migrations: Path,
     produces: Sequence[str],
-    consumes: Sequence[str] = (),
     workers: Sequence[Callable[[Runtime], Worker]] = (),
     description: str = "",
 ) -> FastAPI:
@@ -90,7 +89,7 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate(settings.database_url, migrations)
         runtime._pool = await create_pool(settings.database_url, size=settings.database_pool_size)
-        await ensure_topics(settings.kafka, with_dlqs([*produces, *consumes]))
+        await ensure_topics(settings.kafka, with_dlqs([*produces, *runtime.consumer.topics]))
         if settings.outbox_replay_on_start:
             replayed = await replay_retained(runtime.pool)
             log.info("outbox replayed onto a fresh broker", events=replayed)

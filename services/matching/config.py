@@ -1,5 +1,6 @@
 """Settings of the matching service (env prefix ``MATCHING_``)."""
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ServiceSettings
@@ -13,3 +14,6 @@ class MatchingSettings(ServiceSettings):
     max_proposals: int = 3
     # A proposed slot is held this long for the provider to accept, then released.
     reservation_hold_minutes: int = 60 * 24 * 3
+    reservation_sweep_seconds: float = 60.0
+    # Bearer token of the social-map admin API (not a partner key); unset: the API is closed.
+    admin_token: SecretStr | None = None

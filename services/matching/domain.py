@@ -13,7 +13,7 @@ from datetime import date
 
 from services.matching import pc4
 from services.matching.taxonomy import TARGET_GROUPS, TERMS, needs_covered
-from shared.contracts import MatchExplanation, Need, ProposedMatch
+from shared.contracts import MatchExplanation, Need, ProposedMatch, SignalScreened
 
 # Weights of the score parts; they sum to 1 so a score reads as a fraction of a perfect fit.
 WEIGHTS = {"need_coverage": 0.5, "distance": 0.2, "capacity": 0.1, "freshness": 0.1, "preference": 0.1}
@@ -31,6 +31,9 @@ NO_ACTIVE_SERVICES = "no active services"
 NOT_ELIGIBLE = "not eligible"
 NEEDS_NOT_COVERED = "needs not covered"
 NO_CAPACITY = "no capacity"
+NO_CONSULTANT = "no caregiver consultant for this area on the social map"
+
+CONSULTANT = "caregiver_consultant"
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,48 @@ class MatchRequest:
     latitude: float | None = None
     longitude: float | None = None
     limit: int = 3
+    # Services already proposed for this case (or declined): re-matching looks further.
+    exclude_service_ids: frozenset[str] = frozenset()
+
+
+def request_from(screened: SignalScreened, limit: int, exclude: frozenset[str] = frozenset()) -> MatchRequest:
+    """What to look for, from what screening judged and what the referrer told."""
+    signal = screened.signal
+    caregiver = signal.caregiver
+    age = signal.received_at.year - caregiver.birth_year if caregiver.birth_year else None
+    groups = set()
+    if age is not None and age < 25:
+        groups.add("young_carers")
+    if signal.care_situation.combines_with_work:
+        groups.add("working_carers")
+    if signal.care_recipient.condition and "dement" in signal.care_recipient.condition.casefold():
+        groups.add("dementia")
+    return MatchRequest(
+        needs=list(screened.result.needs), municipality_code=caregiver.municipality_code,
+        pc4=pc4.pc4_of(caregiver.postcode), caregiver_age=age,
+        preferred_language=caregiver.preferred_language.value, target_groups=frozenset(groups),
+        limit=limit, exclude_service_ids=exclude,
+    )
+
+
+def consultant(request: MatchRequest, candidates: list[Candidate]) -> ProposedMatch | None:
+    """The municipality's caregiver consultant for an escalated or unmatched case: a person
+    who acts on it, whatever the caregiver's needs or a service's capacity."""
+    eligible = [
+        c for c in candidates
+        if CONSULTANT in c.terms and c.status == "active" and _area_reason(request, c)[0]
+    ]
+    if not eligible:
+        return None
+    origin = _origin(request)
+    best = min(eligible, key=lambda c: (
+        haversine_km(origin, (c.latitude, c.longitude)) if origin and c.latitude is not None else 0.0,
+        c.service_id))
+    return ProposedMatch(
+        service_id=best.service_id, service_name=best.service_name, organization_name=best.organization_name,
+        category=CONSULTANT, score=0.0, contact_email=best.contact_email, consultant=True,
+        explanation=MatchExplanation(eligibility=["caregiver consultant for the caregiver's area"]),
+    )
 
 
 @dataclass(frozen=True)
@@ -195,6 +240,9 @@ def match(request: MatchRequest, candidates: list[Candidate], today: date) -> Ma
     furthest = 0
     proposals: list[ProposedMatch] = []
     for c in sorted(candidates, key=lambda c: c.service_id):
+        if c.service_id in request.exclude_service_ids:
+            excluded.append((c.service_id, "already proposed for this case"))
+            continue
         area_ok, area_reason = _area_reason(request, c)
         reasons, refusal = _eligibility(request, c)
         covered = [n for n in wanted if n in needs_covered(c.terms)]

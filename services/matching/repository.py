@@ -304,3 +304,17 @@ async def stored_records(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     )
     # Text, not jsonb: the result is the same whether or not the connection decodes json.
     return [{**json.loads(r["service"]), "organization": json.loads(r["organization"])} for r in rows]
+
+
+async def confirm(conn: asyncpg.Connection, reservation_id: UUID) -> bool:
+    """The provider accepted: the held place is taken for good."""
+    return await conn.fetchval(
+        "UPDATE reservation SET status = 'confirmed', updated_at = now() WHERE id = $1 AND status = 'held' RETURNING true",
+        reservation_id,
+    ) or False
+
+
+async def proposed_for(conn: asyncpg.Connection, case_id: UUID) -> frozenset[str]:
+    """Every service a place was ever held at for this case."""
+    rows = await conn.fetch("SELECT DISTINCT service_id FROM reservation WHERE case_id = $1", case_id)
+    return frozenset(r["service_id"] for r in rows)

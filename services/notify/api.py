@@ -40,7 +40,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
 
     app = create_service_app(
         runtime, title="signal-to-support: notify", migrations=MIGRATIONS,
-        produces=[Topics.NOTIFY], consumes=[Topics.MATCHING], workers=[delivery_worker],
+        produces=[Topics.NOTIFY], workers=[delivery_worker],
         description="Tells the caregiver, the referrer and the providers; the local mailbox is at /mailbox.",
     )
 

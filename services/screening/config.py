@@ -12,3 +12,4 @@ class ScreeningSettings(ServiceSettings):
     port: int = 8081
     # Signals about the same caregiver within this window join one case.
     case_merge_window_days: int = 180
+    rescreen_check_seconds: float = 60.0

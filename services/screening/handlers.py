@@ -10,9 +10,12 @@ from services.screening import domain, repository
 from services.screening.config import ScreeningSettings
 from shared.consumer import PermanentError, Route
 from shared.contracts import (
+    CaregiverErased,
     CaseEscalated,
     Envelope,
     EventType,
+    FollowUpRecorded,
+    RescreenDue,
     RiskLevel,
     ScreeningResult,
     SignalReceived,
@@ -21,7 +24,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.outbox import add_event, new_event
+from shared.outbox import add_event, forget_subject, new_event
 from shared.service import Runtime
 
 
@@ -65,13 +68,14 @@ def make_on_signal(settings: ScreeningSettings):
             "reasons": list(dict.fromkeys([*own.reasons, *case.reasons])),
             "needs": case.needs,
         })
+        # Escalate once per case, and again for every new crisis signal: new information.
+        escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
         screened = SignalScreened(signal_id=signal.signal_id, case_id=case_id, screened_at=now,
-                                  result=result, signal=signal)
+                                  result=result, signal=signal, escalated=escalate)
         await add_event(conn, Topics.SCREENING, new_event(
             EventType.SIGNAL_SCREENED, screened, producer=settings.service_name, subject=event.subject,
             correlation_id=event.correlation_id, causation_id=event.event_id))
-        # Escalate once per case, and again for every new crisis signal: new information.
-        if newly_escalated or own.risk_level is RiskLevel.CRISIS:
+        if escalate:
             escalated = CaseEscalated(
                 signal_id=signal.signal_id, case_id=case_id, escalated_at=now,
                 municipality_code=signal.caregiver.municipality_code, risk_level=case.risk_level,
@@ -84,7 +88,38 @@ def make_on_signal(settings: ScreeningSettings):
     return on_signal
 
 
+async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
+    # POM: support that did not arrive means the burden must be measured again, now.
+    if not event.payload.support_arrived:
+        await repository.rescreen_now(conn, event.payload.case_id, utcnow())
+
+
+async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
+    await repository.erase_caregiver(conn, event.payload.caregiver_pseudonym)
+    await forget_subject(conn, event.payload.caregiver_pseudonym)
+
+
+async def emit_due_rescreens(runtime: Runtime) -> int:
+    """Emit rescreen.due for every case whose follow-up measurement is due."""
+    now = utcnow()
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        due = await repository.claim_due_rescreens(conn, now)
+        for case in due:
+            payload = RescreenDue(case_id=case["id"], last_signal_id=case["last_signal_id"],
+                                  risk_level=case["risk_level"], due_at=case["rescreen_due_at"],
+                                  municipality_code=case["municipality_code"])
+            await add_event(conn, Topics.SCREENING, new_event(
+                EventType.RESCREEN_DUE, payload, producer=runtime.settings.service_name,
+                subject=case["caregiver_pseudonym"], correlation_id=str(case["last_signal_id"])))
+            await repository.mark_rescreen_emitted(conn, case["id"], now)
+    return len(due)
+
+
 def register_handlers(runtime: Runtime) -> None:
     runtime.consumer.subscribe({
-        Topics.SIGNALS: {EventType.SIGNAL_RECEIVED: Route(SignalReceived, make_on_signal(runtime.settings))},  # type: ignore[arg-type]
+        Topics.SIGNALS: {
+            EventType.SIGNAL_RECEIVED: Route(SignalReceived, make_on_signal(runtime.settings)),  # type: ignore[arg-type]
+            EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
+        },
+        Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up)},
     })

@@ -62,3 +62,33 @@ async def update_case(
            RETURNING $7 AND before.escalated_at IS NULL""",
         case_id, last_signal_at, risk_level, confidence, assessment, rescreen_due_at, escalated,
     )
+
+
+async def claim_due_rescreens(conn: asyncpg.Connection, now: datetime, limit: int = 100) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT c.id, c.caregiver_pseudonym, c.municipality_code, c.risk_level, c.rescreen_due_at,
+                  (SELECT s.signal_id FROM screenings s WHERE s.case_id = c.id
+                   ORDER BY s.received_at DESC LIMIT 1) AS last_signal_id
+           FROM cases c WHERE c.rescreen_due_at <= $1 AND c.rescreen_emitted_at IS NULL
+           ORDER BY c.rescreen_due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit,
+    )
+
+
+async def mark_rescreen_emitted(conn: asyncpg.Connection, case_id: UUID, at: datetime) -> None:
+    await conn.execute("UPDATE cases SET rescreen_emitted_at = $2 WHERE id = $1", case_id, at)
+
+
+async def rescreen_now(conn: asyncpg.Connection, case_id: UUID, at: datetime) -> None:
+    await conn.execute(
+        "UPDATE cases SET rescreen_due_at = $2, rescreen_emitted_at = NULL WHERE id = $1", case_id, at
+    )
+
+
+async def erase_caregiver(conn: asyncpg.Connection, pseudonym: str) -> int:
+    """Delete the caregiver's cases and their screenings; returns the number of cases."""
+    cases = [r["id"] for r in await conn.fetch(
+        "SELECT id FROM cases WHERE caregiver_pseudonym = $1", pseudonym)]
+    await conn.execute("DELETE FROM screenings WHERE case_id = ANY($1::uuid[])", cases)
+    await conn.execute("DELETE FROM cases WHERE id = ANY($1::uuid[])", cases)
+    return len(cases)

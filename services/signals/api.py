@@ -163,7 +163,6 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
         description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS],
-        consumes=[Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY],
     )
     app.include_router(router)
     install_error_handlers(app)

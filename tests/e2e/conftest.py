@@ -21,6 +21,7 @@ from deploy.stack import REPO, Stack, StackConfig
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 GP_KEY = "demo-gp-key"
 WIJKTEAM_KEY = "demo-wijkteam-key"
+ADMIN_TOKEN = "e2e-admin-token"
 
 
 @pytest.fixture(scope="session")
@@ -34,6 +35,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "NOTIFY_MAILBOX_DIR": str(config.data_dir / "mailbox"),
         "SCREENING_CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
         "SIGNALS_OUTBOX_POLL_SECONDS": "0.5",
+        "MATCHING_ADMIN_TOKEN": ADMIN_TOKEN,
     }
     stack = Stack(config, progress=print)
     try:
