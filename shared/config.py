@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     # Bounded retries of a failing event before it goes to the dead-letter topic.
     consumer_max_attempts: int = 4
     consumer_retry_backoff_seconds: float = 0.2
+    # Parallel lanes per consumer group; each partition is still handled in order.
+    consumer_workers: int = 3
     outbox_batch_size: int = 200
     outbox_poll_seconds: float = 1.0
     # Published outbox rows are kept this long, so they can be replayed onto a fresh broker.

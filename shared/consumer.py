@@ -47,6 +47,8 @@ class ConsumerSettings:
     group_id: str
     max_attempts: int = 4
     backoff_seconds: float = 0.2
+    # Group members per subscriber: partitions are processed in parallel, each in order.
+    workers: int = 3
 
 
 class EventConsumer:
@@ -64,22 +66,27 @@ class EventConsumer:
         self.topics: list[str] = []
 
     def subscribe(self, routes: dict[str, dict[str, Route]]) -> None:
-        """One subscriber (one group member) for all of the service's topics, so that
-        starting it is a single group join instead of one rebalance per topic."""
+        """One subscriber per topic, each in its own consumer group (``<service>.<topic>``,
+        so topics never rebalance each other) with ``workers`` members: partitions are
+        handled in parallel, each partition in order, so one caregiver's events stay ordered."""
+        for topic, topic_routes in routes.items():
+            self.topics.append(topic)
 
-        self.topics.extend(routes)
+            self._broker.subscriber(
+                topic,
+                group_id=f"{self._settings.group_id}.{topic}",
+                auto_offset_reset="earliest",
+                ack_policy=AckPolicy.NACK_ON_ERROR,
+                max_workers=self._settings.workers,
+                title=f"{self._settings.group_id}:{topic}",
+            )(self._consumer_for(topic, topic_routes))
 
+    def _consumer_for(self, topic: str, routes: dict[str, Route]) -> Callable[..., Awaitable[None]]:
+        # FastStream injects a handler's parameters from the message: bind these by closure.
         async def consume(message: KafkaMessage) -> None:
-            topic = message.raw_message.topic
-            await self.handle_record(topic, routes[topic], message)
+            await self.handle_record(topic, routes, message)
 
-        self._broker.subscriber(
-            *routes,
-            group_id=self._settings.group_id,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            title=self._settings.group_id,
-        )(consume)
+        return consume
 
     async def handle_record(self, topic: str, routes: dict[str, Route], message: Any) -> None:
         record = message.raw_message
@@ -98,9 +105,10 @@ class EventConsumer:
             self._metrics.messages.labels(topic, "ignored").inc()
             return
         try:
-            event = Envelope[route.payload].model_validate(raw.model_dump())  # type: ignore[name-defined]
+            # The envelope is valid already: only the payload needs its type.
+            event = raw.model_copy(update={"payload": route.payload.model_validate(raw.payload)})
         except ValidationError as exc:
-            await self._dead_letter(topic, record, body, raw, PermanentError(_describe(exc)), 0)
+            await self._dead_letter(topic, record, body, raw, PermanentError(_describe(exc, "payload")), 0)
             return
 
         started = time.perf_counter()
@@ -153,7 +161,7 @@ class EventConsumer:
                 "dlq_origin_topic": record.topic,
                 "dlq_origin_partition": str(record.partition),
                 "dlq_origin_offset": str(record.offset),
-                "dlq_consumer_group": self._settings.group_id,
+                "dlq_consumer_group": f"{self._settings.group_id}.{topic}",
                 "dlq_attempts": str(attempts),
                 "dlq_failed_at": datetime.now(UTC).isoformat(),
             }
@@ -179,7 +187,7 @@ class EventConsumer:
             log.warning("dead letter not recorded in database", error=repr(exc))
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, *prefix: str) -> str:
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in (*prefix, *err['loc'])) or '(body)'}: {err['msg']}" for err in exc.errors()
     )

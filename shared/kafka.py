@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 
@@ -27,6 +28,18 @@ def create_broker(kafka: KafkaSettings, *, client_id: str, graceful_timeout: flo
         # FastStream logs every message at INFO; our consumer logs what matters.
         log_level=logging.DEBUG,
     )
+
+
+async def start_broker(broker: KafkaBroker) -> None:
+    """``broker.start()``, but the subscribers join their groups concurrently.
+
+    FastStream starts them one after another, and a join takes seconds (the group
+    coordinator waits for members), so a service with several topics would start slowly."""
+    await broker.connect()
+    await asyncio.gather(*(subscriber.start() for subscriber in broker.subscribers))
+    for publisher in broker.publishers:
+        await publisher.start()
+    broker.running = True
 
 
 def with_dlqs(topics: Iterable[str]) -> list[str]:

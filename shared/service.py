@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
-from shared.kafka import create_broker, ensure_topics, with_dlqs
+from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay, replay_retained
@@ -68,6 +68,7 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
             group_id=settings.service_name,
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
+            workers=settings.consumer_workers,
         ),
     )
     return runtime
@@ -93,7 +94,7 @@ def create_service_app(
         if settings.outbox_replay_on_start:
             replayed = await replay_retained(runtime.pool)
             log.info("outbox replayed onto a fresh broker", events=replayed)
-        await runtime.broker.start()
+        await start_broker(runtime.broker)
         relay = OutboxRelay(
             runtime.pool, runtime.broker, runtime.metrics,
             batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,

@@ -90,7 +90,7 @@ async def test_poison_goes_to_the_dlq_and_the_rest_still_flows(client: httpx.Asy
         await consumer.stop()
     for headers in found.values():
         assert headers["dlq_origin_topic"] == Topics.SIGNALS
-        assert headers["dlq_consumer_group"] == "screening"
+        assert headers["dlq_consumer_group"] == f"screening.{Topics.SIGNALS}"
         assert headers["dlq_error"]
     assert "payload.signal_id" in found[poison[1]]["dlq_error"]
 
