@@ -127,7 +127,10 @@ def create_service_app(
     app.state.runtime = runtime
 
     @app.middleware("http")
-    async def count_requests(request: Request, call_next: Any) -> Response:
+    async def observe_requests(request: Request, call_next: Any) -> Response:
+        structlog.contextvars.unbind_contextvars("correlation_id")
+        if correlation_id := request.headers.get("x-correlation-id"):
+            structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:200])
         response = await call_next(request)
         route = request.scope.get("route")
         runtime.metrics.http_requests.labels(

@@ -36,6 +36,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "SCREENING_CONSUMER_RETRY_BACKOFF_SECONDS": "0.05",
         "SIGNALS_OUTBOX_POLL_SECONDS": "0.5",
         "MATCHING_ADMIN_TOKEN": ADMIN_TOKEN,
+        "SCREENING_RESCREEN_CHECK_SECONDS": "1",
     }
     stack = Stack(config, progress=print)
     try:
@@ -107,6 +108,25 @@ def metric(stack: Stack, service: str, name: str, **labels: str) -> float:
         if all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+async def read_topic(bootstrap: str, topic: str, want, count: int = 1, timeout: float = 20) -> list[Any]:
+    """Records of ``topic`` (from the start) for which ``want(record)`` holds."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"e2e-reader-{uuid.uuid4()}")
+    await consumer.start()
+    found: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(found) < count:
+                record = await consumer.getone()
+                if want(record):
+                    found.append(record)
+    finally:
+        await consumer.stop()
+    return found
 
 
 @pytest.fixture

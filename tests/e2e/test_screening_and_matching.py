@@ -8,9 +8,11 @@ import uuid
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from deploy.stack import REPO, Stack
-from tests.e2e.conftest import ADMIN_TOKEN, WIJKTEAM_KEY, make_signal, post, query, wait_for_status
+from shared.contracts import Topics
+from tests.e2e.conftest import ADMIN_TOKEN, WIJKTEAM_KEY, make_signal, post, query, read_topic, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -87,3 +89,37 @@ async def test_the_admin_api_imports_hsds_and_is_closed_to_partner_keys(stack: S
         assert again["unchanged"] == report["services"]
         exported = (await client.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})).json()
         assert len(exported) >= 36
+
+
+async def test_a_rescreen_is_emitted_when_due(client: httpx.AsyncClient, stack: Stack) -> None:
+    status = await wait_for_status(client, (await post(client, make_signal())).json()["id"], DONE)
+    case_id = uuid.UUID(status["case_id"])
+    [case] = await query(stack, "screening", "SELECT rescreen_due_at, opened_at FROM cases WHERE id = $1", case_id)
+    assert (case["rescreen_due_at"] - case["opened_at"]).days in (13, 14), "overburdened: re-screen after 2 weeks"
+    await query(stack, "screening", "UPDATE cases SET rescreen_due_at = now() WHERE id = $1", case_id)
+    [record] = await read_topic(stack.broker.bootstrap, Topics.SCREENING,
+                                lambda r: dict(r.headers).get("event_type") == b"rescreen.due"
+                                and str(case_id).encode() in r.value)
+    assert json.loads(record.value)["payload"]["risk_level"] == "overburdened"
+
+
+async def test_invalid_instrument_answers_that_bypass_ingest_are_dead_lettered(
+    client: httpx.AsyncClient, stack: Stack
+) -> None:
+    # Take a real signal.received event and break its instrument answers, as a buggy producer would.
+    signal_id = (await post(client, make_signal())).json()["id"]
+    await wait_for_status(client, signal_id, DONE)
+    [row] = await query(stack, "signals", "SELECT key, body FROM outbox WHERE body LIKE $1", f"%{signal_id}%")
+    event = json.loads(row["body"])
+    event["event_id"] = str(uuid.uuid4())
+    event["payload"]["instrument"]["answers"] = [1, 1, 7]
+    producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
+    await producer.start()
+    try:
+        await producer.send_and_wait(Topics.SIGNALS, json.dumps(event).encode(), key=row["key"].encode())
+    finally:
+        await producer.stop()
+    [record] = await read_topic(stack.broker.bootstrap, Topics.dlq(Topics.SIGNALS),
+                                lambda r: event["event_id"].encode() in r.value)
+    error = dict(record.headers)["dlq_error"].decode()
+    assert "ediz_plus" in error and dict(record.headers)["dlq_error_type"] == b"PermanentError"
