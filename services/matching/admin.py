@@ -26,7 +26,7 @@ def require_admin(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     token = _runtime(request).settings.admin_token  # type: ignore[attr-defined]
-    if token is None:
+    if token is None or not token.get_secret_value():  # an empty token must not open the API
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the admin API is closed: set MATCHING_ADMIN_TOKEN")
     given = credentials.credentials if credentials else ""
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):

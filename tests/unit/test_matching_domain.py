@@ -256,3 +256,32 @@ def test_properties(candidates, needs, limit, age, seed):
     shuffled = candidates[:]
     random.Random(seed).shuffle(shuffled)
     assert match(request, shuffled, TODAY) == outcome
+
+
+def test_services_already_proposed_for_the_case_are_not_proposed_again():
+    outcome = match(req(exclude_service_ids=frozenset({"s1"})), [cand("s1"), cand("s2")], TODAY)
+    assert [p.service_id for p in outcome.proposals] == ["s2"]
+    assert excluded_reason(outcome, "s1") == "already proposed for this case"
+
+
+def test_the_consultant_is_the_nearest_active_one_in_the_area_whatever_the_capacity():
+    far = cand("c-far", terms=frozenset({"caregiver_consultant"}), latitude=52.3, longitude=5.6, capacity_available=0)
+    near = cand("c-near", terms=frozenset({"caregiver_consultant"}), capacity_available=0)
+    closed = cand("c-closed", terms=frozenset({"caregiver_consultant"}), status="inactive")
+    elsewhere = cand("c-out", terms=frozenset({"caregiver_consultant"}), municipality_codes=frozenset({"GM0307"}))
+    person = domain.consultant(req(), [far, near, closed, elsewhere, cand("s1")])
+    assert person is not None and person.service_id == "c-near" and person.consultant
+    assert domain.consultant(req(), [closed, elsewhere, cand("s1")]) is None
+
+
+def test_a_request_is_built_from_what_screening_judged():
+    from tests.unit.test_notify_domain import proposed
+    from shared.contracts import SignalScreened
+
+    event = proposed(caregiver={"birth_year": 2005}, care_situation={"combines_with_work": True})
+    screened = SignalScreened(signal_id=event.signal_id, case_id=event.case_id, screened_at=event.proposed_at,
+                              result=event.result.model_copy(update={"needs": [Need.RESPITE_CARE]}),
+                              signal=event.signal)
+    request = domain.request_from(screened, limit=2, exclude=frozenset({"x"}))
+    assert request.target_groups == {"young_carers", "working_carers", "dementia"}
+    assert request.pc4 == "3831" and request.limit == 2 and request.exclude_service_ids == {"x"}
