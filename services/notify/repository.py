@@ -1,31 +1,43 @@
-"""SQL for notifications: insert once per dedupe key, claim due ones, record the outcome."""
+"""SQL of the notify store: notifications (once per dedupe key, claimed for delivery),
+referrals and their history, partners' contacts, provider keys, consultants, follow-ups."""
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from services.notify.domain import Referrer
+from services.notify.lifecycle import OPEN
+
+_OPEN = sorted(status.value for status in OPEN)
+
+
+def _insert(table: str, row: dict[str, Any]) -> tuple[str, list[Any]]:
+    columns = ", ".join(row)
+    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
+    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})", list(row.values())
+
+
+# --- notifications -------------------------------------------------------------------------
+
 
 async def insert_notification(conn: asyncpg.Connection, **row: Any) -> bool:
     """Insert unless the dedupe key exists; True when this call created it."""
-    columns = ", ".join(row)
-    placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
-    return bool(
-        await conn.fetchval(
-            f"INSERT INTO notifications ({columns}) VALUES ({placeholders}) "
-            "ON CONFLICT (dedupe_key) DO NOTHING RETURNING true",
-            *row.values(),
-        )
-    )
+    sql, args = _insert("notifications", row)
+    return bool(await conn.fetchval(f"{sql} ON CONFLICT (dedupe_key) DO NOTHING RETURNING true", *args))
 
 
 async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
-        """SELECT * FROM notifications
-           WHERE status = 'pending' AND next_attempt_at <= now()
-           ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
+        """SELECT n.*, p.webhook_secret FROM notifications n
+           LEFT JOIN partners p ON p.organisation_id = n.organisation_id
+           WHERE n.status = 'pending' AND n.next_attempt_at <= now()
+           ORDER BY n.next_attempt_at LIMIT $1 FOR UPDATE OF n SKIP LOCKED""",
         limit,
     )
 
@@ -38,19 +50,266 @@ async def mark(
         """UPDATE notifications SET
                status = $2, attempts = attempts + 1, last_error = $3,
                delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,
-               next_attempt_at = now() + make_interval(secs => COALESCE($4, 0))
+               next_attempt_at = now() + make_interval(secs => COALESCE($4::float8, 0))
            WHERE id = $1""",
         notification_id, status, error, retry_in_seconds,
     )
 
 
-async def recent(conn: asyncpg.Connection, limit: int = 200) -> list[asyncpg.Record]:
-    return await conn.fetch(
-        """SELECT id, recipient_role, channel, address, subject, status, created_at, delivered_at
-           FROM notifications WHERE channel = 'email' ORDER BY created_at DESC LIMIT $1""",
-        limit,
+# --- referrals -----------------------------------------------------------------------------
+
+
+async def insert_referral(conn: asyncpg.Connection, **row: Any) -> tuple[UUID, bool]:
+    """Create the referral, or find the case's open referral to the same service; (id, created)."""
+    sql, args = _insert("referrals", row)
+    created = await conn.fetchval(
+        f"""{sql} ON CONFLICT (case_id, service_id)
+            WHERE status IN ('requested', 'accepted', 'in-progress', 'on-hold') DO NOTHING RETURNING id""",
+        *args,
+    )
+    if created is not None:
+        return created, True
+    existing = await conn.fetchval(
+        "SELECT id FROM referrals WHERE case_id = $1 AND service_id = $2 AND status = ANY($3::text[])",
+        row["case_id"], row["service_id"], _OPEN,
+    )
+    return existing, False
+
+
+async def referral(conn: asyncpg.Connection, referral_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM referrals WHERE id = $1" + (" FOR UPDATE" if lock else ""), referral_id
     )
 
 
-async def one(conn: asyncpg.Connection, notification_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow("SELECT * FROM notifications WHERE id = $1", notification_id)
+async def set_referral_status(
+    conn: asyncpg.Connection, referral_id: UUID, status: str, reason_code: str | None, note: str | None,
+    updated_by: str, at: datetime,
+) -> asyncpg.Record:
+    await conn.execute(
+        """INSERT INTO referral_history (referral_id, status, reason_code, note, updated_by, at)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        referral_id, status, reason_code, note, updated_by, at,
+    )
+    return await conn.fetchrow(
+        """UPDATE referrals SET status = $2, reason_code = $3, note = COALESCE($4, note), updated_at = $5
+           WHERE id = $1 RETURNING *""",
+        referral_id, status, reason_code, note, at,
+    )
+
+
+async def add_history(
+    conn: asyncpg.Connection, referral_id: UUID, status: str, updated_by: str, at: datetime, note: str | None = None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO referral_history (referral_id, status, note, updated_by, at) VALUES ($1, $2, $3, $4, $5)",
+        referral_id, status, note, updated_by, at,
+    )
+
+
+async def history(conn: asyncpg.Connection, referral_id: UUID) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT status, reason_code, note, updated_by, at FROM referral_history
+           WHERE referral_id = $1 ORDER BY id""",
+        referral_id,
+    )
+
+
+async def rejected_service_ids(conn: asyncpg.Connection, case_id: UUID) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT DISTINCT service_id FROM referrals WHERE case_id = $1 AND status = 'rejected' ORDER BY 1", case_id
+    )
+    return [r["service_id"] for r in rows]
+
+
+async def was_rejected_before(conn: asyncpg.Connection, signal_id: UUID) -> bool:
+    """A proposal for a signal with a declined referral is a re-match."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM referrals WHERE signal_id = $1 AND status = 'rejected')", signal_id
+    ))
+
+
+async def referrals_for_service(
+    conn: asyncpg.Connection, service_id: str, status: str | None,
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM referrals WHERE service_id = $1 AND ($2::text IS NULL OR status = $2)
+           ORDER BY created_at DESC LIMIT 500""",
+        service_id, status,
+    )
+
+
+async def live_services(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg.Record]:
+    """The services a case was referred to that did not decline or drop it."""
+    return await conn.fetch(
+        """SELECT service_id, service_name, organization_name, consultant FROM referrals
+           WHERE case_id = $1 AND status NOT IN ('rejected', 'cancelled') ORDER BY created_at""",
+        case_id,
+    )
+
+
+async def claim_due_reminders(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM referrals WHERE status = 'requested' AND reminded_at IS NULL AND remind_at <= $1
+           ORDER BY remind_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit,
+    )
+
+
+async def claim_due_escalations(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM referrals WHERE status = 'requested' AND escalated_at IS NULL AND escalate_at <= $1
+           ORDER BY escalate_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit,
+    )
+
+
+async def mark_deadline(conn: asyncpg.Connection, referral_id: UUID, column: str, at: datetime) -> None:
+    assert column in ("reminded_at", "escalated_at")
+    await conn.execute(f"UPDATE referrals SET {column} = $2 WHERE id = $1", referral_id, at)
+
+
+# --- partners, provider keys, consultants --------------------------------------------------
+
+
+def hash_key(api_key: str) -> str:
+    return hashlib.sha256(api_key.encode()).hexdigest()
+
+
+async def partner(conn: asyncpg.Connection, organisation_id: UUID) -> Referrer | None:
+    row = await conn.fetchrow(
+        "SELECT organisation_id, name, email, webhook_url, language FROM partners WHERE organisation_id = $1",
+        organisation_id,
+    )
+    return Referrer(**row) if row else None
+
+
+async def upsert_partner(
+    conn: asyncpg.Connection, organisation_id: UUID, name: str, email: str | None,
+    webhook_url: str | None, webhook_secret: str | None, language: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO partners (organisation_id, name, email, webhook_url, webhook_secret, language)
+           VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT (organisation_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
+               webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
+               language = EXCLUDED.language, updated_at = now()""",
+        organisation_id, name, email, webhook_url, webhook_secret, language,
+    )
+
+
+async def add_provider_key(conn: asyncpg.Connection, service_id: str, api_key: str, label: str) -> None:
+    await conn.execute(
+        """INSERT INTO provider_keys (key_hash, service_id, label) VALUES ($1, $2, $3)
+           ON CONFLICT (key_hash) DO UPDATE SET service_id = EXCLUDED.service_id, revoked_at = NULL""",
+        hash_key(api_key), service_id, label,
+    )
+
+
+async def revoke_provider_key(conn: asyncpg.Connection, api_key: str) -> bool:
+    result = await conn.execute(
+        "UPDATE provider_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
+    )
+    return result != "UPDATE 0"
+
+
+async def service_for_key(conn: asyncpg.Connection, api_key: str) -> str | None:
+    return await conn.fetchval(
+        "SELECT service_id FROM provider_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
+    )
+
+
+async def consultant_email(conn: asyncpg.Connection, municipality_code: str) -> str | None:
+    return await conn.fetchval("SELECT email FROM consultants WHERE municipality_code = $1", municipality_code)
+
+
+async def save_consultant(
+    conn: asyncpg.Connection, municipality_code: str, email: str, name: str | None, source: str,
+) -> None:
+    """Register (source 'registered') or learn (source 'social_map') an area's consultant;
+    what the social map says never overrides a registration."""
+    await conn.execute(
+        """INSERT INTO consultants (municipality_code, email, name, source) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (municipality_code) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
+               source = EXCLUDED.source, updated_at = now()
+           WHERE EXCLUDED.source = 'registered' OR consultants.source = 'social_map'""",
+        municipality_code, email, name, source,
+    )
+
+
+# --- follow-ups ----------------------------------------------------------------------------
+
+
+async def schedule_follow_up(conn: asyncpg.Connection, **row: Any) -> None:
+    """One per case: the first proposals set the date; later ones do not postpone it."""
+    sql, args = _insert("follow_ups", row)
+    await conn.execute(f"{sql} ON CONFLICT (case_id) DO NOTHING", *args)
+
+
+async def claim_due_follow_ups(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM follow_ups WHERE status = 'scheduled' AND due_at <= $1
+           ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+        now, limit,
+    )
+
+
+async def follow_up(conn: asyncpg.Connection, follow_up_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
+    return await conn.fetchrow(
+        "SELECT * FROM follow_ups WHERE id = $1" + (" FOR UPDATE" if lock else ""), follow_up_id
+    )
+
+
+async def mark_follow_up_asked(conn: asyncpg.Connection, follow_up_id: UUID, at: datetime) -> None:
+    await conn.execute("UPDATE follow_ups SET status = 'asked', asked_at = $2 WHERE id = $1", follow_up_id, at)
+
+
+async def record_follow_up_answer(
+    conn: asyncpg.Connection, follow_up_id: UUID, support_arrived: bool, at: datetime,
+) -> None:
+    await conn.execute(
+        """UPDATE follow_ups SET status = 'answered', support_arrived = $2, answered_at = $3
+           WHERE id = $1""",
+        follow_up_id, support_arrived, at,
+    )
+
+
+# --- erasure -------------------------------------------------------------------------------
+
+
+async def open_referrals(
+    conn: asyncpg.Connection, signal_ids: Sequence[UUID], case_ids: Sequence[UUID],
+) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT * FROM referrals WHERE (signal_id = ANY($1::uuid[]) OR case_id = ANY($2::uuid[]))
+           AND status = ANY($3::text[]) FOR UPDATE""",
+        list(signal_ids), list(case_ids), _OPEN,
+    )
+
+
+async def erase(conn: asyncpg.Connection, signal_ids: Sequence[UUID], case_ids: Sequence[UUID]) -> None:
+    """Blank what identifies the caregiver; ids, statuses and timestamps stay for the record.
+    Messages not sent yet are dropped: their content is gone."""
+    args = (list(signal_ids), list(case_ids))
+    where = "(signal_id = ANY($1::uuid[]) OR case_id = ANY($2::uuid[]))"
+    await conn.execute(
+        f"""UPDATE notifications SET address = NULL, subject = '', body_text = '', body_html = NULL,
+                dedupe_key = 'erased:' || id::text, subject_key = 'erased',
+                last_error = NULL, status = CASE WHEN status = 'pending' THEN 'erased' ELSE status END
+            WHERE {where}""",
+        *args,
+    )
+    await conn.execute(
+        f"UPDATE referrals SET signal = NULL, result = NULL, note = NULL, subject_key = 'erased' WHERE {where}",
+        *args,
+    )
+    await conn.execute(
+        f"""UPDATE referral_history SET note = NULL WHERE referral_id IN (SELECT id FROM referrals WHERE {where})""",
+        *args,
+    )
+    await conn.execute(
+        f"""UPDATE follow_ups SET signal = NULL, subject_key = 'erased',
+                status = CASE WHEN status = 'scheduled' THEN 'cancelled' ELSE status END
+            WHERE {where}""",
+        *args,
+    )

@@ -1,7 +1,15 @@
-"""Message templates: Jinja2 files per language, ``<template>.subject.j2`` and ``.txt.j2``."""
+"""Message templates: Jinja2 files per language.
+
+``<language>/<template>.subject.j2`` and ``.txt.j2`` make an e-mail's subject and plain-text
+part; the HTML part is the plain text in ``_layout.html.j2`` (links made clickable), so the
+two parts never say different things. ``.sms.j2`` is the short form for SMS.
+``<language>/labels.json`` names the codes (needs, statuses, reasons) in that language.
+``pages/*.html.j2`` are the small web pages the signed links in messages open."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -9,21 +17,45 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("nl", "en")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str | None
 
 
 @cache
-def _environment() -> Environment:
+def _environment(html: bool) -> Environment:
     return Environment(
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False,
+        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=html,
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
 
 
-def render(template: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
-    """Return (subject, plain-text body); falls back to Dutch for an unknown language."""
-    if not (TEMPLATES / language / f"{template}.txt.j2").exists():
+@cache
+def labels(language: str) -> dict[str, dict[str, str]]:
+    return json.loads((TEMPLATES / language / "labels.json").read_text(encoding="utf-8"))
+
+
+def render(template: str, language: str, context: dict[str, Any], channel: str = "email") -> Rendered:
+    """Render ``template`` for ``channel`` (email or sms); an unknown language falls back to Dutch."""
+    if language not in LANGUAGES:
         language = "nl"
-    env = _environment()
+    env = _environment(False)
+    context = {**context, "labels": labels(language), "language": language}
     subject = env.get_template(f"{language}/{template}.subject.j2").render(context).strip()
-    body = env.get_template(f"{language}/{template}.txt.j2").render(context)
-    return subject, body
+    if channel == "sms":
+        return Rendered(subject, env.get_template(f"{language}/{template}.sms.j2").render(context).strip(), None)
+    text = env.get_template(f"{language}/{template}.txt.j2").render(context)
+    html = _environment(True).get_template("_layout.html.j2").render(
+        subject=subject, paragraphs=[p for p in text.split("\n\n") if p.strip()], language=language)
+    return Rendered(subject, text, html)
+
+
+def render_page(page: str, language: str, **context: Any) -> str:
+    language = language if language in LANGUAGES else "nl"
+    return _environment(True).get_template(f"pages/{page}.html.j2").render(
+        labels=labels(language), language=language, **context)

@@ -1,7 +1,12 @@
-"""The ingest API: partner organisations post signals and follow their referral's status."""
+"""The ingest API: partner organisations post signals, follow their referral's status and
+ask for a caregiver's erasure; municipalities read their anonymised stream and statistics
+(``services.signals.municipalities``)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -15,8 +20,20 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from services.signals import domain, repository
 from services.signals.config import SignalsSettings
 from services.signals.handlers import register_handlers
+from services.signals.municipalities.api import router as municipalities_router
+from services.signals.municipalities.asyncapi import asyncapi_router
+from services.signals.municipalities.erasure import erase_caregivers
+from services.signals.municipalities.publisher import MunicipalPublisher
+from services.signals.municipalities.stream import WebhookDelivery, set_on_stop_signals
 from services.signals.repository import Organisation
-from services.signals.schemas import Accepted, SignalIn, SignalStatus
+from services.signals.schemas import (
+    Accepted,
+    ErasureAccepted,
+    ErasureIn,
+    ErasureStatus,
+    SignalIn,
+    SignalStatus,
+)
 from shared.contracts import EventType, Topics
 from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.instruments import Instrument, load_catalogue
@@ -30,6 +47,10 @@ bearer = HTTPBearer(auto_error=False, description="The partner organisation's AP
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
+
+
+def publisher_of(request: Request) -> MunicipalPublisher:
+    return request.app.state.municipal_publisher
 
 
 async def authenticate(
@@ -62,6 +83,7 @@ router = APIRouter(prefix="/v1", tags=["signals"])
         401: {"description": "Missing or invalid API key"},
         413: {"description": "Body larger than 64 KiB"},
         422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
+        503: {"description": "The municipality's stream could not be set up (broker away): retry"},
     },
 )
 async def post_signal(
@@ -79,6 +101,13 @@ async def post_signal(
     settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
     signal_id = uuid4()
     received_at = datetime.now(UTC)
+    publisher = publisher_of(request)
+    try:
+        # Before the transaction: a municipality's first signal creates its topic.
+        await publisher.ensure_topics([signal.caregiver.municipality_code])
+    except Exception as exc:  # whatever the broker's client raised: the signal was not taken
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "try again shortly",
+                            headers={"Retry-After": "5"}) from exc
     async with runtime.pool.acquire() as conn, conn.transaction():
         if idempotency_key:
             fingerprint = domain.request_hash(signal)
@@ -113,6 +142,7 @@ async def post_signal(
             body=signal.model_dump(mode="json"), event_id=event.event_id,
         )
         await add_event(conn, Topics.SIGNALS, event)
+        await publisher.record(conn, signal_id, "received", received_at, {})
     return _accepted(request, signal_id)
 
 
@@ -143,6 +173,67 @@ async def get_signal(
     return domain.status_view(*found)
 
 
+@router.post(
+    "/erasures",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=ErasureAccepted,
+    tags=["erasure"],
+    summary="Erase a caregiver your organisation posted a signal about, in every service",
+    description=(
+        "Identify the caregiver as the signals did (name, birth year and postcode; or e-mail; or "
+        "phone) or by the ids of signals your organisation posted. Everything identifying about "
+        "the caregiver is erased, including signals other organisations posted about them; the "
+        "other services are told by a `caregiver.erased` event. Anonymous statistics stay."),
+    responses={401: {"description": "Missing or invalid API key"},
+               404: {"description": "Your organisation posted no signal about this caregiver"}},
+)
+async def request_erasure(
+    erasure: ErasureIn, request: Request, organisation: Annotated[Organisation, Depends(authenticate)],
+) -> JSONResponse:
+    runtime = runtime_of(request)
+    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    key = settings.pseudonym_key.get_secret_value().encode()
+    pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
+    if erasure.caregiver and not pseudonyms:
+        raise RequestValidationError([{
+            "loc": ("body", "caregiver"), "type": "missing_identity",
+            "msg": "give name, birth_year and postcode together, or email, or phone"}])
+    erasure_id = uuid4()
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        caregivers = await repository.caregivers_posted_by(
+            conn, organisation.id, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids)
+        if not caregivers:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver")
+        erased = await erase_caregivers(
+            conn, erasure_id=erasure_id, organisation_id=organisation.id, pseudonyms=caregivers,
+            requested_at=datetime.now(UTC), producer=settings.service_name,
+        )
+    body = ErasureAccepted(
+        id=erasure_id, status="propagating", signals_erased=erased,
+        status_url=str(request.url_for("get_erasure", erasure_id=erasure_id)),
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get(
+    "/erasures/{erasure_id}",
+    response_model=ErasureStatus,
+    name="get_erasure",
+    tags=["erasure"],
+    summary="Whether an erasure has been handed to the other services",
+    responses={404: {"description": "No such erasure for this organisation"}},
+)
+async def get_erasure(
+    erasure_id: UUID, request: Request, organisation: Annotated[Organisation, Depends(authenticate)],
+) -> ErasureStatus:
+    async with runtime_of(request).pool.acquire() as conn:
+        row = await repository.erasure_of(conn, erasure_id, organisation.id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such erasure for this organisation")
+    return ErasureStatus(id=row["id"], requested_at=row["requested_at"], signals_erased=row["signals"],
+                         status="propagating" if row["unpublished"] else "propagated")
+
+
 @router.get(
     "/instruments",
     response_model=list[Instrument],
@@ -153,18 +244,41 @@ async def list_instruments() -> list[Instrument]:
     return load_catalogue().all()
 
 
+def _around_the_shell(app: FastAPI, publisher: MunicipalPublisher) -> None:
+    """Municipalities' topics are created before the service shell starts (its relay may
+    replay retained events onto a fresh broker), and open SSE streams end on a stop signal."""
+    shell = app.router.lifespan_context
+    app.state.sse_stopping = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await publisher.prepare_topics()
+        async with shell(app):
+            with set_on_stop_signals(app.state.sse_stopping):
+                yield
+
+    app.router.lifespan_context = lifespan
+
+
 def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
-    register_handlers(runtime)
+    publisher = MunicipalPublisher(settings)
+    register_handlers(runtime, publisher)
     app = create_service_app(
         runtime,
         title="signal-to-support: signals",
-        description="Ingest API for signals about overburdened informal caregivers.",
+        description="Ingest API for signals about overburdened informal caregivers, and the "
+        "municipalities' anonymised stream and statistics (stream schema: /asyncapi).",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS],
+        workers=[WebhookDelivery],
     )
+    _around_the_shell(app, publisher)
+    app.state.municipal_publisher = publisher
     app.include_router(router)
+    app.include_router(municipalities_router)
+    app.include_router(asyncapi_router(settings.kafka, app.version))
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     return app

@@ -11,7 +11,10 @@ from uuid import UUID
 
 from services.signals.repository import Organisation
 from services.signals.schemas import (
+    ErasureCaregiver,
+    FollowUpView,
     NotificationView,
+    ReferralView,
     ScreeningView,
     SignalIn,
     SignalStatus,
@@ -53,6 +56,18 @@ def caregiver_pseudonym(key: bytes, signal: SignalIn, signal_id: UUID) -> str:
     return pseudonymise(key, basis or f"signal:{signal_id}")
 
 
+def identity_pseudonyms(key: bytes, caregiver: ErasureCaregiver) -> list[str]:
+    """The pseudonyms signals about this caregiver may carry: one per kind of identity the
+    request gives (a signal is filed under its strongest kind, see ``identity_basis``)."""
+    c = caregiver
+    bases = [
+        identity_basis(name=c.name, birth_year=c.birth_year, postcode=c.postcode, email=None, phone=None),
+        identity_basis(name=None, birth_year=None, postcode=None, email=c.email, phone=None),
+        identity_basis(name=None, birth_year=None, postcode=None, email=None, phone=c.phone),
+    ]
+    return [pseudonymise(key, basis) for basis in bases if basis]
+
+
 def received_event(
     signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime
 ) -> SignalReceived:
@@ -76,6 +91,12 @@ def _summary(stage: str, detail: dict[str, Any]) -> str | None:
             return f"{n} proposal(s)" if n else detail.get("no_match_reason")
         case "notified":
             return f"{detail['recipient_role']} via {detail['channel']}: {detail['status']}"
+        case "referral":
+            return f"{detail['service_name']}: {detail['status']}"
+        case "follow_up":
+            return "support arrived" if detail["support_arrived"] else "support did not arrive"
+        case "rescreen_due":
+            return f"re-screening due (risk level {detail['risk_level']})"
     return None
 
 
@@ -83,6 +104,8 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
     screening = escalation = no_match_reason = None
     matches: list[dict[str, Any]] = []
     notifications: list[NotificationView] = []
+    referrals: dict[str, ReferralView] = {}
+    follow_up = None
     for row in stages:
         detail = row["detail"]
         if row["stage"] == "screened":
@@ -100,6 +123,11 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
                     at=row["occurred_at"], detail=detail.get("detail"),
                 )
             )
+        elif row["stage"] == "referral":
+            # Stages come in time order: the last update of a referral is its status.
+            referrals[detail["referral_id"]] = ReferralView(**detail, at=row["occurred_at"])
+        elif row["stage"] == "follow_up":
+            follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row["occurred_at"])
     return SignalStatus(
         id=signal["id"],
         status=signal["status"],
@@ -114,4 +142,6 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
         matches=matches,
         no_match_reason=no_match_reason,
         notifications=notifications,
+        referrals=list(referrals.values()),
+        follow_up=follow_up,
     )

@@ -1,4 +1,5 @@
-"""SQL for the signals store: organisations and keys, signals, idempotency keys, stages."""
+"""SQL for the signals store: organisations and keys, signals, idempotency keys, stages,
+erasures."""
 
 from __future__ import annotations
 
@@ -10,8 +11,13 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-# How far along the pipeline a stage is; the signal's status is its furthest stage.
-STAGE_RANK = {"received": 0, "screened": 1, "escalated": 2, "matched": 3, "notified": 4}
+# How far along the pipeline a stage is; the signal's status is its furthest stage. A
+# referral's answer, the follow-up and a due re-screen only add to the timeline: rank -1
+# never wins, so they leave the status as it is.
+STAGE_RANK = {
+    "received": 0, "screened": 1, "escalated": 2, "matched": 3, "notified": 4,
+    "referral": -1, "follow_up": -1, "rescreen_due": -1,
+}
 
 
 @dataclass(frozen=True)
@@ -127,3 +133,58 @@ async def signal_with_stages(
         signal_id,
     )
     return signal, stages
+
+
+# --- erasure -------------------------------------------------------------------------
+
+
+async def caregivers_posted_by(
+    conn: asyncpg.Connection, organisation_id: UUID, *, pseudonyms: list[str],
+    signal_ids: list[UUID] | None,
+) -> list[str]:
+    """Pseudonyms of the caregivers of this organisation's signals (by pseudonym or by id)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT caregiver_pseudonym FROM signals
+           WHERE organisation_id = $1
+             AND (caregiver_pseudonym = ANY($2::text[]) OR id = ANY($3::uuid[]))
+           ORDER BY caregiver_pseudonym""",
+        organisation_id, pseudonyms, signal_ids or [],
+    )
+    return [r["caregiver_pseudonym"] for r in rows]
+
+
+async def signals_of_caregivers(conn: asyncpg.Connection, pseudonyms: list[str]) -> list[asyncpg.Record]:
+    """Every signal about these caregivers, whoever posted it, locked for erasure."""
+    return await conn.fetch(
+        """SELECT id, caregiver_pseudonym, case_id FROM signals
+           WHERE caregiver_pseudonym = ANY($1::text[]) ORDER BY received_at FOR UPDATE""",
+        pseudonyms,
+    )
+
+
+async def delete_signals(conn: asyncpg.Connection, signal_ids: list[UUID]) -> None:
+    await conn.execute("DELETE FROM signal_stages WHERE signal_id = ANY($1::uuid[])", signal_ids)
+    await conn.execute("DELETE FROM idempotency_keys WHERE signal_id = ANY($1::uuid[])", signal_ids)
+    await conn.execute("DELETE FROM signals WHERE id = ANY($1::uuid[])", signal_ids)
+
+
+async def insert_erasure(
+    conn: asyncpg.Connection, erasure_id: UUID, organisation_id: UUID, requested_at: datetime,
+    signals: int, event_ids: list[UUID],
+) -> None:
+    await conn.execute(
+        """INSERT INTO erasures (id, organisation_id, requested_at, signals, event_ids)
+           VALUES ($1, $2, $3, $4, $5)""",
+        erasure_id, organisation_id, requested_at, signals, event_ids,
+    )
+
+
+async def erasure_of(conn: asyncpg.Connection, erasure_id: UUID, organisation_id: UUID) -> asyncpg.Record | None:
+    """An organisation's erasure with the number of its events still waiting for the relay."""
+    return await conn.fetchrow(
+        """SELECT e.id, e.requested_at, e.signals,
+                  (SELECT count(*) FROM outbox o
+                   WHERE o.event_id = ANY(e.event_ids) AND o.published_at IS NULL) AS unpublished
+           FROM erasures e WHERE e.id = $1 AND e.organisation_id = $2""",
+        erasure_id, organisation_id,
+    )

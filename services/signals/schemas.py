@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contracts import (
     CareRecipient,
@@ -19,6 +19,8 @@ from shared.contracts import (
     Consent,
     InstrumentAnswers,
     Observation,
+    ReferralStatus,
+    RejectionReason,
     RiskLevel,
     Source,
     Urgency,
@@ -119,6 +121,22 @@ class NotificationView(BaseModel):
     detail: str | None = None
 
 
+class ReferralView(BaseModel):
+    """A referral to one provider, as its latest update left it."""
+
+    referral_id: UUID
+    service_name: str
+    status: ReferralStatus
+    reason_code: RejectionReason | None = None
+    updated_by: str
+    at: datetime
+
+
+class FollowUpView(BaseModel):
+    support_arrived: bool
+    at: datetime
+
+
 class SignalStatus(BaseModel):
     id: UUID
     status: str
@@ -130,3 +148,45 @@ class SignalStatus(BaseModel):
     matches: list[dict[str, Any]] = []
     no_match_reason: str | None = None
     notifications: list[NotificationView] = []
+    referrals: list[ReferralView] = []
+    follow_up: FollowUpView | None = None
+
+
+class ErasureCaregiver(BaseModel):
+    """The caregiver as the signals identified them: name, birth year and postcode together,
+    or the e-mail address, or the phone number."""
+
+    model_config = _STRICT
+    name: Text | None = None
+    birth_year: int | None = Field(default=None, ge=1900, le=2030)
+    postcode: Postcode | None = None
+    email: Email | None = None
+    phone: Phone | None = None
+
+
+class ErasureIn(BaseModel):
+    """Erase a caregiver: identify them, or name signals your organisation posted about them."""
+
+    model_config = _STRICT
+    caregiver: ErasureCaregiver | None = None
+    signal_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ErasureIn:
+        if (self.caregiver is None) == (self.signal_ids is None):
+            raise ValueError("give either 'caregiver' or 'signal_ids'")
+        return self
+
+
+class ErasureAccepted(BaseModel):
+    id: UUID
+    status: str
+    status_url: str
+    signals_erased: int
+
+
+class ErasureStatus(BaseModel):
+    id: UUID
+    status: str = Field(description="'propagating' until the other services have been told, then 'propagated'")
+    requested_at: datetime
+    signals_erased: int

@@ -38,7 +38,7 @@ DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key")
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
-    "NOTIFY_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
+    "NOTIFY_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY", "SIGNALS_MUNICIPAL_MASTER_KEY",
 )
 # What a user would put in .env: distinct values, so mix-ups between services show.
 SECRET_ENV = {name: f"{name.lower().replace('_', '-')}-value" for name in REQUIRED_SECRETS}

@@ -1,0 +1,118 @@
+"""The provider API: a provider (or caregiver consultant) lists its referrals and answers
+them. Authenticated with a provider key per service (``python -m services.notify.cli
+issue-provider-key``), stored as a SHA-256 digest; a key only reaches its own service's
+referrals."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.notify import lifecycle, referrals, repository
+from shared.contracts import ReferralStatus, RejectionReason
+
+bearer = HTTPBearer(auto_error=False, description="A provider key, issued per service")
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: ReferralStatus
+    reason_code: RejectionReason | None = Field(None, description="required with rejected; allowed with failed")
+    note: str | None = Field(None, max_length=2000, description="no medical details: the referrer may read it")
+
+
+class HistoryEntry(BaseModel):
+    status: ReferralStatus
+    reason_code: RejectionReason | None
+    note: str | None
+    updated_by: str
+    at: datetime
+
+
+class ReferralView(BaseModel):
+    id: UUID
+    status: ReferralStatus
+    reason_code: RejectionReason | None
+    note: str | None
+    service_id: str
+    service_name: str
+    consultant: bool
+    created_at: datetime
+    updated_at: datetime
+    respond_by: datetime | None
+    reminded_at: datetime | None
+    escalated_at: datetime | None
+    referrer: str | None
+    caregiver: dict[str, Any] | None = Field(description="contact details only with the caregiver's consent")
+    history: list[HistoryEntry]
+
+
+async def provider_service(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> str:
+    """The service id the presented key answers for."""
+    service_id = None
+    if credentials and credentials.credentials:
+        async with request.app.state.runtime.pool.acquire() as conn:
+            service_id = await repository.service_for_key(conn, credentials.credentials)
+    if service_id is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid provider key: send "
+                            "'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
+    return service_id
+
+
+Provider = Annotated[str, Depends(provider_service)]
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+
+async def _own(conn: Any, referral_id: UUID, service_id: str) -> Any:
+    referral = await repository.referral(conn, referral_id)
+    if referral is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral")
+    if referral["service_id"] != service_id:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this referral is for another service")
+    return referral
+
+
+@router.get("", response_model=list[ReferralView], summary="Your service's referrals, newest first")
+async def list_referrals(
+    request: Request, service_id: Provider,
+    status_filter: Annotated[ReferralStatus | None, Query(alias="status")] = None,
+) -> list[dict[str, Any]]:
+    async with request.app.state.runtime.pool.acquire() as conn:
+        rows = await repository.referrals_for_service(conn, service_id, status_filter.value if status_filter else None)
+        return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
+
+
+@router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history")
+async def get_referral(request: Request, referral_id: UUID, service_id: Provider) -> dict[str, Any]:
+    async with request.app.state.runtime.pool.acquire() as conn:
+        referral = await _own(conn, referral_id, service_id)
+        return referrals.view(referral, await repository.history(conn, referral_id))
+
+
+@router.post(
+    "/{referral_id}/status", response_model=ReferralView,
+    summary="Answer a referral: accept, reject (with a reason), and report progress",
+    responses={409: {"description": "the referral cannot go from its status to this one"}},
+)
+async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, service_id: Provider) -> dict[str, Any]:
+    ctx = request.app.state.notify
+    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+        current = await _own(conn, referral_id, service_id)
+        by = "consultant" if current["consultant"] else "provider"
+        try:
+            referral, _ = await referrals.change_status(
+                conn, ctx, referral_id, update.status, update.reason_code, update.note, by)
+        except lifecycle.InvalidUpdate as exc:
+            raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}])
+        except lifecycle.IllegalTransition as exc:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc))
+        return referrals.view(referral, await repository.history(conn, referral_id))

@@ -1,0 +1,98 @@
+"""Every message renders in Dutch and English, with a plain-text part and an HTML part."""
+
+import uuid
+
+import pytest
+
+from services.notify import domain
+from services.notify.templates import LANGUAGES, TEMPLATES, labels, render, render_page
+from shared.contracts import ContactPreference, Need, ReferralStatus, RejectionReason, Urgency
+from tests.unit.test_notify_domain import LINKS, match, plan, proposed
+
+
+def contexts() -> dict[str, dict]:
+    event = proposed(matches=[match("a"), match("c", consultant=True, service_name="Mantelzorgconsulent Leusden")])
+    planned = {p.template: p.context for p in plan(event)}
+    referral = {"id": uuid.uuid4(), "signal_id": event.signal_id, "service_id": "a", "service_name": "Café",
+                "organization_name": "Welzijn", "consultant": False, "signal": event.signal.model_dump(mode="json"),
+                "result": event.result.model_dump(mode="json"), "status": "rejected", "reason_code": "no_capacity"}
+    return planned | {
+        "referrer_referral_status": domain.plan_referral_update(referral, event.signal, None).context,
+        "provider_reminder": domain.plan_reminder(referral | {"contact_email": "a@x.nl"}, LINKS, "24-11-2026").context,
+        "consultant_escalation": domain.plan_escalation(referral, "mc@x.nl", "24-11-2026").context,
+        "caregiver_followup": domain.plan_follow_up(
+            {"signal": referral["signal"], "case_id": event.case_id}, frozenset({"email"}),
+            {"yes_url": "https://n.example.nl/f/1/yes", "no_url": "https://n.example.nl/f/1/no"},
+            [referral]).context,
+    }
+
+
+TEMPLATE_NAMES = sorted({p.name.split(".")[0] for p in (TEMPLATES / "nl").glob("*.txt.j2") if not p.name.startswith("_")})
+
+
+def test_every_template_has_a_context_here():
+    assert set(TEMPLATE_NAMES) == set(contexts())
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("template", TEMPLATE_NAMES)
+def test_every_template_renders_text_and_html_in_both_languages(template, language):
+    rendered = render(template, language, contexts()[template])
+    assert rendered.subject and "\n" not in rendered.subject
+    assert rendered.text.strip() and "{{" not in rendered.text and "{%" not in rendered.text
+    assert f'<html lang="{language}">' in rendered.html
+    for url in ("https://n.example.nl/r/1/accept?exp=1&amp;sig=a", "https://n.example.nl/f/1/yes"):
+        if url.replace("&amp;", "&") in rendered.text:
+            assert f'href="{url}"' in rendered.html, "links in the HTML part are clickable"
+
+
+def test_the_caregiver_is_addressed_in_their_language():
+    ctx = contexts()["caregiver_proposals"]
+    nl, en = render("caregiver_proposals", "nl", ctx), render("caregiver_proposals", "en", ctx)
+    assert nl.text.startswith("Beste Anna de Vries") and "Mantelzorgcafé a" in nl.text
+    assert en.text.startswith("Dear Anna de Vries") and en.subject == "Support for you as a caregiver"
+    assert "Mantelzorgconsulent Leusden" in nl.text, "the consultant is named as who will call"
+
+
+def test_a_rematch_says_it_is_a_new_proposal():
+    ctx = contexts()["referrer_update"] | {"rematch": True}
+    assert "nieuw voorstel" in render("referrer_update", "nl", ctx).subject
+    assert "a new proposal" in render("referrer_update", "en", ctx).subject
+
+
+def test_the_provider_gets_what_it_needs_to_act_and_the_answer_links():
+    text = render("provider_referral", "nl", contexts()["provider_referral"]).text
+    for expected in ("Anna de Vries", "anna.devries@example.nl", "+31612345678", "GM0327",
+                     "contact met andere mantelzorgers", "vóór 24-11-2026", *LINKS.values()):
+        assert expected in text
+
+
+def test_the_referrer_is_told_the_reason_and_the_next_step():
+    text = render("referrer_referral_status", "nl", contexts()["referrer_referral_status"]).text
+    assert "niet aangenomen: geen plek" in text and "Wat nu: wij zoeken een ander passend aanbod" in text
+
+
+def test_sms_is_short_and_plain():
+    ctx = contexts()["caregiver_proposals"]
+    for language in LANGUAGES:
+        sms = render("caregiver_proposals", language, ctx, channel="sms")
+        assert sms.html is None and len(sms.text) <= 320 and "Mantelzorgcafé a" in sms.text
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_labels_name_every_code(language):
+    names = labels(language)
+    assert set(names["need"]) == {n.value for n in Need}
+    assert set(names["status"]) == {s.value for s in ReferralStatus}
+    assert set(names["reason"]) == {r.value for r in RejectionReason}
+    assert set(names["urgency"]) == {u.value for u in Urgency}
+    assert set(names["contact"]) == {c.value for c in ContactPreference}
+
+
+def test_an_unknown_language_falls_back_to_dutch():
+    assert render("caregiver_proposals", "fy", contexts()["caregiver_proposals"]).text.startswith("Beste")
+
+
+def test_pages_escape_what_they_show():
+    page = render_page("message", "nl", title="<script>", text="x")
+    assert "<script>" not in page and "&lt;script&gt;" in page
