@@ -62,9 +62,9 @@ class DeliveryWorker:
                                  s.delivery_breaker_max_cooloff_seconds)
         self.last_beat = time.monotonic()
         self._inflight: set[asyncio.Task[None]] = set()
-        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
         self._observed_at = 0.0
 
     @property
@@ -85,8 +85,7 @@ class DeliveryWorker:
         """Stop claiming, let the sends in flight finish and record their outcomes within the
         shutdown grace period (minus a margin); a send still running then is cut off and left
         to its lease: it is sent again, with the same id, after the lease ran out."""
-        self._stopping = True
-        self._wake.set()
+        self._stopping.set()
         if self._task:
             await self._task
         if self._inflight:
@@ -104,9 +103,9 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         failed_rounds = 0
-        while not self._stopping:
+        while not self._stopping.is_set():
             self.last_beat = time.monotonic()
-            self._wake.clear()
+            self._slot_freed.clear()
             try:
                 free = self.settings.delivery_concurrency - len(self._inflight)
                 claimed = self._dispatch(await self.claim(free)) if free > 0 else 0
@@ -118,16 +117,18 @@ class DeliveryWorker:
                 log.warning("delivery round failed", error=repr(exc), retry_in=delay)
                 await self._pause(delay)
                 continue
-            if claimed and claimed == free:
-                # More may be due: claim again as soon as a slot frees up.
-                await self._pause(self.settings.delivery_poll_seconds if len(self._inflight) else 0)
-            else:
-                await self._pause(self.settings.delivery_poll_seconds)
+            # Every slot taken: more may be due, so claim again as soon as one frees up.
+            await self._pause(self.settings.delivery_poll_seconds, until_slot_freed=claimed == free)
 
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, but wake when a send finishes (a slot is free) or on stop()."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+    async def _pause(self, seconds: float, *, until_slot_freed: bool = False) -> None:
+        """Sleep; wake early on stop(), or when a send finishes if asked to."""
+        events = [self._stopping, self._slot_freed] if until_slot_freed else [self._stopping]
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     def _dispatch(self, rows: list[Any]) -> int:
         for row in rows:
@@ -138,7 +139,7 @@ class DeliveryWorker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._wake.set()
+        self._slot_freed.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("delivery task failed", error=repr(exc))
 
@@ -166,32 +167,34 @@ class DeliveryWorker:
 
     async def deliver(self, row: Any) -> None:
         """Send one claimed message and record its outcome."""
-        key = row["breaker_key"]
         if row["channel"] == STATUS_VIEW:  # the notification.sent event is the delivery
             await self._record(row, None)
             return
-        async with self.runtime.pool.acquire() as conn:
-            if not await repository.still_pending(conn, row["id"]):
-                self.breakers.released(key)
-                log.info("notification erased after its claim: not sent", notification_id=str(row["id"]))
-                return
-        message = Outgoing(
-            notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
-            body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
-            secret=row["webhook_secret"], kind=row["template"],
-        )
-        error: Exception | None = None
+        key = row["breaker_key"]
+        counted = False
         try:
-            # Bounded well inside the lease: a send never outlives it (which would duplicate it).
-            async with asyncio.timeout(self.settings.delivery_lease_seconds / 2):
-                await self.channels[row["channel"]].send(message)
-        except asyncio.CancelledError:
-            self.breakers.released(key)
-            raise
-        except Exception as exc:
-            error = exc
-        self._count_for_breaker(key, error)
-        await self._record(row, error)
+            async with self.runtime.pool.acquire() as conn:
+                if not await repository.still_pending(conn, row["id"]):
+                    log.info("notification erased after its claim: not sent", notification_id=str(row["id"]))
+                    return
+            message = Outgoing(
+                notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
+                body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
+                secret=row["webhook_secret"], kind=row["template"],
+            )
+            error: Exception | None = None
+            try:
+                # Bounded well inside the lease: a send never outlives it (which would duplicate it).
+                async with asyncio.timeout(self.settings.delivery_lease_seconds / 2):
+                    await self.channels[row["channel"]].send(message)
+            except Exception as exc:
+                error = exc
+            self._count_for_breaker(key, error)
+            counted = True
+            await self._record(row, error)
+        finally:
+            if not counted:  # cut off or skipped: if it was a probe, another may go
+                self.breakers.released(key)
 
     def _count_for_breaker(self, key: str, error: Exception | None) -> None:
         if error is not None and channel_fault(error):

@@ -26,9 +26,10 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from deploy.stack import free_port
+from services.notify import repository
 from services.notify.channels import Channel, Outgoing
 from shared.contracts import CaregiverErased, EventType
-from tests.integration.test_notify_channels import configure, use_smtp
+from tests.integration.test_notify_channels import Receiver, configure, receiver, use_smtp  # noqa: F401 (fixture)
 from tests.integration.test_notify_closed_loop import FRIDAY, Notify, notify  # noqa: F401 (fixture)
 from tests.unit.test_notify_domain import match, proposed
 
@@ -259,6 +260,30 @@ async def test_shutdown_waits_for_the_send_in_flight_or_leaves_it_to_its_lease(
         assert await notify.worker().deliver_due() == 1, "after its lease it is sent again, alone"
     assert server.count() == {SLOW: 1 if finishes_in_time else 2, **{p: 1 for p in PROVIDERS}}
     assert {s for s, _ in (await statuses(notify)).values()} == {"delivered"}
+
+
+async def test_a_broken_webhook_host_pauses_that_host_only(notify: Notify, receiver: Receiver) -> None:
+    configure(notify, delivery_breaker_failures=2)
+    broken = f"http://localhost:{free_port()}/hooks"  # nothing listens there
+
+    async def update_for(url: str) -> None:
+        event = proposed(matches=[], caregiver={"contact_preference": "do_not_contact"})
+        async with notify.pool.acquire() as conn:
+            await repository.upsert_partner(conn, event.signal.organisation_id, "GP", None, url, "k", "nl")
+        await notify.on_matches(event)
+
+    for url in (broken, broken, receiver.url):
+        await update_for(url)
+    worker = notify.worker()
+    assert await worker.deliver_due() == 3
+    assert worker.breaker_states == {"webhook:localhost": "open"}
+    assert len(receiver.requests) == 1
+
+    await update_for(receiver.url)
+    assert await worker.deliver_due() == 1, "the other partner's host still gets its updates"
+    assert len(receiver.requests) == 2
+    keys = {(r["breaker_key"], r["status"]) for r in await notify.notifications(channel="webhook")}
+    assert keys == {("webhook:localhost", "pending"), ("webhook:127.0.0.1", "delivered")}
 
 
 def erasure(event: Any) -> CaregiverErased:
