@@ -1,7 +1,9 @@
-"""The municipalities' stream in a real PostgreSQL (and broker): every stage becomes an
-anonymised event in the stream table and the outbox, sequence numbers are gap-free per
-municipality even under concurrent writers, replay starts at whole weeks, webhooks are
-signed, ordered and retried, and erasure leaves anonymous facts only."""
+"""The municipalities service in a real PostgreSQL: pipeline events become waiting records
+in the consumer's transaction, the release worker appends k-anonymous groups to the stream
+table and the outbox and removes what it released or suppressed, erasure drops a person's
+waiting records, nothing identifying is ever stored; sequence numbers are gap-free per
+municipality under concurrent writers, SSE replays and resumes, webhooks are signed,
+ordered and retried; and the signals store no longer has municipality tables."""
 
 from __future__ import annotations
 
@@ -24,20 +26,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy.stack import REPO, free_port
-from services.signals import repository as signals_repository
-from services.signals.config import SignalsSettings
-from services.signals.municipalities import repository
-from services.signals.municipalities.anonymise import week_start
-from services.signals.municipalities.erasure import erase_caregivers
-from services.signals.municipalities.publisher import MunicipalPublisher
-from services.signals.municipalities.stream import WebhookDelivery, server_sent_events
-from shared.config import KafkaSettings
+from services.municipalities import handlers, repository
+from services.municipalities.config import MunicipalitiesSettings
+from services.municipalities.release import ReleaseWorker
+from services.municipalities.stream import WebhookDelivery, server_sent_events
+from shared.contracts import CaregiverErased, Envelope, SignalReceived, SignalScreened
 from shared.db import create_pool, migrate
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
 
-MIGRATIONS = REPO / "services" / "signals" / "migrations"
+MIGRATIONS = REPO / "services" / "municipalities" / "migrations"
 SECRET = "a-webhook-secret-of-some-length"
 
 
@@ -52,14 +51,15 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime:
-    runtime = Runtime(settings=SignalsSettings(**settings), broker=None, metrics=None, consumer=None)  # type: ignore[arg-type]
+    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None, metrics=None, consumer=None)  # type: ignore[arg-type]
     runtime._pool = pool
     return runtime
 
 
-async def _append(pool: asyncpg.Pool, code: str, n: int) -> None:
+async def _append(pool: asyncpg.Pool, code: str, n: int, at: datetime | None = None) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await repository.append_event(conn, code, uuid4(), "signal.received", json.dumps({"n": n, "code": code}))
+        await repository.append_release(conn, code, uuid4(), "2026-11", json.dumps({"n": n, "code": code}),
+                                        at or datetime.now(UTC))
 
 
 async def test_sequence_numbers_are_gap_free_per_municipality_under_concurrent_writers(pool):
@@ -70,15 +70,14 @@ async def test_sequence_numbers_are_gap_free_per_municipality_under_concurrent_w
         assert {json.loads(r["body"])["code"] for r in rows} == {code}
 
 
-async def test_replay_starts_at_whole_weeks_and_sse_resumes_after_the_cursor(pool):
-    for n in range(3):
+async def test_replay_starts_at_a_day_and_sse_resumes_after_the_cursor(pool):
+    yesterday = datetime.now(UTC) - timedelta(days=1)
+    await _append(pool, "GM0327", 0, yesterday)
+    for n in range(1, 3):
         await _append(pool, "GM0327", n)
-    last_week = datetime.now(UTC) - timedelta(days=7)
-    await pool.execute("UPDATE municipal_events SET created_at = $1 WHERE seq = 1", last_week)
-    # Any moment in this week replays from its Monday: the old event stays out, no matter
-    # how close to the new ones the moment is.
-    assert await repository.last_seq_before(pool, "GM0327", week_start(datetime.now(UTC))) == 1
-    assert await repository.last_seq_before(pool, "GM0327", week_start(last_week)) == 0
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    assert await repository.last_seq_before(pool, "GM0327", today) == 1
+    assert await repository.last_seq_before(pool, "GM0327", today - timedelta(days=2)) == 0
     assert await repository.last_seq_before(pool, "GM0327", None) == 3
     stopping = asyncio.Event()
     stream = server_sent_events(pool, "GM0327", 1, poll_seconds=0.05, keepalive_seconds=0.2, stopping=stopping)
@@ -87,7 +86,7 @@ async def test_replay_starts_at_whole_weeks_and_sse_resumes_after_the_cursor(poo
     assert [chunk async for chunk in stream] == []
     assert chunks[0].startswith("retry:")
     assert [c.split("\n")[0] for c in chunks[1:3]] == ["id: 2", "id: 3"]
-    assert chunks[1].split("\n")[1] == "event: signal.received"
+    assert chunks[1].split("\n")[1] == "event: records.released"
     assert chunks[3] == ": keep-alive\n\n"
 
 
@@ -169,63 +168,84 @@ async def test_a_failing_webhook_records_its_error_and_waits(pool):
     assert row["next_attempt_at"] > datetime.now(UTC) + timedelta(seconds=50)
 
 
-SIGNAL_BODY = {
-    "source": {"kind": "home_care", "reference": "ECD-778899"},
-    "caregiver": {"name": "Bram Bakker", "email": "bram@example.nl", "phone": "0687654321",
-                  "birth_year": 1948, "postcode": "3833 KL", "municipality_code": "GM0327"},
-    "note": "Meneer slaapt slecht sinds zijn vrouw achteruitging.",
-}
+def _signal(name: str, postcode: str = "3833 KL", code: str = "GM0327") -> SignalReceived:
+    return SignalReceived.model_validate({
+        "signal_id": uuid4(), "organisation_id": uuid4(), "organisation_name": "Thuiszorg Eemland",
+        "received_at": datetime.now(UTC) - timedelta(hours=3), "source": {"kind": "home_care", "reference": "ECD-778899"},
+        "caregiver": {"name": name, "email": f"{name.lower().replace(' ', '.')}@example.nl", "phone": "0687654321",
+                      "birth_year": 1948, "postcode": postcode, "municipality_code": code},
+        "note": "Meneer slaapt slecht sinds zijn vrouw achteruitging.",
+    })
 
 
-async def test_stages_become_anonymised_events_and_erasure_keeps_only_anonymous_facts(pool, kafka):
-    publisher = MunicipalPublisher(SignalsSettings(kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap)))
-    received = datetime.now(UTC) - timedelta(hours=3)
-    signal_id, organisation = uuid4(), uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO organisations (id, name, kind) VALUES ($1, 'Thuiszorg', 'home_care')",
-                           organisation)
-        await signals_repository.claim_idempotency_key(conn, organisation, "key-1", "hash", signal_id)
-        await signals_repository.insert_signal(
-            conn, signal_id=signal_id, organisation_id=organisation, pseudonym="caregiver-pseudonym",
-            municipality_code="GM0327", source_kind="home_care", urgency="normal", received_at=received,
-            body=SIGNAL_BODY, event_id=uuid4())
-        await publisher.record(conn, signal_id, "received", received, {})
-    for stage, detail in [("screened", {"result": {"risk_level": "at_risk", "needs": ["peer_contact"]}}),
-                          ("matched", {"matches": [{"category": "peer_contact", "service_name": "Bram's club"}]})]:
-        async with pool.acquire() as conn, conn.transaction():
-            await signals_repository.add_stage(conn, signal_id, stage, datetime.now(UTC), uuid4(), detail)
-            await publisher.record(conn, signal_id, stage, datetime.now(UTC), detail)
-
-    events = await repository.events_after(pool, "GM0327", 0, 10)
-    outbox = await pool.fetch("SELECT topic, key, body FROM outbox ORDER BY id")
-    assert [e["event_type"] for e in events] == ["signal.received", "signal.screened", "matches.proposed"]
-    assert [o["body"] for o in outbox] == [e["body"] for e in events]
-    assert {o["topic"] for o in outbox} == {"municipality.GM0327.events.v1"}
-    envelopes = [json.loads(e["body"]) for e in events]
-    assert len({e["subject"] for e in envelopes}) == 1 and len({e["correlation_id"] for e in envelopes}) == 1
-    assert {e["occurred_at"] for e in envelopes} == {week_start(received).isoformat().replace("+00:00", "Z")}
-    last = envelopes[-1]["payload"]
-    assert last["area"] == {"kind": "wijk", "code": "WK032701"} and last["age_band"] == "70-79"
-    assert last["risk_level"] == "at_risk" and last["service_categories"] == ["peer_contact"]
-    assert 2.9 <= last["hours_to_match"] <= 3.1
-
-    async with pool.acquire() as conn, conn.transaction():
-        erased = await erase_caregivers(conn, erasure_id=uuid4(), organisation_id=organisation,
-                                        pseudonyms=["caregiver-pseudonym"], requested_at=datetime.now(UTC),
-                                        producer="signals")
-    assert erased == 1
-    dump = await _dump(pool)
-    for value in ("Bram", "bram@example.nl", "0687654321", "3833", "ECD-778899", "slaapt slecht", str(signal_id)):
-        found = [table for table, text in dump if value in text and table != "outbox"]
-        assert not found, (value, found)
-    assert await pool.fetchval("SELECT count(*) FROM stream_salts") == 0
-    facts = await pool.fetchrow("SELECT * FROM signal_facts")
-    assert facts["signal_id"] is None and facts["risk_level"] == "at_risk" and facts["area_code"] == "WK032701"
-    erasure_events = await pool.fetch("SELECT body FROM outbox WHERE topic = 'signals.received.v1'")
-    assert [json.loads(r["body"])["payload"]["signal_ids"] for r in erasure_events] == [[str(signal_id)]]
+def _screened(signal: SignalReceived, subject: str) -> Envelope[SignalScreened]:
+    payload = SignalScreened(signal_id=signal.signal_id, case_id=uuid4(), screened_at=datetime.now(UTC),
+                             result={"risk_level": "at_risk", "needs": ["peer_contact"]}, signal=signal)
+    return Envelope[SignalScreened](event_type="signal.screened", payload=payload, producer="screening",
+                                    subject=subject, correlation_id=str(signal.signal_id))
 
 
-async def _dump(pool: asyncpg.Pool) -> list[tuple[str, str]]:
+async def _dump(pool: asyncpg.Pool) -> str:
     tables = [r["tablename"] for r in await pool.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
-    return [(t, "\n".join(r["row"] for r in await pool.fetch(f'SELECT to_jsonb(t)::text AS row FROM "{t}" t')))
-            for t in tables]
+    rows = [r["row"] for t in tables for r in await pool.fetch(f'SELECT to_jsonb(t)::text AS row FROM "{t}" t')]
+    return "\n".join(rows)
+
+
+async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_identifying_is_stored(pool):
+    runtime = _runtime(pool, k=10, max_delay_seconds=60)
+    worker = ReleaseWorker(runtime)
+    similar = [(_signal(f"Bram Bakker {n}"), f"pseudonym-{n}") for n in range(12)]
+    lonely = [(_signal(f"Eva Eemnes {n}", "3751 AB", "GM0313"), f"pseudonym-eva-{n}") for n in range(3)]
+    unknown = (_signal("Uri Utrecht", "3511 AB", "GM0344"), "pseudonym-uri")
+    handle = handlers._keeping(handlers.records.from_screened)
+    for signal, subject in [*similar, *lonely, unknown]:
+        async with pool.acquire() as conn, conn.transaction():
+            await handle(conn, _screened(signal, subject))
+    assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 15  # not the unknown municipality
+    async with pool.acquire() as conn, conn.transaction():  # one of the twelve is erased while waiting
+        await handlers.on_erased(conn, Envelope[CaregiverErased](
+            event_type="caregiver.erased", producer="signals", subject="pseudonym-11", correlation_id="e",
+            payload=CaregiverErased(erasure_id=uuid4(), caregiver_pseudonym="pseudonym-11", signal_ids=[],
+                                    requested_at=datetime.now(UTC), requested_by=uuid4())))
+    assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 14
+
+    outcome = await worker.release_due(datetime.now(UTC))
+    assert [(g.count, g.key.area) for g in outcome.released] == [(11, "WK032701")]
+    rows = await repository.events_after(pool, "GM0327", 0, 10)
+    outbox = await pool.fetch("SELECT topic, key, body FROM outbox ORDER BY id")
+    assert [o["body"] for o in outbox] == [r["body"] for r in rows]
+    assert [(o["topic"], o["key"]) for o in outbox] == [("municipality.GM0327.events.v1", "GM0327")]
+    group = json.loads(rows[0]["body"])["payload"]
+    assert (group["count"], group["age_band"], group["risk_level"], group["needs"]) == (
+        11, "70-79", "at_risk", ["peer_contact"])
+    assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 3  # the three wait
+
+    later = await worker.release_due(datetime.now(UTC) + timedelta(seconds=61))
+    assert not later.released and len(later.suppressed) == 3
+    assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 0
+    assert await repository.events_after(pool, "GM0313", 0, 10) == []
+
+    dump = await _dump(pool)
+    for value in ("Bram", "Eva", "example.nl", "0687654321", "3833", "3751", "1948", "ECD-778899", "slaapt",
+                  "pseudonym-", *(str(s.signal_id) for s, _ in [*similar, *lonely, unknown])):
+        assert value not in dump, value
+
+
+async def test_old_inbox_rows_are_purged(pool):
+    await pool.execute("""INSERT INTO inbox (event_id, consumer, topic, event_type, processed_at)
+                          VALUES ($1, 'municipalities', 't', 'x', now() - interval '3 days'),
+                                 ($2, 'municipalities', 't', 'x', now())""", uuid4(), uuid4())
+    await repository.purge_inbox(pool, 48)
+    assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
+
+
+async def test_the_signals_store_keeps_no_municipality_tables(database_url):
+    await migrate(database_url, REPO / "services" / "signals" / "migrations")
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        await conn.close()
+    assert "signals" in tables and "erasures" in tables
+    assert not tables & {"municipality_keys", "stream_salts", "signal_facts", "municipal_streams",
+                         "municipal_events", "municipal_webhooks"}
