@@ -71,9 +71,14 @@ signal-to-support is running (embedded default, demo data)
 
   Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json
+  Municipalities receive only groups of at least 10 persons: post 30 similar signals about
+  30 different caregivers, and groups appear on GM0327's stream within seconds (3 would
+  release nothing; a caregiver posted 30 times is still one person):
+           for i in $(seq 30); do sed "s/Anna de Vries/Mantelzorger $i/; s/anna.devries/mz$i/" \\
+             deploy/demo/signal.json | curl -s -o /dev/null -X POST {s['signals'].url}/v1/signals \\
+             -H 'Authorization: Bearer demo-gp-key' -H 'Content-Type: application/json' -d @-; done
            curl -sN "{s['municipalities'].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
              -H 'Authorization: Bearer demo-gm0327-key'
-           (groups of at least 10 similar records appear within about a minute)
 Press Ctrl-C to stop.
 """
 

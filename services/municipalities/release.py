@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import structlog
+from prometheus_client import Counter
 
 from services.municipalities import domain, repository
 from services.municipalities.config import MunicipalitiesSettings
@@ -27,6 +28,11 @@ class ReleaseWorker:
         self._runtime = runtime
         self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
         self._periodic = Periodic("release", self._settings.release_seconds, self.tick)
+        # What a data protection officer (and an operator) watches: how much is suppressed.
+        self._records = Counter(
+            "sts_municipal_records_total", "Anonymous records by fate (released, suppressed).", ["fate"],
+            registry=runtime.metrics.registry,
+        )
 
     async def start(self) -> None:
         await self._periodic.start()
@@ -56,6 +62,8 @@ class ReleaseWorker:
                                                 envelope.model_dump_json(), now)
             gone = [*(m for g in outcome.released for m in g.members), *outcome.suppressed]
             await repository.delete_waiting(conn, [row_ids[id(r)] for r in gone])
+        self._records.labels("released").inc(sum(g.count for g in outcome.released))
+        self._records.labels("suppressed").inc(len(outcome.suppressed))
         if outcome.released or outcome.suppressed:
             log.info("release tick", groups=len(outcome.released),
                      released=sum(g.count for g in outcome.released), suppressed=len(outcome.suppressed),

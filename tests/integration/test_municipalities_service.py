@@ -32,6 +32,7 @@ from services.municipalities.release import ReleaseWorker
 from services.municipalities.stream import WebhookDelivery, server_sent_events
 from shared.contracts import CaregiverErased, Envelope, SignalReceived, SignalScreened
 from shared.db import create_pool, migrate
+from shared.metrics import Metrics
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,8 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime:
-    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None, metrics=None, consumer=None)  # type: ignore[arg-type]
+    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,  # type: ignore[arg-type]
+                      metrics=Metrics("municipalities"), consumer=None)  # type: ignore[arg-type]
     runtime._pool = pool
     return runtime
 
@@ -224,6 +226,9 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
     assert not later.released and len(later.suppressed) == 3
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 0
     assert await repository.events_after(pool, "GM0313", 0, 10) == []
+    registry = runtime.metrics.registry
+    assert registry.get_sample_value("sts_municipal_records_total", {"fate": "released"}) == 11
+    assert registry.get_sample_value("sts_municipal_records_total", {"fate": "suppressed"}) == 3
 
     dump = await _dump(pool)
     for value in ("Bram", "Eva", "example.nl", "0687654321", "3833", "3751", "1948", "ECD-778899", "slaapt",
