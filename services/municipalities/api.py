@@ -178,7 +178,7 @@ def _months(first: str | None, last: str | None) -> list[date]:
 
 async def _closed_months(
     request: Request, code: str, first: str | None, last: str | None,
-) -> tuple[dict[str, list[reports.Group]], list[str]]:
+) -> tuple[dict[str, list[reports.Released]], list[str]]:
     """The released groups of each closed month asked for, and the months still open."""
     runtime = _runtime(request)
     settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
@@ -187,7 +187,7 @@ async def _closed_months(
     shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, delay)]
     async with runtime.pool.acquire() as conn:
         groups = await repository.released_in(conn, code, shut)
-    by_month: dict[str, list[reports.Group]] = {m: [] for m in shut}
+    by_month: dict[str, list[reports.Released]] = {m: [] for m in shut}
     for group in groups:
         by_month[group["month"]].append(group)
     return by_month, [f"{m:%Y-%m}" for m in months if f"{m:%Y-%m}" not in by_month]

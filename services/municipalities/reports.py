@@ -32,7 +32,7 @@ COLUMNS = [*(f"{s.value}/{r}" for s in SourceKind for r in [*(r.value for r in R
 TIME_BANDS = list(dict.fromkeys(COARSE_HOURS.values()))
 TARGET_GROUPS = ["<30", "30-59", "60+", GENERALISED]
 NEED_GROUP_NAMES = sorted(set(NEED_GROUPS.values()))
-Group = dict[str, Any]  # a released group's payload, as in the stream
+Released = dict[str, Any]  # a released group's payload, as in the stream
 
 
 def months_between(first: date, last: date) -> list[date]:
@@ -53,7 +53,7 @@ def closed(month: date, now: datetime, max_delay: timedelta) -> bool:
     return datetime(end.year, end.month, 1, tzinfo=UTC) + max_delay <= now
 
 
-def _persons(groups: Iterable[tuple[str, str, Group]]) -> list[Record]:
+def _persons(groups: Iterable[tuple[str, str, Released]]) -> list[Record]:
     # A group's records are of at least k different persons; counting each record as its
     # own person never makes a figure look safer than it is, since every figure holds whole
     # groups (0, or at least k persons).
@@ -61,11 +61,11 @@ def _persons(groups: Iterable[tuple[str, str, Group]]) -> list[Record]:
             for n, (row, column, group) in enumerate(groups) for i in range(group["count"])]
 
 
-def _of(groups: Sequence[Group], kind: str) -> list[Group]:
+def _of(groups: Sequence[Released], kind: str) -> list[Released]:
     return [g for g in groups if g["record"] == kind]
 
 
-def _count(groups: Iterable[Group]) -> Cell:
+def _count(groups: Iterable[Released]) -> Cell:
     groups = list(groups)
     total = sum(g["count"] for g in groups)
     return shown(total, total)
@@ -87,10 +87,10 @@ class CountsReport(BaseModel):
     open_months: list[str] = []
 
 
-def counts_table(municipality_code: str, groups: Sequence[Group]) -> Table:
+def counts_table(municipality_code: str, groups: Sequence[Released]) -> Table:
     rows = [*districts_of(municipality_code), GENERALISED]
 
-    def cell(group: Group) -> tuple[str, str, Group]:
+    def cell(group: Released) -> tuple[str, str, Released]:
         if group["level"] == 0:
             row = group["area"] if group["area"] in rows else GENERALISED
             return row, f"{group['source_kind']}/{group['risk_level'] or UNSCREENED}", group
@@ -108,7 +108,7 @@ class Bands(BaseModel):
     p90: str | None = None
 
 
-def band_percentiles(groups: Sequence[Group]) -> Bands:
+def band_percentiles(groups: Sequence[Released]) -> Bands:
     timed = [g for g in groups if g.get("time_to_support")]
     n = _count(timed)
     if n.suppressed:
@@ -129,7 +129,7 @@ class Share(BaseModel):
     share: float | None = None  # only when neither figure is suppressed
 
 
-def share(yes: Sequence[Group], no: Sequence[Group]) -> Share:
+def share(yes: Sequence[Released], no: Sequence[Released]) -> Share:
     a, b = _count(yes), _count(no)
     if a.suppressed or b.suppressed:
         return Share(yes=a, no=b)
@@ -160,15 +160,15 @@ ACCEPTED = {ReferralStatus.ACCEPTED.value, ReferralStatus.IN_PROGRESS.value, Ref
 NOT_ACCEPTED = {ReferralStatus.REJECTED.value, ReferralStatus.FAILED.value, ReferralStatus.CANCELLED.value}
 
 
-def outcomes(month: str, groups: Sequence[Group], no_match_reasons: Sequence[str]) -> MonthOutcomes:
+def outcomes(month: str, groups: Sequence[Released], no_match_reasons: Sequence[str]) -> MonthOutcomes:
     screened, matched = _of(groups, "signal.screened"), _of(groups, "matches.proposed")
     referrals, follow_ups = _of(groups, "referral.updated"), _of(groups, "followup.recorded")
 
-    def target_group(group: Group) -> str:
+    def target_group(group: Released) -> str:
         band = group.get("age_band")
         return GENERALISED if band in (None, ANY) else band if band in TARGET_GROUPS else wide_age_band(band)
 
-    def need_groups(group: Group) -> set[str]:
+    def need_groups(group: Released) -> set[str]:
         return {NEED_GROUPS.get(n, n) for n in group.get("needs", [])}
 
     return MonthOutcomes(
