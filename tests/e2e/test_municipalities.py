@@ -97,15 +97,18 @@ async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_n
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         responses = await asyncio.gather(*(post(client, b) for b in bodies))
         assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
-        async with asyncio.timeout(60):  # the demo settings: a release every 3 s
+        # A group goes out as soon as 10 of the thirty wait together (the demo looks every
+        # 3 s), so at most 9 can be left over (to be suppressed when their delay runs out).
+        async with asyncio.timeout(60):
             async for event in _sse(response):
                 envelope = json.loads(event["data"])
                 seen.append(envelope)
-                if sum(e["payload"]["count"] for e in seen if _ours(e["payload"])) >= 30:
+                if sum(e["payload"]["count"] for e in seen if _ours(e["payload"])) >= 21:
                     break
-    print(f"the thirty were released within {time.monotonic() - started:.1f}s")
+    print(f"at least 21 of the thirty were released within {time.monotonic() - started:.1f}s")
     ours = [e["payload"] for e in seen if _ours(e["payload"])]
     assert all(g["count"] >= 10 and g["level"] == 0 and g["risk_level"] for g in ours)
+    assert sum(g["count"] for g in ours) <= 30
     assert all(e["payload"]["municipality_code"] == LEUSDEN and e["subject"] == LEUSDEN for e in seen)
 
     topic = f"municipality.{LEUSDEN}.events.v1"
