@@ -130,17 +130,25 @@ class OutboxRelay:
 
     async def _listen(self) -> None:
         """(Re-)open the LISTEN connection when it is gone, e.g. after a database restart."""
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
+        if self._listening():
             return
         await self._drop_listener()
         conn = await self._pool.acquire()
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            # Lost (database restart): wake up to re-listen now, not after the poll interval.
+            conn.add_termination_listener(self._on_notify)
         except BaseException:
             await self._pool.release(conn)
             raise
         self._listen_conn = conn
         log.info("outbox relay listening")
+
+    def _listening(self) -> bool:
+        try:
+            return self._listen_conn is not None and not self._listen_conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool took back the connection when it died
+            return False
 
     async def _drop_listener(self) -> None:
         conn, self._listen_conn = self._listen_conn, None
