@@ -50,6 +50,7 @@ class Rig:
     bootstrap: str
     metrics: Metrics
     relay: OutboxRelay
+    consumer: EventConsumer
     failing: set[int] = field(default_factory=set)
     calls: list[tuple[int, float]] = field(default_factory=list)
     delay: float = 0.0
@@ -101,7 +102,9 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
     metrics = Metrics("test")
     group = f"g-{uuid.uuid4().hex[:6]}"
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=poll_seconds)
-    rig = Rig(pool, topic, group, kafka.bootstrap, metrics, relay)
+    consumer = EventConsumer(broker, lambda: pool, metrics, ConsumerSettings(
+        group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings))
+    rig = Rig(pool, topic, group, kafka.bootstrap, metrics, relay, consumer)
 
     async def handle(conn: asyncpg.Connection, event: Envelope[Item]) -> None:
         rig.calls.append((event.payload.n, time.monotonic()))
@@ -111,8 +114,6 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
         if event.payload.n in rig.failing:
             raise RuntimeError(f"cannot handle {event.payload.n}")
 
-    consumer = EventConsumer(broker, lambda: pool, metrics, ConsumerSettings(
-        group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings))
     consumer.subscribe({topic: {"test.item": Route(Item, handle)}})
     await broker.start()
     await relay.start()
@@ -167,6 +168,12 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         await rig.emit((5, "alice"))
         await rig.until(lambda: _has(rig, 3, 1, 2, 4, 5))
         assert rig.outcome("parked") == 2 and rig.outcome("dead_lettered") == 1
+
+        await rig.consumer.update_lag()
+        lag = {s.labels["partition"]: s.value for m in rig.metrics.lag.collect() for s in m.samples}
+        assert set(lag) <= {"0", "1"} and lag and all(v == 0 for v in lag.values())
+        ok, health = rig.consumer.health()
+        assert ok and health[rig.topic]["lanes_alive"] == 3 and health[rig.topic]["waiting_on_dependency"] == []
 
 
 async def test_a_replayed_event_that_fails_again_is_dead_again_with_its_followers_parked(
