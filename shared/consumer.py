@@ -78,6 +78,8 @@ class ConsumerSettings:
     # A failure that persists this long while the dependencies answer is the event's fault.
     dead_letter_after_seconds: float = 300.0
     max_backoff_seconds: float = 10.0
+    # aiokafka's limit between polls; a lane holding a record longer leaves its group (see above).
+    max_poll_interval_ms: int = 300_000
 
 
 @dataclass
@@ -118,6 +120,7 @@ class EventConsumer:
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 max_workers=self._settings.workers,
+                max_poll_interval_ms=self._settings.max_poll_interval_ms,
                 title=f"{self._settings.group_id}:{topic}",
             )
             subscriber(self._consumer_for(topic, topic_routes))
