@@ -1,5 +1,6 @@
-"""Erasure is final: a tombstone per erased caregiver keeps the erased signal and case ids,
-so an event about them that was still in flight is dropped instead of re-creating data.
+"""Erasure is final: a tombstone per erased caregiver keeps digests of the erased signal and
+case ids, so an event about them that was still in flight is dropped instead of
+re-creating data. Digests, so the tombstone itself points back to nothing.
 
 Only events whose subject is the erased pseudonym AND that name an erased id are dropped:
 a signal posted later about the same person has new ids and flows. The check and the
@@ -9,6 +10,7 @@ the tombstone."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
@@ -25,9 +27,13 @@ async def record_tombstone(
     """Call in the erasure's transaction, before deleting anything."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
     await conn.execute(
-        "INSERT INTO tombstones (subject, signal_ids, case_ids) VALUES ($1, $2::uuid[], $3::uuid[])",
-        subject, list(signal_ids), list(case_ids),
+        "INSERT INTO tombstones (subject, id_digests) VALUES ($1, $2::text[])",
+        subject, _digests([*signal_ids, *case_ids]),
     )
+
+
+def _digests(ids: Iterable[UUID]) -> list[str]:
+    return [hashlib.sha256(i.bytes).hexdigest() for i in ids]
 
 
 def erased_ids_named(payload: Mapping[str, Any]) -> list[UUID]:
@@ -50,7 +56,6 @@ async def is_erased(conn: asyncpg.Connection, subject: str, payload: Mapping[str
     # Shared: events about one subject do not wait for each other, only for an erasure.
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", subject)
     return bool(await conn.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject = $1
-                          AND (signal_ids && $2::uuid[] OR case_ids && $2::uuid[]))""",
-        subject, ids,
+        "SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject = $1 AND id_digests && $2::text[])",
+        subject, _digests(ids),
     ))

@@ -21,14 +21,13 @@ ALTER TABLE outbox ALTER COLUMN body DROP NOT NULL;
 ALTER TABLE outbox ADD COLUMN body_bytes bytea;
 ALTER TABLE outbox ADD CONSTRAINT outbox_has_body CHECK (body IS NOT NULL OR body_bytes IS NOT NULL);
 
--- Erasure is final: the ids an erasure removed, per caregiver pseudonym, so an event about
--- them still in flight is dropped instead of re-creating what was erased. Only ids, no
--- personal data.
+-- Erasure is final: per erased caregiver pseudonym, digests of the signal and case ids the
+-- erasure removed, so an event about them still in flight is dropped instead of
+-- re-creating what was erased. Digests (SHA-256), not the ids: nothing here points back.
 CREATE TABLE tombstones (
     id          bigserial PRIMARY KEY,
     subject     text NOT NULL,
-    signal_ids  uuid[] NOT NULL,
-    case_ids    uuid[] NOT NULL,
+    id_digests  text[] NOT NULL,
     erased_at   timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX tombstones_subject ON tombstones (subject);
