@@ -1,6 +1,7 @@
 """Erasure is final: a tombstone per erased caregiver keeps digests of the erased signal and
 case ids, so an event about them that was still in flight is dropped instead of
-re-creating data. Digests, so the tombstone itself points back to nothing.
+re-creating data. It keeps digests of the pseudonym and the ids, not the values, so the
+tombstone itself points back to nobody.
 
 Only events whose subject is the erased pseudonym AND that name an erased id are dropped:
 a signal posted later about the same person has new ids and flows. The check and the
@@ -27,13 +28,13 @@ async def record_tombstone(
     """Call in the erasure's transaction, before deleting anything."""
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
     await conn.execute(
-        "INSERT INTO tombstones (subject, id_digests) VALUES ($1, $2::text[])",
-        subject, _digests([*signal_ids, *case_ids]),
+        "INSERT INTO tombstones (subject_digest, id_digests) VALUES ($1, $2::text[])",
+        _digest(subject.encode()), [_digest(i.bytes) for i in [*signal_ids, *case_ids]],
     )
 
 
-def _digests(ids: Iterable[UUID]) -> list[str]:
-    return [hashlib.sha256(i.bytes).hexdigest() for i in ids]
+def _digest(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
 
 
 def erased_ids_named(payload: Mapping[str, Any]) -> list[UUID]:
@@ -56,6 +57,6 @@ async def is_erased(conn: asyncpg.Connection, subject: str, payload: Mapping[str
     # Shared: events about one subject do not wait for each other, only for an erasure.
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", subject)
     return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject = $1 AND id_digests && $2::text[])",
-        subject, _digests(ids),
+        "SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_digest = $1 AND id_digests && $2::text[])",
+        _digest(subject.encode()), [_digest(i.bytes) for i in ids],
     ))

@@ -23,11 +23,12 @@ ALTER TABLE outbox ADD CONSTRAINT outbox_has_body CHECK (body IS NOT NULL OR bod
 
 -- Erasure is final: per erased caregiver pseudonym, digests of the signal and case ids the
 -- erasure removed, so an event about them still in flight is dropped instead of
--- re-creating what was erased. Digests (SHA-256), not the ids: nothing here points back.
+-- re-creating what was erased. Digests (SHA-256) of the pseudonym and the ids, not the
+-- values: the tombstone recognises an event but points back to nobody.
 CREATE TABLE tombstones (
-    id          bigserial PRIMARY KEY,
-    subject     text NOT NULL,
-    id_digests  text[] NOT NULL,
-    erased_at   timestamptz NOT NULL DEFAULT now()
+    id              bigserial PRIMARY KEY,
+    subject_digest  text NOT NULL,
+    id_digests      text[] NOT NULL,
+    erased_at       timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX tombstones_subject ON tombstones (subject);
+CREATE INDEX tombstones_subject ON tombstones (subject_digest);

@@ -87,3 +87,27 @@ def test_the_cli_names_its_commands() -> None:
     assert (args.service, args.action, args.all, args.topic, args.id) == ("notify", "replay", True, "t", None)
     with pytest.raises(SystemExit):
         parser().parse_args(["--service", "nowhere", "dead-letters", "list"])
+
+
+def test_an_outage_is_a_503_with_retry_after_and_a_bug_stays_a_500() -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from shared.http import install_unavailable_handler
+
+    app = FastAPI()
+    install_unavailable_handler(app)
+
+    @app.get("/outage")
+    async def outage() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed")
+
+    @app.get("/bug")
+    async def bug() -> None:
+        raise exc.UniqueViolationError("duplicate key")
+
+    client = TestClient(app, raise_server_exceptions=False)
+    answer = client.get("/outage")
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
+    assert answer.json()["error"] == "service_unavailable"
+    assert client.get("/bug").status_code == 500
