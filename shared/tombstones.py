@@ -22,11 +22,18 @@ import asyncpg
 _ID_FIELDS = ("signal_id", "last_signal_id", "case_id")
 
 
+async def lock_for_erasure(conn: asyncpg.Connection, subject: str) -> None:
+    """Wait for events about ``subject`` being handled now, and hold off new ones, until the
+    erasure's transaction ends. Take it before locking anything else (``record_tombstone``
+    does), or a handler holding that row and waiting here would deadlock with the erasure."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
+
+
 async def record_tombstone(
     conn: asyncpg.Connection, subject: str, signal_ids: Iterable[UUID], case_ids: Iterable[UUID]
 ) -> None:
     """Call in the erasure's transaction, before deleting anything."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", subject)
+    await lock_for_erasure(conn, subject)
     await conn.execute(
         "INSERT INTO tombstones (subject_digest, id_digests) VALUES ($1, $2::text[])",
         _digest(subject.encode()), [_digest(i.bytes) for i in [*signal_ids, *case_ids]],

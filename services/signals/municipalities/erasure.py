@@ -22,7 +22,7 @@ from services.signals import repository
 from services.signals.municipalities import repository as municipal
 from shared.contracts import CaregiverErased, EventType, Topics
 from shared.outbox import add_event, forget_subject, new_event
-from shared.tombstones import record_tombstone
+from shared.tombstones import lock_for_erasure, record_tombstone
 
 
 async def erase_caregivers(
@@ -30,6 +30,8 @@ async def erase_caregivers(
     requested_at: datetime, producer: str,
 ) -> int:
     """Erase these caregivers; returns the number of signals erased."""
+    for pseudonym in sorted(pseudonyms):  # before the rows: see lock_for_erasure
+        await lock_for_erasure(conn, pseudonym)
     signals = await repository.signals_of_caregivers(conn, pseudonyms)
     signal_ids = [s["id"] for s in signals]
     for pseudonym in pseudonyms:  # first: events in flight about them are dropped from now on
