@@ -130,7 +130,7 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
 
 
 async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_key_waits(
-    database_url: str, kafka: Any, monkeypatch: pytest.MonkeyPatch,
+    database_url: str, kafka: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
     window = 1.5
     async with consumer_rig(database_url, kafka, dead_letter_after_seconds=window) as rig:
@@ -157,9 +157,23 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         assert headers["dlq_consumer_group"] == f"{rig.group}.{rig.topic}" and headers["dlq_attempts"] == str(dead["attempts"])
         assert copy.key == b"alice" and json.loads(copy.value)["event_id"] == dead["event_id"]
 
+        # The operator sees the dead letter with its parked followers, and the record in full.
+        monkeypatch.setenv("MATCHING_DATABASE_URL", database_url)
+        assert await cli.run(cli.parser().parse_args(["--service", "matching", "dead-letters", "list"])) == 0
+        out = capsys.readouterr().out.splitlines()  # the services' logs share stdout here
+        listing = out[next(i for i, line in enumerate(out) if line.startswith("id  status")):]
+        assert listing[0].split()[:3] == ["id", "status", "created_at"]
+        rows = [line for line in listing[1:] if line.split()[0].isdigit()]
+        assert [line.split()[1] for line in rows] == ["dead", "parked", "parked"]
+        assert "cannot handle 1" in rows[0]
+        assert await cli.run(cli.parser().parse_args(["--service", "matching", "dead-letters", "show",
+                                                      str(dead["id"])])) == 0
+        out = capsys.readouterr().out
+        shown = json.loads(out[out.index("{\n"):])
+        assert shown["status"] == "dead" and json.loads(shown["body"])["payload"]["n"] == 1
+
         # The operator fixes the cause and replays: the dead letter, then its followers, in order.
         rig.failing.clear()
-        monkeypatch.setenv("MATCHING_DATABASE_URL", database_url)
         args = cli.parser().parse_args(["--service", "matching", "dead-letters", "replay", str(dead["id"])])
         assert await cli.run(args) == 0
         await rig.until(lambda: _has(rig, 3, 1, 2, 4))

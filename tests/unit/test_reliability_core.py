@@ -111,3 +111,25 @@ def test_an_outage_is_a_503_with_retry_after_and_a_bug_stays_a_500() -> None:
     assert answer.status_code == 503 and answer.headers["retry-after"] == "5"
     assert answer.json()["error"] == "service_unavailable"
     assert client.get("/bug").status_code == 500
+
+
+async def test_consumer_health_reports_a_dead_lane() -> None:
+    from shared.consumer import ConsumerSettings, EventConsumer
+    from shared.metrics import Metrics
+
+    class Subscriber:  # what the consumer reads of a FastStream subscriber: its lane tasks
+        def __init__(self, tasks: list[asyncio.Task[None]]) -> None:
+            self.tasks = tasks
+
+    running = [asyncio.create_task(asyncio.sleep(10)) for _ in range(2)]
+    ended = asyncio.create_task(asyncio.sleep(0))
+    await ended
+    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g", workers=2))  # type: ignore[arg-type]
+    consumer._subscribers = {"a.v1": Subscriber(running), "b.v1": Subscriber([running[0], ended])}
+    ok, report = consumer.health()
+    assert not ok
+    assert report["a.v1"]["lanes_alive"] == 2 and report["b.v1"]["lanes_alive"] == 1
+    consumer._subscribers.pop("b.v1")
+    assert consumer.health()[0]
+    for task in running:
+        task.cancel()
