@@ -89,19 +89,19 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0.2,
-                       **settings: Any) -> AsyncIterator[Rig]:
+async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0.2, topic: str | None = None,
+                       group: str | None = None, **settings: Any) -> AsyncIterator[Rig]:
     conn = await asyncpg.connect(database_url)
     await apply_migrations(conn, {"shared": SHARED_MIGRATIONS})
     await conn.execute("CREATE TABLE IF NOT EXISTS seen (id serial PRIMARY KEY, n int NOT NULL)")
     await conn.close()
     pool = await create_pool(database_url, size=5, acquire_timeout=2)
-    topic = f"test.{uuid.uuid4().hex[:8]}.v1"
+    topic = topic or f"test.{uuid.uuid4().hex[:8]}.v1"
     kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap, idempotence=kafka.idempotence, partitions=2)
     await ensure_topics(kafka_settings, with_dlqs([topic]))
     broker = create_broker(kafka_settings, client_id="test", graceful_timeout=5)
     metrics = Metrics("test")
-    group = f"g-{uuid.uuid4().hex[:6]}"
+    group = group or f"g-{uuid.uuid4().hex[:6]}"
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=poll_seconds)
     consumer = EventConsumer(broker, lambda: pool, metrics, ConsumerSettings(
         group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings))
@@ -297,6 +297,28 @@ async def test_a_lane_that_holds_a_record_past_the_poll_interval_loses_nothing(
         assert await rig.pool.fetchval("SELECT count(*) FROM dead_letters") == 0
         row = await rig.pool.fetchval("SELECT count(*) FROM inbox")
         assert row == 10
+
+
+async def test_a_record_held_during_an_outage_is_let_go_uncommitted_on_shutdown(
+    database_url: str, kafka: Any,
+) -> None:
+    topic, group = f"test.{uuid.uuid4().hex[:8]}.v1", f"g-{uuid.uuid4().hex[:6]}"
+    async with consumer_rig(database_url, kafka, topic=topic, group=group) as rig:
+        rig.outage_until = time.monotonic() + 3600
+        await rig.emit((1, "hank"))
+        await rig.until(lambda: _calls(rig, 1, 2))
+        assert rig.consumer.health()[1][topic]["waiting_on_dependency"]
+    # Stopped while waiting: nothing handled, nothing committed ...
+    assert [await rig.committed(p) for p in (0, 1)] == [None, None]
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM seen") == 0
+    finally:
+        await conn.close()
+    # ... so the next run of the service is delivered the record and handles it.
+    async with consumer_rig(database_url, kafka, topic=topic, group=group) as again:
+        await again.until(lambda: _has(again, 1))
+        assert again.calls and again.outcome("processed") == 1
 
 
 async def _read(bootstrap: str, topic: str, count: int) -> list[Any]:
