@@ -156,9 +156,22 @@ async def replay(conn: asyncpg.Connection, dead_letter_id: int) -> list[int]:
         raise ReplayError(f"dead letter {dead_letter_id} is {row['status']}, only a dead one can be replayed")
     followers = []
     if row["key"] is not None:
+        earlier = await conn.fetchval(
+            """SELECT min(id) FROM dead_letters
+               WHERE consumer = $1 AND topic = $2 AND key = $3 AND id < $4
+                 AND status IN ('dead', 'parked') AND event_id IS NOT NULL""",
+            row["consumer"], row["topic"], row["key"], row["id"],
+        )
+        if earlier is not None:  # its copy would come back behind that one and never be seen
+            raise ReplayError(f"dead letter {earlier} of the same key comes first: replay it before "
+                              f"{dead_letter_id} (or replay --all)")
+        # Those parked behind this one, up to the key's next dead letter (which keeps its own).
         followers = await conn.fetch(
-            """SELECT id FROM dead_letters
+            """SELECT id FROM dead_letters d
                WHERE consumer = $1 AND topic = $2 AND key = $3 AND status = 'parked' AND id > $4
+                 AND NOT EXISTS (SELECT 1 FROM dead_letters n
+                                 WHERE n.consumer = $1 AND n.topic = $2 AND n.key = $3
+                                   AND n.status = 'dead' AND n.id > $4 AND n.id < d.id)
                ORDER BY id FOR UPDATE""",
             row["consumer"], row["topic"], row["key"], row["id"],
         )

@@ -355,3 +355,40 @@ async def _calls(rig: Rig, n: int, times: int) -> bool:
 
 async def _metric(rig: Rig, outcome: str, n: int) -> bool:
     return rig.outcome(outcome) >= n
+
+
+async def test_replay_keeps_a_key_in_order_across_two_dead_letters(database_url: str, kafka: Any) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    from shared.dead_letters import ReplayError, replay
+
+    async with consumer_rig(database_url, kafka, dead_letter_after_seconds=0) as rig:
+        rig.failing.add(1)
+        await rig.emit((1, "ivy"), (2, "ivy"))
+        await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters", 2))
+        # An invalid payload is dead-lettered at once, even behind the key's dead letter ...
+        invalid = new_event("test.item", Item(n=3), producer="test", subject="ivy", correlation_id="c3")
+        producer = AIOKafkaProducer(bootstrap_servers=rig.bootstrap)
+        await producer.start()
+        try:
+            body = invalid.model_dump(mode="json") | {"payload": {"n": "three"}}
+            await producer.send_and_wait(rig.topic, json.dumps(body).encode(), key=b"ivy")
+        finally:
+            await producer.stop()
+        await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'dead'", 2))
+        await rig.emit((4, "ivy"))  # ... and what follows waits behind both
+        await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'parked'", 2))
+        first, parked_2, second, parked_4 = [r["id"] for r in await rig.pool.fetch(
+            "SELECT id FROM dead_letters ORDER BY id")]
+
+        async with rig.pool.acquire() as conn, conn.transaction():
+            with pytest.raises(ReplayError, match=f"dead letter {first} of the same key comes first"):
+                await replay(conn, second)
+        rig.failing.clear()
+        async with rig.pool.acquire() as conn, conn.transaction():
+            assert await replay(conn, first) == [first, parked_2]  # not 4: it waits behind the second
+        await rig.until(lambda: _has(rig, 1, 2))
+        statuses = dict(await rig.pool.fetch("SELECT id, status FROM dead_letters"))
+        assert statuses == {first: "replayed", parked_2: "replayed", second: "dead", parked_4: "parked"}
+        await asyncio.sleep(1)
+        assert await rig.seen() == [1, 2]
