@@ -40,7 +40,7 @@ from pydantic import BaseModel, ValidationError
 
 from shared import dead_letters
 from shared.contracts import Envelope, EventType, RawEnvelope
-from shared.dead_letters import FailedRecord
+from shared.dead_letters import ConsumedRecord
 from shared.failures import is_infrastructure_failure
 from shared.metrics import Metrics
 from shared.tombstones import is_erased
@@ -144,7 +144,7 @@ class EventConsumer:
         record = message.raw_message
         body: bytes = message.body
         structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
-        failed = FailedRecord(
+        consumed = ConsumedRecord(
             topic=topic, partition=record.partition, offset=record.offset,
             key=record.key.decode(errors="replace") if record.key else None,
             headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
@@ -154,9 +154,9 @@ class EventConsumer:
             try:
                 raw = RawEnvelope.model_validate_json(body)
             except ValidationError as exc:
-                await self._dead_letter(failed, PermanentError(_describe(exc)), 0)
+                await self._dead_letter(consumed, PermanentError(_describe(exc)), 0)
                 return
-            failed = replace(failed, event_id=str(raw.event_id), event_type=raw.event_type)
+            consumed = replace(consumed, event_id=str(raw.event_id), event_type=raw.event_type)
             structlog.contextvars.bind_contextvars(
                 correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
             )
@@ -168,23 +168,23 @@ class EventConsumer:
                 # The envelope is valid already: only the payload needs its type.
                 event = raw.model_copy(update={"payload": route.payload.model_validate(raw.payload)})
             except ValidationError as exc:
-                await self._dead_letter(failed, PermanentError(_describe(exc, "payload")), 0)
+                await self._dead_letter(consumed, PermanentError(_describe(exc, "payload")), 0)
                 return
-            await self._handle(failed, raw, event, route.handler)
+            await self._handle(consumed, raw, event, route.handler)
         finally:
             self._stop_waiting()
 
-    async def _handle(self, failed: FailedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> None:
-        topic = failed.topic
+    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> None:
+        topic = consumed.topic
         started = time.perf_counter()
         attempts = 0
         first_failure = 0.0
         outages = 0
         while True:
             try:
-                outcome = await self._apply(failed, raw, event, handler)
+                outcome = await self._apply(consumed, raw, event, handler)
             except PermanentError as exc:
-                await self._dead_letter(failed, exc, attempts + 1)
+                await self._dead_letter(consumed, exc, attempts + 1)
                 return
             except Exception as exc:
                 if self._stopping.is_set():
@@ -192,7 +192,7 @@ class EventConsumer:
                 if is_infrastructure_failure(exc) or not await self._dependencies_answer():
                     outages += 1
                     self._metrics.failures.labels(topic, type(exc).__name__, "infrastructure").inc()
-                    await self._wait_out(failed, exc, outages)
+                    await self._wait_out(consumed, exc, outages)
                     continue
                 outages = 0
                 attempts += 1
@@ -201,7 +201,7 @@ class EventConsumer:
                 log.warning("handler failed", topic=topic, attempt=attempts, error=repr(exc))
                 if (attempts >= self._settings.max_attempts
                         and time.monotonic() - first_failure >= self._settings.dead_letter_after_seconds):
-                    await self._dead_letter(failed, exc, attempts)
+                    await self._dead_letter(consumed, exc, attempts)
                     return
                 await self._pause(self._backoff(attempts))
                 continue
@@ -209,59 +209,59 @@ class EventConsumer:
             self._metrics.handle_seconds.labels(topic).observe(time.perf_counter() - started)
             return
 
-    async def _apply(self, failed: FailedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> str:
+    async def _apply(self, consumed: ConsumedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> str:
         consumer = self._settings.group_id
         async with self._pool().acquire() as conn, conn.transaction():
-            if failed.key is not None and event.event_type not in _ALWAYS_HANDLED:
-                queue = await dead_letters.unresolved_for_key(conn, consumer, failed.topic, failed.key)
+            if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED:
+                queue = await dead_letters.unresolved_for_key(conn, consumer, consumed.topic, consumed.key)
                 if queue:
                     head = queue[0]
-                    if head["status"] == "replaying" and head["event_id"] == failed.event_id:
+                    if head["status"] == "replaying" and head["event_id"] == consumed.event_id:
                         # Its replay came back, in order: handle it now.
                         await dead_letters.resolve_replayed(conn, head["id"])
-                    elif any(row["event_id"] == failed.event_id for row in queue):
-                        log.info("event already waits in the dead-letter queue", topic=failed.topic)
+                    elif any(row["event_id"] == consumed.event_id for row in queue):
+                        log.info("event already waits in the dead-letter queue", topic=consumed.topic)
                         return "duplicate"
                     else:
-                        await dead_letters.park(conn, consumer, failed, behind=head["id"])
-                        log.warning("event parked behind a dead letter of its key", topic=failed.topic,
+                        await dead_letters.park(conn, consumer, consumed, behind=head["id"])
+                        log.warning("event parked behind a dead letter of its key", topic=consumed.topic,
                                     dead_letter=head["id"])
                         return "parked"
             if event.event_type not in _ALWAYS_HANDLED and await is_erased(conn, event.subject, raw.payload):
-                log.info("event about an erased caregiver dropped", topic=failed.topic)
+                log.info("event about an erased caregiver dropped", topic=consumed.topic)
                 return "erased"
             fresh = await conn.fetchval(
                 """INSERT INTO inbox (event_id, consumer, topic, event_type)
                    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-                event.event_id, consumer, failed.topic, event.event_type,
+                event.event_id, consumer, consumed.topic, event.event_type,
             )
             if not fresh:
-                log.info("duplicate event skipped", topic=failed.topic)
+                log.info("duplicate event skipped", topic=consumed.topic)
                 return "duplicate"
             await handler(conn, event)
         return "processed"
 
-    async def _dead_letter(self, failed: FailedRecord, error: Exception, attempts: int) -> None:
+    async def _dead_letter(self, consumed: ConsumedRecord, error: Exception, attempts: int) -> None:
         """Record the dead letter and its DLQ copy; until that commits, the offset is not."""
         outages = 0
         while True:
             try:
                 async with self._pool().acquire() as conn, conn.transaction():
                     dead_letter_id = await dead_letters.record_dead_letter(
-                        conn, self._settings.group_id, self.group(failed.topic), failed, error, attempts
+                        conn, self._settings.group_id, self.group(consumed.topic), consumed, error, attempts
                     )
                 break
             except Exception as exc:  # our own SQL: whatever it is, committing now would lose the record
                 if self._stopping.is_set():
                     raise ConsumerStopping("service stopping") from exc
                 outages += 1
-                self._metrics.failures.labels(failed.topic, type(exc).__name__, "infrastructure").inc()
-                await self._wait_out(failed, exc, outages)
-        self._metrics.dlq.labels(failed.topic).inc()
-        self._metrics.messages.labels(failed.topic, "dead_lettered").inc()
+                self._metrics.failures.labels(consumed.topic, type(exc).__name__, "infrastructure").inc()
+                await self._wait_out(consumed, exc, outages)
+        self._metrics.dlq.labels(consumed.topic).inc()
+        self._metrics.messages.labels(consumed.topic, "dead_lettered").inc()
         log.error(
-            "event dead-lettered", topic=failed.topic, error=str(error) or repr(error),
-            error_type=type(error).__name__, partition=failed.partition, offset=failed.offset,
+            "event dead-lettered", topic=consumed.topic, error=str(error) or repr(error),
+            error_type=type(error).__name__, partition=consumed.partition, offset=consumed.offset,
             attempts=attempts, dead_letter=dead_letter_id,
         )
 
@@ -273,13 +273,13 @@ class EventConsumer:
         except Exception:
             return False
 
-    async def _wait_out(self, failed: FailedRecord, error: Exception, outages: int) -> None:
+    async def _wait_out(self, consumed: ConsumedRecord, error: Exception, outages: int) -> None:
         lane = id(asyncio.current_task())
         if lane not in self._waiting:
-            self._metrics.waiting.labels(failed.topic).inc()
-            self._waiting[lane] = _Waiting(failed.topic, failed.partition, failed.offset, time.time(), repr(error))
-            log.warning("dependency unavailable: holding the event until it is back", topic=failed.topic,
-                        partition=failed.partition, offset=failed.offset, error=repr(error))
+            self._metrics.waiting.labels(consumed.topic).inc()
+            self._waiting[lane] = _Waiting(consumed.topic, consumed.partition, consumed.offset, time.time(), repr(error))
+            log.warning("dependency unavailable: holding the event until it is back", topic=consumed.topic,
+                        partition=consumed.partition, offset=consumed.offset, error=repr(error))
         else:
             self._waiting[lane].error = repr(error)
         await self._pause(self._backoff(outages))

@@ -24,7 +24,7 @@ UNRESOLVED = ("dead", "parked", "replaying")
 
 
 @dataclass(frozen=True)
-class FailedRecord:
+class ConsumedRecord:
     """A consumed record as the dead-letter queue keeps it."""
 
     topic: str
@@ -53,13 +53,13 @@ async def unresolved_for_key(
     )
 
 
-async def park(conn: asyncpg.Connection, consumer: str, record: FailedRecord, behind: int) -> None:
+async def park(conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, behind: int) -> None:
     await _insert(conn, consumer, record, status="parked", error_type="Parked",
                   error=f"parked behind dead letter {behind} of the same key", attempts=0)
 
 
 async def record_dead_letter(
-    conn: asyncpg.Connection, consumer: str, group: str, record: FailedRecord,
+    conn: asyncpg.Connection, consumer: str, group: str, record: ConsumedRecord,
     error: BaseException, attempts: int,
 ) -> int:
     """Record the dead letter and queue its DLQ copy; returns the dead letter's id.
@@ -108,7 +108,7 @@ async def resolve_replayed(conn: asyncpg.Connection, dead_letter_id: int) -> Non
 
 
 async def _insert(
-    conn: asyncpg.Connection, consumer: str, record: FailedRecord, *, status: str, error_type: str,
+    conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, *, status: str, error_type: str,
     error: str, attempts: int,
 ) -> int:
     return await conn.fetchval(
