@@ -26,6 +26,7 @@ from shared.contracts import (
     Topics,
 )
 from shared.service import Runtime
+from shared.tombstones import record_tombstone
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +45,12 @@ def _keeping(derive: Callable[[Any, str, datetime], Record | None]) -> Callable[
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
+    p = event.payload
+    # Events still in flight about the erased signals must not queue new records.
+    await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
     # The person token is per municipality; the erasure does not say which, so try each.
     for code in MUNICIPALITIES:
-        await repository.forget_person(conn, records.person_token(code, event.payload.caregiver_pseudonym))
+        await repository.forget_person(conn, records.person_token(code, p.caregiver_pseudonym))
 
 
 def register_handlers(runtime: Runtime) -> None:

@@ -99,6 +99,7 @@ class WebhookDelivery:
         self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
         self._http: httpx.AsyncClient | None = None
         self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
+        self.heartbeat = self._periodic.heartbeat  # shown by /healthz
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self._settings.webhook_timeout_seconds, follow_redirects=False)

@@ -43,7 +43,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
 
     def delivery_worker(rt: Runtime) -> DeliveryWorker:
         worker = DeliveryWorker(rt, ctx, delivery_channels(settings))
-        # Its heartbeat (last_beat) and breaker_states, for the health check.
+        # Its breaker_states, for operators; its heartbeat is in /healthz.
         app.state.delivery = worker
         return worker
 

@@ -20,8 +20,8 @@ Transient failures are retried with exponential backoff (capped) for
 ``delivery_retry_window_hours`` from the first attempt; a permanent error fails the message
 at once. Failures that say a channel is down or misconfigured feed a circuit breaker per
 channel (per host for webhooks, see breakers.py): while it is open nothing of that channel is
-claimed. The loop never dies on an error; ``last_beat`` (monotonic) is updated every round
-and ``breaker_states`` shows the breakers, for the health check."""
+claimed. The loop never dies on an error; its ``heartbeat`` beats every round and
+``breaker_states`` shows the breakers, both for ``/healthz``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from services.notify.context import NotifyContext
 from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
 from shared.service import Runtime
+from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
 
@@ -60,7 +61,8 @@ class DeliveryWorker:
         s = ctx.settings
         self.breakers = Breakers(s.delivery_breaker_failures, s.delivery_breaker_cooloff_seconds,
                                  s.delivery_breaker_max_cooloff_seconds)
-        self.last_beat = time.monotonic()
+        # A round takes at most a claim and a poll interval; two minutes without one is a hang.
+        self.heartbeat = Heartbeat("delivery", stale_after=120)
         self._inflight: set[asyncio.Task[None]] = set()
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -80,6 +82,7 @@ class DeliveryWorker:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery-worker")
+        self.heartbeat.task = self._task
 
     async def stop(self) -> None:
         """Stop claiming, let the sends in flight finish and record their outcomes within the
@@ -104,7 +107,7 @@ class DeliveryWorker:
     async def _run(self) -> None:
         failed_rounds = 0
         while not self._stopping.is_set():
-            self.last_beat = time.monotonic()
+            self.heartbeat.beat()
             self._slot_freed.clear()
             try:
                 free = self.settings.delivery_concurrency - len(self._inflight)

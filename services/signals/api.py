@@ -71,6 +71,8 @@ router = APIRouter(prefix="/v1", tags=["signals"])
         401: {"description": "Missing or invalid API key"},
         413: {"description": "Body larger than 64 KiB"},
         422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
+        503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
+                             "Retry-After seconds with the same Idempotency-Key"},
     },
 )
 async def post_signal(

@@ -20,6 +20,7 @@ import asyncpg
 from services.signals import repository
 from shared.contracts import CaregiverErased, EventType, Topics
 from shared.outbox import add_event, forget_subject, new_event
+from shared.tombstones import lock_for_erasure, record_tombstone
 
 
 async def erase_caregivers(
@@ -27,8 +28,13 @@ async def erase_caregivers(
     requested_at: datetime, producer: str,
 ) -> int:
     """Erase these caregivers; returns the number of signals erased."""
+    for pseudonym in sorted(pseudonyms):  # before the rows: see lock_for_erasure
+        await lock_for_erasure(conn, pseudonym)
     signals = await repository.signals_of_caregivers(conn, pseudonyms)
     signal_ids = [s["id"] for s in signals]
+    for pseudonym in pseudonyms:  # first: events in flight about them are dropped from now on
+        theirs = [s for s in signals if s["caregiver_pseudonym"] == pseudonym]
+        await record_tombstone(conn, pseudonym, [s["id"] for s in theirs], [s["case_id"] for s in theirs if s["case_id"]])
     await repository.delete_signals(conn, signal_ids)
     event_ids = []
     for pseudonym in pseudonyms:
