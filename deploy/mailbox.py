@@ -1,5 +1,8 @@
 """The local mailbox of the embedded stack: an SMTP server (aiosmtpd) that accepts every
-message and keeps it as an ``.eml`` file, and a small web page to read them.
+message and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
+is also appended to ``journal.jsonl`` in the same directory (received_at, Message-ID,
+envelope recipients, subject, file), so a test can count what the server actually received,
+a repeated delivery of the same Message-ID included.
 
     python -m deploy.mailbox --dir .data/mailbox --smtp-port 2525 --http-port 8025
 
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import json
 import os
 import re
 import signal
@@ -19,6 +23,7 @@ import sys
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
@@ -28,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+JOURNAL = "journal.jsonl"
 
 _NAME = re.compile(r"^[\w.-]+\.eml$")
 _URL = re.compile(r"https?://[^\s<>\"']+")
@@ -49,9 +56,36 @@ class Maildrop:
                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
         target = self.directory / f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
         tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(trace + (envelope.original_content or envelope.content))
+        content = envelope.original_content or envelope.content
+        tmp.write_bytes(trace + content)
         os.replace(tmp, target)
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(content)
+        entry = {
+            "received_at": datetime.now(UTC).isoformat(), "message_id": str(headers["Message-ID"] or "").strip(),
+            "recipients": list(envelope.rcpt_tos), "subject": str(headers["Subject"] or ""), "file": target.name,
+        }
+        # Written before the 250: every message the sender was told is accepted is in the
+        # journal. One write of one line on an O_APPEND descriptor, so lines never interleave.
+        fd = os.open(self.directory / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode())
+        finally:
+            os.close(fd)
         return "250 Message accepted for delivery"
+
+
+def journal(directory: Path) -> list[dict[str, Any]]:
+    """Every SMTP receipt so far, oldest first (a line cut short by a crash is skipped)."""
+    path = directory / JOURNAL
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
 
 
 def messages(directory: Path) -> list[Path]:
