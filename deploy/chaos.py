@@ -83,10 +83,12 @@ duplicate e-mails: over the mailbox journal (every SMTP receipt), per (envelope 
   template, case) the number of distinct Message-IDs beyond one; a Message-ID
   <notification-id@...> is mapped to notify's notifications table for template and case.
   Re-deliveries of the same Message-ID are reported apart, as information: receivers dedupe them.
+  "of which across signals of one case": groups whose messages belong to different signals
+  (the second organisation's signal about the same caregiver made notify plan another one).
 sends after erasure: SMTP receipts of a notification for a signal of an erased caregiver,
-  received more than {ERASURE_GRACE_SECONDS:.0f} s after the erasure took effect: the first moment the harness saw
-  GET /v1/erasures/{{id}} say `propagated` and notify hold no notification of those signals
-  that was not yet erased.
+  received more than {ERASURE_GRACE_SECONDS:.0f} s after notify processed the erasure: the time notify's
+  inbox recorded the caregiver.erased events that signals lists with the erasure (erasures
+  .event_ids). An erasure notify never processed is counted as not applied.
 capacity: for every service_capacity row of matching (the services of the social map that
   publish a count), available + reservations held + reservations confirmed = the available
   count imported with the map before the first signal. Services without a count are listed."""
@@ -109,8 +111,6 @@ class Posted:
 class Erasure:
     id: str | None = None
     requested_at: float | None = None
-    propagated_at: float | None = None
-    effective_at: float | None = None
     # A 404 to a retried request: an earlier attempt erased the caregiver, unanswered. Done,
     # but without an id to follow.
     done_unanswered: bool = False
@@ -184,7 +184,6 @@ class Load:
         self.stop = asyncio.Event()
         self.retries = Counter[str]()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._followers: set[asyncio.Task[None]] = set()
         self.client = httpx.AsyncClient(base_url=stack.services["signals"].url, timeout=10,
                                         limits=httpx.Limits(max_connections=32))
 
@@ -212,15 +211,9 @@ class Load:
                     pass
 
     async def drain(self) -> None:
-        """Wait for the posts still being retried (erasures are followed on)."""
+        """Wait for the posts and erasures still being retried."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    async def close(self) -> None:
-        for task in self._followers:
-            task.cancel()
-        await asyncio.gather(*self._followers, return_exceptions=True)
-        await self.client.aclose()
 
     async def flow(self, caregiver: Caregiver) -> None:
         rng = random.Random(f"{self.options.seed}-{caregiver.index}")
@@ -231,9 +224,6 @@ class Load:
         elif caregiver.kind == "erased" and first.signal_id:
             await asyncio.sleep(rng.uniform(0, 3))  # mid-flight: somewhere between ingest and notify
             caregiver.erasure = await self.erase(caregiver)
-            if caregiver.erasure.id:
-                follower = asyncio.create_task(self.follow_erasure(caregiver))
-                self._followers.add(follower)
 
     async def _retrying(self, what: str, send: Callable[[], Any], accept: set[int]) -> httpx.Response | str:
         """Send until an answer in ``accept``; retry transport errors and 5xx; a string is why not."""
@@ -298,31 +288,6 @@ class Load:
         else:
             erasure.id = answer.json()["id"]
         return erasure
-
-    async def follow_erasure(self, caregiver: Caregiver) -> None:
-        """Note when the erasure took effect (see DEFINITIONS)."""
-        erasure = caregiver.erasure
-        assert erasure is not None and erasure.id is not None
-        signal_ids = [uuid.UUID(p.signal_id) for p in caregiver.posts if p.signal_id]
-        headers = {"Authorization": f"Bearer {GP_KEY}"}
-        deadline = time.monotonic() + self.options.accept_timeout + self.options.settle_timeout
-        while time.monotonic() < deadline:
-            try:
-                if erasure.propagated_at is None:
-                    body = (await self.client.get(f"/v1/erasures/{erasure.id}", headers=headers)).json()
-                    if body.get("status") == "propagated":
-                        erasure.propagated_at = time.time()
-                if erasure.propagated_at is not None:
-                    left = await fetch_value(
-                        self.stack, "notify",
-                        "SELECT count(*) FROM notifications WHERE signal_id = ANY($1::uuid[]) AND subject_key <> 'erased'",
-                        signal_ids)
-                    if left == 0:
-                        erasure.effective_at = time.time()
-                        return
-            except (httpx.HTTPError, ValueError, *DB_ERRORS):
-                pass  # the fault of the moment; look again
-            await asyncio.sleep(0.5)
 
     def accepted(self) -> list[tuple[Caregiver, Posted]]:
         return [(c, p) for c in self.caregivers for p in c.posts if p.signal_id]
@@ -491,6 +456,7 @@ class Report:
     redeliveries: int
     unknown_message_ids: int
     sends_after_erasure: list[dict[str, Any]]
+    erasures_not_applied: list[str]
     capacity_rows: int
     capacity_broken: list[dict[str, Any]]
     services_without_count: int
@@ -502,8 +468,8 @@ class Report:
     @property
     def ok(self) -> bool:
         # A receipt that cannot be traced to a notification could hide a duplicate.
-        return not (self.lost or self.duplicates or self.sends_after_erasure or self.capacity_broken
-                    or self.signals_not_accepted or self.unknown_message_ids)
+        return not (self.lost or self.duplicates or self.sends_after_erasure or self.erasures_not_applied
+                    or self.capacity_broken or self.signals_not_accepted or self.unknown_message_ids)
 
 
 async def statuses(load: Load, signals: list[tuple[Caregiver, Posted]]) -> dict[str, dict[str, Any]]:
@@ -524,6 +490,20 @@ async def statuses(load: Load, signals: list[tuple[Caregiver, Posted]]) -> dict[
     return found
 
 
+async def erasures_in_effect(load: Load) -> dict[str, float | None]:
+    """Per erasure id: when notify recorded its caregiver.erased events in its inbox (the last
+    of them, as a Unix time), or None while it has not."""
+    ids = [uuid.UUID(c.erasure.id) for c in load.caregivers if c.erasure and c.erasure.id]
+    events = {str(r["id"]): r["event_ids"] for r in await fetch(
+        load.stack, "signals", "SELECT id, event_ids FROM erasures WHERE id = ANY($1::uuid[])", ids)}
+    processed = {r["event_id"]: r["at"].timestamp() for r in await fetch(
+        load.stack, "notify", "SELECT event_id, min(processed_at) AS at FROM inbox "
+        "WHERE event_id = ANY($1::uuid[]) GROUP BY event_id", [e for ev in events.values() for e in ev])}
+    return {str(i): (max(processed[e] for e in events[str(i)])
+                     if str(i) in events and all(e in processed for e in events[str(i)]) else None)
+            for i in ids}
+
+
 async def pending_work(stack: Stack) -> dict[str, int]:
     pending = {}
     for service in SERVICES:
@@ -542,11 +522,11 @@ async def settle(load: Load, console: Console, timeout: float, quiet: float) -> 
     while time.monotonic() - started < timeout:
         live = [(c, p) for c, p in load.accepted() if not c.erased]
         done = sum(outcome(s) for s in (await statuses(load, live)).values())
-        erasures = sum(1 for c in load.caregivers if c.erasure and c.erasure.id and c.erasure.effective_at is None)
         try:
+            erasures = sum(at is None for at in (await erasures_in_effect(load)).values())
             pending = await pending_work(load.stack)
         except DB_ERRORS as exc:
-            pending = {"database": 1}
+            erasures, pending = 0, {"database": 1}
             console.event(f"settling: database not answering ({exc})")
         state = (done, erasures, tuple(sorted(pending.items())))
         if state != last_state:
@@ -585,22 +565,28 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
             continue
         for recipient in receipt["recipients"]:
             groups[(recipient.lower(), row["template"], str(row["case_id"]))].add(receipt["message_id"])
-    duplicates = [{"recipient": k[0], "template": k[1], "case": k[2], "message_ids": sorted(v)}
+    duplicates = [{"recipient": k[0], "template": k[1], "case": k[2], "message_ids": sorted(v),
+                   # One message per signal of the case (a second organisation signalled): notify
+                   # plans the caregiver's overview per case and proposal set. Shown to tell apart.
+                   "signals": len({str(notifications[notification_id(m)]["signal_id"]) for m in v})}
                   for k, v in groups.items() if len(v) > 1]
 
-    after_erasure = []
+    after_erasure, not_applied = [], []
+    in_effect = await erasures_in_effect(load)
     for caregiver in load.caregivers:
-        erasure = caregiver.erasure
-        if not erasure or not erasure.effective_at:
+        if not (caregiver.erasure and caregiver.erasure.id):
+            continue
+        effective = in_effect.get(caregiver.erasure.id)
+        if effective is None:
+            not_applied.append(caregiver.erasure.id)
             continue
         signal_ids = {p.signal_id for p in caregiver.posts if p.signal_id}
         for receipt in receipts:
             row = notifications.get(notification_id(receipt["message_id"]))
             received = datetime.fromisoformat(receipt["received_at"]).timestamp()
-            if row and str(row["signal_id"]) in signal_ids and received > erasure.effective_at + ERASURE_GRACE_SECONDS:
+            if row and str(row["signal_id"]) in signal_ids and received > effective + ERASURE_GRACE_SECONDS:
                 after_erasure.append({"caregiver": caregiver.index, "message_id": receipt["message_id"],
-                                      "template": row["template"],
-                                      "seconds_after": round(received - erasure.effective_at, 1)})
+                                      "template": row["template"], "seconds_after": round(received - effective, 1)})
 
     rows = await fetch(stack, "matching", """
         SELECT c.id, c.service_id, c.available,
@@ -625,7 +611,7 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
         caregivers_erased=len(erased),
         signals_erased=sum(1 for c in erased for p in c.posts if p.signal_id),
         settled=settled, lost=lost, duplicates=duplicates, redeliveries=redeliveries, unknown_message_ids=unknown,
-        sends_after_erasure=after_erasure, capacity_rows=len(rows), capacity_broken=broken,
+        sends_after_erasure=after_erasure, erasures_not_applied=not_applied, capacity_rows=len(rows), capacity_broken=broken,
         services_without_count=uncounted,
         failed_notifications=sum(1 for r in notifications.values() if r["status"] == "failed"),
         retries=dict(load.retries), supervisor_actions=supervisor.actions,
@@ -649,7 +635,11 @@ def summary(report: Report) -> str:
         ("lost", len(report.lost), verdict(len(report.lost))),
         ("duplicate e-mails", sum(len(d["message_ids"]) - 1 for d in report.duplicates),
          verdict(len(report.duplicates))),
+        ("  of which across signals of one case", sum(len(d["message_ids"]) - 1 for d in report.duplicates
+                                                     if d["signals"] > 1), ""),
         ("sends after erasure", len(report.sends_after_erasure), verdict(len(report.sends_after_erasure))),
+        ("erasures notify never applied", len(report.erasures_not_applied),
+         verdict(len(report.erasures_not_applied))),
         (f"capacity rows broken (of {report.capacity_rows})", len(report.capacity_broken),
          verdict(len(report.capacity_broken))),
         ("re-deliveries of a Message-ID (info)", report.redeliveries, ""),
@@ -665,6 +655,7 @@ def summary(report: Report) -> str:
         lines.append("  client retries: " + ", ".join(f"{k} x{n}" for k, n in sorted(report.retries.items())))
     for title, items in (("lost", report.lost), ("duplicates", report.duplicates),
                          ("sends after erasure", report.sends_after_erasure),
+                         ("erasures not applied", report.erasures_not_applied),
                          ("capacity broken", report.capacity_broken)):
         if items:
             lines.append(f"  {title} (first 10): " + "; ".join(json.dumps(i, default=str) for i in items[:10]))
@@ -732,7 +723,7 @@ async def drive(stack: Stack, console: Console, supervisor: Supervisor, options:
         return await count(load, steps, supervisor, settled, capacity_before, options)
     finally:
         progress.cancel()
-        await load.close()
+        await load.client.aclose()
 
 
 def run(options: argparse.Namespace) -> Report:

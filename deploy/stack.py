@@ -113,11 +113,12 @@ class EmbeddedPostgres:
         self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
 
     def running(self) -> bool:
-        """The postmaster runs (``pg_ctl status``) and accepts TCP connections."""
-        if self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode != 0:
-            return False
+        """The postmaster process runs (``pg_ctl status``)."""
+        return self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode == 0
+
+    def accepts_connections(self) -> bool:
         with socket.socket() as s:
-            s.settimeout(2)
+            s.settimeout(5)
             return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def create_databases(self, names: list[str]) -> None:
@@ -157,11 +158,14 @@ class ExternalPostgres:
     def start(self) -> None:
         pass
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         pass
 
     def running(self) -> bool:
         return True  # someone else supervises it
+
+    def accepts_connections(self) -> bool:
+        return True
 
     def create_databases(self, names: list[str]) -> None:
         create_databases(self.admin_url, names)
@@ -356,6 +360,7 @@ class Stack:
         self._lock = threading.RLock()
         self._paused: set[str] = set()
         self._restarts: dict[str, tuple[int, float]] = {}  # component -> (quick restarts in a row, last)
+        self._pg_unanswered = 0  # supervision steps in a row PostgreSQL ran but did not answer
 
     def _service_env(self, name: str) -> dict[str, str]:
         prefix = name.upper() + "_"
@@ -428,7 +433,7 @@ class Stack:
         unless it is paused."""
         with self._lock:  # not while the supervisor is replacing the very process
             if component == "postgres":
-                self.postgres.stop("immediate")  # type: ignore[call-arg]
+                self.postgres.stop("immediate")
             elif component == "broker":
                 self.broker.kill()  # type: ignore[union-attr]
             else:
@@ -476,8 +481,8 @@ class Stack:
                 except Exception as exc:  # the next step tries again, more slowly
                     actions.append(f"{what}: restart failed ({exc}); will retry")
 
-            if "postgres" not in paused and not self.postgres.running():
-                attempt("postgres", "PostgreSQL was down", self.postgres.start)
+            if "postgres" not in paused:
+                self._supervise_postgres(attempt)
             if "broker" not in paused and not self.broker.alive():
                 attempt("broker", "the broker had died", lambda: self._restart_broker(paused))
             if "mailbox" not in paused and not self.mailbox.alive():
@@ -486,6 +491,25 @@ class Stack:
                 if service.name not in paused and not service.alive():
                     attempt(service.name, f"{service.name} had exited ({service.exit_code()})", service.start)
         return actions
+
+    def _supervise_postgres(self, attempt: Callable[[str, str, Callable[[], None]], None]) -> None:
+        # Down means no postmaster and no answer on the port (either check alone can be
+        # wrong for a moment on a loaded machine).
+        if not self.postgres.running() and not self.postgres.accepts_connections():
+            self._pg_unanswered = 0
+            attempt("postgres", "PostgreSQL was down", self.postgres.start)
+            return
+        # A postmaster that runs but has not accepted a connection for a while is hung, not
+        # busy (a busy one still accepts): only then is it stopped and started again.
+        self._pg_unanswered = 0 if self.postgres.accepts_connections() else self._pg_unanswered + 1
+        if self._pg_unanswered >= 10:
+            self._pg_unanswered = 0
+
+            def restart() -> None:
+                self.postgres.stop("immediate")
+                self.postgres.start()
+
+            attempt("postgres", "PostgreSQL ran but accepted no connection for 10 steps", restart)
 
     def _restart_broker(self, paused: set[str]) -> None:
         # Tansu keeps topics, records and committed offsets in memory: the new one starts
