@@ -237,6 +237,9 @@ class ServiceProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     module: str = ""  # default: services.<name>.main
+    # The broker lost its data since this service last replayed its outbox: every start
+    # replays until one got as far as answering /healthz (the replay is in its lifespan).
+    replay_owed: bool = False
 
     @property
     def url(self) -> str:
@@ -254,6 +257,12 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def exit_code(self) -> str:
         code = self.process.poll() if self.process else None
@@ -391,7 +400,8 @@ class Stack:
         for service in self.services.values():
             self.progress(f"starting {service.name} on {service.url}")
             # Tansu starts empty every time: replay what the outboxes retained.
-            service.start(replay_outbox=isinstance(self.broker, Tansu))
+            service.replay_owed = isinstance(self.broker, Tansu)
+            service.start(replay_outbox=service.replay_owed)
         for service in (self.mailbox, *self.services.values()):
             service.wait_healthy()
         self.progress(f"all services healthy in {time.monotonic() - started:.1f}s")
@@ -489,7 +499,10 @@ class Stack:
                 attempt("mailbox", f"the mailbox had exited ({self.mailbox.exit_code()})", self.mailbox.start)
             for service in self.services.values():
                 if service.name not in paused and not service.alive():
-                    attempt(service.name, f"{service.name} had exited ({service.exit_code()})", service.start)
+                    attempt(service.name, f"{service.name} had exited ({service.exit_code()})",
+                            lambda s=service: s.start(replay_outbox=s.replay_owed))
+                elif service.replay_owed and service.alive() and service.healthy():
+                    service.replay_owed = False
         return actions
 
     def _supervise_postgres(self, attempt: Callable[[str, str, Callable[[], None]], None]) -> None:
@@ -523,6 +536,8 @@ class Stack:
         for service in restart:
             if service.alive():
                 service.process.terminate()  # type: ignore[union-attr]
+        for service in self.services.values():
+            service.replay_owed = True  # a paused one replays when it is started again
         for service in restart:
             service.stop(timeout=15)  # kills what did not finish its graceful stop in time
             service.start(replay_outbox=True)
