@@ -104,14 +104,12 @@ class Posted:
     idempotency_key: str
     signal_id: str | None = None
     attempts: int = 0
-    accepted_at: float | None = None
     gave_up: str | None = None
 
 
 @dataclass
 class Erasure:
     id: str | None = None
-    requested_at: float | None = None
     # A 404 to a retried request: an earlier attempt erased the caregiver, unanswered. Done,
     # but without an id to follow.
     done_unanswered: bool = False
@@ -264,11 +262,10 @@ class Load:
             self.console.event(f"signal of caregiver {caregiver.index} not accepted: {answer}")
         else:
             posted.signal_id = answer.json()["id"]
-            posted.accepted_at = time.time()
         return posted
 
     async def erase(self, caregiver: Caregiver) -> Erasure:
-        erasure = Erasure(requested_at=time.time())
+        erasure = Erasure()
         identity = {k: DEMO_SIGNAL["caregiver"][k] for k in ("birth_year", "postcode")} | {"name": caregiver.name}
         headers = {"Authorization": f"Bearer {GP_KEY}"}
         attempts = 0
