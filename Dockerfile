@@ -1,4 +1,4 @@
-# One image for all four services (signals, screening, matching, notify).
+# One image for all five services (signals, screening, matching, notify, municipalities).
 # The default command runs signals; docker-compose.yml sets `command` per service:
 #   python -m services.<name>.main
 # Configuration comes from environment variables only (see docker-compose.yml).
@@ -37,6 +37,6 @@ RUN mkdir -p /app/.data/mailbox && chown -R app:app /app
 
 USER app
 
-EXPOSE 8080 8081 8082 8083
+EXPOSE 8080 8081 8082 8083 8084
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "services.signals.main"]

@@ -1,6 +1,6 @@
 """Run the whole system on the embedded default: ``make run`` (or ``python -m deploy.run``).
 
-Starts PostgreSQL (data kept in .data/) and Tansu, the four services as processes, seeds the
+Starts PostgreSQL (data kept in .data/) and Tansu, the five services as processes, seeds the
 demo organisations, keys and social map, prints where everything is, and stops it all
 cleanly on Ctrl-C. While it runs it restarts whatever dies (a service, PostgreSQL, the
 broker, the mailbox) and prints what it restarted; the services' logs are in .data/logs/."""
@@ -39,8 +39,9 @@ def seed_demo(stack: Stack, say) -> None:
                        env=stack.env_for("notify"), cwd=REPO, check=True, capture_output=True)
     say(f"demo organisations and keys seeded ({len(DEMO_ORGANISATIONS)})")
     for code, key in DEMO_MUNICIPALITY_KEYS:
-        subprocess.run([*cli, "issue-municipality-key", "--municipality", code, "--key", key, "--label", "demo"],
-                       env=env, cwd=REPO, check=True, capture_output=True)
+        subprocess.run([sys.executable, "-m", "services.municipalities.cli", "issue-key", "--municipality", code,
+                        "--key", key, "--label", "demo"],
+                       env=stack.env_for("municipalities"), cwd=REPO, check=True, capture_output=True)
     say(f"demo municipality credentials seeded ({len(DEMO_MUNICIPALITY_KEYS)})")
     result = subprocess.run(
         [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
@@ -57,13 +58,13 @@ def banner(stack: Stack) -> str:
 signal-to-support is running (embedded default, demo data)
 
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
-  Municipalities  {s['signals'].url}/v1/municipalities/<code>/…   stream schema: {s['signals'].url}/asyncapi
+  Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
   Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
   Screening       {s['screening'].url}/healthz   /metrics
   Matching        {s['matching'].url}/healthz   /metrics
   Notify          {s['notify'].url}/healthz   /metrics
   Kafka (Tansu)   {stack.broker.bootstrap}
-  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify)
+  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)
@@ -71,9 +72,13 @@ signal-to-support is running (embedded default, demo data)
 
   Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json
-           curl -sN "{s['signals'].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
-             -H 'Authorization: Bearer demo-gm0327-key'
-           curl -s {s['signals'].url}/v1/municipalities/GM0327/statistics \\
+  Municipalities receive only groups of at least 10 persons: post 30 similar signals about
+  30 different caregivers, and groups appear on GM0327's stream within seconds (3 would
+  release nothing; a caregiver posted 30 times is still one person):
+           for i in $(seq 30); do sed "s/Anna de Vries/Mantelzorger $i/; s/anna.devries/mz$i/" \\
+             deploy/demo/signal.json | curl -s -o /dev/null -X POST {s['signals'].url}/v1/signals \\
+             -H 'Authorization: Bearer demo-gp-key' -H 'Content-Type: application/json' -d @-; done
+           curl -sN "{s['municipalities'].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
              -H 'Authorization: Bearer demo-gm0327-key'
 Press Ctrl-C to stop.
 """

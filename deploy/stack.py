@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("signals", "screening", "matching", "notify")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
 COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -324,7 +324,8 @@ class StackConfig:
     pg_port: int = 54329
     kafka_port: int = 9092
     ports: dict[str, int] = field(
-        default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083}
+        default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083,
+                                 "municipalities": 8084}
     )
     smtp_port: int = 2525
     mailbox_port: int = 8025
@@ -389,6 +390,10 @@ class Stack:
             f"{prefix}LOG_FORMAT": self.config.log_format,
             **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port)}
                if name == "notify" else {}),
+            # The demo releases every few seconds and suppresses after a minute, so a newcomer
+            # sees groups appear (or not) right after posting signals; production: hour, week.
+            **({"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
+               if name == "municipalities" else {}),
             **self.config.extra_env,
         }
 

@@ -27,13 +27,20 @@ class ServiceSettings(BaseSettings):
     service_name: str = "service"
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     database_pool_size: int = 10
+    # How long a request or consumer waits for a pooled connection before the database
+    # counts as unavailable (an API answers 503 with Retry-After).
+    database_acquire_timeout_seconds: float = 5.0
     host: str = "127.0.0.1"
     port: int = 8000
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
-    # Bounded retries of a failing event before it goes to the dead-letter topic.
+    # A failing event is retried while the database answers, for at least this long and this
+    # many attempts, then dead-lettered. Outages (database or broker away) are waited out
+    # however long they last and never dead-letter anything.
+    consumer_dead_letter_after_seconds: float = 300.0
     consumer_max_attempts: int = 4
     consumer_retry_backoff_seconds: float = 0.2
+    consumer_max_backoff_seconds: float = 10.0
     # Parallel lanes per consumer group; each partition is still handled in order.
     consumer_workers: int = 3
     outbox_batch_size: int = 200

@@ -320,6 +320,8 @@ class FollowUpRecorded(_Contract):
     support_arrived: bool
     recorded_at: datetime
     note: str | None = None
+    # So the answer can be counted for the municipality from this event alone.
+    municipality_code: str | None = None
 
 
 class CaregiverErased(_Contract):

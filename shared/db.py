@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import structlog
@@ -27,10 +28,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-async def create_pool(dsn: str, *, size: int = 10) -> asyncpg.Pool:
-    return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=size, init=_init_connection, command_timeout=30
+class BoundedPool(asyncpg.Pool):
+    """A pool whose ``acquire`` gives up after ``acquire_timeout`` seconds by default.
+
+    Without it a request or a consumer waits as long as the database is away or the pool is
+    exhausted; with it they get a ``TimeoutError`` that ``shared.failures`` classifies as an
+    outage (503 for an API, a held record for a consumer)."""
+
+    def __init__(self, *args: object, acquire_timeout: float, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(dsn: str, *, size: int = 10, acquire_timeout: float = 5.0) -> asyncpg.Pool:
+    pool = BoundedPool(
+        dsn, min_size=1, max_size=size, max_queries=50_000, max_inactive_connection_lifetime=300.0,
+        connection_class=asyncpg.Connection, record_class=asyncpg.Record, init=_init_connection,
+        command_timeout=30, acquire_timeout=acquire_timeout, loop=None,
     )
+    return await pool
 
 
 def migration_files(directory: Path) -> list[tuple[int, Path]]:

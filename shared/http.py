@@ -1,14 +1,24 @@
-"""HTTP pieces the APIs share: a streaming body-size limit and readable validation errors."""
+"""HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, and
+503 with Retry-After (never a 500) when the database or broker is unavailable."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import asyncpg
+import structlog
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.failures import is_infrastructure_failure
+
+log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = 5
 
 
 class BodyLimitMiddleware:
@@ -59,6 +69,25 @@ def _field(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) or "body"
 
+
+def install_unavailable_handler(app: FastAPI) -> None:
+    """Admission control: a request that meets an outage (database or its pool, broker) is
+    answered 503 with Retry-After; nothing was committed, so a retry (with the same
+    Idempotency-Key) is safe. Every other error keeps its normal path."""
+
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not is_infrastructure_failure(exc):
+            raise exc
+        log.warning("request refused: a dependency is unavailable", path=request.url.path, error=repr(exc))
+        return JSONResponse(
+            {"error": "service_unavailable",
+             "detail": "the service cannot reach its database or broker right now; nothing was "
+                       f"stored: retry after {RETRY_AFTER_SECONDS} seconds (with the same Idempotency-Key)"},
+            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    for kind in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError):
+        app.add_exception_handler(kind, unavailable)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -11,14 +11,27 @@ class Metrics:
         labels = {"registry": self.registry}
         self.messages = Counter(
             "sts_messages_handled_total",
-            "Events consumed, by outcome (processed, duplicate, ignored, dead_lettered).",
+            "Events consumed, by outcome (processed, duplicate, ignored, dead_lettered, parked, erased).",
             ["topic", "outcome"],
             **labels,
         )
         self.failures = Counter(
             "sts_handler_failures_total",
-            "Failed attempts at handling an event (each retry counts).",
-            ["topic", "error_type"],
+            "Failed attempts at handling an event (each retry counts), by kind: infrastructure "
+            "(a dependency is away: waited out) or handler (dead-lettered if it persists).",
+            ["topic", "error_type", "kind"],
+            **labels,
+        )
+        self.waiting = Gauge(
+            "sts_consumer_waiting",
+            "Consumer lanes holding a record until a dependency (database, broker) is back.",
+            ["topic"],
+            **labels,
+        )
+        self.lag = Gauge(
+            "sts_consumer_lag",
+            "Records not yet consumed (high watermark minus position), per topic and partition.",
+            ["topic", "partition"],
             **labels,
         )
         self.dlq = Counter(
@@ -35,6 +48,11 @@ class Metrics:
         )
         self.outbox_pending = Gauge(
             "sts_outbox_pending", "Outbox events not yet published.", **labels
+        )
+        self.outbox_oldest_age = Gauge(
+            "sts_outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox event not yet published (0 when none).",
+            **labels,
         )
         self.http_requests = Counter(
             "sts_http_requests_total", "HTTP requests.", ["method", "route", "status"], **labels

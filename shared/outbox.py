@@ -4,12 +4,17 @@ publishes afterwards.
 The relay claims pending rows with ``FOR UPDATE SKIP LOCKED`` (so replicas never publish the
 same row concurrently), publishes them in id order, waits for the broker's acks and only
 then marks them published. A crash between publish and mark re-publishes: delivery is at
-least once, and consumers are idempotent through their inbox."""
+least once, and consumers are idempotent through their inbox. The relay never dies on an
+error: it backs off and tries again, and re-opens its LISTEN connection after a database
+restart (polling meanwhile)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
@@ -19,6 +24,7 @@ from pydantic import BaseModel
 
 from shared.contracts import Envelope
 from shared.metrics import Metrics
+from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +54,19 @@ async def add_event(conn: asyncpg.Connection, topic: str, envelope: Envelope[Any
         envelope.model_dump_json(),
     )
     # Delivered on commit only; wakes the relay so latency is not bound to its poll interval.
+    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+
+
+async def add_record(
+    conn: asyncpg.Connection, topic: str, key: str | None, headers: Mapping[str, str], body: bytes
+) -> None:
+    """Queue a copy of a record this service did not create (a dead letter's DLQ copy, a
+    replay), byte for byte. Its own outbox id: the event id inside may be queued already."""
+    await conn.execute(
+        """INSERT INTO outbox (event_id, topic, key, headers, body_bytes)
+           VALUES ($1, $2, $3, $4, $5)""",
+        uuid.uuid4(), topic, key or "", dict(headers), body,
+    )
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
 
 
@@ -91,11 +110,11 @@ class OutboxRelay:
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.Connection | None = None
+        self.heartbeat = Heartbeat("outbox-relay", stale_after=max(poll_seconds * 3, 30.0))
 
     async def start(self) -> None:
-        self._listen_conn = await self._pool.acquire()
-        await self._listen_conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
         self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self.heartbeat.task = self._task
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop."""
@@ -104,22 +123,52 @@ class OutboxRelay:
         if self._task:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._listen_conn is not None:
-            with contextlib.suppress(Exception):
-                await self._listen_conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            await self._pool.release(self._listen_conn)
-            self._listen_conn = None
+        await self._drop_listener()
 
     def _on_notify(self, *_: Any) -> None:
         self._wakeup.set()
+
+    async def _listen(self) -> None:
+        """(Re-)open the LISTEN connection when it is gone, e.g. after a database restart."""
+        if self._listening():
+            return
+        await self._drop_listener()
+        conn = await self._pool.acquire()
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            # Lost (database restart): wake up to re-listen now, not after the poll interval.
+            conn.add_termination_listener(self._on_notify)
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        self._listen_conn = conn
+        log.info("outbox relay listening")
+
+    def _listening(self) -> bool:
+        try:
+            return self._listen_conn is not None and not self._listen_conn.is_closed()
+        except asyncpg.InterfaceError:  # the pool took back the connection when it died
+            return False
+
+    async def _drop_listener(self) -> None:
+        conn, self._listen_conn = self._listen_conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+        with contextlib.suppress(Exception):
+            await self._pool.release(conn)
 
     async def _run(self) -> None:
         failures = 0
         last_purge = 0.0
         loop = asyncio.get_running_loop()
         while not self._stopping:
+            self.heartbeat.beat()
             self._wakeup.clear()
             try:
+                # A NOTIFY missed while the listener was away is covered by this round.
+                await self._listen()
                 published = await self.publish_batch()
                 failures = 0
                 if loop.time() - last_purge > 60:
@@ -127,19 +176,22 @@ class OutboxRelay:
                     last_purge = loop.time()
             except Exception as exc:  # the broker or database is away: back off, keep rows
                 failures += 1
-                published = 0
                 self._metrics.publish_errors.inc()
                 log.warning("outbox publish failed", error=repr(exc), attempt=failures)
-                await asyncio.sleep(min(0.2 * 2**failures, 10.0))
+                await self._sleep(min(0.2 * 2 ** min(failures, 10), 10.0) * random.uniform(0.5, 1.0))
                 continue
             if published < self._batch_size:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._poll_seconds)
+                await self._sleep(self._poll_seconds)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait, but wake for a NOTIFY or a stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
 
     async def publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
-                """SELECT id, topic, key, headers, body FROM outbox
+                """SELECT id, topic, key, headers, body, body_bytes FROM outbox
                    WHERE published_at IS NULL ORDER BY id LIMIT $1
                    FOR UPDATE SKIP LOCKED""",
                 self._batch_size,
@@ -148,9 +200,9 @@ class OutboxRelay:
                 return 0
             futures = [
                 await self._broker.publish(
-                    row["body"].encode(),
+                    row["body_bytes"] if row["body_bytes"] is not None else row["body"].encode(),
                     topic=row["topic"],
-                    key=row["key"].encode(),
+                    key=row["key"].encode() or None,
                     headers=row["headers"],
                     correlation_id=row["headers"].get("correlation_id"),
                     no_confirm=True,

@@ -1,7 +1,9 @@
 """The application shell every service shares: a plain FastAPI app whose lifespan applies
 migrations, opens the pool, ensures topics, starts the broker, the outbox relay and any
 background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
-and ``/metrics``; the service adds its own routers and handlers."""
+(database, broker, every consumer lane and every loop's heartbeat) and ``/metrics``, and
+answers 503 with Retry-After when a dependency is away; the service adds its own routers
+and handlers."""
 
 from __future__ import annotations
 
@@ -22,10 +24,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
+from shared.http import install_unavailable_handler
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay, replay_retained
+from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
 
@@ -69,6 +73,8 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
             workers=settings.consumer_workers,
+            dead_letter_after_seconds=settings.consumer_dead_letter_after_seconds,
+            max_backoff_seconds=settings.consumer_max_backoff_seconds,
         ),
     )
     return runtime
@@ -89,7 +95,10 @@ def create_service_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate(settings.database_url, migrations)
-        runtime._pool = await create_pool(settings.database_url, size=settings.database_pool_size)
+        runtime._pool = await create_pool(
+            settings.database_url, size=settings.database_pool_size,
+            acquire_timeout=settings.database_acquire_timeout_seconds,
+        )
         await ensure_topics(settings.kafka, with_dlqs([*produces, *runtime.consumer.topics]))
         if settings.outbox_replay_on_start:
             replayed = await replay_retained(runtime.pool)
@@ -100,7 +109,7 @@ def create_service_app(
             batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
-        started: list[Worker] = []
+        started = runtime.workers = []
         for worker in [relay, *(make(runtime) for make in workers)]:
             await worker.start()
             started.append(worker)
@@ -111,7 +120,9 @@ def create_service_app(
             log.info("service stopping")
             # Stop consuming first (an in-flight event finishes and commits within the grace
             # period; one cut off is redelivered), then the workers (the relay publishes what
-            # it holds), then the producer and the pool.
+            # it holds), then the producer and the pool. A record held during an outage is
+            # let go uncommitted, to be redelivered.
+            runtime.consumer.stop()
             for subscriber in runtime.broker.subscribers:
                 with contextlib.suppress(Exception):
                     await subscriber.stop()
@@ -138,7 +149,8 @@ def create_service_app(
         ).inc()
         return response
 
-    @app.get("/healthz", tags=["operations"], summary="Ready when broker and database are up")
+    @app.get("/healthz", tags=["operations"],
+             summary="Ready when broker and database are up and every consumer lane and loop runs")
     async def healthz() -> JSONResponse:
         checks = {"database": "down", "broker": "down"}
         with contextlib.suppress(Exception):
@@ -147,21 +159,35 @@ def create_service_app(
         with contextlib.suppress(Exception):
             if await runtime.broker.ping(timeout=2):
                 checks["broker"] = "up"
-        ok = all(v == "up" for v in checks.values())
+        lanes_ok, consumers = runtime.consumer.health()
+        # Every loop that beats (the relay, Periodic workers, any worker with a heartbeat).
+        loops = {beat.name: beat.report() for beat in _heartbeats(runtime.workers)}
+        ok = all(v == "up" for v in checks.values()) and lanes_ok and all(v["alive"] for v in loops.values())
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks},
+            {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
+             "consumers": consumers, "loops": loops},
             status_code=200 if ok else 503,
         )
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
         with contextlib.suppress(Exception):
-            runtime.metrics.outbox_pending.set(
-                await runtime.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            pending = await runtime.pool.fetchrow(
+                """SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age
+                   FROM outbox WHERE published_at IS NULL"""
             )
+            runtime.metrics.outbox_pending.set(pending["n"])
+            runtime.metrics.outbox_oldest_age.set(float(pending["age"]))
+        with contextlib.suppress(Exception):
+            await runtime.consumer.update_lag()
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    install_unavailable_handler(app)
     return app
+
+
+def _heartbeats(workers: Sequence[Worker]) -> list[Heartbeat]:
+    return [beat for worker in workers if isinstance(beat := getattr(worker, "heartbeat", None), Heartbeat)]
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:

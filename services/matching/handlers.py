@@ -23,6 +23,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.outbox import add_event, forget_subject, new_event
+from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
 log = structlog.get_logger(__name__)
@@ -83,6 +84,8 @@ def make_handlers(settings: MatchingSettings):
         await propose(conn, settings, event, screened, exclude=exclude, limit=1)
 
     async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
+        p = event.payload
+        await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
         # Matching keeps no personal data of its own: only its retained events carry them.
         await forget_subject(conn, event.payload.caregiver_pseudonym)
 

@@ -42,7 +42,10 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     register_handlers(runtime, ctx)
 
     def delivery_worker(rt: Runtime) -> DeliveryWorker:
-        return DeliveryWorker(rt, ctx, delivery_channels(settings))
+        worker = DeliveryWorker(rt, ctx, delivery_channels(settings))
+        # Its breaker_states, for operators; its heartbeat is in /healthz.
+        app.state.delivery = worker
+        return worker
 
     app = create_service_app(
         runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],

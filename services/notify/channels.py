@@ -1,15 +1,19 @@
 """Delivery channels and how their failures are classified.
 
 A channel raises ``PermanentDeliveryError`` when retrying cannot help (a refused address,
-a 4xx from a gateway) and anything else for a transient failure, which the delivery
-worker retries with backoff. This module holds the e-mail channels: ``SmtpChannel``
-(aiosmtplib, STARTTLS or implicit TLS, optional login) and ``MailboxChannel``, a file drop
-of ``.eml`` files used when no SMTP host is configured."""
+a rejected request), ``ChannelUnavailable`` when the channel itself is down or misconfigured
+(connection refused, timeouts, a relay refusing our login, a gateway answering 401/404/5xx:
+it opens the channel's circuit breaker and the message is retried), and anything else for a
+transient failure of one message, which the delivery worker retries with backoff. This module
+holds the e-mail channels: ``SmtpChannel`` (aiosmtplib over a small pool of persistent
+connections, STARTTLS or implicit TLS, optional login) and ``MailboxChannel``, a file drop of
+``.eml`` files used when no SMTP host is configured."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -18,12 +22,23 @@ from pathlib import Path
 from typing import Protocol
 
 import aiosmtplib
+import httpx
 
 from services.notify.config import NotifySettings
 
 
 class PermanentDeliveryError(Exception):
     """Retrying will not help (e.g. an invalid address)."""
+
+
+class ChannelUnavailable(Exception):
+    """The channel itself is down or misconfigured: no message can get through it now."""
+
+
+def channel_fault(exc: BaseException) -> bool:
+    """Whether a failure says the channel, not the message, is the problem."""
+    # OSError covers refused and reset connections and timeouts.
+    return isinstance(exc, ChannelUnavailable | OSError | httpx.TransportError)
 
 
 @dataclass(frozen=True)
@@ -41,6 +56,8 @@ class Outgoing:
 
 class Channel(Protocol):
     async def send(self, message: Outgoing) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 def email_message(message: Outgoing, sender: str) -> EmailMessage:
@@ -67,30 +84,98 @@ def email_message(message: Outgoing, sender: str) -> EmailMessage:
 
 
 def smtp_failure_is_permanent(exc: Exception) -> bool:
-    """5xx answers are permanent; 4xx answers, timeouts and lost connections are not."""
+    """A 5xx answer to the recipient or to the message itself is final for that message."""
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(500 <= r.code < 600 for r in exc.recipients)
-    code = getattr(exc, "code", None)
-    return isinstance(exc, aiosmtplib.SMTPResponseException) and code is not None and 500 <= code < 600
+    return isinstance(exc, aiosmtplib.SMTPDataError) and 500 <= exc.code < 600
+
+
+def _smtp_failure_is_the_messages(exc: Exception) -> bool:
+    """Refused recipients or content (4xx or 5xx): the relay works, the connection is reusable
+    (aiosmtplib resets the envelope). Anything else says the relay is down or refuses us."""
+    return isinstance(exc, aiosmtplib.SMTPRecipientsRefused | aiosmtplib.SMTPDataError)
 
 
 class SmtpChannel:
+    """Sends over at most ``delivery_concurrency`` persistent connections, kept open between
+    messages: a burst of mail does not open a connection (and a TLS handshake and a login)
+    per message. A connection idle for a while is checked with NOOP before it is used; one
+    that broke is dropped and a new one opened."""
+
+    # Relays close idle connections after a few minutes (RFC 5321 suggests 5): past this
+    # idle time a NOOP tells whether the connection is still there.
+    CHECK_AFTER_IDLE_SECONDS = 10.0
+
     def __init__(self, settings: NotifySettings) -> None:
         self.settings = settings
+        self._slots = asyncio.Semaphore(max(1, settings.delivery_concurrency))
+        self._idle: list[tuple[aiosmtplib.SMTP, float]] = []
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
+            start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls, timeout=s.smtp_timeout,
+            cert_bundle=str(s.smtp_cert_bundle) if s.smtp_cert_bundle else None,
+        )
+
+    async def _checkout(self) -> aiosmtplib.SMTP:
+        while self._idle:
+            smtp, idle_since = self._idle.pop()
+            if not smtp.is_connected:
+                smtp.close()
+                continue
+            if time.monotonic() - idle_since > self.CHECK_AFTER_IDLE_SECONDS:
+                try:
+                    await smtp.noop()
+                except (aiosmtplib.SMTPException, OSError):
+                    smtp.close()
+                    continue
+            return smtp
+        smtp = self._client()
+        try:
+            await smtp.connect()
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
 
     async def send(self, message: Outgoing) -> None:
-        s = self.settings
-        try:
-            await aiosmtplib.send(
-                email_message(message, s.sender), hostname=s.smtp_host, port=s.smtp_port,
-                username=s.smtp_username, password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-                start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls, timeout=s.smtp_timeout,
-                cert_bundle=str(s.smtp_cert_bundle) if s.smtp_cert_bundle else None,
-            )
-        except aiosmtplib.SMTPException as exc:
-            if smtp_failure_is_permanent(exc):
-                raise PermanentDeliveryError(f"SMTP refused: {exc}") from exc
-            raise
+        mail = email_message(message, self.settings.sender)
+        async with self._slots:
+            try:
+                smtp = await self._checkout()
+            except (aiosmtplib.SMTPException, OSError) as exc:
+                raise ChannelUnavailable(f"SMTP relay: {exc}") from exc
+            try:
+                await smtp.send_message(mail)
+            except aiosmtplib.SMTPException as exc:
+                if not _smtp_failure_is_the_messages(exc):
+                    smtp.close()
+                    raise ChannelUnavailable(f"SMTP relay: {exc}") from exc
+                self._idle.append((smtp, time.monotonic()))
+                if smtp_failure_is_permanent(exc):
+                    raise PermanentDeliveryError(f"SMTP refused: {exc}") from exc
+                raise
+            except BaseException:
+                # Cut off mid-conversation (cancelled, a socket error): the connection's
+                # state is unknown, so it is not reused.
+                smtp.close()
+                raise
+            self._idle.append((smtp, time.monotonic()))
+
+    async def close(self) -> None:
+        """QUIT the idle connections, all at once and briefly: this runs within the shutdown grace."""
+        idle, self._idle = self._idle, []
+
+        async def quit(smtp: aiosmtplib.SMTP) -> None:
+            try:
+                await asyncio.wait_for(smtp.quit(), 1)
+            except Exception:  # closing anyway; the relay drops the session
+                smtp.close()
+
+        await asyncio.gather(*(quit(smtp) for smtp, _ in idle))
 
 
 class MailboxChannel:
@@ -112,6 +197,9 @@ class MailboxChannel:
     async def send(self, message: Outgoing) -> None:
         await asyncio.to_thread(self._write, message)
 
+    async def close(self) -> None:
+        pass
+
 
 def email_channel(settings: NotifySettings) -> Channel:
     if settings.smtp_host:
@@ -120,9 +208,11 @@ def email_channel(settings: NotifySettings) -> Channel:
 
 
 def check_http_answer(status_code: int, what: str) -> None:
-    """2xx is delivered; 408, 429 and 5xx are worth another try; any other 4xx is not."""
+    """2xx is delivered. 401, 403 and 404 mean our credentials or the URL are wrong, and 408,
+    429 and 5xx that the other side is down or overloaded: the channel is unavailable (its
+    breaker counts it, the message is retried). Any other 4xx refuses this message: final."""
     if 200 <= status_code < 300:
         return
-    if 400 <= status_code < 500 and status_code not in (408, 429):
-        raise PermanentDeliveryError(f"{what} answered {status_code}")
-    raise ConnectionError(f"{what} answered {status_code}")
+    if status_code in (401, 403, 404, 408, 429) or status_code >= 500:
+        raise ChannelUnavailable(f"{what} answered {status_code}")
+    raise PermanentDeliveryError(f"{what} answered {status_code}")

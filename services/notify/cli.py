@@ -1,10 +1,17 @@
 """Administer who notify talks to: provider keys, partners' contacts for updates, and the
-caregiver consultant who takes escalations in a municipality.
+caregiver consultant who takes escalations in a municipality; list and resend notifications.
 
     python -m services.notify.cli issue-provider-key --service-id <HSDS service id>
     python -m services.notify.cli register-partner --organisation-id <id> --name "Huisartsenpraktijk" \\
         --email zorg@praktijk.example.nl [--webhook-url https://... --webhook-secret ...]
     python -m services.notify.cli set-consultant --municipality GM0327 --email consulent@gemeente.example.nl
+    python -m services.notify.cli list --status failed [--channel email] [--since 2026-11-25T08:00]
+    python -m services.notify.cli resend --id <notification id> [--id ...]
+    python -m services.notify.cli resend --failed-since 2026-11-25T08:00 [--channel email]
+
+A resent notification keeps its id, so the receiver sees the same Message-ID (e-mail),
+X-Delivery-Id (webhook) or reference (SMS) as before, and gets a new retry window; the
+running service sends it within a poll interval. An erased notification is never resent.
 
 The organisation id is the one ``python -m services.signals.cli add-organisation`` printed.
 A partner with a webhook gets its updates there (signed, see services/notify/WEBHOOKS.md);
@@ -19,12 +26,14 @@ import re
 import secrets
 import sys
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 
 from services.notify import repository
 from services.notify.api import MIGRATIONS
 from services.notify.config import NotifySettings
+from services.notify.domain import EMAIL, SMS, WEBHOOK
 from services.notify.templates import LANGUAGES
 from shared.db import migrate
 
@@ -55,9 +64,38 @@ async def _run(args: argparse.Namespace) -> int:
             elif args.command == "set-consultant":
                 await repository.save_consultant(conn, args.municipality, args.email, args.name, "registered")
                 print(f"caregiver consultant for {args.municipality}: {args.email}")
+            elif args.command == "list":
+                rows = await repository.list_notifications(conn, args.status, args.channel, args.since, args.limit)
+                _print_table(rows, args.status)
+            elif args.command == "resend":
+                rows = await repository.resend_failed(conn, args.id or [], args.failed_since, args.channel)
+                for row in rows:
+                    print(f"{row['id']}  {row['channel']:<8} {row['recipient_role']:<10} {row['template']}")
+                print(f"{len(rows)} notification(s) will be sent again" if rows else
+                      "nothing to resend (only failed, not erased notifications are resent)")
     finally:
         await conn.close()
     return 0
+
+
+def _print_table(rows: list[asyncpg.Record], status: str) -> None:
+    when = "failed at" if status == "failed" else "next attempt"
+    print(f"{'id':<36}  {'channel':<8} {'role':<10} {'template':<26} {'tries':>5}  {when:<19}  last error")
+    for r in rows:
+        at = r["failed_at"] if status == "failed" else r["next_attempt_at"]
+        error = (r["last_error"] or "").replace("\n", " ")
+        print(f"{r['id']!s:<36}  {r['channel']:<8} {r['recipient_role']:<10} {r['template']:<26} "
+              f"{r['attempts']:>5}  {at:%Y-%m-%d %H:%M:%S}  {error[:100]}")
+    print(f"{len(rows)} {status} notification(s)")
+
+
+def _moment(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError("an ISO 8601 time such as 2026-11-25T08:00 (UTC unless it has an offset)") \
+            from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _municipality(value: str) -> str:
@@ -97,6 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     consultant.add_argument("--municipality", required=True, type=_municipality)
     consultant.add_argument("--email", required=True)
     consultant.add_argument("--name")
+
+    channels = (EMAIL, SMS, WEBHOOK)
+    listing = sub.add_parser("list", help="list failed (or pending) notifications, oldest first")
+    listing.add_argument("--status", choices=("failed", "pending"), default="failed")
+    listing.add_argument("--channel", choices=channels)
+    listing.add_argument("--since", type=_moment, help="failed (or, pending ones: planned) at or after this time")
+    listing.add_argument("--limit", type=int, default=100)
+
+    resend = sub.add_parser("resend", help="send failed notifications again (same id, new retry window)")
+    which = resend.add_mutually_exclusive_group(required=True)
+    which.add_argument("--id", type=uuid.UUID, action="append", help="a notification id (repeatable)")
+    which.add_argument("--failed-since", type=_moment, help="every notification that failed at or after this time")
+    resend.add_argument("--channel", choices=channels, help="only notifications of this channel")
     return asyncio.run(_run(parser.parse_args(argv)))
 
 

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ServiceSettings
@@ -29,7 +29,9 @@ class NotifySettings(ServiceSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     smtp_use_tls: bool = False  # implicit TLS (port 465), as opposed to STARTTLS
-    smtp_timeout: float = 30.0
+    # Per SMTP command. Shorter than the shutdown grace period, so a send in flight at a
+    # SIGTERM usually finishes and is recorded; one cut off is sent again after its lease.
+    smtp_timeout: float = 5.0
     # CA bundle to verify the relay's certificate with (a relay with a private CA).
     smtp_cert_bundle: Path | None = None
     mailbox_dir: Path = Path(".data/mailbox")
@@ -40,10 +42,27 @@ class NotifySettings(ServiceSettings):
     sms_timeout: float = 10.0
     webhook_timeout: float = 10.0
 
+    # Delivery (see services/notify/delivery.py). At most delivery_concurrency messages are
+    # in flight, and as many SMTP connections are kept open for reuse.
     delivery_poll_seconds: float = 0.5
-    delivery_max_attempts: int = 5
-    delivery_backoff_seconds: float = 1.0
     delivery_concurrency: int = 10
+    # A claimed message is leased for this long: if its sender dies, it is sent again (with
+    # the same id) once the lease ran out. A send is cut off after half of it.
+    delivery_lease_seconds: float = 120.0
+    # Transient failures are retried with exponential backoff (the first retry after
+    # delivery_backoff_seconds, doubling up to delivery_max_backoff_seconds) for this many
+    # hours from the first attempt, which rides out a mail relay that is down for an hour;
+    # then the message fails. A permanent error (a refused address) fails it at once.
+    delivery_retry_window_hours: float = 24.0
+    delivery_backoff_seconds: float = 1.0
+    delivery_max_backoff_seconds: float = 600.0
+    # Circuit breaker per channel (per host for webhooks): after this many consecutive
+    # failures that say the channel itself is down or misconfigured, its messages are not
+    # claimed (no attempts burned) until a cool-off passed; then one goes through as a probe.
+    # The cool-off doubles after each failed probe, up to the maximum.
+    delivery_breaker_failures: int = 5
+    delivery_breaker_cooloff_seconds: float = 5.0
+    delivery_breaker_max_cooloff_seconds: float = 300.0
 
     # A provider that has not answered a referral within this many working days gets a
     # reminder; after escalation_working_days (counted from the referral) the caregiver
@@ -54,3 +73,12 @@ class NotifySettings(ServiceSettings):
     # POM: ask the caregiver this many days after the proposals whether the support arrived.
     follow_up_days: int = 14
     deadline_poll_seconds: float = 30.0
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> "NotifySettings":
+        slowest = max(self.smtp_timeout, self.sms_timeout, self.webhook_timeout)
+        if self.delivery_lease_seconds < 2 * slowest:
+            raise ValueError(
+                f"NOTIFY_DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds:g}) must be at least twice the "
+                f"slowest channel timeout ({slowest:g} s): a lease that runs out during a send duplicates it")
+        return self

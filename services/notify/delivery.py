@@ -1,101 +1,269 @@
-"""The delivery worker: sends pending notifications after their transaction committed.
+"""The delivery worker: sends pending notifications with leases, after their transaction committed.
 
-A batch is claimed (``FOR UPDATE SKIP LOCKED``, so replicas share the work), sent
-concurrently, and each outcome is recorded with its notification.sent event in the
-claim's transaction. Transient failures are retried with exponential backoff; after the
-last attempt, or on a permanent error, the notification is failed: visible in the status
-view and counted in ``sts_notifications_total``. A crash after sending but before the
-commit sends that message again: delivery is at least once, with a stable Message-ID and
-``X-Delivery-Id`` so the receiving side can tell."""
+1. **Claim.** One short statement takes due messages (pending, due, no live lease, their
+   channel's circuit breaker closed), counts the attempt and leases each for
+   ``delivery_lease_seconds``, and commits. Replicas share the work (``SKIP LOCKED``).
+2. **Send**, with no transaction open, at most ``delivery_concurrency`` at a time, each cut off
+   after half the lease. A message erased after its claim is re-checked and not sent.
+3. **Record** the outcome per message, in its own short transaction, with its
+   ``notification.sent`` event: only if the row is still pending and still this attempt's, so
+   an erased or finished row is never overwritten or reported.
+
+Delivery is at least once, and a repeat is recognisable: a crash (or a shutdown that has to
+cut a send off) duplicates at most the messages in flight at that instant. Their attempt is
+already counted; once the lease runs out they are claimed again and sent with the same
+notification id: the e-mail's ``Message-ID`` is ``<id@sender domain>``, a webhook carries
+``X-Delivery-Id: <id>`` and an SMS the gateway ``reference`` ``<id>``, so receivers can drop
+the repeat. Every other message of the batch keeps its recorded outcome.
+
+Transient failures are retried with exponential backoff (capped) for
+``delivery_retry_window_hours`` from the first attempt; a permanent error fails the message
+at once. Failures that say a channel is down or misconfigured feed a circuit breaker per
+channel (per host for webhooks, see breakers.py): while it is open nothing of that channel is
+claimed. The loop never dies on an error; its ``heartbeat`` beats every round and
+``breaker_states`` shows the breakers, both for ``/healthz``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import structlog
 
 from services.notify import repository
-from services.notify.channels import Channel, Outgoing, PermanentDeliveryError
+from services.notify.breakers import Breakers, State
+from services.notify.channels import Channel, Outgoing, PermanentDeliveryError, channel_fault
+from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
 from shared.service import Runtime
+from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
 
+# Rounds that fail (the database is away) back off up to this, then go on.
+_MAX_ROUND_BACKOFF_SECONDS = 30.0
+# The oldest-pending gauge is refreshed at most this often.
+_OBSERVE_EVERY_SECONDS = 5.0
+# stop() leaves this much of the shutdown grace period for what stops after it.
+_SHUTDOWN_MARGIN_SECONDS = 2.0
+
 
 class DeliveryWorker:
-    def __init__(self, runtime: Runtime, ctx: NotifyContext, channels: dict[str, Channel],
-                 batch_size: int = 50) -> None:
+    def __init__(self, runtime: Runtime, ctx: NotifyContext, channels: dict[str, Channel]) -> None:
         self.runtime = runtime
         self.ctx = ctx
         self.channels = channels
-        self.batch_size = batch_size
-        settings = ctx.settings
-        self.poll_seconds = settings.delivery_poll_seconds
-        self.max_attempts = settings.delivery_max_attempts
-        self.backoff_seconds = settings.delivery_backoff_seconds
-        self._limit = asyncio.Semaphore(settings.delivery_concurrency)
+        s = ctx.settings
+        self.breakers = Breakers(s.delivery_breaker_failures, s.delivery_breaker_cooloff_seconds,
+                                 s.delivery_breaker_max_cooloff_seconds)
+        # A round takes at most a claim and a poll interval; two minutes without one is a hang.
+        self.heartbeat = Heartbeat("delivery", stale_after=120)
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._observed_at = 0.0
+
+    @property
+    def settings(self) -> NotifySettings:
+        return self.ctx.settings
+
+    @property
+    def breaker_states(self) -> dict[str, str]:
+        """Each breaker that ever tripped: ``closed``, ``half-open`` or ``open``."""
+        return {key: state.name.lower().replace("_", "-") for key, state in self.breakers.states().items()}
+
+    # --- running ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery-worker")
+        self.heartbeat.task = self._task
 
     async def stop(self) -> None:
-        self._stopping = True
+        """Stop claiming, let the sends in flight finish and record their outcomes within the
+        shutdown grace period (minus a margin); a send still running then is cut off and left
+        to its lease: it is sent again, with the same id, after the lease ran out."""
+        self._stopping.set()
         if self._task:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
+        if self._inflight:
+            grace = max(0.5, self.settings.shutdown_grace_seconds - _SHUTDOWN_MARGIN_SECONDS)
+            _, cut = await asyncio.wait(set(self._inflight), timeout=grace)
+            for task in cut:
+                task.cancel()
+            await asyncio.gather(*cut, return_exceptions=True)
+            if cut:
+                log.warning("sends cut off at shutdown; they are sent again once their lease ran out",
+                            count=len(cut), lease_seconds=self.settings.delivery_lease_seconds)
+        for channel in self.channels.values():
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _run(self) -> None:
-        while not self._stopping:
+        failed_rounds = 0
+        while not self._stopping.is_set():
+            self.heartbeat.beat()
+            self._slot_freed.clear()
             try:
-                handled = await self.deliver_due()
-            except Exception as exc:
-                log.warning("delivery round failed", error=repr(exc))
-                handled = 0
-            if handled < self.batch_size:
-                await asyncio.sleep(self.poll_seconds)
+                free = self.settings.delivery_concurrency - len(self._inflight)
+                claimed = self._dispatch(await self.claim(free)) if free > 0 else 0
+                await self._observe_now_and_then()
+                failed_rounds = 0
+            except Exception as exc:  # the database may be away: wait it out, never die
+                failed_rounds += 1
+                delay = min(_MAX_ROUND_BACKOFF_SECONDS, self.settings.delivery_poll_seconds * 2 ** failed_rounds)
+                log.warning("delivery round failed", error=repr(exc), retry_in=delay)
+                await self._pause(delay)
+                continue
+            # Every slot taken: more may be due, so claim again as soon as one frees up.
+            await self._pause(self.settings.delivery_poll_seconds, until_slot_freed=claimed == free)
 
-    async def _send(self, row: Any) -> Exception | None:
-        if row["channel"] == STATUS_VIEW:  # the notification.sent event is the delivery
-            return None
-        message = Outgoing(
-            notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
-            body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
-            secret=row["webhook_secret"], kind=row["template"],
-        )
-        async with self._limit:
-            try:
-                await self.channels[row["channel"]].send(message)
-            except Exception as exc:
-                return exc
-        return None
+    async def _pause(self, seconds: float, *, until_slot_freed: bool = False) -> None:
+        """Sleep; wake early on stop(), or when a send finishes if asked to."""
+        events = [self._stopping, self._slot_freed] if until_slot_freed else [self._stopping]
+        waits = [asyncio.ensure_future(event.wait()) for event in events]
+        try:
+            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
-    async def deliver_due(self) -> int:
-        async with self.runtime.pool.acquire() as conn, conn.transaction():
-            rows = await repository.claim_due(conn, self.batch_size)
-            outcomes = await asyncio.gather(*(self._send(row) for row in rows))
-            for row, error in zip(rows, outcomes, strict=True):
-                await self._record(conn, row, error)
+    def _dispatch(self, rows: list[Any]) -> int:
+        for row in rows:
+            task = asyncio.create_task(self.deliver(row), name=f"deliver-{row['id']}")
+            self._inflight.add(task)
+            task.add_done_callback(self._finished)
         return len(rows)
 
-    async def _record(self, conn: asyncpg.Connection, row: Any, error: Exception | None) -> None:
-        if error is None:
-            await repository.mark(conn, row["id"], "delivered")
-            await report(conn, self.ctx, dict(row), "delivered", None)
-        elif isinstance(error, PermanentDeliveryError) or row["attempts"] + 1 >= self.max_attempts:
-            detail = str(error) or repr(error)
-            await repository.mark(conn, row["id"], "failed", detail)
-            await report(conn, self.ctx, dict(row), "failed", detail)
-            log.error("notification failed", notification_id=str(row["id"]), channel=row["channel"], error=detail)
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        self._slot_freed.set()
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("delivery task failed", error=repr(exc))
+
+    async def deliver_due(self) -> int:
+        """One round, waited for: claim what is due (up to the concurrency), send and record it."""
+        rows = await self.claim(self.settings.delivery_concurrency)
+        await asyncio.gather(*(self.deliver(row) for row in rows))
+        return len(rows)
+
+    # --- claim, send, record ----------------------------------------------------------------
+
+    async def claim(self, limit: int) -> list[Any]:
+        """Claim due messages of closed breakers, plus one probe per half-open breaker."""
+        lease = self.settings.delivery_lease_seconds
+        async with self.runtime.pool.acquire() as conn:
+            rows = list(await repository.claim_due(conn, limit, lease, skip=self.breakers.blocked()))
+            for key in self.breakers.probes_wanted():
+                if len(rows) >= limit:
+                    break
+                probe = await repository.claim_due(conn, 1, lease, only=key)
+                if probe:
+                    self.breakers.probing(key)
+                    rows.extend(probe)
+        return rows
+
+    async def deliver(self, row: Any) -> None:
+        """Send one claimed message and record its outcome."""
+        if row["channel"] == STATUS_VIEW:  # the notification.sent event is the delivery
+            await self._record(row, None)
+            return
+        key = row["breaker_key"]
+        counted = False
+        try:
+            async with self.runtime.pool.acquire() as conn:
+                if not await repository.still_pending(conn, row["id"]):
+                    log.info("notification erased after its claim: not sent", notification_id=str(row["id"]))
+                    return
+            message = Outgoing(
+                notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
+                body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
+                secret=row["webhook_secret"], kind=row["template"],
+            )
+            error: Exception | None = None
+            try:
+                # Bounded well inside the lease: a send never outlives it (which would duplicate it).
+                async with asyncio.timeout(self.settings.delivery_lease_seconds / 2):
+                    await self.channels[row["channel"]].send(message)
+            except Exception as exc:
+                error = exc
+            self._count_for_breaker(key, error)
+            counted = True
+            await self._record(row, error)
+        finally:
+            if not counted:  # cut off or skipped: if it was a probe, another may go
+                self.breakers.released(key)
+
+    def _count_for_breaker(self, key: str, error: Exception | None) -> None:
+        if error is not None and channel_fault(error):
+            before = self.breakers.state(key)
+            state = self.breakers.failed(key)
+            if state is State.OPEN and before is not State.OPEN:
+                log.warning("channel unavailable: circuit breaker open, its messages wait", channel=key,
+                            error=repr(error))
         else:
-            delay = self.backoff_seconds * 2 ** row["attempts"]
-            await repository.mark(conn, row["id"], "pending", repr(error), delay)
+            if self.breakers.state(key) is not State.CLOSED:
+                log.info("channel back: circuit breaker closed", channel=key)
+            self.breakers.succeeded(key)
+        self.ctx.metrics.breaker_state.labels(key).set(int(self.breakers.state(key)))
+
+    def _outcome(self, row: Any, error: Exception | None) -> tuple[str, str | None, float | None]:
+        """(status, detail, retry in seconds) for a send's result."""
+        if error is None:
+            return "delivered", None, None
+        detail = str(error) or repr(error)
+        if isinstance(error, PermanentDeliveryError):
+            return "failed", detail, None
+        s = self.settings
+        delay = min(s.delivery_max_backoff_seconds, s.delivery_backoff_seconds * 2 ** max(0, row["attempts"] - 1))
+        window_ends = row["retry_window_from"] + timedelta(hours=s.delivery_retry_window_hours)
+        if datetime.now(UTC) + timedelta(seconds=delay) > window_ends:
+            return "failed", f"gave up after {row['attempts']} attempts: {detail}", None
+        return "pending", repr(error), delay
+
+    async def _record(self, row: Any, error: Exception | None) -> None:
+        """Record the outcome in its own transaction. The database may be away for a moment:
+        keep trying while the lease holds; after that the message is sent again anyway."""
+        status, detail, retry_in = self._outcome(row, error)
+        give_up_at = time.monotonic() + self.settings.delivery_lease_seconds / 2
+        backoff = 0.2
+        while True:
+            try:
+                async with self.runtime.pool.acquire() as conn, conn.transaction():
+                    recorded = await repository.record_outcome(conn, row["id"], row["attempts"], status, detail,
+                                                               retry_in)
+                    if recorded and status != "pending":
+                        await report(conn, self.ctx, dict(row), status, detail)
+                break
+            except Exception as exc:
+                if time.monotonic() + backoff > give_up_at:
+                    log.error("outcome not recorded; the message is sent again once its lease ran out",
+                              notification_id=str(row["id"]), outcome=status, error=repr(exc))
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(5.0, backoff * 2)
+        ids = {"notification_id": str(row["id"]), "channel": row["channel"], "attempt": row["attempts"]}
+        if not recorded:
+            log.info("outcome not recorded: the notification was erased or finished meanwhile", outcome=status, **ids)
+        elif status == "failed":
+            log.error("notification failed", error=detail, **ids)
+        elif status == "pending":
             self.ctx.metrics.deliveries.labels(row["channel"], "retry").inc()
-            log.warning("notification will be retried", notification_id=str(row["id"]),
-                        attempt=row["attempts"] + 1, retry_in=delay, error=repr(error))
+            log.warning("notification will be retried", retry_in=retry_in, error=detail, **ids)
+
+    async def _observe_now_and_then(self) -> None:
+        if time.monotonic() - self._observed_at >= _OBSERVE_EVERY_SECONDS:
+            await self.observe()
+
+    async def observe(self) -> None:
+        """Refresh the gauges: the oldest pending message's age and the breakers' states."""
+        async with self.runtime.pool.acquire() as conn:
+            self.ctx.metrics.oldest_pending.set(await repository.oldest_pending_age(conn))
+        for key, state in self.breakers.states().items():
+            self.ctx.metrics.breaker_state.labels(key).set(int(state))
+        self._observed_at = time.monotonic()

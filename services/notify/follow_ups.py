@@ -42,7 +42,9 @@ async def record_answer(
     now = ctx.clock.now()
     await repository.record_follow_up_answer(conn, follow_up_id, support_arrived, now)
     payload = FollowUpRecorded(signal_id=follow_up["signal_id"], case_id=follow_up["case_id"],
-                               support_arrived=support_arrived, recorded_at=now)
+                               support_arrived=support_arrived, recorded_at=now,
+                               municipality_code=((follow_up["signal"] or {}).get("caregiver") or {}).get(
+                                   "municipality_code"))
     await add_event(conn, Topics.NOTIFY, new_event(
         EventType.FOLLOW_UP_RECORDED, payload, producer=ctx.producer, subject=follow_up["subject_key"],
         correlation_id=follow_up["correlation_id"]))

@@ -25,6 +25,7 @@ from shared.contracts import (
     Topics,
 )
 from shared.outbox import forget_subject
+from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
 
@@ -56,6 +57,7 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
 
     async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
         p = event.payload
+        await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
         # Open referrals end, so matching frees their slots and nobody is reminded about a
         # caregiver who is gone; the event carries no personal data.
         now = ctx.clock.now()

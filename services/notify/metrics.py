@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class NotifyMetrics:
@@ -11,6 +11,16 @@ class NotifyMetrics:
             "sts_notifications_total",
             "Notification outcomes by channel (delivered, retry, failed, suppressed).",
             ["channel", "outcome"], registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "sts_notify_breaker_state",
+            "Circuit breaker per channel (per host for webhooks): 0 closed, 1 half-open, 2 open.",
+            ["channel"], registry=registry,
+        )
+        self.oldest_pending = Gauge(
+            "sts_notifications_oldest_pending_seconds",
+            "Age of the oldest notification not sent yet (0 when none), as of the last delivery round.",
+            registry=registry,
         )
         self.referral_updates = Counter(
             "sts_referral_updates_total", "Referral status changes.", ["status", "updated_by"], registry=registry,

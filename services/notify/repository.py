@@ -32,27 +32,88 @@ async def insert_notification(conn: asyncpg.Connection, **row: Any) -> bool:
     return bool(await conn.fetchval(f"{sql} ON CONFLICT (dedupe_key) DO NOTHING RETURNING true", *args))
 
 
-async def claim_due(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+async def claim_due(
+    conn: asyncpg.Connection, limit: int, lease_seconds: float, *, skip: Sequence[str] = (),
+    only: str | None = None,
+) -> list[asyncpg.Record]:
+    """Claim due messages in one statement (its own short transaction): count the attempt and
+    lease them. ``skip`` leaves out breaker keys whose breaker is not closed; ``only`` claims
+    from one key (a half-open breaker's probe). A row whose lease ran out is due again."""
     return await conn.fetch(
-        """SELECT n.*, p.webhook_secret FROM notifications n
-           LEFT JOIN partners p ON p.organisation_id = n.organisation_id
-           WHERE n.status = 'pending' AND n.next_attempt_at <= now()
-           ORDER BY n.next_attempt_at LIMIT $1 FOR UPDATE OF n SKIP LOCKED""",
-        limit,
+        """WITH due AS (
+               SELECT id FROM notifications
+               WHERE status = 'pending' AND next_attempt_at <= now()
+                 AND (lease_until IS NULL OR lease_until <= now())
+                 AND breaker_key <> ALL($3::text[]) AND ($4::text IS NULL OR breaker_key = $4)
+               ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           UPDATE notifications n SET attempts = n.attempts + 1,
+               lease_until = now() + make_interval(secs => $2::float8)
+           FROM due WHERE n.id = due.id
+           RETURNING n.*, (SELECT webhook_secret FROM partners p WHERE p.organisation_id = n.organisation_id)""",
+        limit, lease_seconds, list(skip), only,
     )
 
 
-async def mark(
-    conn: asyncpg.Connection, notification_id: UUID, status: str, error: str | None = None,
+async def still_pending(conn: asyncpg.Connection, notification_id: UUID) -> bool:
+    """False once the message was erased (or finished elsewhere) after it was claimed."""
+    return bool(await conn.fetchval(
+        "SELECT status = 'pending' FROM notifications WHERE id = $1", notification_id))
+
+
+async def record_outcome(
+    conn: asyncpg.Connection, notification_id: UUID, attempt: int, status: str, error: str | None = None,
     retry_in_seconds: float | None = None,
-) -> None:
-    await conn.execute(
+) -> bool:
+    """Record a send's outcome and release the lease; False (nothing written) when the row is
+    no longer this attempt's: erased, finished, or claimed again after the lease ran out. A
+    delivery is recorded whatever attempt made it: it happened."""
+    return bool(await conn.fetchval(
         """UPDATE notifications SET
-               status = $2, attempts = attempts + 1, last_error = $3,
-               delivered_at = CASE WHEN $2 = 'delivered' THEN now() END,
-               next_attempt_at = now() + make_interval(secs => COALESCE($4::float8, 0))
-           WHERE id = $1""",
-        notification_id, status, error, retry_in_seconds,
+               status = $3, last_error = $4, lease_until = NULL,
+               delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
+               failed_at = CASE WHEN $3 = 'failed' THEN now() END,
+               next_attempt_at = now() + make_interval(secs => COALESCE($5::float8, 0))
+           WHERE id = $1 AND status = 'pending' AND (attempts = $2 OR $3 = 'delivered')
+           RETURNING true""",
+        notification_id, attempt, status, error, retry_in_seconds,
+    ))
+
+
+async def oldest_pending_age(conn: asyncpg.Connection) -> float:
+    """Seconds since the oldest message still waiting to be sent was planned (0: none)."""
+    return float(await conn.fetchval(
+        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications WHERE status = 'pending'"))
+
+
+async def list_notifications(
+    conn: asyncpg.Connection, status: str, channel: str | None, since: datetime | None, limit: int,
+) -> list[asyncpg.Record]:
+    """Messages in one status, oldest first; ``since`` is when they failed (failed ones) or
+    were planned (the others)."""
+    return await conn.fetch(
+        """SELECT id, channel, recipient_role, template, attempts, created_at, next_attempt_at, lease_until,
+                  failed_at, last_error FROM notifications
+           WHERE status = $1 AND ($2::text IS NULL OR channel = $2)
+             AND ($3::timestamptz IS NULL OR COALESCE(failed_at, created_at) >= $3)
+           ORDER BY COALESCE(failed_at, created_at) LIMIT $4""",
+        status, channel, since, limit,
+    )
+
+
+async def resend_failed(
+    conn: asyncpg.Connection, ids: Sequence[UUID], since: datetime | None, channel: str | None,
+) -> list[asyncpg.Record]:
+    """Make failed messages pending again, due now, with a new retry window; they keep their
+    id (so the Message-ID / delivery id) and their attempt count. An erased one stays failed:
+    it has no content left."""
+    return await conn.fetch(
+        """UPDATE notifications SET status = 'pending', next_attempt_at = now(), retry_window_from = now(),
+               lease_until = NULL
+           WHERE status = 'failed' AND subject_key <> 'erased'
+             AND (id = ANY($1::uuid[]) OR ($2::timestamptz IS NOT NULL AND failed_at >= $2))
+             AND ($3::text IS NULL OR channel = $3)
+           RETURNING id, channel, recipient_role, template""",
+        list(ids), since, channel,
     )
 
 

@@ -5,7 +5,11 @@ directly or through a small adapter:
     POST <NOTIFY_SMS_URL>   Authorization: Bearer <NOTIFY_SMS_TOKEN>
     {"to": "+31612345678", "text": "...", "reference": "<notification id>"}
 
-2xx is sent; 4xx (but 408/429) is permanent; 5xx, 408, 429 and timeouts are retried."""
+2xx is sent. 401, 403 and 404 (a wrong token or URL), 408, 429, 5xx and timeouts say the
+gateway is unusable: they count towards the SMS channel's circuit breaker, so a broken
+gateway pauses SMS instead of failing the messages one by one, and are retried. Any other
+4xx refuses the message. ``reference`` is the notification id, the same on every retry:
+a gateway that supports it can drop a repeated message."""
 
 from __future__ import annotations
 
@@ -46,3 +50,6 @@ class SmsChannel:
         if not _PHONE.match(number):
             raise PermanentDeliveryError(f"not a phone number: {message.to!r}")
         await self.gateway.send(number, message.body_text, message.notification_id)
+
+    async def close(self) -> None:
+        pass

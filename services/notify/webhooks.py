@@ -2,7 +2,8 @@
 
 The body is the JSON document stored with the notification; ``X-Signature`` signs it with
 the partner's secret and the current time, ``X-Delivery-Id`` lets the partner drop a
-repeated delivery. Redirects are not followed: a partner registers its final URL."""
+repeated delivery. Redirects are not followed: a partner registers its final URL. A host
+that is down or answers 401/403/404/5xx opens the breaker for that host only."""
 
 from __future__ import annotations
 
@@ -36,3 +37,6 @@ class WebhookChannel:
             except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
                 raise PermanentDeliveryError(f"not a usable webhook URL: {exc}") from exc
         check_http_answer(response.status_code, "the webhook")
+
+    async def close(self) -> None:
+        pass

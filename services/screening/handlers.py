@@ -25,6 +25,7 @@ from shared.contracts import (
 )
 from shared.instruments import load_catalogue
 from shared.outbox import add_event, forget_subject, new_event
+from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
 
@@ -95,6 +96,7 @@ async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorde
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
+    await record_tombstone(conn, event.payload.caregiver_pseudonym, event.payload.signal_ids, event.payload.case_ids)
     await repository.erase_caregiver(conn, event.payload.caregiver_pseudonym)
     await forget_subject(conn, event.payload.caregiver_pseudonym)
 

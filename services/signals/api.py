@@ -1,12 +1,8 @@
 """The ingest API: partner organisations post signals, follow their referral's status and
-ask for a caregiver's erasure; municipalities read their anonymised stream and statistics
-(``services.signals.municipalities``)."""
+ask for a caregiver's erasure."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -19,12 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signals import domain, repository
 from services.signals.config import SignalsSettings
+from services.signals.erasure import erase_caregivers
 from services.signals.handlers import register_handlers
-from services.signals.municipalities.api import router as municipalities_router
-from services.signals.municipalities.asyncapi import asyncapi_router
-from services.signals.municipalities.erasure import erase_caregivers
-from services.signals.municipalities.publisher import MunicipalPublisher
-from services.signals.municipalities.stream import WebhookDelivery, set_on_stop_signals
 from services.signals.repository import Organisation
 from services.signals.schemas import (
     Accepted,
@@ -47,10 +39,6 @@ bearer = HTTPBearer(auto_error=False, description="The partner organisation's AP
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
-
-
-def publisher_of(request: Request) -> MunicipalPublisher:
-    return request.app.state.municipal_publisher
 
 
 async def authenticate(
@@ -83,7 +71,8 @@ router = APIRouter(prefix="/v1", tags=["signals"])
         401: {"description": "Missing or invalid API key"},
         413: {"description": "Body larger than 64 KiB"},
         422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
-        503: {"description": "The municipality's stream could not be set up (broker away): retry"},
+        503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
+                             "Retry-After seconds with the same Idempotency-Key"},
     },
 )
 async def post_signal(
@@ -101,13 +90,6 @@ async def post_signal(
     settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
     signal_id = uuid4()
     received_at = datetime.now(UTC)
-    publisher = publisher_of(request)
-    try:
-        # Before the transaction: a municipality's first signal creates its topic.
-        await publisher.ensure_topics([signal.caregiver.municipality_code])
-    except Exception as exc:  # whatever the broker's client raised: the signal was not taken
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "try again shortly",
-                            headers={"Retry-After": "5"}) from exc
     async with runtime.pool.acquire() as conn, conn.transaction():
         if idempotency_key:
             fingerprint = domain.request_hash(signal)
@@ -142,7 +124,6 @@ async def post_signal(
             body=signal.model_dump(mode="json"), event_id=event.event_id,
         )
         await add_event(conn, Topics.SIGNALS, event)
-        await publisher.record(conn, signal_id, "received", received_at, {})
     return _accepted(request, signal_id)
 
 
@@ -244,41 +225,18 @@ async def list_instruments() -> list[Instrument]:
     return load_catalogue().all()
 
 
-def _around_the_shell(app: FastAPI, publisher: MunicipalPublisher) -> None:
-    """Municipalities' topics are created before the service shell starts (its relay may
-    replay retained events onto a fresh broker), and open SSE streams end on a stop signal."""
-    shell = app.router.lifespan_context
-    app.state.sse_stopping = asyncio.Event()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await publisher.prepare_topics()
-        async with shell(app):
-            with set_on_stop_signals(app.state.sse_stopping):
-                yield
-
-    app.router.lifespan_context = lifespan
-
-
 def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
-    publisher = MunicipalPublisher(settings)
-    register_handlers(runtime, publisher)
+    register_handlers(runtime)
     app = create_service_app(
         runtime,
         title="signal-to-support: signals",
-        description="Ingest API for signals about overburdened informal caregivers, and the "
-        "municipalities' anonymised stream and statistics (stream schema: /asyncapi).",
+        description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS],
-        workers=[WebhookDelivery],
     )
-    _around_the_shell(app, publisher)
-    app.state.municipal_publisher = publisher
     app.include_router(router)
-    app.include_router(municipalities_router)
-    app.include_router(asyncapi_router(settings.kafka, app.version))
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     return app

@@ -1,15 +1,16 @@
-"""Administer partner organisations and their API keys, and municipalities' credentials.
+"""Administer partner organisations and their API keys.
 
     python -m services.signals.cli add-organisation --name "Huisartsenpraktijk" --kind gp
     python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
-    python -m services.signals.cli issue-municipality-key --municipality GM0327
+
+Municipalities' credentials are issued by the municipalities service:
+``python -m services.municipalities.cli --help``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import sys
 
@@ -18,7 +19,6 @@ import asyncpg
 from services.signals import repository
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
-from services.signals.municipalities import repository as municipal
 from shared.contracts import SourceKind
 from shared.db import migrate
 
@@ -47,22 +47,9 @@ async def _run(args: argparse.Namespace) -> int:
                     repository.hash_key(args.key),
                 )
                 print("revoked" if result != "UPDATE 0" else "no such active key")
-            elif args.command == "issue-municipality-key":
-                key = args.key or secrets.token_urlsafe(32)
-                await municipal.add_municipality_key(conn, args.municipality, key, args.label)
-                print(key)
-            elif args.command == "revoke-municipality-key":
-                revoked = await municipal.revoke_municipality_key(conn, args.key)
-                print("revoked" if revoked else "no such active key")
     finally:
         await conn.close()
     return 0
-
-
-def _municipality_code(value: str) -> str:
-    if not re.fullmatch(r"GM\d{4}", value):
-        raise argparse.ArgumentTypeError("a CBS municipality code like GM0327")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,13 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     issue.add_argument("--label", default="", help="a note on who holds the key")
     revoke = sub.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("--key", required=True)
-    issue_m = sub.add_parser("issue-municipality-key",
-                             help="issue a municipality's credential (printed once; only its hash is stored)")
-    issue_m.add_argument("--municipality", required=True, type=_municipality_code, help="CBS code, e.g. GM0327")
-    issue_m.add_argument("--key", help="use this key instead of a random one (demo and tests)")
-    issue_m.add_argument("--label", default="", help="a note on who holds the key")
-    revoke_m = sub.add_parser("revoke-municipality-key", help="revoke a municipality's credential")
-    revoke_m.add_argument("--key", required=True)
     return asyncio.run(_run(parser.parse_args(argv)))
 
 

@@ -1,10 +1,8 @@
-"""Consumers that keep each signal's status view: one stage row per downstream event, and
-for each the anonymised event of the signal's municipality, in the same transaction."""
+"""Consumers that keep each signal's status view: one stage row per downstream event."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +10,6 @@ import asyncpg
 import structlog
 
 from services.signals import repository
-from services.signals.municipalities.publisher import MunicipalPublisher
 from shared.consumer import Route
 from shared.contracts import (
     CaseEscalated,
@@ -32,83 +29,70 @@ log = structlog.get_logger(__name__)
 
 
 async def _record(
-    publisher: MunicipalPublisher, conn: asyncpg.Connection, event: Envelope[Any], signal_id: UUID,
+    conn: asyncpg.Connection, event: Envelope[Any], signal_id: UUID,
     stage: str, occurred_at: datetime, detail: dict[str, Any], case_id: UUID | None = None,
 ) -> None:
     known = await repository.add_stage(conn, signal_id, stage, occurred_at, event.event_id, detail, case_id=case_id)
     if not known:  # e.g. erased, or a signal from another environment: nothing to update
         log.warning("stage for unknown signal ignored", signal_id=str(signal_id), stage=stage)
-        return
-    await publisher.record(conn, signal_id, stage, occurred_at, detail)
 
-
-async def on_screened(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                      event: Envelope[SignalScreened]) -> None:
+async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened]) -> None:
     p = event.payload
     detail = {"result": p.result.model_dump(mode="json"), "case_id": str(p.case_id)}
-    await _record(publisher, conn, event, p.signal_id, "screened", p.screened_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, "screened", p.screened_at, detail, p.case_id)
 
 
-async def on_escalated(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                       event: Envelope[CaseEscalated]) -> None:
+async def on_escalated(conn: asyncpg.Connection, event: Envelope[CaseEscalated]) -> None:
     p = event.payload
     detail = {"reason": p.reason, "risk_level": p.risk_level.value}
-    await _record(publisher, conn, event, p.signal_id, "escalated", p.escalated_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, "escalated", p.escalated_at, detail, p.case_id)
 
 
-async def on_matches(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                     event: Envelope[MatchesProposed]) -> None:
+async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
     p = event.payload
     detail = {
         "matches": [m.model_dump(mode="json", exclude={"contact_email"}) for m in p.matches],
         "no_match_reason": p.no_match_reason,
     }
-    await _record(publisher, conn, event, p.signal_id, "matched", p.proposed_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, "matched", p.proposed_at, detail, p.case_id)
 
 
-async def on_notification(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                          event: Envelope[NotificationSent]) -> None:
+async def on_notification(conn: asyncpg.Connection, event: Envelope[NotificationSent]) -> None:
     p = event.payload
     detail = p.model_dump(mode="json", include={"recipient_role", "channel", "template", "status", "detail"})
-    await _record(publisher, conn, event, p.signal_id, "notified", p.sent_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, "notified", p.sent_at, detail, p.case_id)
 
 
-async def on_referral(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                      event: Envelope[ReferralUpdated]) -> None:
+async def on_referral(conn: asyncpg.Connection, event: Envelope[ReferralUpdated]) -> None:
     p = event.payload
     # Not the note: free text from a provider has no place in the referrer's view.
     detail = p.model_dump(mode="json", include={"referral_id", "service_name", "status", "reason_code", "updated_by"})
-    await _record(publisher, conn, event, p.signal_id, "referral", p.updated_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, "referral", p.updated_at, detail, p.case_id)
 
 
-async def on_follow_up(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                       event: Envelope[FollowUpRecorded]) -> None:
+async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
     p = event.payload
-    await _record(publisher, conn, event, p.signal_id, "follow_up", p.recorded_at,
+    await _record(conn, event, p.signal_id, "follow_up", p.recorded_at,
                   {"support_arrived": p.support_arrived}, p.case_id)
 
 
-async def on_rescreen_due(publisher: MunicipalPublisher, conn: asyncpg.Connection,
-                          event: Envelope[RescreenDue]) -> None:
+async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]) -> None:
     p = event.payload
-    await _record(publisher, conn, event, p.last_signal_id, "rescreen_due", p.due_at,
+    await _record(conn, event, p.last_signal_id, "rescreen_due", p.due_at,
                   {"risk_level": p.risk_level.value}, p.case_id)
 
 
-def register_handlers(runtime: Runtime, publisher: MunicipalPublisher) -> None:
-    def route(payload: type, handler: Any) -> Route:
-        return Route(payload, partial(handler, publisher))
-
+def register_handlers(runtime: Runtime) -> None:
     runtime.consumer.subscribe({
         Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: route(SignalScreened, on_screened),
-            EventType.CASE_ESCALATED: route(CaseEscalated, on_escalated),
-            EventType.RESCREEN_DUE: route(RescreenDue, on_rescreen_due),
+            EventType.SIGNAL_SCREENED: Route(SignalScreened, on_screened),
+            EventType.CASE_ESCALATED: Route(CaseEscalated, on_escalated),
+            EventType.RESCREEN_DUE: Route(RescreenDue, on_rescreen_due),
         },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: route(MatchesProposed, on_matches)},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
         Topics.NOTIFY: {
-            EventType.NOTIFICATION_SENT: route(NotificationSent, on_notification),
-            EventType.REFERRAL_UPDATED: route(ReferralUpdated, on_referral),
-            EventType.FOLLOW_UP_RECORDED: route(FollowUpRecorded, on_follow_up),
+            EventType.NOTIFICATION_SENT: Route(NotificationSent, on_notification),
+            EventType.REFERRAL_UPDATED: Route(ReferralUpdated, on_referral),
+            EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up),
         },
     })

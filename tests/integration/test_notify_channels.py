@@ -1,6 +1,8 @@
 """Delivery through real channels: a real SMTP server (the stack's aiosmtpd mailbox, and one
 with STARTTLS and login), a real HTTP webhook receiver that verifies the signature, and an
-HTTP SMS gateway; transient failures are retried with backoff, permanent ones are final."""
+HTTP SMS gateway; transient failures are retried with backoff, permanent ones are final, and
+a channel that refuses everything (a wrong login, a gateway answering 401) is retried and
+counted by its circuit breaker rather than failing messages one by one."""
 
 from __future__ import annotations
 
@@ -157,18 +159,27 @@ async def test_starttls_and_login_when_configured(
     await notify.worker().deliver_due()
     assert [m["To"] for m in read_mail(tmp_path / "relay")] == ["anna.devries@example.nl"]
 
+    # A relay that refuses us (no STARTTLS, a wrong password) refuses every message: the channel
+    # is unusable, not the message. It is retried, and its breaker counts it.
     use_smtp(notify, relay.port, smtp_starttls=False, smtp_username=None, smtp_password=None)
     await notify.on_matches(proposed(matches=[], caregiver={"email": "plain@example.nl"}))
-    await notify.worker().deliver_due()
+    worker = notify.worker()
+    await worker.deliver_due()
     refused = (await notify.notifications(address="plain@example.nl"))[0]
-    assert refused["status"] == "failed" and "530" in refused["last_error"], "without STARTTLS the relay refuses"
+    assert (refused["status"], refused["attempts"]) == ("pending", 1) and "530" in refused["last_error"]
 
     use_smtp(notify, relay.port, smtp_starttls=True, smtp_username="notify", smtp_password="wrong",
-             smtp_cert_bundle=certificate[0])
+             smtp_cert_bundle=certificate[0], delivery_breaker_failures=2)
     await notify.on_matches(proposed(matches=[], caregiver={"email": "wrong@example.nl"}))
-    await notify.worker().deliver_due()
+    worker = notify.worker()
+    assert await worker.deliver_due() == 3, "the new mail and status-view entry, and the mail refused before"
     wrong = (await notify.notifications(address="wrong@example.nl"))[0]
-    assert wrong["status"] == "failed" and wrong["attempts"] == 1 and "535" in wrong["last_error"]
+    assert (wrong["status"], wrong["attempts"]) == ("pending", 1) and "535" in wrong["last_error"]
+    assert worker.breaker_states == {"email": "open"}, "two messages refused by the relay: e-mail is paused"
+    attempts = [r["attempts"] for r in await notify.notifications(channel="email", status="pending")]
+    assert await worker.deliver_due() == 0
+    assert [r["attempts"] for r in await notify.notifications(channel="email", status="pending")] == attempts, \
+        "no attempts are burned while the breaker is open"
 
 
 class Refusing:
@@ -196,28 +207,39 @@ async def test_smtp_5xx_is_permanent_and_4xx_is_retried(notify: Notify, reply: s
     assert reply.split()[0] in row["last_error"]
 
 
-async def test_a_transient_failure_is_retried_with_backoff_then_fails_visibly(notify: Notify) -> None:
+async def test_a_transient_failure_is_retried_with_growing_backoff_then_fails_after_the_window(
+    notify: Notify,
+) -> None:
     closed = free_port()  # nothing listens here: connection refused, a transient failure
-    use_smtp(notify, closed, delivery_backoff_seconds=0.2, delivery_max_attempts=3)
+    use_smtp(notify, closed, delivery_backoff_seconds=60, delivery_max_backoff_seconds=150)
     await notify.on_matches(proposed(matches=[]))
     worker = notify.worker()
     assert await worker.deliver_due() == 2  # the caregiver's mail and the referrer's status-view entry
     row = (await notify.notifications(recipient_role="caregiver"))[0]
-    assert (row["status"], row["attempts"]) == ("pending", 1)
+    assert (row["status"], row["attempts"], row["lease_until"]) == ("pending", 1, None)
     assert await worker.deliver_due() == 0, "not due before the backoff has passed"
-    await asyncio.sleep(0.25)
-    assert await worker.deliver_due() == 1
-    second = (await notify.notifications(recipient_role="caregiver"))[0]
-    assert second["attempts"] == 2 and second["next_attempt_at"] - second["created_at"] > row["next_attempt_at"] - row["created_at"]
 
-    await asyncio.sleep(0.45)
+    waits = []
+    for attempt in (2, 3, 4):
+        await notify.pool.execute("UPDATE notifications SET next_attempt_at = now() WHERE status = 'pending'")
+        before = await notify.pool.fetchval("SELECT now()")
+        assert await worker.deliver_due() == 1
+        row = (await notify.notifications(recipient_role="caregiver"))[0]
+        assert (row["status"], row["attempts"]) == ("pending", attempt)
+        waits.append(round((row["next_attempt_at"] - before).total_seconds()))
+    assert waits == [120, 150, 150], "doubling, capped"
+
+    # A day later (the retry window) the next failure is final.
+    await notify.pool.execute("""UPDATE notifications SET next_attempt_at = now(),
+                                     retry_window_from = now() - interval '24 hours' WHERE status = 'pending'""")
     assert await worker.deliver_due() == 1
     final = (await notify.notifications(recipient_role="caregiver"))[0]
-    assert (final["status"], final["attempts"]) == ("failed", 3)
+    assert (final["status"], final["attempts"]) == ("failed", 5) and final["failed_at"] is not None
+    assert "gave up after 5 attempts" in final["last_error"]
     failed = [s for s in await notify.events(EventType.NOTIFICATION_SENT) if s["status"] == "failed"]
     assert [(f["recipient_role"], f["template"]) for f in failed] == [("caregiver", "caregiver_proposals")]
     assert failed[0]["detail"], "the status view says why"
-    assert notify.metric("sts_notifications_total", channel="email", outcome="retry") == 2
+    assert notify.metric("sts_notifications_total", channel="email", outcome="retry") == 4
     assert notify.metric("sts_notifications_total", channel="email", outcome="failed") == 1
 
 
@@ -304,7 +326,7 @@ async def test_a_webhook_answering_4xx_fails_at_once(notify: Notify, receiver: R
     assert (row["status"], row["attempts"]) == ("failed", 1) and "410" in row["last_error"]
 
 
-@pytest.mark.parametrize("answer,outcome", [(202, "delivered"), (400, "failed"), (503, "pending")])
+@pytest.mark.parametrize("answer,outcome", [(202, "delivered"), (400, "failed"), (503, "pending"), (401, "pending")])
 async def test_sms_goes_through_the_gateway(notify: Notify, receiver: Receiver, answer: int, outcome: str) -> None:
     configure(notify, sms_url=receiver.url, sms_token="gateway-token")
     receiver.answers = [answer]

@@ -1,5 +1,5 @@
 """Statistics a municipality may see: cross-tables with primary and secondary suppression,
-rounded counts, and time-to-support percentiles. Pure functions.
+and rounded counts. Pure functions.
 
 - Primary suppression: a cell, row total, column total or grand total with fewer than 10
   persons behind it is suppressed (shown as suppressed, never as 0).
@@ -181,28 +181,3 @@ def _find_bridge(suppressed: set[Entry]) -> tuple[set[Node], set[Node]] | None:
         return seen
 
     return side(a), side(b)
-
-
-class Percentiles(BaseModel):
-    """Hours from the signal to an event; all figures suppressed below the threshold."""
-
-    n: Cell
-    p50: float | None = None
-    p75: float | None = None
-    p90: float | None = None
-
-
-def percentiles(observations: Sequence[tuple[float, str]]) -> Percentiles:
-    """Percentiles of (hours, person) observations, linearly interpolated, to 0.1 hour."""
-    n = shown(len(observations), len({person for _, person in observations}))
-    if n.suppressed:
-        return Percentiles(n=n)
-    hours = sorted(h for h, _ in observations)
-
-    def at(q: float) -> float:
-        position = q * (len(hours) - 1)
-        low = int(position)
-        high = min(low + 1, len(hours) - 1)
-        return round(hours[low] + (hours[high] - hours[low]) * (position - low), 1)
-
-    return Percentiles(n=n, p50=at(0.5), p75=at(0.75), p90=at(0.9))

@@ -1,4 +1,4 @@
-"""Delivery of a municipality's stream over HTTP: Server-Sent Events and signed webhooks.
+"""Delivery of a municipality's released groups over HTTP: Server-Sent Events and signed webhooks.
 
 Both read the stream table from a cursor (the per-municipality sequence number), so a
 client resumes where it left off: SSE with ``Last-Event-ID``, a webhook by its stored
@@ -24,8 +24,9 @@ import asyncpg
 import httpx
 import structlog
 
-from services.signals.config import SignalsSettings
-from services.signals.municipalities import repository
+from services.municipalities import repository
+from services.municipalities.config import MunicipalitiesSettings
+from services.municipalities.contract import EVENT_TYPE
 from shared.service import Runtime
 from shared.worker import Periodic
 
@@ -52,7 +53,7 @@ async def server_sent_events(
     while not stopping.is_set():
         rows = await repository.events_after(pool, municipality_code, cursor, SSE_BATCH)
         for row in rows:
-            yield f"id: {row['seq']}\nevent: {row['event_type']}\ndata: {row['body']}\n\n"
+            yield f"id: {row['seq']}\nevent: {EVENT_TYPE}\ndata: {row['body']}\n\n"
             cursor = row["seq"]
         if rows:
             idle_since = time.monotonic()
@@ -95,9 +96,10 @@ class WebhookDelivery:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
         self._http: httpx.AsyncClient | None = None
         self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
+        self.heartbeat = self._periodic.heartbeat  # shown by /healthz
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=self._settings.webhook_timeout_seconds, follow_redirects=False)
@@ -123,7 +125,7 @@ class WebhookDelivery:
         for n, event in enumerate(events):
             headers = {
                 "Content-Type": "application/json",
-                "X-Event-Type": event["event_type"],
+                "X-Event-Type": EVENT_TYPE,
                 "X-Event-Seq": str(event["seq"]),
                 "X-Signature": signature(hook["secret"], event["body"], int(time.time())),
             }

@@ -1,20 +1,26 @@
-"""The municipalities' API: their anonymised stream (Server-Sent Events, webhooks), their
-statistics, and the stream's AsyncAPI document.
+"""The municipalities' API: their released groups (Server-Sent Events, webhooks), their
+statistics over closed months, and the stream's AsyncAPI document; ``create_app`` builds
+the service.
 
 A municipality authenticates with its own credential (``Authorization: Bearer <key>``,
-issued by ``python -m services.signals.cli issue-municipality-key``); partner API keys do
+issued by ``python -m services.municipalities.cli issue-key``); partner API keys do
 not open it, and a credential opens only its own municipality's paths: any other code is
 403, never data."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path as FilePath
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import (
     APIRouter,
     Depends,
+    FastAPI,
     Header,
     HTTPException,
     Path,
@@ -26,12 +32,20 @@ from fastapi.responses import Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-from services.signals.config import SignalsSettings
-from services.signals.municipalities import reports, repository
-from services.signals.municipalities.anonymise import week_start
-from services.signals.municipalities.stream import server_sent_events
-from shared.service import Runtime
+from services.municipalities import reports, repository
+from services.municipalities.asyncapi import asyncapi_router
+from services.municipalities.config import MunicipalitiesSettings
+from services.municipalities.contract import topic_for
+from services.municipalities.districts import MUNICIPALITIES, is_known
+from services.municipalities.handlers import register_handlers
+from services.municipalities.records import NO_MATCH_REASONS
+from services.municipalities.release import ReleaseWorker
+from services.municipalities.stream import WebhookDelivery, server_sent_events, set_on_stop_signals
+from shared.http import install_error_handlers
+from shared.kafka import ensure_topics
+from shared.service import Runtime, create_runtime, create_service_app
 
+MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
 
 municipal_bearer = HTTPBearer(
@@ -44,11 +58,17 @@ def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
+def _start_of(day: date | None) -> datetime | None:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
+
+
 async def authorise(
     code: MunicipalityCode, request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(municipal_bearer)],
 ) -> str:
     """The municipality of the path, if the credential is that municipality's."""
+    if not is_known(code):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{code} is not a municipality served here")
     unauthorised = HTTPException(
         status.HTTP_401_UNAUTHORIZED, "missing or invalid municipality credential",
         headers={"WWW-Authenticate": "Bearer"},
@@ -67,31 +87,29 @@ async def authorise(
 Municipality = Annotated[str, Depends(authorise)]
 router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
                    responses={401: {"description": "Missing or invalid municipality credential"},
-                              403: {"description": "The credential is another municipality's"}})
+                              403: {"description": "The credential is another municipality's"},
+                              422: {"description": "Not a municipality this deployment serves"}})
 
 
 @router.get(
     "/events",
-    summary="The municipality's anonymised stream as Server-Sent Events",
+    summary="The municipality's released groups as Server-Sent Events",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}}, "description": (
-        "One SSE event per anonymised event: `id` is its sequence number in the stream, `event` "
+        "One SSE event per released group: `id` is its sequence number in the stream, `event` "
         "its type, `data` the JSON envelope (schema: /asyncapi.json)")}},
 )
 async def events(
     code: Municipality, request: Request,
-    since: Annotated[datetime | None, Query(
-        description="replay from the start of this date's ISO week (the stream's time resolution)")] = None,
+    since: Annotated[date | None, Query(description="replay the groups released since this day")] = None,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this sequence number")] = None,
 ) -> StreamingResponse:
     runtime = _runtime(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
     if last_event_id is not None:
         cursor = last_event_id
     else:
-        # Only whole weeks: replaying from an exact moment would let a client bisect an
-        # event's exact time, which the stream never gives.
-        cursor = await repository.last_seq_before(runtime.pool, code, week_start(since) if since else None)
+        cursor = await repository.last_seq_before(runtime.pool, code, _start_of(since))
     return StreamingResponse(
         server_sent_events(runtime.pool, code, cursor, poll_seconds=settings.sse_poll_seconds,
                            keepalive_seconds=settings.sse_keepalive_seconds,
@@ -104,8 +122,7 @@ async def events(
 class WebhookIn(BaseModel):
     url: AnyHttpUrl
     secret: str = Field(min_length=16, max_length=200, description="signs every delivery")
-    since: datetime | None = Field(
-        None, description="deliver from the start of this moment's ISO week; default: new events only")
+    since: date | None = Field(None, description="deliver the groups released since this day; default: new ones only")
 
 
 class WebhookOut(BaseModel):
@@ -121,11 +138,11 @@ class WebhookOut(BaseModel):
              summary="Subscribe a webhook to the municipality's stream")
 async def add_webhook(code: Municipality, webhook: WebhookIn, request: Request) -> WebhookOut:
     runtime = _runtime(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
     if webhook.url.scheme != "https" and not settings.webhook_allow_http:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the webhook URL must use https")
     async with runtime.pool.acquire() as conn, conn.transaction():
-        cursor = await repository.last_seq_before(conn, code, week_start(webhook.since) if webhook.since else None)
+        cursor = await repository.last_seq_before(conn, code, _start_of(webhook.since))
         row = await repository.add_webhook(conn, code, str(webhook.url), webhook.secret, cursor)
     return WebhookOut(**row)
 
@@ -159,27 +176,84 @@ def _months(first: str | None, last: str | None) -> list[date]:
     return months
 
 
+async def _closed_months(
+    request: Request, code: str, first: str | None, last: str | None,
+) -> tuple[dict[str, list[reports.Released]], list[str]]:
+    """The released groups of each closed month asked for, and the months still open."""
+    runtime = _runtime(request)
+    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+    now, delay = datetime.now(UTC), timedelta(seconds=settings.max_delay_seconds)
+    months = _months(first, last)
+    shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, delay)]
+    async with runtime.pool.acquire() as conn:
+        groups = await repository.released_in(conn, code, shut)
+    by_month: dict[str, list[reports.Released]] = {m: [] for m in shut}
+    for group in groups:
+        by_month[group["month"]].append(group)
+    return by_month, [f"{m:%Y-%m}" for m in months if f"{m:%Y-%m}" not in by_month]
+
+
 @router.get("/statistics", response_model=reports.CountsReport,
-            summary="Signals per month x district x source kind x risk level, suppressed and rounded")
+            summary="Screened signals per closed month x district x source kind x risk level")
 async def statistics(
     code: Municipality, request: Request,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
 ) -> reports.CountsReport:
-    months = _months(first, last)
-    async with _runtime(request).pool.acquire() as conn:
-        facts = await repository.counted_facts(conn, code, months[0], months[-1])
-    return reports.counts_report(code, months, facts)
+    by_month, still_open = await _closed_months(request, code, first, last)
+    return reports.CountsReport(
+        municipality_code=code, open_months=still_open,
+        months=[reports.MonthCounts(month=m, table=reports.counts_table(code, groups))
+                for m, groups in by_month.items()])
 
 
-@router.get("/statistics/time-to-support", response_model=reports.TimeToSupportReport,
-            summary="Percentiles of the hours from signal to match and to first contact, per month")
-async def time_to_support(
+@router.get("/statistics/outcomes", response_model=reports.OutcomesReport,
+            summary="Per closed month: time to support, referrals accepted, support arrived, "
+                    "no-match reasons, target groups")
+async def outcomes(
     code: Municipality, request: Request,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
-) -> reports.TimeToSupportReport:
-    months = _months(first, last)
-    async with _runtime(request).pool.acquire() as conn:
-        facts = await repository.counted_facts(conn, code, months[0], months[-1])
-    return reports.time_to_support_report(code, months, facts)
+) -> reports.OutcomesReport:
+    by_month, still_open = await _closed_months(request, code, first, last)
+    reasons = sorted(set(NO_MATCH_REASONS.values()))
+    return reports.OutcomesReport(
+        municipality_code=code, open_months=still_open,
+        months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()])
+
+
+def _around_the_shell(app: FastAPI, settings: MunicipalitiesSettings) -> None:
+    """The municipalities' topics exist before the shell starts (its relay may replay
+    retained releases onto a fresh broker), and open SSE streams end on a stop signal."""
+    shell = app.router.lifespan_context
+    app.state.sse_stopping = asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Only the municipalities served here get a topic: an unknown code never makes one.
+        await ensure_topics(settings.kafka, [topic_for(code) for code in sorted(MUNICIPALITIES)])
+        async with shell(app):
+            with set_on_stop_signals(app.state.sse_stopping):
+                yield
+
+    app.router.lifespan_context = lifespan
+
+
+def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
+    settings = settings or MunicipalitiesSettings()
+    runtime = create_runtime(settings)
+    register_handlers(runtime)
+    app = create_service_app(
+        runtime,
+        title="signal-to-support: municipalities",
+        description="Anonymous data for municipalities: k-anonymous groups of records on Kafka, as "
+        "Server-Sent Events and signed webhooks (schema: /asyncapi), and statistics over closed months.",
+        migrations=MIGRATIONS,
+        produces=[],
+        workers=[ReleaseWorker, WebhookDelivery],
+    )
+    _around_the_shell(app, settings)
+    app.include_router(router)
+    app.include_router(asyncapi_router(settings.kafka, app.version))
+    install_error_handlers(app)
+    return app

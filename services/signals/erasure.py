@@ -1,10 +1,9 @@
 """Erasure of caregivers (GDPR art. 17) in the signals store, in one transaction.
 
 The caregiver's signals, their stages and idempotency keys are deleted, and so are the
-retained copies of their events; the anonymous facts stay, without the signal id; the
-stream salt goes, so the pseudonyms in the municipalities' streams can no longer be tied
-to the person. One ``caregiver.erased`` per caregiver carries the erasure to the other
-services.
+retained copies of their events. One ``caregiver.erased`` per caregiver carries the erasure
+to the other services (the municipalities service drops the caregiver's records that still
+wait for release; what it released was anonymous already).
 
 Who may erase: an organisation names a caregiver it posted a signal about (by identity or
 by the signal ids it got back). The erasure then covers the caregiver everywhere,
@@ -19,9 +18,9 @@ from uuid import UUID
 import asyncpg
 
 from services.signals import repository
-from services.signals.municipalities import repository as municipal
 from shared.contracts import CaregiverErased, EventType, Topics
 from shared.outbox import add_event, forget_subject, new_event
+from shared.tombstones import lock_for_erasure, record_tombstone
 
 
 async def erase_caregivers(
@@ -29,9 +28,13 @@ async def erase_caregivers(
     requested_at: datetime, producer: str,
 ) -> int:
     """Erase these caregivers; returns the number of signals erased."""
+    for pseudonym in sorted(pseudonyms):  # before the rows: see lock_for_erasure
+        await lock_for_erasure(conn, pseudonym)
     signals = await repository.signals_of_caregivers(conn, pseudonyms)
     signal_ids = [s["id"] for s in signals]
-    await municipal.forget_caregivers(conn, pseudonyms, signal_ids)
+    for pseudonym in pseudonyms:  # first: events in flight about them are dropped from now on
+        theirs = [s for s in signals if s["caregiver_pseudonym"] == pseudonym]
+        await record_tombstone(conn, pseudonym, [s["id"] for s in theirs], [s["case_id"] for s in theirs if s["case_id"]])
     await repository.delete_signals(conn, signal_ids)
     event_ids = []
     for pseudonym in pseudonyms:

@@ -1,5 +1,6 @@
-"""Statistics tables: no published figure rests on fewer than 10 persons, every figure is a
-multiple of 5, and no suppressed figure can be recomputed from the published ones.
+"""Statistics: no published figure rests on fewer than 10 persons, every figure is a
+multiple of 5, no suppressed figure can be recomputed from the published ones, only closed
+months are answered, and the outcome measures are computed from released groups.
 
 The recomputation check is independent of the implementation (which reasons about cycles
 in a graph): it writes the table's row and column equations as a linear system and asks,
@@ -8,24 +9,14 @@ the worst case, that the attacker knows every published figure unrounded."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.signals.municipalities.reports import (
-    COLUMNS,
-    counts_report,
-    time_to_support_report,
-)
-from services.signals.municipalities.statistics import (
-    Record,
-    Table,
-    percentiles,
-    round_count,
-    tabulate,
-)
+from services.municipalities import reports
+from services.municipalities.statistics import Cell, Record, Table, round_count, tabulate
 
 
 def _records(counts: list[list[int]], shared_people: bool = False) -> list[Record]:
@@ -149,40 +140,47 @@ def test_rounding_is_to_the_nearest_multiple_of_five():
     assert [round_count(n) for n in (10, 11, 12, 13, 14, 15, 17, 18)] == [10, 10, 10, 15, 15, 15, 15, 20]
 
 
-def test_percentiles_need_ten_persons():
-    assert percentiles([(1.0, f"p{k}") for k in range(9)]).n.suppressed
-    assert percentiles([(1.0, "same")] * 30).p50 is None
-    shown = percentiles([(float(h), f"p{h}") for h in range(1, 12)])
-    assert (shown.n.value, shown.p50, shown.p75, shown.p90) == (10, 6.0, 8.5, 10.0)
+def _group(record: str = "signal.screened", count: int = 12, level: int = 0, month: str = "2026-10", **values) -> dict:
+    return {"record": record, "count": count, "level": level, "month": month, "municipality_code": "GM0327",
+            "area": "WK032701", "source_kind": "gp", "risk_level": "overburdened", "age_band": "60-69",
+            "needs": ["respite_care"], "no_match_reason": None, "time_to_support": None,
+            "referral_status": None, "support_arrived": None, **values}
 
 
-def _fact(month: date, area: str | None, source: str = "gp", risk: str | None = "overburdened",
-          person: str = "x", **hours) -> dict:
-    kind = ("wijk" if area.startswith("WK") else "pc4") if area else None
-    return {"received_month": month, "area_kind": kind, "area_code": area, "source_kind": source,
-            "risk_level": risk, "person": person,
-            "hours_to_match": hours.get("match"), "hours_to_first_contact": hours.get("contact")}
+def test_every_month_has_the_same_rows_and_columns_whatever_the_groups():
+    october = reports.counts_table("GM0327", [_group(), _group(level=2, area="GM0327", source_kind="professional")])
+    empty = reports.counts_table("GM0327", [])
+    assert october.rows == empty.rows == ["WK032700", "WK032701", "WK032702", "WK032703", "generalised"]
+    assert october.columns == empty.columns == reports.COLUMNS
+    assert "gp/unscreened" in reports.COLUMNS and len(reports.COLUMNS) == 8 * 5 + 1
+    cell = october.cells[1][reports.COLUMNS.index("gp/overburdened")]
+    assert (cell.value, cell.suppressed) == (10, False)  # twelve, rounded
+    assert october.cells[4][-1] == Cell(value=10, suppressed=False)  # the generalised group
+    assert october.total.value == 25
+    assert all(c.suppressed for row in empty.cells for c in row)
 
 
-def test_every_month_has_the_same_rows_and_columns_whatever_the_data():
-    november, december = date(2026, 11, 1), date(2026, 12, 1)
-    facts = [_fact(november, "WK032701", person=f"p{k}") for k in range(12)]
-    facts += [_fact(november, "3512"), _fact(november, "WK030700"), _fact(november, None, risk=None)]
-    report = counts_report("GM0327", [november, december], facts)
-    november_table, december_table = (m.table for m in report.months)
-    assert november_table.rows == december_table.rows == ["WK032700", "WK032701", "WK032702", "WK032703", "unknown"]
-    assert november_table.columns == december_table.columns == COLUMNS
-    assert "gp/unscreened" in COLUMNS and len(COLUMNS) == 8 * 5
-    cell = november_table.cells[1][COLUMNS.index("gp/overburdened")]
-    assert (cell.value, cell.suppressed) == (10, False)
-    assert november_table.total.value == 15  # 12 + three in 'unknown' (another municipality's district, a PC4, none)
-    assert all(c.suppressed for row in december_table.cells for c in row)
+def test_only_closed_months_are_answered():
+    delay = timedelta(days=7)
+    assert not reports.closed(date(2026, 11, 1), datetime(2026, 12, 7, 23, tzinfo=UTC), delay)
+    assert reports.closed(date(2026, 11, 1), datetime(2026, 12, 8, tzinfo=UTC), delay)
 
 
-def test_time_to_support_per_month_is_suppressed_below_ten_persons():
-    november = date(2026, 11, 1)
-    facts = [_fact(november, "WK032700", person=f"p{k}", match=k / 10, contact=1.0 if k < 5 else None)
-             for k in range(10)]
-    month = time_to_support_report("GM0327", [november], facts).months[0]
-    assert month.to_match.n.value == 10 and month.to_match.p50 == 0.5
-    assert month.to_first_contact.n.suppressed and month.to_first_contact.p90 is None
+def test_outcomes_of_a_month():
+    groups = [
+        _group("matches.proposed", 12, time_to_support="<4h"), _group("matches.proposed", 11, time_to_support="1-3d"),
+        _group("matches.proposed", 10, no_match_reason="no_capacity"),
+        _group("referral.updated", 14, referral_status="accepted", time_to_support="4-24h"),
+        _group("referral.updated", 10, referral_status="rejected"),
+        _group("followup.recorded", 10, support_arrived=True),
+        _group(count=20), _group(count=10, level=3, age_band="any", needs=["any"]),
+    ]
+    month = reports.outcomes("2026-10", groups, ["no_capacity", "needs_not_covered"])
+    assert (month.time_to_match.n.value, month.time_to_match.p50, month.time_to_match.p90) == (25, "<1d", "1-7d")
+    assert month.time_to_accepted_referral.n.value == 15 and month.time_to_accepted_referral.p50 == "<1d"
+    assert month.referrals_accepted.share == round(14 / 24, 2)
+    assert month.support_arrived.no.suppressed and month.support_arrived.share is None  # no 'no' group
+    assert month.no_match_reasons["no_capacity"].value == 10 and month.no_match_reasons["needs_not_covered"].suppressed
+    assert month.target_groups["60+"].value == 20 and month.target_groups["generalised"].value == 10
+    assert month.target_groups["<30"].suppressed
+    assert month.need_groups["relief"].value == 20

@@ -3,7 +3,10 @@
 The table maps PC4 areas of Leusden (GM0327), Amersfoort (GM0307) and Bunschoten (GM0313)
 to wijk codes (``WK`` + municipality number + two digits). It is an approximate mapping for
 the demo, not an authoritative source: a production deployment loads the CBS "wijk- en
-buurtkaart" with the PC4 correspondence. A postcode outside the table keeps its PC4."""
+buurtkaart" with the PC4 correspondence. A postcode outside the table keeps its PC4.
+
+The table is also the list of municipalities this deployment serves: only they get a topic,
+a credential and a stream; any other code is refused."""
 
 from __future__ import annotations
 
@@ -66,3 +69,10 @@ def districts_of(municipality_code: str) -> list[str]:
 def municipalities() -> list[str]:
     """Every municipality the table covers."""
     return sorted({"GM" + d[2:6] for d in PC4_DISTRICTS.values()})
+
+
+def is_known(municipality_code: str) -> bool:
+    return municipality_code in MUNICIPALITIES
+
+
+MUNICIPALITIES = frozenset(municipalities())

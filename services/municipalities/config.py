@@ -1,0 +1,34 @@
+"""Settings of the municipalities service (env prefix ``MUNICIPALITIES_``)."""
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.config import ServiceSettings
+
+
+class MunicipalitiesSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="MUNICIPALITIES_", extra="ignore")
+
+    service_name: str = "municipalities"
+    port: int = 8084
+    # k-anonymity: every released group holds records of at least this many persons.
+    k: int = Field(10, ge=2)
+    # A record that has not reached k within this delay is generalised further, else suppressed.
+    max_delay_seconds: float = Field(7 * 24 * 3600, gt=0)
+    # How often waiting records are looked at and groups released (the release period).
+    release_seconds: float = Field(3600, gt=0)
+    # Inbox rows (consumed event ids) are kept this long for idempotency, then purged: longer
+    # than the producers' outbox retention, which the embedded stack replays on a restart.
+    inbox_retention_hours: float = 48.0
+    # How often an open Server-Sent Events stream looks for new releases, and sends a comment
+    # to keep idle connections (and proxies) open.
+    sse_poll_seconds: float = 0.5
+    sse_keepalive_seconds: float = 15.0
+    # Webhook delivery: one worker polls, each delivery times out, failures back off
+    # exponentially up to the cap and are retried until they succeed (nothing is skipped).
+    webhook_poll_seconds: float = 1.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_backoff_seconds: float = 1.0
+    webhook_max_backoff_seconds: float = 600.0
+    # Webhook URLs must be https unless this is set (local development and tests only).
+    webhook_allow_http: bool = False

@@ -1,0 +1,124 @@
+"""Circuit breakers with a clock the test moves, and the delivery loop's orchestration with a
+fake pool: it survives a database that is away, keeps its heartbeat and goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from services.notify.breakers import Breakers, State
+from services.notify.clock import SystemClock
+from services.notify.config import NotifySettings
+from services.notify.context import NotifyContext
+from services.notify.delivery import DeliveryWorker
+from services.notify.metrics import NotifyMetrics
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breakers(clock: Clock) -> Breakers:
+    return Breakers(failures=3, cooloff_seconds=10, max_cooloff_seconds=25, clock=clock)
+
+
+def test_consecutive_channel_failures_open_the_breaker_and_a_success_resets_the_count() -> None:
+    b = breakers(Clock())
+    assert b.failed("email") is State.CLOSED and b.failed("email") is State.CLOSED
+    b.succeeded("email")
+    assert b.failed("email") is State.CLOSED and b.failed("email") is State.CLOSED, "the count started over"
+    assert b.failed("email") is State.OPEN
+    assert b.blocked() == ["email"] and b.probes_wanted() == []
+    assert b.failed("webhook:his.example.nl") is State.CLOSED, "each key has its own breaker"
+
+
+def test_after_the_cool_off_one_probe_goes_through_and_its_outcome_decides() -> None:
+    clock = Clock()
+    b = breakers(clock)
+    for _ in range(3):
+        b.failed("sms")
+    clock.now = 9.9
+    assert b.state("sms") is State.OPEN
+    clock.now = 10
+    assert b.state("sms") is State.HALF_OPEN and b.blocked() == ["sms"], "half-open: not claimed in bulk"
+    assert b.probes_wanted() == ["sms"]
+    b.probing("sms")
+    assert b.probes_wanted() == [], "one probe at a time"
+
+    assert b.failed("sms") is State.OPEN, "a failed probe opens it again"
+    clock.now = 29.9
+    assert b.state("sms") is State.OPEN, "for twice as long"
+    clock.now = 30
+    b.probing("sms")
+    b.failed("sms")
+    clock.now = 30 + 24.9
+    assert b.state("sms") is State.OPEN
+    clock.now = 30 + 25
+    assert b.state("sms") is State.HALF_OPEN, "the cool-off is capped"
+    b.probing("sms")
+    b.succeeded("sms")
+    assert b.state("sms") is State.CLOSED and b.blocked() == [] and b.states() == {"sms": State.CLOSED}
+
+
+def test_a_probe_that_told_nothing_lets_another_one_go() -> None:
+    clock = Clock()
+    b = breakers(clock)
+    for _ in range(3):
+        b.failed("email")
+    clock.now = 10
+    b.probing("email")
+    b.released("email")  # cancelled, or its message was erased
+    assert b.probes_wanted() == ["email"]
+
+
+class Conn:
+    async def fetch(self, *args: Any) -> list[Any]:
+        return []
+
+    async def fetchval(self, *args: Any) -> float:
+        return 0.0
+
+
+class FlakyPool:
+    """A pool whose database is away for the first few acquisitions."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.claims = 0
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Conn]:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionRefusedError("database away")
+        self.claims += 1
+        yield Conn()
+
+
+async def test_the_loop_survives_a_database_outage_and_keeps_beating() -> None:
+    settings = NotifySettings(delivery_poll_seconds=0.005)
+    ctx = NotifyContext.create(settings, NotifyMetrics(CollectorRegistry()), SystemClock())
+    pool = FlakyPool(failures=3)
+    worker = DeliveryWorker(SimpleNamespace(pool=pool), ctx, {})  # type: ignore[arg-type]
+    started = time.monotonic()
+    await worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while pool.claims < 3:
+            assert time.monotonic() < deadline, "the loop did not resume after the outage"
+            await asyncio.sleep(0.01)
+        assert worker._task is not None and not worker._task.done(), "an error never ends the loop"
+        assert worker.heartbeat.alive() and worker.heartbeat.age() < time.monotonic() - started, "it beat after the outage"
+    finally:
+        await worker.stop()
+    assert worker._task.done()
