@@ -14,6 +14,7 @@ MAILBOX_HOST, MAILBOX_SMTP_PORT and MAILBOX_HTTP_PORT environment variables."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
 import os
@@ -21,7 +22,6 @@ import re
 import signal
 import sys
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 from email import policy
@@ -44,8 +44,12 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}dt{font-weight:600}dd{m
 
 
 class Maildrop:
-    """aiosmtpd handler: every accepted message becomes ``<time>-<uuid>.eml``, written
-    atomically, with the SMTP envelope (which may differ from the headers) on top."""
+    """aiosmtpd handler: an accepted message becomes an ``.eml`` file, written atomically,
+    with the SMTP envelope (which may differ from the headers) on top.
+
+    Like a mail client, the mailbox shows a message once per Message-ID: a repeated delivery
+    of the same message (a sender that crashed before it recorded the first) is kept in the
+    journal, marked ``repeat``, but not stored a second time."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -54,15 +58,20 @@ class Maildrop:
         self.directory.mkdir(parents=True, exist_ok=True)
         trace = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
-        target = self.directory / f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
-        tmp = target.with_suffix(".tmp")
         content = envelope.original_content or envelope.content
-        tmp.write_bytes(trace + content)
-        os.replace(tmp, target)
         headers = BytesHeaderParser(policy=policy.default).parsebytes(content)
+        message_id = str(headers["Message-ID"] or "").strip()
+        name = hashlib.sha256(message_id.encode()).hexdigest()[:32] if message_id else uuid.uuid4().hex
+        target = self.directory / f"{name}.eml"
+        repeat = target.exists()
+        if not repeat:
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(trace + content)
+            os.replace(tmp, target)
         entry = {
-            "received_at": datetime.now(UTC).isoformat(), "message_id": str(headers["Message-ID"] or "").strip(),
+            "received_at": datetime.now(UTC).isoformat(), "message_id": message_id,
             "recipients": list(envelope.rcpt_tos), "subject": str(headers["Subject"] or ""), "file": target.name,
+            "repeat": repeat,
         }
         # Written before the 250: every message the sender was told is accepted is in the
         # journal. One write of one line on an O_APPEND descriptor, so lines never interleave.
