@@ -13,6 +13,7 @@ from shared.contracts import (
     CaregiverErased,
     CaseEscalated,
     Envelope,
+    ErasureScope,
     EventType,
     FollowUpRecorded,
     RescreenDue,
@@ -24,7 +25,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.outbox import add_event, forget_subject, new_event
+from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
@@ -72,7 +73,7 @@ def make_on_signal(settings: ScreeningSettings):
         # Escalate once per case, and again for every new crisis signal: new information.
         escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
         screened = SignalScreened(signal_id=signal.signal_id, case_id=case_id, screened_at=now,
-                                  result=result, signal=signal, escalated=escalate)
+                                  result=result, signal=signal, escalated=escalate, own_result=own)
         await add_event(conn, Topics.SCREENING, new_event(
             EventType.SIGNAL_SCREENED, screened, producer=settings.service_name, subject=event.subject,
             correlation_id=event.correlation_id, causation_id=event.event_id))
@@ -96,9 +97,13 @@ async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorde
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
-    await record_tombstone(conn, event.payload.caregiver_pseudonym, event.payload.signal_ids, event.payload.case_ids)
-    await repository.erase_caregiver(conn, event.payload.caregiver_pseudonym)
-    await forget_subject(conn, event.payload.caregiver_pseudonym)
+    p = event.payload
+    await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
+    if p.scope is ErasureScope.SIGNALS:
+        await repository.withdraw_signals(conn, p.signal_ids)
+    else:
+        await repository.erase_caregiver(conn, p.caregiver_pseudonym)
+    await forget_erased(conn, p)
 
 
 async def emit_due_rescreens(runtime: Runtime) -> int:
