@@ -30,6 +30,17 @@ from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
 
+def _combine(history: list[asyncpg.Record]) -> domain.CaseAssessment:
+    return domain.combine_case([
+        domain.Contribution(
+            signal_id=row["signal_id"], source_kind=row["source_kind"],
+            organisation_id=row["organisation_id"], received_at=row["received_at"],
+            result=ScreeningResult.model_validate(row["result"]),
+        )
+        for row in history
+    ])
+
+
 def make_on_signal(settings: ScreeningSettings):
     catalogue = load_catalogue()
     window = timedelta(days=settings.case_merge_window_days)
@@ -50,14 +61,7 @@ def make_on_signal(settings: ScreeningSettings):
             result=own.model_dump(mode="json"),
         )
         history = await repository.case_screenings(conn, case_id)
-        case = domain.combine_case([
-            domain.Contribution(
-                signal_id=row["signal_id"], source_kind=row["source_kind"],
-                organisation_id=row["organisation_id"], received_at=row["received_at"],
-                result=ScreeningResult.model_validate(row["result"]),
-            )
-            for row in history
-        ])
+        case = _combine(history)
         rescreen_at = domain.rescreen_due(case.risk_level, now)
         newly_escalated = await repository.update_case(
             conn, case_id, last_signal_at=signal.received_at, risk_level=case.risk_level.value,
@@ -100,7 +104,13 @@ async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) 
     p = event.payload
     await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
     if p.scope is ErasureScope.SIGNALS:
-        await repository.withdraw_signals(conn, p.signal_ids)
+        # The case stays for the other organisations' signals, judged without the withdrawn ones.
+        for case_id in await repository.withdraw_signals(conn, p.signal_ids):
+            history = await repository.case_screenings(conn, case_id)
+            case = _combine(history)
+            await repository.reassess_case(
+                conn, case_id, risk_level=case.risk_level.value, confidence=str(case.confidence),
+                assessment={"reasons": case.reasons, "signals": len(history)})
     else:
         await repository.erase_caregiver(conn, p.caregiver_pseudonym)
     await forget_erased(conn, p)

@@ -116,6 +116,8 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
     assert still["screening"]["risk_level"] == "crisis" and still["status"] == "notified"
     left = await query(stack, "screening", "SELECT signal_id FROM screenings WHERE case_id = $1", case_id)
     assert [str(r["signal_id"]) for r in left] == [gp_id]
+    [(assessment,)] = await query(stack, "screening", "SELECT assessment FROM cases WHERE id = $1", case_id)
+    assert json.loads(assessment)["reasons"][0].startswith("1 signal from 1 independent source (gp)")
     referrals = await query(stack, "notify", "SELECT signal FROM referrals WHERE signal_id = $1", uuid.UUID(gp_id))
     assert referrals and all(r["signal"] is not None for r in referrals)
     await query(stack, "screening", "UPDATE cases SET rescreen_due_at = now() WHERE id = $1", case_id)
