@@ -22,6 +22,7 @@ DEMO_ORGANISATIONS = [
 ]
 DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
 DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307-key")]
+DEMO_PRIVACY_OFFICER_KEY = "demo-privacy-officer-key"
 
 
 def seed_demo(stack: Stack, say) -> None:
@@ -38,6 +39,10 @@ def seed_demo(stack: Stack, say) -> None:
                         organisation_id, "--name", name, "--email", email],
                        env=stack.env_for("notify"), cwd=REPO, check=True, capture_output=True)
     say(f"demo organisations and keys seeded ({len(DEMO_ORGANISATIONS)})")
+    subprocess.run([sys.executable, "-m", "services.signals.cli", "issue-privacy-officer-key", "--name",
+                    "Privacy officer (demo)", "--key", DEMO_PRIVACY_OFFICER_KEY, "--label", "demo"],
+                   env=env, cwd=REPO, check=True, capture_output=True)
+    say("demo privacy officer credential seeded")
     for code, key in DEMO_MUNICIPALITY_KEYS:
         subprocess.run([sys.executable, "-m", "services.municipalities.cli", "issue-key", "--municipality", code,
                         "--key", key, "--label", "demo"],
@@ -69,6 +74,7 @@ signal-to-support is running (embedded default, demo data)
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)
   Municipalities  demo-gm0327-key (Leusden, GM0327), demo-gm0307-key (Amersfoort, GM0307)
+  Privacy officer {DEMO_PRIVACY_OFFICER_KEY} (erases a person across organisations: POST /v1/erasures)
 
   Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json

@@ -202,10 +202,14 @@ class SignalScreened(_Contract):
     signal_id: UUID
     case_id: UUID
     screened_at: datetime
-    result: ScreeningResult
+    result: ScreeningResult  # the case's judgement: drives matching and the consultant
     signal: SignalReceived
     # The case was escalated to the caregiver consultant: never left to matching alone.
     escalated: bool = False
+    # The signal judged on its own content, without the case's other signals: all that its
+    # referrer may see (other organisations' signals stay inside screening). None from
+    # producers before this field existed.
+    own_result: ScreeningResult | None = None
 
 
 class CaseEscalated(_Contract):
@@ -324,8 +328,14 @@ class FollowUpRecorded(_Contract):
     municipality_code: str | None = None
 
 
+class ErasureScope(StrEnum):
+    CAREGIVER = "caregiver"  # the person everywhere (art. 17, the privacy officer's request)
+    SIGNALS = "signals"  # only ``signal_ids``: an organisation withdrew its own signals
+
+
 class CaregiverErased(_Contract):
-    """Erase everything identifying about one caregiver (GDPR art. 17), in every service.
+    """Erase everything identifying about one caregiver (GDPR art. 17), or only some of
+    their signals (``scope`` signals), in every service.
 
     Published on the signals topic, which every service subscribes to for this type."""
 
@@ -334,7 +344,8 @@ class CaregiverErased(_Contract):
     signal_ids: list[UUID]
     case_ids: list[UUID] = []
     requested_at: datetime
-    requested_by: UUID  # the organisation that asked
+    requested_by: UUID  # the organisation, or the privacy officer's credential, that asked
+    scope: ErasureScope = ErasureScope.CAREGIVER
 
 
 # --- the envelope --------------------------------------------------------------------

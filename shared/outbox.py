@@ -14,15 +14,16 @@ import asyncio
 import contextlib
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared.contracts import Envelope
+from shared.contracts import CaregiverErased, Envelope, ErasureScope
 from shared.metrics import Metrics
 from shared.worker import Heartbeat
 
@@ -231,6 +232,26 @@ async def forget_subject(conn: asyncpg.Connection, subject: str) -> None:
     Unpublished events stay: they are still owed to their consumers, who erase in turn."""
     await conn.execute("DELETE FROM outbox WHERE key = $1 AND published_at IS NOT NULL", subject)
     await conn.execute("DELETE FROM dead_letters WHERE key = $1", subject)
+
+
+async def forget_signals(conn: asyncpg.Connection, subject: str, signal_ids: Sequence[UUID]) -> None:
+    """A withdrawal: like ``forget_subject``, but only the copies that name these signals;
+    the caregiver's other signals (another organisation's) keep theirs."""
+    patterns = [f"%{signal_id}%" for signal_id in signal_ids]
+    await conn.execute(
+        "DELETE FROM outbox WHERE key = $1 AND published_at IS NOT NULL AND body LIKE ANY($2::text[])",
+        subject, patterns)
+    await conn.execute(
+        "DELETE FROM dead_letters WHERE key = $1 AND encode(body, 'escape') LIKE ANY($2::text[])",
+        subject, patterns)
+
+
+async def forget_erased(conn: asyncpg.Connection, erasure: CaregiverErased) -> None:
+    """Drop the retained copies an erasure covers: the person's, or the withdrawn signals'."""
+    if erasure.scope is ErasureScope.SIGNALS:
+        await forget_signals(conn, erasure.caregiver_pseudonym, erasure.signal_ids)
+    else:
+        await forget_subject(conn, erasure.caregiver_pseudonym)
 
 
 async def replay_retained(pool: asyncpg.Pool) -> int:

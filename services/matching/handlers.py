@@ -22,7 +22,7 @@ from shared.contracts import (
     Topics,
     utcnow,
 )
-from shared.outbox import add_event, forget_subject, new_event
+from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
@@ -87,7 +87,7 @@ def make_handlers(settings: MatchingSettings):
         p = event.payload
         await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
         # Matching keeps no personal data of its own: only its retained events carry them.
-        await forget_subject(conn, event.payload.caregiver_pseudonym)
+        await forget_erased(conn, p)
 
     return on_screened, on_referral, on_erased
 

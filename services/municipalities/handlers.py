@@ -18,6 +18,7 @@ from shared.consumer import Route
 from shared.contracts import (
     CaregiverErased,
     Envelope,
+    ErasureScope,
     EventType,
     FollowUpRecorded,
     MatchesProposed,
@@ -48,6 +49,10 @@ async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) 
     p = event.payload
     # Events still in flight about the erased signals must not queue new records.
     await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
+    if p.scope is ErasureScope.SIGNALS:
+        # A withdrawal of some signals: the person stays (other organisations' signals), and
+        # what waits for release is anonymous facts.
+        return
     # The person token is per municipality; the erasure does not say which, so try each.
     for code in MUNICIPALITIES:
         await repository.forget_person(conn, records.person_token(code, p.caregiver_pseudonym))

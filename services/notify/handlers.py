@@ -24,7 +24,7 @@ from shared.contracts import (
     ReferralStatus,
     Topics,
 )
-from shared.outbox import forget_subject
+from shared.outbox import forget_erased
 from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
@@ -68,7 +68,7 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
             await announce(conn, ctx, {**cancelled, "signal": None, "result": None,
                                        "subject_key": str(referral["case_id"])}, SYSTEM)
         await repository.erase(conn, p.signal_ids, p.case_ids)
-        await forget_subject(conn, p.caregiver_pseudonym)
+        await forget_erased(conn, p)
 
     return on_matches, on_erased
 

@@ -13,6 +13,7 @@ from shared.contracts import (
     CaregiverErased,
     CaseEscalated,
     Envelope,
+    ErasureScope,
     EventType,
     FollowUpRecorded,
     RescreenDue,
@@ -24,9 +25,20 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.outbox import add_event, forget_subject, new_event
+from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import record_tombstone
 from shared.service import Runtime
+
+
+def _combine(history: list[asyncpg.Record]) -> domain.CaseAssessment:
+    return domain.combine_case([
+        domain.Contribution(
+            signal_id=row["signal_id"], source_kind=row["source_kind"],
+            organisation_id=row["organisation_id"], received_at=row["received_at"],
+            result=ScreeningResult.model_validate(row["result"]),
+        )
+        for row in history
+    ])
 
 
 def make_on_signal(settings: ScreeningSettings):
@@ -49,14 +61,7 @@ def make_on_signal(settings: ScreeningSettings):
             result=own.model_dump(mode="json"),
         )
         history = await repository.case_screenings(conn, case_id)
-        case = domain.combine_case([
-            domain.Contribution(
-                signal_id=row["signal_id"], source_kind=row["source_kind"],
-                organisation_id=row["organisation_id"], received_at=row["received_at"],
-                result=ScreeningResult.model_validate(row["result"]),
-            )
-            for row in history
-        ])
+        case = _combine(history)
         rescreen_at = domain.rescreen_due(case.risk_level, now)
         newly_escalated = await repository.update_case(
             conn, case_id, last_signal_at=signal.received_at, risk_level=case.risk_level.value,
@@ -72,7 +77,7 @@ def make_on_signal(settings: ScreeningSettings):
         # Escalate once per case, and again for every new crisis signal: new information.
         escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
         screened = SignalScreened(signal_id=signal.signal_id, case_id=case_id, screened_at=now,
-                                  result=result, signal=signal, escalated=escalate)
+                                  result=result, signal=signal, escalated=escalate, own_result=own)
         await add_event(conn, Topics.SCREENING, new_event(
             EventType.SIGNAL_SCREENED, screened, producer=settings.service_name, subject=event.subject,
             correlation_id=event.correlation_id, causation_id=event.event_id))
@@ -96,9 +101,19 @@ async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorde
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
-    await record_tombstone(conn, event.payload.caregiver_pseudonym, event.payload.signal_ids, event.payload.case_ids)
-    await repository.erase_caregiver(conn, event.payload.caregiver_pseudonym)
-    await forget_subject(conn, event.payload.caregiver_pseudonym)
+    p = event.payload
+    await record_tombstone(conn, p.caregiver_pseudonym, p.signal_ids, p.case_ids)
+    if p.scope is ErasureScope.SIGNALS:
+        # The case stays for the other organisations' signals, judged without the withdrawn ones.
+        for case_id in await repository.withdraw_signals(conn, p.signal_ids):
+            history = await repository.case_screenings(conn, case_id)
+            case = _combine(history)
+            await repository.reassess_case(
+                conn, case_id, risk_level=case.risk_level.value, confidence=str(case.confidence),
+                assessment={"reasons": case.reasons, "signals": len(history)})
+    else:
+        await repository.erase_caregiver(conn, p.caregiver_pseudonym)
+    await forget_erased(conn, p)
 
 
 async def emit_due_rescreens(runtime: Runtime) -> int:

@@ -92,3 +92,26 @@ async def erase_caregiver(conn: asyncpg.Connection, pseudonym: str) -> int:
     await conn.execute("DELETE FROM screenings WHERE case_id = ANY($1::uuid[])", cases)
     await conn.execute("DELETE FROM cases WHERE id = ANY($1::uuid[])", cases)
     return len(cases)
+
+
+async def withdraw_signals(conn: asyncpg.Connection, signal_ids: list[UUID]) -> list[UUID]:
+    """Delete these signals' screenings, and a case none of whose signals is left; the
+    case's other signals (another organisation's) keep it. Returns the cases kept."""
+    cases = list({r["case_id"] for r in await conn.fetch(
+        "DELETE FROM screenings WHERE signal_id = ANY($1::uuid[]) RETURNING case_id", signal_ids)})
+    await conn.execute(
+        """DELETE FROM cases c WHERE c.id = ANY($1::uuid[])
+           AND NOT EXISTS (SELECT 1 FROM screenings s WHERE s.case_id = c.id)""",
+        cases,
+    )
+    return [r["id"] for r in await conn.fetch("SELECT id FROM cases WHERE id = ANY($1::uuid[]) ORDER BY id", cases)]
+
+
+async def reassess_case(
+    conn: asyncpg.Connection, case_id: UUID, *, risk_level: str, confidence: str, assessment: dict[str, Any],
+) -> None:
+    """The case's judgement without a withdrawn signal; escalation and re-screening stand."""
+    await conn.execute(
+        "UPDATE cases SET risk_level = $2, confidence = $3, assessment = $4 WHERE id = $1",
+        case_id, risk_level, confidence, assessment,
+    )

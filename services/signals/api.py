@@ -1,5 +1,5 @@
 """The ingest API: partner organisations post signals, follow their referral's status and
-ask for a caregiver's erasure."""
+withdraw their signals; the privacy officer erases a person (see ``erasure``)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signals import domain, repository
 from services.signals.config import SignalsSettings
-from services.signals.erasure import erase_caregivers
+from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
 from services.signals.repository import Organisation
 from services.signals.schemas import (
@@ -154,23 +154,47 @@ async def get_signal(
     return domain.status_view(*found)
 
 
+async def authenticate_erasure(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Requester:
+    """A partner key (its own signals) or a privacy officer's credential (the person)."""
+    if credentials is not None and credentials.credentials:
+        async with runtime_of(request).pool.acquire() as conn:
+            officer = await repository.privacy_officer_for_key(conn, credentials.credentials)
+        if officer is not None:
+            return Requester(officer.id, officer.name, "privacy_officer")
+    organisation = await authenticate(request, credentials)
+    return Requester(organisation.id, organisation.name, "partner")
+
+
 @router.post(
     "/erasures",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ErasureAccepted,
     tags=["erasure"],
-    summary="Erase a caregiver your organisation posted a signal about, in every service",
+    summary="Withdraw your organisation's signals about a caregiver, or (privacy officer) erase the person",
     description=(
         "Identify the caregiver as the signals did (name, birth year and postcode; or e-mail; or "
-        "phone) or by the ids of signals your organisation posted. Everything identifying about "
-        "the caregiver is erased, including signals other organisations posted about them; the "
-        "other services are told by a `caregiver.erased` event. Anonymous statistics stay."),
+        "phone) or by signal ids. With a partner key, your organisation's own signals about the "
+        "caregiver are withdrawn in every service; what other organisations posted stays. With the "
+        "privacy officer's credential, the person is erased across every organisation (GDPR art. 17). "
+        "The other services are told by a `caregiver.erased` event; anonymous statistics stay. "
+        "The same request again returns the same erasure. The answer holds no counts."),
     responses={401: {"description": "Missing or invalid API key"},
-               404: {"description": "Your organisation posted no signal about this caregiver"}},
+               403: {"description": "Erasing the person across organisations needs the privacy officer's credential"},
+               404: {"description": "No signal about this caregiver (of your organisation, with a partner key)"}},
 )
 async def request_erasure(
-    erasure: ErasureIn, request: Request, organisation: Annotated[Organisation, Depends(authenticate)],
+    erasure: ErasureIn, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
 ) -> JSONResponse:
+    if erasure.scope is not None and erasure.scope is not requester.scope:
+        if requester.role == "partner":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "a partner key withdraws only its own signals "
+                                "(scope 'signals'); erasing the person across organisations is the privacy officer's")
+        raise RequestValidationError([{
+            "loc": ("body", "scope"), "type": "scope_for_role",
+            "msg": "the privacy officer's credential erases the person everywhere: scope 'caregiver'"}])
     runtime = runtime_of(request)
     settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
     key = settings.pseudonym_key.get_secret_value().encode()
@@ -179,18 +203,24 @@ async def request_erasure(
         raise RequestValidationError([{
             "loc": ("body", "caregiver"), "type": "missing_identity",
             "msg": "give name, birth_year and postcode together, or email, or phone"}])
-    erasure_id = uuid4()
+    digest = domain.erasure_request_digest(requester.id, requester.scope.value, pseudonyms, erasure.signal_ids)
     async with runtime.pool.acquire() as conn, conn.transaction():
-        caregivers = await repository.caregivers_posted_by(
-            conn, organisation.id, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids)
-        if not caregivers:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver")
-        erased = await erase_caregivers(
-            conn, erasure_id=erasure_id, organisation_id=organisation.id, pseudonyms=caregivers,
-            requested_at=datetime.now(UTC), producer=settings.service_name,
-        )
+        erasure_id = await repository.lock_erasure_request(conn, digest)
+        if erasure_id is None:
+            erasure_id = uuid4()
+            posted_by = requester.id if requester.role == "partner" else None
+            caregivers = await repository.caregivers_of(
+                conn, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids, posted_by=posted_by)
+            if not caregivers:
+                raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver"
+                                    if posted_by else "no signal about this caregiver")
+            await erase(
+                conn, erasure_id=erasure_id, requester=requester, pseudonyms=caregivers,
+                identified_by="identity" if erasure.caregiver else "signal_ids", request_digest=digest,
+                requested_at=datetime.now(UTC), producer=settings.service_name,
+            )
     body = ErasureAccepted(
-        id=erasure_id, status="propagating", signals_erased=erased,
+        id=erasure_id, status="propagating", scope=requester.scope,
         status_url=str(request.url_for("get_erasure", erasure_id=erasure_id)),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
@@ -202,16 +232,16 @@ async def request_erasure(
     name="get_erasure",
     tags=["erasure"],
     summary="Whether an erasure has been handed to the other services",
-    responses={404: {"description": "No such erasure for this organisation"}},
+    responses={404: {"description": "No such erasure asked for with this credential's organisation or officer"}},
 )
 async def get_erasure(
-    erasure_id: UUID, request: Request, organisation: Annotated[Organisation, Depends(authenticate)],
+    erasure_id: UUID, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
 ) -> ErasureStatus:
     async with runtime_of(request).pool.acquire() as conn:
-        row = await repository.erasure_of(conn, erasure_id, organisation.id)
+        row = await repository.erasure_of(conn, erasure_id, requester.id)
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such erasure for this organisation")
-    return ErasureStatus(id=row["id"], requested_at=row["requested_at"], signals_erased=row["signals"],
+    return ErasureStatus(id=row["id"], requested_at=row["requested_at"], scope=row["scope"],
                          status="propagating" if row["unpublished"] else "propagated")
 
 

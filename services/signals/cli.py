@@ -1,7 +1,13 @@
-"""Administer partner organisations and their API keys.
+"""Administer partner organisations and their API keys, and the privacy officer's credential.
 
     python -m services.signals.cli add-organisation --name "Huisartsenpraktijk" --kind gp
     python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
+    python -m services.signals.cli issue-privacy-officer-key --name "Privacy officer (controller)"
+    python -m services.signals.cli erasure-log
+
+A partner key withdraws only its organisation's own signals; erasing a person across every
+organisation (GDPR art. 17) takes the privacy officer's credential. Both are recorded in the
+append-only erasure log.
 
 Municipalities' credentials are issued by the municipalities service:
 ``python -m services.municipalities.cli --help``.
@@ -41,12 +47,24 @@ async def _run(args: argparse.Namespace) -> int:
                 key = args.key or secrets.token_urlsafe(32)
                 await repository.add_api_key(conn, org_id, key, args.label)
                 print(key)
+            elif args.command == "issue-privacy-officer-key":
+                key = args.key or secrets.token_urlsafe(32)
+                await repository.add_privacy_officer_key(conn, args.name, key, args.label)
+                print(key)
             elif args.command == "revoke-key":
-                result = await conn.execute(
-                    "UPDATE api_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL",
-                    repository.hash_key(args.key),
-                )
-                print("revoked" if result != "UPDATE 0" else "no such active key")
+                revoked = False
+                for table in ("api_keys", "privacy_officer_keys"):
+                    result = await conn.execute(
+                        f"UPDATE {table} SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL",
+                        repository.hash_key(args.key),
+                    )
+                    revoked = revoked or result != "UPDATE 0"
+                print("revoked" if revoked else "no such active key")
+            elif args.command == "erasure-log":
+                for row in await repository.erasure_log(conn, args.limit):
+                    print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
+                          f"{row['requester']!r} ({row['requested_by']})  scope {row['scope']}  by {row['identified_by']}  "
+                          f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}")
     finally:
         await conn.close()
     return 0
@@ -63,8 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     issue.add_argument("--organisation", required=True, help="the organisation's name")
     issue.add_argument("--key", help="use this key instead of a random one (demo and tests)")
     issue.add_argument("--label", default="", help="a note on who holds the key")
-    revoke = sub.add_parser("revoke-key", help="revoke an API key")
+    officer = sub.add_parser("issue-privacy-officer-key",
+                             help="issue the privacy officer's credential, the only one that erases a person "
+                                  "across organisations (printed once; only its hash is stored)")
+    officer.add_argument("--name", required=True, help="who holds it, e.g. the controller's privacy officer")
+    officer.add_argument("--key", help="use this key instead of a random one (demo and tests)")
+    officer.add_argument("--label", default="", help="a note on the credential")
+    revoke = sub.add_parser("revoke-key", help="revoke an API key or a privacy officer's credential")
     revoke.add_argument("--key", required=True)
+    log = sub.add_parser("erasure-log", help="the append-only erasure log, newest first "
+                                             "(subjects as pseudonym digests, no personal data)")
+    log.add_argument("--limit", type=int, default=100)
     return asyncio.run(_run(parser.parse_args(argv)))
 
 

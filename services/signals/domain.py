@@ -1,5 +1,10 @@
 """Pure logic of the signals service: request fingerprints, the outgoing event, and the
-status view assembled from the stages that downstream events recorded."""
+status view assembled from the stages that downstream events recorded.
+
+The status view is the referrer's, and shows only what follows from its own signal: its
+own screening, the support proposed for it, its referrals. Never the case it was merged
+into (another organisation's signals, levels, sources, counts or the case id): an
+escalation shows only that a caregiver consultant is involved, never why."""
 
 from __future__ import annotations
 
@@ -68,6 +73,20 @@ def identity_pseudonyms(key: bytes, caregiver: ErasureCaregiver) -> list[str]:
     return [pseudonymise(key, basis) for basis in bases if basis]
 
 
+def subject_digest(pseudonym: str) -> str:
+    """How the erasure audit log names a caregiver: a digest of the pseudonym, which points
+    back to nobody without the identity and the pseudonym key."""
+    return hashlib.sha256(pseudonym.encode()).hexdigest()
+
+
+def erasure_request_digest(
+    requester_id: UUID, scope: str, pseudonyms: list[str], signal_ids: list[UUID] | None,
+) -> str:
+    """The meaning of an erasure request, so the same request twice is one erasure."""
+    canonical = json.dumps([str(requester_id), scope, sorted(pseudonyms), sorted(str(i) for i in signal_ids or [])])
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def received_event(
     signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime
 ) -> SignalReceived:
@@ -80,12 +99,19 @@ def received_event(
     )
 
 
+CONSULTANT_INVOLVED = "a caregiver consultant is involved"
+
+# What the referrer may see of its signal's screening (the stage keeps only these anyway;
+# stages recorded before the boundary held more).
+_SCREENING_FIELDS = set(ScreeningView.model_fields) - {"case_id"}
+
+
 def _summary(stage: str, detail: dict[str, Any]) -> str | None:
     match stage:
         case "screened":
             return f"risk level {detail['result']['risk_level']}"
         case "escalated":
-            return detail.get("reason")
+            return CONSULTANT_INVOLVED
         case "matched":
             n = len(detail.get("matches", []))
             return f"{n} proposal(s)" if n else detail.get("no_match_reason")
@@ -96,7 +122,7 @@ def _summary(stage: str, detail: dict[str, Any]) -> str | None:
         case "follow_up":
             return "support arrived" if detail["support_arrived"] else "support did not arrive"
         case "rescreen_due":
-            return f"re-screening due (risk level {detail['risk_level']})"
+            return "re-screening due"
     return None
 
 
@@ -109,9 +135,9 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
     for row in stages:
         detail = row["detail"]
         if row["stage"] == "screened":
-            screening = ScreeningView(**detail["result"], case_id=detail.get("case_id"))
+            screening = ScreeningView(**{k: v for k, v in detail["result"].items() if k in _SCREENING_FIELDS})
         elif row["stage"] == "escalated":
-            escalation = {"at": row["occurred_at"], **detail}
+            escalation = {"at": row["occurred_at"], "summary": CONSULTANT_INVOLVED}
         elif row["stage"] == "matched":
             matches = detail.get("matches", [])
             no_match_reason = detail.get("no_match_reason")
@@ -132,7 +158,6 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
         id=signal["id"],
         status=signal["status"],
         received_at=signal["received_at"],
-        case_id=signal["case_id"],
         timeline=[
             TimelineEntry(stage=r["stage"], at=r["occurred_at"], summary=_summary(r["stage"], r["detail"]))
             for r in stages

@@ -1,54 +1,80 @@
-"""Erasure of caregivers (GDPR art. 17) in the signals store, in one transaction.
+"""Erasure in the signals store, in one transaction, and its hand-over to the other services.
 
-The caregiver's signals, their stages and idempotency keys are deleted, and so are the
-retained copies of their events. One ``caregiver.erased`` per caregiver carries the erasure
-to the other services (the municipalities service drops the caregiver's records that still
-wait for release; what it released was anonymous already).
+Two roles, two scopes:
 
-Who may erase: an organisation names a caregiver it posted a signal about (by identity or
-by the signal ids it got back). The erasure then covers the caregiver everywhere,
-including signals other organisations posted about the same person, because screening
-merged them into one case and the right to erasure is the person's, not the signal's."""
+- a partner organisation withdraws its OWN signals about a caregiver (scope ``signals``):
+  only those signals go, everywhere; what other organisations posted about the same person
+  stays and keeps flowing, because one organisation cannot decide about another's records;
+- the controller's privacy officer erases the PERSON (scope ``caregiver``, GDPR art. 17):
+  every signal about them, whoever posted it, and their case in every service.
+
+The signals, their stages and idempotency keys are deleted here, and so are the retained
+copies of their events. One ``caregiver.erased`` per caregiver carries the erasure to the
+other services. Every erasure is recorded in the append-only audit log (digests of the
+pseudonyms, never the identity), and the same request twice is one erasure."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
-from services.signals import repository
-from shared.contracts import CaregiverErased, EventType, Topics
-from shared.outbox import add_event, forget_subject, new_event
+from services.signals import domain, repository
+from shared.contracts import CaregiverErased, ErasureScope, EventType, Topics
+from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import lock_for_erasure, record_tombstone
 
 
-async def erase_caregivers(
-    conn: asyncpg.Connection, *, erasure_id: UUID, organisation_id: UUID, pseudonyms: list[str],
-    requested_at: datetime, producer: str,
-) -> int:
-    """Erase these caregivers; returns the number of signals erased."""
+@dataclass(frozen=True)
+class Requester:
+    """Who asks: an organisation (for its own signals) or a privacy officer (for the person)."""
+
+    id: UUID
+    name: str
+    role: str  # partner | privacy_officer
+
+    @property
+    def scope(self) -> ErasureScope:
+        return ErasureScope.CAREGIVER if self.role == "privacy_officer" else ErasureScope.SIGNALS
+
+
+async def erase(
+    conn: asyncpg.Connection, *, erasure_id: UUID, requester: Requester, pseudonyms: list[str],
+    identified_by: str, request_digest: str, requested_at: datetime, producer: str,
+) -> None:
+    """Erase (or withdraw, by the requester's scope) for these caregivers."""
+    scope = requester.scope
+    posted_by = requester.id if scope is ErasureScope.SIGNALS else None
     for pseudonym in sorted(pseudonyms):  # before the rows: see lock_for_erasure
         await lock_for_erasure(conn, pseudonym)
-    signals = await repository.signals_of_caregivers(conn, pseudonyms)
-    signal_ids = [s["id"] for s in signals]
-    for pseudonym in pseudonyms:  # first: events in flight about them are dropped from now on
-        theirs = [s for s in signals if s["caregiver_pseudonym"] == pseudonym]
-        await record_tombstone(conn, pseudonym, [s["id"] for s in theirs], [s["case_id"] for s in theirs if s["case_id"]])
-    await repository.delete_signals(conn, signal_ids)
-    event_ids = []
+    signals = await repository.signals_of_caregivers(conn, pseudonyms, posted_by)
+    erasures = []
     for pseudonym in pseudonyms:
         theirs = [s for s in signals if s["caregiver_pseudonym"] == pseudonym]
-        await forget_subject(conn, pseudonym)
-        payload = CaregiverErased(
-            erasure_id=erasure_id, caregiver_pseudonym=pseudonym,
-            signal_ids=[s["id"] for s in theirs],
-            case_ids=list(dict.fromkeys(s["case_id"] for s in theirs if s["case_id"])),
-            requested_at=requested_at, requested_by=organisation_id,
-        )
-        event = new_event(EventType.CAREGIVER_ERASED, payload, producer=producer, subject=pseudonym,
-                          correlation_id=str(erasure_id))
+        # A withdrawal leaves the case: it holds other organisations' signals.
+        cases = ([] if scope is ErasureScope.SIGNALS
+                 else list(dict.fromkeys(s["case_id"] for s in theirs if s["case_id"])))
+        erasures.append(CaregiverErased(
+            erasure_id=erasure_id, caregiver_pseudonym=pseudonym, signal_ids=[s["id"] for s in theirs],
+            case_ids=cases, requested_at=requested_at, requested_by=requester.id, scope=scope,
+        ))
+    for erased in erasures:  # first: events in flight about them are dropped from now on
+        await record_tombstone(conn, erased.caregiver_pseudonym, erased.signal_ids, erased.case_ids)
+    await repository.delete_signals(conn, [s["id"] for s in signals])
+    event_ids = []
+    for erased in erasures:
+        await forget_erased(conn, erased)
+        event = new_event(EventType.CAREGIVER_ERASED, erased, producer=producer,
+                          subject=erased.caregiver_pseudonym, correlation_id=str(erasure_id))
         await add_event(conn, Topics.SIGNALS, event)
         event_ids.append(event.event_id)
-    await repository.insert_erasure(conn, erasure_id, organisation_id, requested_at, len(signal_ids), event_ids)
-    return len(signal_ids)
+    partner = requester.role == "partner"
+    await repository.insert_erasure(
+        conn, id=erasure_id, organisation_id=requester.id if partner else None,
+        officer_id=None if partner else requester.id, role=requester.role, requester=requester.name,
+        scope=scope.value, request_digest=request_digest, requested_at=requested_at, signals=len(signals),
+        event_ids=event_ids, identified_by=identified_by,
+        subject_digests=[domain.subject_digest(p) for p in sorted(pseudonyms)],
+    )

@@ -1,4 +1,8 @@
-"""Consumers that keep each signal's status view: one stage row per downstream event."""
+"""Consumers that keep each signal's status view: one stage row per downstream event.
+
+A stage keeps only what the signal's referrer may see (see ``domain``): the signal's own
+screening, not the case's; that a consultant is involved, not why. The case id is kept on
+the signal, for the privacy officer's erasure, and never shown."""
 
 from __future__ import annotations
 
@@ -38,14 +42,15 @@ async def _record(
 
 async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened]) -> None:
     p = event.payload
-    detail = {"result": p.result.model_dump(mode="json"), "case_id": str(p.case_id)}
+    # A producer from before own_result sent only the case's judgement.
+    detail = {"result": (p.own_result or p.result).model_dump(mode="json")}
     await _record(conn, event, p.signal_id, "screened", p.screened_at, detail, p.case_id)
 
 
 async def on_escalated(conn: asyncpg.Connection, event: Envelope[CaseEscalated]) -> None:
     p = event.payload
-    detail = {"reason": p.reason, "risk_level": p.risk_level.value}
-    await _record(conn, event, p.signal_id, "escalated", p.escalated_at, detail, p.case_id)
+    # Not the reason nor the level: they are the case's, built from other organisations' signals.
+    await _record(conn, event, p.signal_id, "escalated", p.escalated_at, {}, p.case_id)
 
 
 async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
@@ -78,8 +83,8 @@ async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorde
 
 async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]) -> None:
     p = event.payload
-    await _record(conn, event, p.last_signal_id, "rescreen_due", p.due_at,
-                  {"risk_level": p.risk_level.value}, p.case_id)
+    # Not the level: it is the case's.
+    await _record(conn, event, p.last_signal_id, "rescreen_due", p.due_at, {}, p.case_id)
 
 
 def register_handlers(runtime: Runtime) -> None:

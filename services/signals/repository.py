@@ -138,27 +138,53 @@ async def signal_with_stages(
 # --- erasure -------------------------------------------------------------------------
 
 
-async def caregivers_posted_by(
-    conn: asyncpg.Connection, organisation_id: UUID, *, pseudonyms: list[str],
-    signal_ids: list[UUID] | None,
+@dataclass(frozen=True)
+class PrivacyOfficer:
+    id: UUID
+    name: str
+
+
+async def privacy_officer_for_key(conn: asyncpg.Connection, key: str) -> PrivacyOfficer | None:
+    row = await conn.fetchrow(
+        "SELECT id, name FROM privacy_officer_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key))
+    return PrivacyOfficer(**row) if row else None
+
+
+async def add_privacy_officer_key(conn: asyncpg.Connection, name: str, key: str, label: str) -> UUID:
+    return await conn.fetchval(
+        """INSERT INTO privacy_officer_keys (key_hash, id, name, label) VALUES ($1, $2, $3, $4)
+           ON CONFLICT (key_hash) DO UPDATE SET name = EXCLUDED.name, label = EXCLUDED.label, revoked_at = NULL
+           RETURNING id""",
+        hash_key(key), uuid4(), name, label,
+    )
+
+
+async def caregivers_of(
+    conn: asyncpg.Connection, *, pseudonyms: list[str], signal_ids: list[UUID] | None,
+    posted_by: UUID | None,
 ) -> list[str]:
-    """Pseudonyms of the caregivers of this organisation's signals (by pseudonym or by id)."""
+    """Pseudonyms of the caregivers of these signals (by pseudonym or by id), of one
+    organisation's signals only unless ``posted_by`` is None."""
     rows = await conn.fetch(
         """SELECT DISTINCT caregiver_pseudonym FROM signals
-           WHERE organisation_id = $1
+           WHERE ($1::uuid IS NULL OR organisation_id = $1)
              AND (caregiver_pseudonym = ANY($2::text[]) OR id = ANY($3::uuid[]))
            ORDER BY caregiver_pseudonym""",
-        organisation_id, pseudonyms, signal_ids or [],
+        posted_by, pseudonyms, signal_ids or [],
     )
     return [r["caregiver_pseudonym"] for r in rows]
 
 
-async def signals_of_caregivers(conn: asyncpg.Connection, pseudonyms: list[str]) -> list[asyncpg.Record]:
-    """Every signal about these caregivers, whoever posted it, locked for erasure."""
+async def signals_of_caregivers(
+    conn: asyncpg.Connection, pseudonyms: list[str], posted_by: UUID | None,
+) -> list[asyncpg.Record]:
+    """The signals about these caregivers (one organisation's, or everyone's when
+    ``posted_by`` is None), locked for erasure."""
     return await conn.fetch(
         """SELECT id, caregiver_pseudonym, case_id FROM signals
-           WHERE caregiver_pseudonym = ANY($1::text[]) ORDER BY received_at FOR UPDATE""",
-        pseudonyms,
+           WHERE caregiver_pseudonym = ANY($1::text[]) AND ($2::uuid IS NULL OR organisation_id = $2)
+           ORDER BY received_at FOR UPDATE""",
+        pseudonyms, posted_by,
     )
 
 
@@ -168,23 +194,39 @@ async def delete_signals(conn: asyncpg.Connection, signal_ids: list[UUID]) -> No
     await conn.execute("DELETE FROM signals WHERE id = ANY($1::uuid[])", signal_ids)
 
 
-async def insert_erasure(
-    conn: asyncpg.Connection, erasure_id: UUID, organisation_id: UUID, requested_at: datetime,
-    signals: int, event_ids: list[UUID],
-) -> None:
+async def lock_erasure_request(conn: asyncpg.Connection, request_digest: str) -> UUID | None:
+    """Serialise identical requests; the id of the erasure an earlier one made, if any."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", request_digest)
+    return await conn.fetchval("SELECT id FROM erasures WHERE request_digest = $1", request_digest)
+
+
+async def insert_erasure(conn: asyncpg.Connection, **row: Any) -> None:
     await conn.execute(
-        """INSERT INTO erasures (id, organisation_id, requested_at, signals, event_ids)
-           VALUES ($1, $2, $3, $4, $5)""",
-        erasure_id, organisation_id, requested_at, signals, event_ids,
+        """INSERT INTO erasures (id, organisation_id, officer_id, scope, request_digest, requested_at,
+               signals, event_ids)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+        row["id"], row["organisation_id"], row["officer_id"], row["scope"], row["request_digest"],
+        row["requested_at"], row["signals"], row["event_ids"],
+    )
+    await conn.execute(
+        """INSERT INTO erasure_audit (erasure_id, requested_at, role, requested_by, requester, scope,
+               identified_by, subject_digests, signals_erased)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+        row["id"], row["requested_at"], row["role"], row["organisation_id"] or row["officer_id"],
+        row["requester"], row["scope"], row["identified_by"], row["subject_digests"], row["signals"],
     )
 
 
-async def erasure_of(conn: asyncpg.Connection, erasure_id: UUID, organisation_id: UUID) -> asyncpg.Record | None:
-    """An organisation's erasure with the number of its events still waiting for the relay."""
+async def erasure_of(conn: asyncpg.Connection, erasure_id: UUID, requested_by: UUID) -> asyncpg.Record | None:
+    """An erasure its requester asked for, with the number of its events still waiting for the relay."""
     return await conn.fetchrow(
-        """SELECT e.id, e.requested_at, e.signals,
+        """SELECT e.id, e.requested_at, e.scope,
                   (SELECT count(*) FROM outbox o
                    WHERE o.event_id = ANY(e.event_ids) AND o.published_at IS NULL) AS unpublished
-           FROM erasures e WHERE e.id = $1 AND e.organisation_id = $2""",
-        erasure_id, organisation_id,
+           FROM erasures e WHERE e.id = $1 AND $2 IN (e.organisation_id, e.officer_id)""",
+        erasure_id, requested_by,
     )
+
+
+async def erasure_log(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT * FROM erasure_audit ORDER BY id DESC LIMIT $1", limit)

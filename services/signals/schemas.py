@@ -17,6 +17,7 @@ from shared.contracts import (
     Caregiver,
     CareSituation,
     Consent,
+    ErasureScope,
     InstrumentAnswers,
     Observation,
     ReferralStatus,
@@ -109,7 +110,6 @@ class ScreeningView(BaseModel):
     reasons: list[str] = []
     needs: list[str] = []
     next_instrument: str | None = None
-    case_id: UUID | None = None
 
 
 class NotificationView(BaseModel):
@@ -141,7 +141,6 @@ class SignalStatus(BaseModel):
     id: UUID
     status: str
     received_at: datetime
-    case_id: UUID | None = None
     timeline: list[TimelineEntry]
     screening: ScreeningView | None = None
     escalation: dict[str, Any] | None = None
@@ -165,11 +164,15 @@ class ErasureCaregiver(BaseModel):
 
 
 class ErasureIn(BaseModel):
-    """Erase a caregiver: identify them, or name signals your organisation posted about them."""
+    """Erase a caregiver: identify them, or name signals about them."""
 
     model_config = _STRICT
     caregiver: ErasureCaregiver | None = None
     signal_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=100)
+    scope: ErasureScope | None = Field(default=None, description=(
+        "'signals': withdraw your organisation's own signals about the caregiver (a partner key's "
+        "only scope, and its default); 'caregiver': erase the person across every organisation "
+        "(GDPR art. 17; the privacy officer's credential only, and its default)"))
 
     @model_validator(mode="after")
     def _one_way(self) -> ErasureIn:
@@ -179,14 +182,16 @@ class ErasureIn(BaseModel):
 
 
 class ErasureAccepted(BaseModel):
+    """No counts: how many records there were would tell about other organisations' signals."""
+
     id: UUID
     status: str
+    scope: ErasureScope
     status_url: str
-    signals_erased: int
 
 
 class ErasureStatus(BaseModel):
     id: UUID
     status: str = Field(description="'propagating' until the other services have been told, then 'propagated'")
+    scope: ErasureScope
     requested_at: datetime
-    signals_erased: int

@@ -99,6 +99,12 @@ async def query(stack: Stack, service: str, sql: str, *args: Any) -> list[asyncp
         await conn.close()
 
 
+async def case_of(stack: Stack, signal_id: str) -> uuid.UUID:
+    """The case screening merged a signal into: internal, never shown to a partner."""
+    [(case_id,)] = await query(stack, "signals", "SELECT case_id FROM signals WHERE id = $1", uuid.UUID(signal_id))
+    return case_id
+
+
 def metric(stack: Stack, service: str, name: str, **labels: str) -> float:
     text = httpx.get(f"{stack.services[service].url}/metrics").text
     total = 0.0

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from deploy.stack import REPO, Stack
-from tests.e2e.conftest import make_signal, post, query, wait_for_status
+from tests.e2e.conftest import case_of, make_signal, post, query, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -50,5 +50,5 @@ async def test_a_provider_decline_leads_to_a_new_proposal_and_the_referrer_is_to
     assert declined["service_id"] not in {m["service_id"] for m in after["matches"]}
     assert [r for r in after["referrals"] if r["status"] == "rejected"][0]["reason_code"] == "no_capacity"
     released = await query(stack, "matching", "SELECT status FROM reservation WHERE case_id = $1 AND service_id = $2",
-                           uuid.UUID(after["case_id"]), declined["service_id"])
+                           await case_of(stack, signal_id), declined["service_id"])
     assert [r["status"] for r in released] == ["released"]

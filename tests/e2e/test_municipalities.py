@@ -233,7 +233,7 @@ async def test_an_organisation_erases_only_caregivers_it_posted_about(client: ht
         assert (await client.post("/v1/erasures", headers=headers(), json=body)).status_code == 422
     assert (await client.post("/v1/erasures", json=by_id)).status_code == 401
     answer = await client.post("/v1/erasures", headers=headers(), json=by_id)
-    assert answer.status_code == 202 and answer.json()["signals_erased"] == 1
+    assert answer.status_code == 202 and answer.json()["scope"] == "signals"
     assert (await client.get(answer.json()["status_url"], headers=headers("demo-wijkteam-key"))).status_code == 404
     assert (await client.get(f"/v1/signals/{signal_id}", headers=headers())).status_code == 404
 
@@ -252,7 +252,7 @@ async def erased(stack: Stack) -> dict[str, Any]:
         answer = await client.post("/v1/erasures", headers=headers(), json={"caregiver": {
             "name": caregiver["name"], "birth_year": caregiver["birth_year"], "postcode": caregiver["postcode"]}})
         assert answer.status_code == 202, answer.text
-        assert answer.json()["signals_erased"] == 1
+        assert answer.json()["scope"] == "signals"
         async with asyncio.timeout(20):
             while (await client.get(answer.json()["status_url"], headers=headers())).json()["status"] != "propagated":
                 await asyncio.sleep(0.2)

@@ -12,22 +12,28 @@ from aiokafka import AIOKafkaProducer
 
 from deploy.stack import REPO, Stack
 from shared.contracts import Topics
-from tests.e2e.conftest import ADMIN_TOKEN, WIJKTEAM_KEY, make_signal, post, query, read_topic, wait_for_status
+from tests.e2e.conftest import (
+    ADMIN_TOKEN, WIJKTEAM_KEY, case_of, make_signal, post, query, read_topic, wait_for_status,
+)
 
 pytestmark = pytest.mark.e2e
 
 DONE = {"notified"}
 
 
-async def test_two_sources_about_one_caregiver_become_one_case(client: httpx.AsyncClient) -> None:
+async def test_two_sources_about_one_caregiver_become_one_case(client: httpx.AsyncClient, stack: Stack) -> None:
     gp_signal = make_signal(instrument=None, observations=["tension"], care_situation__hours_per_week=12)
     wijkteam_signal = json.loads(json.dumps(gp_signal)) | {"source": {"kind": "neighbourhood_team"}}
     first = (await post(client, gp_signal)).json()["id"]
-    first_status = await wait_for_status(client, first, DONE)
+    await wait_for_status(client, first, DONE)
     second = (await post(client, wijkteam_signal, key=WIJKTEAM_KEY)).json()["id"]
     second_status = await wait_for_status(client, second, DONE, key=WIJKTEAM_KEY)
-    assert first_status["case_id"] == second_status["case_id"]
-    assert any("2 signals from 2 independent sources" in r for r in second_status["screening"]["reasons"])
+    # The merge happens in screening; the second organisation's view shows its own signal only.
+    case_id = await case_of(stack, first)
+    assert await case_of(stack, second) == case_id
+    [(assessment,)] = await query(stack, "screening", "SELECT assessment FROM cases WHERE id = $1", case_id)
+    assert any("2 signals from 2 independent sources" in r for r in json.loads(assessment)["reasons"])
+    assert not any("independent source" in r for r in second_status["screening"]["reasons"])
 
 
 async def test_a_signal_without_answers_gets_a_reasoned_level(client: httpx.AsyncClient) -> None:
@@ -65,7 +71,7 @@ async def test_matches_are_explained_and_hold_a_slot(client: httpx.AsyncClient, 
         assert m["explanation"]["covers_needs"] and m["explanation"]["score_parts"]
         assert abs(sum(m["explanation"]["score_parts"].values()) - m["score"]) < 0.01
     held = await query(stack, "matching", "SELECT service_id FROM reservation WHERE case_id = $1 AND status = 'held'",
-                       uuid.UUID(status["case_id"]))
+                       await case_of(stack, status["id"]))
     assert {r["service_id"] for r in held} == {m["service_id"] for m in proposals}
 
 
@@ -93,7 +99,7 @@ async def test_the_admin_api_imports_hsds_and_is_closed_to_partner_keys(stack: S
 
 async def test_a_rescreen_is_emitted_when_due(client: httpx.AsyncClient, stack: Stack) -> None:
     status = await wait_for_status(client, (await post(client, make_signal())).json()["id"], DONE)
-    case_id = uuid.UUID(status["case_id"])
+    case_id = await case_of(stack, status["id"])
     [case] = await query(stack, "screening", "SELECT rescreen_due_at, opened_at FROM cases WHERE id = $1", case_id)
     assert (case["rescreen_due_at"] - case["opened_at"]).days in (13, 14), "overburdened: re-screen after 2 weeks"
     await query(stack, "screening", "UPDATE cases SET rescreen_due_at = now() WHERE id = $1", case_id)
