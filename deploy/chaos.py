@@ -7,7 +7,7 @@
 It starts its own embedded stack (free ports, a data directory of its own, kept afterwards
 for inspection) with the supervisor of ``make run`` running, and keeps a steady stream of
 signals going through the ingest API: unique caregivers, some signalled a second time by the
-second demo organisation, a few erased mid-flight. Every POST carries an Idempotency-Key and
+second demo organisation, a few erased mid-flight by the privacy officer. Every POST carries an Idempotency-Key and
 is retried with the same key on connection errors and 5xx (honouring Retry-After) until it
 is accepted or ``--accept-timeout`` runs out. Meanwhile it applies, one at a time, the faults
 of a schedule drawn from ``--seed`` (printed first, so a run can be repeated):
@@ -54,6 +54,7 @@ import asyncpg
 import httpx
 
 from deploy.mailbox import journal
+from deploy.run import DEMO_PRIVACY_OFFICER_KEY, seed_demo
 from deploy.stack import SERVICES, Stack, StackConfig
 
 DEMO_SIGNAL = json.loads((Path(__file__).parent / "demo" / "signal.json").read_text())
@@ -267,7 +268,9 @@ class Load:
     async def erase(self, caregiver: Caregiver) -> Erasure:
         erasure = Erasure()
         identity = {k: DEMO_SIGNAL["caregiver"][k] for k in ("birth_year", "postcode")} | {"name": caregiver.name}
-        headers = {"Authorization": f"Bearer {GP_KEY}"}
+        # The person's erasure across organisations (art. 17): a partner key would withdraw
+        # only its own signals and leave the other organisation's signal flowing.
+        headers = {"Authorization": f"Bearer {DEMO_PRIVACY_OFFICER_KEY}"}
         attempts = 0
 
         async def send() -> httpx.Response:
@@ -726,7 +729,6 @@ async def drive(stack: Stack, console: Console, supervisor: Supervisor, options:
 
 def run(options: argparse.Namespace) -> Report:
     """Start a stack, drive the load and the faults, count; the stack is stopped afterwards."""
-    from deploy.run import seed_demo
 
     data_dir = (options.data_dir or Path(tempfile.mkdtemp(prefix="sts-chaos-"))).resolve()
     console = Console()
