@@ -7,9 +7,9 @@
 It starts its own embedded stack (free ports, a data directory of its own, kept afterwards
 for inspection) with the supervisor of ``make run`` running, and keeps a steady stream of
 signals going through the ingest API: unique caregivers, some signalled a second time by the
-second demo organisation, a few erased mid-flight by the privacy officer. Every POST carries an Idempotency-Key and
-is retried with the same key on connection errors and 5xx (honouring Retry-After) until it
-is accepted or ``--accept-timeout`` runs out. Meanwhile it applies, one at a time, the faults
+second demo organisation, a few erased mid-flight by the privacy officer. Every POST carries
+an Idempotency-Key and is retried with the same key on connection errors and 5xx (honouring
+Retry-After) until it is accepted or ``--accept-timeout`` runs out. Meanwhile it applies, one at a time, the faults
 of a schedule drawn from ``--seed`` (printed first, so a run can be repeated):
 
     kill-<service>    SIGKILL of the service; the supervisor restarts it
