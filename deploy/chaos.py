@@ -794,7 +794,13 @@ def options_from(argv: list[str] | None = None) -> argparse.Namespace:
     return options
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # A SIGTERM (a CI timeout, kill) unwinds like Ctrl-C, so the stack it started is stopped.
+    signal.signal(signal.SIGTERM, _interrupt)
     report = run(options_from(argv))
     print(summary(report), flush=True)
     return 0 if report.ok else 1
