@@ -10,10 +10,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-from deploy.stack import EmbeddedPostgres, Tansu, create_databases, free_port
+from deploy.stack import REPO, EmbeddedPostgres, Tansu, create_databases, free_port
+from tests.tools import CHROMIUM_ARGS, ensure_debian_tool
+
+# Screenshots of the browser tests, kept as test artifacts (CI can collect this folder).
+ARTIFACTS = REPO / "test-artifacts"
 
 
 def _docker_available() -> bool:
@@ -81,3 +86,31 @@ def database_url(postgres_url: str) -> str:
     name = f"t_{uuid.uuid4().hex[:12]}"
     create_databases(postgres_url, [name])
     return ExternalPostgres(postgres_url).dsn(name)
+
+
+@pytest.fixture(scope="session")
+async def browser() -> Any:
+    """Debian's Chromium driven by Playwright; no browser is downloaded at run time."""
+    from playwright.async_api import async_playwright
+
+    executable = ensure_debian_tool("chromium", "chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+async def page(browser: Any, request: pytest.FixtureRequest) -> Any:
+    """A fresh browser page; its last state is kept as ``test-artifacts/<test>.png``."""
+    context = await browser.new_context(locale="nl-NL")
+    page = await context.new_page()
+    try:
+        yield page
+    finally:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+        await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        await context.close()
