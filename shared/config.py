@@ -51,4 +51,7 @@ class ServiceSettings(BaseSettings):
     # Consumers are idempotent, so a replay only re-delivers what they already saw.
     outbox_replay_on_start: bool = False
     shutdown_grace_seconds: float = 10.0
+    # Service-to-service calls (key requests, operator actions) carry this token; one value for
+    # the whole deployment, never a partner's credential.
+    internal_token: str = Field("dev-internal-token", validation_alias="STS_INTERNAL_TOKEN")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
