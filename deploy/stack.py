@@ -388,6 +388,8 @@ class Stack:
             f"{prefix}HOST": "127.0.0.1",
             f"{prefix}PORT": str(self.config.ports[name]),
             f"{prefix}LOG_FORMAT": self.config.log_format,
+            # The key holder, where the other services fetch caregivers' data keys.
+            "STS_KEYS_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
             **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port)}
                if name == "notify" else {}),
             # The demo releases every few seconds and suppresses after a minute, so a newcomer

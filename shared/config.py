@@ -54,4 +54,8 @@ class ServiceSettings(BaseSettings):
     # Service-to-service calls (key requests, operator actions) carry this token; one value for
     # the whole deployment, never a partner's credential.
     internal_token: str = Field("dev-internal-token", validation_alias="STS_INTERNAL_TOKEN")
+    # The key holder (the signals service): other services fetch caregivers' data keys there
+    # (see shared.keys) and keep each in memory only this long.
+    keys_url: str = Field("http://127.0.0.1:8080", validation_alias="STS_KEYS_URL")
+    key_cache_seconds: float = 60.0
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -1,7 +1,9 @@
 """Idempotent event consumption that waits out outages and dead-letters only what is broken.
 
 For every record: parse the envelope (a record that is not one is poison: dead-lettered at
-once), route by ``event_type`` (unknown types are ignored, contracts are additive), then in
+once), route by ``event_type`` (unknown types are ignored, contracts are additive), decrypt
+its sealed signal (``shared.sealing``; a destroyed data key means the caregiver was erased:
+the event is dropped like a tombstoned one; the key holder away is an outage), then in
 ONE transaction: park the event if its key has an unresolved dead letter on this topic (so
 it never overtakes it), drop it if it is about something erased (tombstone), insert the
 inbox row and run the handler, which writes its state and its outbox events. A redelivered
@@ -38,11 +40,13 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
-from shared import dead_letters
+from shared import dead_letters, sealing
 from shared.contracts import Envelope, EventType, RawEnvelope
+from shared.crypto import CryptoError
 from shared.dead_letters import ConsumedRecord
 from shared.failures import is_infrastructure_failure
 from shared.metrics import Metrics
+from shared.sealing import KeyErased, KeySource
 from shared.tombstones import is_erased
 
 log = structlog.get_logger(__name__)
@@ -56,6 +60,10 @@ _ALWAYS_HANDLED = frozenset({EventType.CAREGIVER_ERASED})
 
 class PermanentError(Exception):
     """The event can never be handled (it contradicts the contract): no retries, DLQ."""
+
+
+class _Unreadable(Exception):
+    """The payload can never be read: not the contract, or its ciphertext does not authenticate."""
 
 
 class ConsumerStopping(Exception):
@@ -96,11 +104,12 @@ class EventConsumer:
 
     def __init__(
         self, broker: KafkaBroker, pool_getter: Callable[[], asyncpg.Pool], metrics: Metrics,
-        settings: ConsumerSettings,
+        settings: ConsumerSettings, keys_getter: Callable[[], KeySource | None] = lambda: None,
     ) -> None:
         self._broker = broker
         # The pool is created in the app's lifespan, after handlers are registered.
         self._pool = pool_getter
+        self._keys = keys_getter
         self._metrics = metrics
         self._settings = settings
         self._stopping = asyncio.Event()
@@ -164,17 +173,23 @@ class EventConsumer:
             if route is None:
                 self._metrics.messages.labels(topic, "ignored").inc()
                 return
-            try:
-                # The envelope is valid already: only the payload needs its type.
-                event = raw.model_copy(update={"payload": route.payload.model_validate(raw.payload)})
-            except ValidationError as exc:
-                await self._dead_letter(consumed, PermanentError(_describe(exc, "payload")), 0)
-                return
-            await self._handle(consumed, raw, event, route.handler)
+            await self._handle(consumed, raw, route)
         finally:
             self._stop_waiting()
 
-    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> None:
+    async def _open(self, raw: RawEnvelope, route: Route) -> Envelope[Any]:
+        """The typed event, its sealed signal decrypted. The envelope is valid already: only
+        the payload needs its type. Fetching a key may fail as an outage (waited out)."""
+        keys = self._keys()
+        try:
+            payload = raw.payload if keys is None else await sealing.open_payload(raw.payload, keys, raw.subject)
+            return raw.model_copy(update={"payload": route.payload.model_validate(payload)})
+        except ValidationError as exc:
+            raise _Unreadable(_describe(exc, "payload")) from exc
+        except CryptoError as exc:  # tampered with, or not an envelope: never readable
+            raise _Unreadable(str(exc)) from exc
+
+    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, route: Route) -> None:
         topic = consumed.topic
         started = time.perf_counter()
         attempts = 0
@@ -182,7 +197,15 @@ class EventConsumer:
         outages = 0
         while True:
             try:
-                outcome = await self._apply(consumed, raw, event, handler)
+                event = await self._open(raw, route)
+                outcome = await self._apply(consumed, raw, event, route.handler)
+            except _Unreadable as exc:
+                await self._dead_letter(consumed, PermanentError(str(exc)), 0)
+                return
+            except KeyErased:
+                # Crypto-shredded: the caregiver was erased, so this is a tombstoned event.
+                log.info("event whose data key is destroyed dropped as erased", topic=topic)
+                outcome = "erased"
             except PermanentError as exc:
                 await self._dead_letter(consumed, exc, attempts + 1)
                 return
@@ -205,6 +228,8 @@ class EventConsumer:
                     return
                 await self._pause(self._backoff(attempts))
                 continue
+            if outcome == "processed" and raw.event_type == EventType.CAREGIVER_ERASED and self._keys() is not None:
+                self._keys().forget_subject(raw.subject)  # type: ignore[union-attr]
             self._metrics.messages.labels(topic, outcome).inc()
             self._metrics.handle_seconds.labels(topic).observe(time.perf_counter() - started)
             return

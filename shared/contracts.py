@@ -3,6 +3,11 @@
 Contracts are additive only. A new optional field keeps the version; anything that would
 break a consumer gets a new event version and a new topic (``....v2``). Consumers ignore
 fields they do not know, so producers can be upgraded first.
+
+The one exception is encryption (``shared.sealing``): an event whose signal travels sealed
+is envelope version 2 on the same topic, because a version-1 consumer would miss the
+fields it expects. Every consumer understands both versions, so a rolling deploy upgrades
+the consumers first (screening, matching, notify, municipalities), then signals.
 """
 
 from __future__ import annotations
@@ -167,8 +172,24 @@ class Consent(_Contract):
     obtained_at: datetime | None = None
 
 
+class SealedSignal(_Contract):
+    """A signal's personal parts, encrypted under the caregiver's data key (``shared.sealing``).
+
+    ``personal`` holds what every stage may need (the caregiver, the care situation, the
+    referrer's reference, and any field added later); ``screening`` holds what only screening
+    needs (the care recipient, the instrument answers, the observations, the note) and is
+    dropped from every later event."""
+
+    personal: str
+    screening: str | None = None
+
+
 class SignalReceived(_Contract):
-    """A signal accepted by the ingest API. Carries personal data: internal topics only."""
+    """A signal accepted by the ingest API. Carries personal data: internal topics only.
+
+    On the wire (event version 2) the personal fields travel only inside ``sealed``; a
+    consumer gets them back decrypted (``shared.consumer``). Version 1 events (plaintext, no
+    ``sealed``) are still understood."""
 
     signal_id: UUID
     organisation_id: UUID
@@ -183,6 +204,7 @@ class SignalReceived(_Contract):
     consent: Consent = Consent()
     urgency: Urgency = Urgency.NORMAL
     note: str | None = None
+    sealed: SealedSignal | None = None
 
 
 class ScreeningResult(_Contract):
@@ -194,10 +216,14 @@ class ScreeningResult(_Contract):
     reasons: list[str] = []
     needs: list[Need] = []
     next_instrument: str | None = None
+    # Target groups that follow from the care recipient (e.g. "dementia"), so matching needs
+    # neither the recipient's condition nor the note. None from producers before this field.
+    recipient_groups: list[str] | None = None
 
 
 class SignalScreened(_Contract):
-    """Screening judged a signal. ``signal`` repeats what matching and notify need to act."""
+    """Screening judged a signal. ``signal`` repeats what matching and notify need to act:
+    never the note nor the care recipient (see ``shared.sealing.slim``)."""
 
     signal_id: UUID
     case_id: UUID
@@ -362,13 +388,16 @@ class Envelope(_Contract, Generic[P]):
 
     event_id: UUID = Field(default_factory=uuid4)
     event_type: str
-    version: int = 1
+    version: int = 1  # 2: a signal in the payload travels sealed (SEALED_VERSION)
     occurred_at: datetime = Field(default_factory=utcnow)
     correlation_id: str
     causation_id: UUID | None = None
     producer: str
     subject: str
     payload: P
+
+
+SEALED_VERSION = 2
 
 
 class RawEnvelope(Envelope[Any]):

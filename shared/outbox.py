@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from shared.contracts import CaregiverErased, Envelope, ErasureScope
 from shared.metrics import Metrics
+from shared.sealing import wire
 from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,8 @@ def event_headers(envelope: Envelope[Any]) -> dict[str, str]:
 
 async def add_event(conn: asyncpg.Connection, topic: str, envelope: Envelope[Any]) -> None:
     """Queue ``envelope`` for ``topic``; call inside the transaction that changes the state."""
+    # A sealed signal leaves only as ciphertext: in the retained row, on the topic, in DLQs.
+    envelope, body = wire(envelope)
     await conn.execute(
         """INSERT INTO outbox (event_id, topic, key, headers, body)
            VALUES ($1, $2, $3, $4, $5)""",
@@ -52,7 +55,7 @@ async def add_event(conn: asyncpg.Connection, topic: str, envelope: Envelope[Any
         topic,
         envelope.subject,
         event_headers(envelope),
-        envelope.model_dump_json(),
+        body,
     )
     # Delivered on commit only; wakes the relay so latency is not bound to its poll interval.
     await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)

@@ -25,10 +25,12 @@ from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
 from shared.http import install_unavailable_handler
+from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay, replay_retained
+from shared.sealing import KeySource
 from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
@@ -47,6 +49,9 @@ class Runtime:
     broker: KafkaBroker
     metrics: Metrics
     consumer: EventConsumer
+    # Where consumed sealed signals get their data key: the key holder's endpoint, except in
+    # the key holder itself (signals sets its own store).
+    keys: KeySource | None = None
     _pool: asyncpg.Pool | None = None
     workers: list[Worker] = field(default_factory=list)
 
@@ -63,7 +68,8 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
         graceful_timeout=settings.shutdown_grace_seconds,
     )
     metrics = Metrics(settings.service_name)
-    runtime = Runtime(settings=settings, broker=broker, metrics=metrics, consumer=None)  # type: ignore[arg-type]
+    keys = HttpKeySource(settings.keys_url, settings.internal_token, settings.key_cache_seconds)
+    runtime = Runtime(settings=settings, broker=broker, metrics=metrics, consumer=None, keys=keys)  # type: ignore[arg-type]
     runtime.consumer = EventConsumer(
         broker,
         lambda: runtime.pool,
@@ -76,6 +82,7 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
             dead_letter_after_seconds=settings.consumer_dead_letter_after_seconds,
             max_backoff_seconds=settings.consumer_max_backoff_seconds,
         ),
+        keys_getter=lambda: runtime.keys,
     )
     return runtime
 

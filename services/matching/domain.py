@@ -86,8 +86,10 @@ def request_from(screened: SignalScreened, limit: int, exclude: frozenset[str] =
         groups.add("young_carers")
     if signal.care_situation.combines_with_work:
         groups.add("working_carers")
-    if signal.care_recipient.condition and "dement" in signal.care_recipient.condition.casefold():
-        groups.add("dementia")
+    if screened.result.recipient_groups is not None:
+        groups.update(screened.result.recipient_groups)
+    elif signal.care_recipient.condition and "dement" in signal.care_recipient.condition.casefold():
+        groups.add("dementia")  # a producer from before recipient_groups sent the condition
     return MatchRequest(
         needs=list(screened.result.needs), municipality_code=caregiver.municipality_code,
         pc4=pc4.pc4_of(caregiver.postcode), caregiver_age=age,

@@ -442,3 +442,10 @@ RESCREEN_AFTER: dict[RiskLevel, timedelta | None] = {
 def rescreen_due(level: RiskLevel, screened_at: datetime) -> datetime | None:
     after = RESCREEN_AFTER[level]
     return screened_at + after if after is not None else None
+
+
+def recipient_groups(signal: SignalReceived) -> list[str]:
+    """Target groups that follow from the care recipient, for matching, which does not get
+    the recipient's condition itself."""
+    condition = (signal.care_recipient.condition or "").casefold()
+    return ["dementia"] if "dement" in condition else []

@@ -26,6 +26,7 @@ from shared.contracts import (
 )
 from shared.instruments import load_catalogue
 from shared.outbox import add_event, forget_erased, new_event
+from shared.sealing import slim
 from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
@@ -73,11 +74,14 @@ def make_on_signal(settings: ScreeningSettings):
             "risk_level": case.risk_level,
             "reasons": list(dict.fromkeys([*own.reasons, *case.reasons])),
             "needs": case.needs,
+            "recipient_groups": domain.recipient_groups(signal),
         })
+        # Later stages get no note, care recipient, answers or observations (slim contract).
+        forwarded = slim(signal)
         # Escalate once per case, and again for every new crisis signal: new information.
         escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
         screened = SignalScreened(signal_id=signal.signal_id, case_id=case_id, screened_at=now,
-                                  result=result, signal=signal, escalated=escalate, own_result=own)
+                                  result=result, signal=forwarded, escalated=escalate, own_result=own)
         await add_event(conn, Topics.SCREENING, new_event(
             EventType.SIGNAL_SCREENED, screened, producer=settings.service_name, subject=event.subject,
             correlation_id=event.correlation_id, causation_id=event.event_id))
@@ -85,7 +89,7 @@ def make_on_signal(settings: ScreeningSettings):
             escalated = CaseEscalated(
                 signal_id=signal.signal_id, case_id=case_id, escalated_at=now,
                 municipality_code=signal.caregiver.municipality_code, risk_level=case.risk_level,
-                reason="; ".join(case.reasons) or "crisis", signal=signal,
+                reason="; ".join(case.reasons) or "crisis", signal=forwarded,
             )
             await add_event(conn, Topics.SCREENING, new_event(
                 EventType.CASE_ESCALATED, escalated, producer=settings.service_name,

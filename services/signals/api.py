@@ -3,12 +3,14 @@ withdraw their signals; the privacy officer erases a person (see ``erasure``).""
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
+from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -17,18 +19,23 @@ from services.signals import domain, repository
 from services.signals.config import SignalsSettings
 from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
+from services.signals.keys import KeyHolder
 from services.signals.repository import Organisation
 from services.signals.schemas import (
     Accepted,
+    DataKey,
     ErasureAccepted,
     ErasureIn,
     ErasureStatus,
     SignalIn,
     SignalStatus,
 )
+from shared import sealing
 from shared.contracts import EventType, Topics
+from shared.crypto import MasterKeyring
 from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.instruments import Instrument, load_catalogue
+from shared.internal import require_internal
 from shared.outbox import add_event, new_event
 from shared.service import Runtime, create_runtime, create_service_app
 
@@ -110,9 +117,11 @@ async def post_signal(
         pseudonym = domain.caregiver_pseudonym(
             settings.pseudonym_key.get_secret_value().encode(), signal, signal_id
         )
-        payload = domain.received_event(
+        # Sealed once, here, under the caregiver's data key: every later copy is ciphertext.
+        key_id, data_key = await key_holder(runtime).for_caregiver(conn, pseudonym)
+        payload = sealing.seal_signal(domain.received_event(
             signal, signal_id=signal_id, organisation=organisation, received_at=received_at
-        )
+        ), key_id, data_key)
         event = new_event(
             EventType.SIGNAL_RECEIVED, payload, producer=settings.service_name,
             subject=pseudonym, correlation_id=x_correlation_id or str(signal_id),
@@ -121,7 +130,7 @@ async def post_signal(
             conn, signal_id=signal_id, organisation_id=organisation.id, pseudonym=pseudonym,
             municipality_code=signal.caregiver.municipality_code, source_kind=signal.source.kind,
             urgency=signal.urgency, received_at=received_at,
-            body=signal.model_dump(mode="json"), event_id=event.event_id,
+            body=sealing.wire_payload(payload.model_dump(mode="json"))[0], event_id=event.event_id,
         )
         await add_event(conn, Topics.SIGNALS, event)
     return _accepted(request, signal_id)
@@ -245,6 +254,25 @@ async def get_erasure(
                          status="propagating" if row["unpublished"] else "propagated")
 
 
+def key_holder(runtime: Runtime) -> KeyHolder:
+    return runtime.keys  # type: ignore[return-value]
+
+
+# Service-to-service only: not in the OpenAPI document, refused without the internal token.
+internal = APIRouter(prefix="/internal", include_in_schema=False, dependencies=[Depends(require_internal)])
+
+
+@internal.get("/keys/{key_id}")
+async def get_data_key(
+    request: Request, key_id: Annotated[str, FastAPIPath(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+) -> DataKey:
+    """A caregiver's data key for a consuming service, which keeps it in memory only."""
+    key = await key_holder(runtime_of(request)).data_key(key_id)
+    if key is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such data key (destroyed by an erasure, or unknown)")
+    return DataKey(key_id=key_id, key=base64.b64encode(key).decode())
+
+
 @router.get(
     "/instruments",
     response_model=list[Instrument],
@@ -258,6 +286,8 @@ async def list_instruments() -> list[Instrument]:
 def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
+    keyring = MasterKeyring.parse(settings.encryption_master_keys.get_secret_value())
+    runtime.keys = KeyHolder(keyring, lambda: runtime.pool)
     register_handlers(runtime)
     app = create_service_app(
         runtime,
@@ -267,6 +297,7 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
         produces=[Topics.SIGNALS],
     )
     app.include_router(router)
+    app.include_router(internal)
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     return app

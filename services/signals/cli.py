@@ -4,6 +4,9 @@
     python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
     python -m services.signals.cli issue-privacy-officer-key --name "Privacy officer (controller)"
     python -m services.signals.cli erasure-log
+    python -m services.signals.cli keys rotate          # re-wrap data keys under the new master key
+    python -m services.signals.cli keys list-erased     # keep a copy outside the backups
+    python -m services.signals.cli keys shred-erased [--file erased-keys.txt]   # after a restore
 
 A partner key withdraws only its organisation's own signals; erasing a person across every
 organisation (GDPR art. 17) takes the privacy officer's credential. Both are recorded in the
@@ -19,13 +22,15 @@ import argparse
 import asyncio
 import secrets
 import sys
+from pathlib import Path
 
 import asyncpg
 
-from services.signals import repository
+from services.signals import keys, repository
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
 from shared.contracts import SourceKind
+from shared.crypto import MasterKeyring
 from shared.db import migrate
 
 
@@ -60,6 +65,8 @@ async def _run(args: argparse.Namespace) -> int:
                     )
                     revoked = revoked or result != "UPDATE 0"
                 print("revoked" if revoked else "no such active key")
+            elif args.command == "keys":
+                return await _keys(conn, settings, args)
             elif args.command == "erasure-log":
                 for row in await repository.erasure_log(conn, args.limit):
                     print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
@@ -67,6 +74,20 @@ async def _run(args: argparse.Namespace) -> int:
                           f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}")
     finally:
         await conn.close()
+    return 0
+
+
+async def _keys(conn: asyncpg.Connection, settings: SignalsSettings, args: argparse.Namespace) -> int:
+    if args.action == "rotate":
+        keyring = MasterKeyring.parse(settings.encryption_master_keys.get_secret_value())
+        count = await keys.rotate(conn, keyring)
+        print(f"re-wrapped {count} data key(s) under master key {keyring.current!r}; once every deployment "
+              "runs with it, the older master keys can be removed from SIGNALS_ENCRYPTION_MASTER_KEYS")
+    elif args.action == "list-erased":
+        print("\n".join(await keys.erased_key_ids(conn)))
+    else:
+        more = [line.strip() for line in args.file.read_text().splitlines() if line.strip()] if args.file else []
+        print(f"destroyed {await keys.shred_erased(conn, more)} restored data key(s) of erased caregivers")
     return 0
 
 
@@ -92,6 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     log = sub.add_parser("erasure-log", help="the append-only erasure log, newest first "
                                              "(subjects as pseudonym digests, no personal data)")
     log.add_argument("--limit", type=int, default=100)
+    key_parser = sub.add_parser(
+        "keys", help="caregivers' data keys: master-key rotation, erased keys after a restore",
+        description="Data keys are wrapped by the master keys in SIGNALS_ENCRYPTION_MASTER_KEYS "
+                    "('id:base64', current first). See README, 'Key management'.")
+    key_actions = key_parser.add_subparsers(dest="action", required=True)
+    key_actions.add_parser(
+        "rotate", help="re-wrap every data key under the current (first) master key",
+        description="Put the new master key first in SIGNALS_ENCRYPTION_MASTER_KEYS, keep the old one "
+                    "after it, restart signals, run this; then the old one can be removed.")
+    key_actions.add_parser("list-erased", help="the ids of destroyed data keys (random ids, no personal data), "
+                                               "one a line: keep a copy outside the database's backups")
+    shred = key_actions.add_parser(
+        "shred-erased", help="after restoring a backup: destroy again every data key erased since",
+        description="Deletes restored data keys listed in erased_keys or in --file (the output of "
+                    "list-erased kept from before the restore).")
+    shred.add_argument("--file", type=Path, help="erased key ids, one a line")
     return asyncio.run(_run(parser.parse_args(argv)))
 
 

@@ -14,3 +14,7 @@ class SignalsSettings(ServiceSettings):
     max_body_bytes: int = 64 * 1024
     # Key for caregiver pseudonyms (case merging, Kafka keys). Set a secret in production.
     pseudonym_key: SecretStr = SecretStr("dev-only-pseudonym-key-change-me")
+    # The master keys that wrap caregivers' data keys: "id:base64(32 bytes)", comma-separated,
+    # the current one first (older ones still unwrap until `keys rotate` re-wrapped all).
+    # Dev-only default; set secrets in production.
+    encryption_master_keys: SecretStr = SecretStr("dev:ZGV2LW9ubHktbWFzdGVyLWtleS1jaGFuZ2UtbWUhISE=")

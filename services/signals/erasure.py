@@ -9,7 +9,8 @@ Two roles, two scopes:
   every signal about them, whoever posted it, and their case in every service.
 
 The signals, their stages and idempotency keys are deleted here, and so are the retained
-copies of their events. One ``caregiver.erased`` per caregiver carries the erasure to the
+copies of their events; erasing the person also destroys their data key (crypto-shredding),
+which leaves every remaining copy (topics, DLQs, backups) unreadable. One ``caregiver.erased`` per caregiver carries the erasure to the
 other services. Every erasure is recorded in the append-only audit log (digests of the
 pseudonyms, never the identity), and the same request twice is one erasure."""
 
@@ -21,7 +22,7 @@ from uuid import UUID
 
 import asyncpg
 
-from services.signals import domain, repository
+from services.signals import domain, keys, repository
 from shared.contracts import CaregiverErased, ErasureScope, EventType, Topics
 from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import lock_for_erasure, record_tombstone
@@ -63,6 +64,10 @@ async def erase(
     for erased in erasures:  # first: events in flight about them are dropped from now on
         await record_tombstone(conn, erased.caregiver_pseudonym, erased.signal_ids, erased.case_ids)
     await repository.delete_signals(conn, [s["id"] for s in signals])
+    if scope is ErasureScope.CAREGIVER:
+        # Crypto-shredding: every sealed copy of the person's data, wherever it is, is now
+        # unreadable. A withdrawal keeps the key: other organisations' signals still use it.
+        await keys.destroy(conn, pseudonyms)
     event_ids = []
     for erased in erasures:
         await forget_erased(conn, erased)

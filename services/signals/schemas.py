@@ -195,3 +195,10 @@ class ErasureStatus(BaseModel):
     status: str = Field(description="'propagating' until the other services have been told, then 'propagated'")
     scope: ErasureScope
     requested_at: datetime
+
+
+class DataKey(BaseModel):
+    """A caregiver's data key, for a service that consumes their sealed signals (internal)."""
+
+    key_id: str
+    key: str  # base64

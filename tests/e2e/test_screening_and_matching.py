@@ -113,11 +113,14 @@ async def test_invalid_instrument_answers_that_bypass_ingest_are_dead_lettered(
     client: httpx.AsyncClient, stack: Stack
 ) -> None:
     # Take a real signal.received event and break its instrument answers, as a buggy producer would.
-    signal_id = (await post(client, make_signal())).json()["id"]
+    signal = make_signal()
+    signal_id = (await post(client, signal)).json()["id"]
     await wait_for_status(client, signal_id, DONE)
     [row] = await query(stack, "signals", "SELECT key, body FROM outbox WHERE body LIKE $1", f"%{signal_id}%")
     event = json.loads(row["body"])
-    event["event_id"] = str(uuid.uuid4())
+    # In plaintext (version 1), as a producer from before encryption would send it.
+    event["event_id"], event["version"] = str(uuid.uuid4()), 1
+    event["payload"] = {k: v for k, v in event["payload"].items() if k != "sealed"} | signal
     event["payload"]["instrument"]["answers"] = [1, 1, 7]
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()

@@ -39,6 +39,7 @@ DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key")
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
     "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
+    "SIGNALS_ENCRYPTION_MASTER_KEYS",
 )
 # What a user would put in .env: distinct values, so mix-ups between services show.
 SECRET_ENV = {name: f"{name.lower().replace('_', '-')}-value" for name in REQUIRED_SECRETS}
@@ -282,6 +283,9 @@ def test_app_service_environment_is_read_by_the_service_settings(compose, monkey
             if key.startswith("KAFKA_"):
                 field = key.removeprefix("KAFKA_").lower()
                 assert field in KafkaSettings.model_fields, f"{name}: {key} is not a Kafka setting"
+            elif key.startswith("STS_"):  # deployment-wide settings, read through their alias
+                aliases = {f.validation_alias for f in settings_cls.model_fields.values()}
+                assert key in aliases, f"{name}: {key} is not a deployment-wide setting"
             elif env[key] is not None:  # None: passed through only when set (optional extras)
                 field = key.removeprefix(prefix).lower()
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"

@@ -1,0 +1,55 @@
+"""Data keys for the services that are not the key holder: fetched from the signals service's
+internal endpoint (with the deployment's internal token), kept in memory for a short time,
+never written anywhere, and forgotten when the caregiver is erased.
+
+Signals unreachable (or answering 5xx) is an outage: ``KeyServiceUnavailable`` is an
+``OSError``, so a consumer waits it out (``shared.failures``) and never dead-letters for it.
+A key signals does not have (404) was destroyed by an erasure: ``None``."""
+
+from __future__ import annotations
+
+import base64
+import time
+
+import httpx
+
+from shared.internal import internal_headers
+
+
+class KeyServiceUnavailable(ConnectionError):
+    """The key holder did not answer; retry later."""
+
+
+class HttpKeySource:
+    def __init__(self, base_url: str, token: str, ttl_seconds: float, timeout: float = 5.0) -> None:
+        self._url = base_url.rstrip("/")
+        self._token = token
+        self._ttl = ttl_seconds
+        self._timeout = timeout
+        self._cache: dict[str, tuple[bytes, float, str]] = {}  # key id -> (key, expires, subject)
+
+    async def data_key(self, key_id: str, subject: str) -> bytes | None:
+        cached = self._cache.get(key_id)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        try:
+            async with httpx.AsyncClient(timeout=self._timeout) as client:
+                response = await client.get(f"{self._url}/internal/keys/{key_id}",
+                                            headers=internal_headers(self._token))
+        except httpx.HTTPError as exc:
+            raise KeyServiceUnavailable(f"key holder unreachable: {type(exc).__name__}") from exc
+        if response.status_code == 404:
+            self._cache.pop(key_id, None)
+            return None
+        if response.status_code != 200:
+            # 5xx, 503: the key holder is away; 403: the internal token is wrong (a deploy
+            # fix): either way wait, and show it on /healthz, rather than drop or dead-letter.
+            raise KeyServiceUnavailable(f"key holder answered {response.status_code}")
+        key = base64.b64decode(response.json()["key"])
+        self._cache[key_id] = (key, time.monotonic() + self._ttl, subject)
+        return key
+
+    def forget_subject(self, subject: str) -> None:
+        """The caregiver was erased: drop their keys now, not at the end of the TTL."""
+        for key_id in [k for k, (_, _, s) in self._cache.items() if s == subject]:
+            del self._cache[key_id]
