@@ -264,7 +264,7 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
         title="signal-to-support: signals",
         description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
-        produces=[Topics.SIGNALS],
+        produces=[Topics.SIGNALS], retention=repository.retention_purges,
     )
     app.include_router(router)
     install_error_handlers(app)

@@ -14,3 +14,7 @@ class SignalsSettings(ServiceSettings):
     max_body_bytes: int = 64 * 1024
     # Key for caregiver pseudonyms (case merging, Kafka keys). Set a secret in production.
     pseudonym_key: SecretStr = SecretStr("dev-only-pseudonym-key-change-me")
+    # Retention (README "Retention"): a signal nothing happened to for a year is deleted, with
+    # its timeline; an Idempotency-Key is only needed while a partner may retry.
+    retention_signal_days: float = 365.0
+    retention_idempotency_days: float = 7.0
