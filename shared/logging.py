@@ -108,5 +108,9 @@ def configure_logging(service: str, fmt: str = "json", level: str = "INFO") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # FastStream gives its logger a handler of its own that bypasses the root's.
+    faststream = logging.getLogger("faststream")
+    faststream.handlers.clear()
+    faststream.propagate = True
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
