@@ -1,5 +1,6 @@
 """The local mailbox of the embedded stack: an SMTP server (aiosmtpd) that accepts every
-message and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
+message (except for addresses at ``refused.example.nl``, which it refuses with ``550`` as a
+real relay refuses an unknown user, echoing the address) and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
 is also appended to ``journal.jsonl`` in the same directory (received_at, Message-ID,
 envelope recipients, subject, file), so a test can count what the server actually received,
 a repeated delivery of the same Message-ID included.
@@ -35,6 +36,8 @@ from typing import Any
 from aiosmtpd.controller import Controller
 
 JOURNAL = "journal.jsonl"
+# Recipients at this domain are refused (550): how to see a permanent delivery failure.
+REFUSED_DOMAIN = "refused.example.nl"
 
 _NAME = re.compile(r"^[\w.-]+\.eml$")
 _URL = re.compile(r"https?://[^\s<>\"']+")
@@ -53,6 +56,13 @@ class Maildrop:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address.lower().endswith("@" + REFUSED_DOMAIN):
+            return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
         self.directory.mkdir(parents=True, exist_ok=True)

@@ -1,14 +1,16 @@
-"""Operator CLI of every service's dead-letter queue.
+"""Operator CLI of every service's dead-letter queue, and the privacy officer's access log.
 
     python -m shared.cli --service matching dead-letters list [--topic T] [--all]
     python -m shared.cli --service matching dead-letters show ID
     python -m shared.cli --service matching dead-letters replay ID
     python -m shared.cli --service matching dead-letters replay --all [--topic T]
+    python -m shared.cli [--service signals] access-log [--subject ID] [--since 2026-11-25T08:00]
 
 The service's database is ``<SERVICE>_DATABASE_URL`` (as the service itself reads it). A
 replay puts the original record (same bytes, key and event id) and the events parked behind
 it back on the original topic through the service's outbox, in order; the running
-service's relay publishes them and its consumer handles them (inboxes dedupe)."""
+service's relay publishes them and its consumer handles them (inboxes dedupe). The access
+log is read from every service's database (or the one given), merged in time order."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from shared import dead_letters
+from shared import access_log, dead_letters
 from shared.config import ServiceSettings
 
 SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
@@ -51,7 +54,37 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+async def show_access_log(args: argparse.Namespace) -> int:
+    """Every service's access log lines (or one service's), oldest first."""
+    lines: list[dict[str, Any]] = []
+    failed = 0
+    for service in [args.service] if args.service else SERVICES:
+        try:
+            conn = await asyncpg.connect(database_url(service), timeout=10)
+        except (OSError, asyncpg.PostgresError) as exc:
+            print(f"{service}: database not reachable ({type(exc).__name__}); its lines are missing", file=sys.stderr)
+            failed += 1
+            continue
+        try:
+            found = await access_log.entries(conn, subject=args.subject, since=args.since, limit=args.limit)
+        except asyncpg.UndefinedTableError:
+            print(f"{service}: no access log yet (the service has not run its migrations)", file=sys.stderr)
+            failed += 1
+            continue
+        finally:
+            await conn.close()
+        lines += [{"service": service, **line} for line in found]
+    lines.sort(key=lambda line: (line["at"], line["service"], line["id"]))
+    print(table(lines[-args.limit:], access_log.COLUMNS) if lines else "no access log lines")
+    return 1 if failed else 0
+
+
 async def run(args: argparse.Namespace) -> int:
+    if args.command == "access-log":
+        return await show_access_log(args)
+    if args.service is None:
+        print("dead-letters needs --service", file=sys.stderr)
+        return 2
     conn = await asyncpg.connect(database_url(args.service))
     try:
         await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
@@ -85,12 +118,18 @@ async def run(args: argparse.Namespace) -> int:
         await conn.close()
 
 
+def _instant(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def parser() -> argparse.ArgumentParser:
     cli = argparse.ArgumentParser(
         prog="python -m shared.cli", description=__doc__.split("\n\n")[0],
         epilog="The database is <SERVICE>_DATABASE_URL, e.g. MATCHING_DATABASE_URL.",
     )
-    cli.add_argument("--service", required=True, choices=SERVICES, help="whose dead letters")
+    cli.add_argument("--service", choices=SERVICES,
+                     help="whose dead letters (required there); for access-log: only this service")
     commands = cli.add_subparsers(dest="command", required=True)
     dlq = commands.add_parser("dead-letters", help="list, show and replay dead letters",
                               description="List, show and replay the service's dead letters.")
@@ -107,6 +146,16 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("id", type=int, nargs="?")
     replay.add_argument("--all", action="store_true", help="every dead letter")
     replay.add_argument("--topic", help="with --all: only this original topic")
+    log = commands.add_parser(
+        "access-log", help="who read or changed which record, when (NEN 7513), across services",
+        description="The access log of every service (or --service): who (role, credential, organisation), on "
+                    "whose behalf, what (read, create, update, erase), which record (id), when and with what "
+                    "outcome. Append-only; ids only, never a personal value.")
+    log.add_argument("--subject", help="only lines about this id (a signal, referral, erasure, follow-up id, or a "
+                                       "caregiver digest as in the erasure log)")
+    log.add_argument("--since", type=_instant, help="only lines from this time on (ISO 8601, UTC "
+                                                                  "when no offset is given)")
+    log.add_argument("--limit", type=int, default=1000, help="at most this many lines, the newest (default 1000)")
     return cli
 
 

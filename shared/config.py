@@ -51,6 +51,12 @@ class ServiceSettings(BaseSettings):
     # Consumers are idempotent, so a replay only re-delivers what they already saw.
     outbox_replay_on_start: bool = False
     shutdown_grace_seconds: float = 10.0
+    # Retention (shared/retention.py): how often the purge runs; how long consumed event ids
+    # are kept (longer than any redelivery or replay: the outbox retention, Kafka's default 7
+    # days); how long a replayed dead letter (its body holds the event's personal data) is kept.
+    retention_check_seconds: float = 3600.0
+    retention_inbox_days: float = 14.0
+    retention_dead_letters_days: float = 30.0
     # Service-to-service calls (key requests, operator actions) carry this token; one value for
     # the whole deployment, never a partner's credential.
     internal_token: str = Field("dev-internal-token", validation_alias="STS_INTERNAL_TOKEN")

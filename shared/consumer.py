@@ -45,6 +45,7 @@ from shared.contracts import Envelope, EventType, RawEnvelope
 from shared.crypto import CryptoError
 from shared.dead_letters import ConsumedRecord
 from shared.failures import is_infrastructure_failure
+from shared.logging import describe_error
 from shared.metrics import Metrics
 from shared.sealing import KeyErased, KeySource
 from shared.tombstones import is_erased
@@ -221,7 +222,7 @@ class EventConsumer:
                 attempts += 1
                 first_failure = first_failure or time.monotonic()
                 self._metrics.failures.labels(topic, type(exc).__name__, "handler").inc()
-                log.warning("handler failed", topic=topic, attempt=attempts, error=repr(exc))
+                log.warning("handler failed", topic=topic, attempt=attempts, error=describe_error(exc))
                 if (attempts >= self._settings.max_attempts
                         and time.monotonic() - first_failure >= self._settings.dead_letter_after_seconds):
                     await self._dead_letter(consumed, exc, attempts)
@@ -285,7 +286,7 @@ class EventConsumer:
         self._metrics.dlq.labels(consumed.topic).inc()
         self._metrics.messages.labels(consumed.topic, "dead_lettered").inc()
         log.error(
-            "event dead-lettered", topic=consumed.topic, error=str(error) or repr(error),
+            "event dead-lettered", topic=consumed.topic, error=describe_error(error),
             error_type=type(error).__name__, partition=consumed.partition, offset=consumed.offset,
             attempts=attempts, dead_letter=dead_letter_id,
         )
@@ -302,11 +303,12 @@ class EventConsumer:
         lane = id(asyncio.current_task())
         if lane not in self._waiting:
             self._metrics.waiting.labels(consumed.topic).inc()
-            self._waiting[lane] = _Waiting(consumed.topic, consumed.partition, consumed.offset, time.time(), repr(error))
+            self._waiting[lane] = _Waiting(consumed.topic, consumed.partition, consumed.offset, time.time(),
+                                           describe_error(error))
             log.warning("dependency unavailable: holding the event until it is back", topic=consumed.topic,
-                        partition=consumed.partition, offset=consumed.offset, error=repr(error))
+                        partition=consumed.partition, offset=consumed.offset, error=describe_error(error))
         else:
-            self._waiting[lane].error = repr(error)
+            self._waiting[lane].error = describe_error(error)
         await self._pause(self._backoff(outages))
 
     def _stop_waiting(self) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from shared.contracts import Topics
+from shared.logging import describe_error
 from shared.outbox import add_record
 
 UNRESOLVED = ("dead", "parked", "replaying")
@@ -66,7 +67,7 @@ async def record_dead_letter(
 
     A replayed event that fails again becomes the same dead letter again, and the followers
     replayed after it are parked behind it once more."""
-    error_text = (str(error) or repr(error))[:2000]
+    error_text = describe_error(error)[:2000]
     again = None
     if record.event_id is not None:
         again = await conn.fetchval(

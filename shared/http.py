@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.failures import is_infrastructure_failure
+from shared.logging import describe_error
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +79,7 @@ def install_unavailable_handler(app: FastAPI) -> None:
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         if not is_infrastructure_failure(exc):
             raise exc
-        log.warning("request refused: a dependency is unavailable", path=request.url.path, error=repr(exc))
+        log.warning("request refused: a dependency is unavailable", path=request.url.path, error=describe_error(exc))
         return JSONResponse(
             {"error": "service_unavailable",
              "detail": "the service cannot reach its database or broker right now; nothing was "

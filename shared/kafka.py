@@ -27,6 +27,8 @@ def create_broker(kafka: KafkaSettings, *, client_id: str, graceful_timeout: flo
         graceful_timeout=graceful_timeout,
         # FastStream logs every message at INFO; our consumer logs what matters.
         log_level=logging.DEBUG,
+        # Through the root handler (shared.logging), so its lines are JSON and redacted too.
+        logger=logging.getLogger("faststream.kafka"),
     )
 
 

@@ -24,6 +24,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared.contracts import CaregiverErased, Envelope, ErasureScope
+from shared.logging import describe_error
 from shared.metrics import Metrics
 from shared.sealing import wire
 from shared.worker import Heartbeat
@@ -181,7 +182,7 @@ class OutboxRelay:
             except Exception as exc:  # the broker or database is away: back off, keep rows
                 failures += 1
                 self._metrics.publish_errors.inc()
-                log.warning("outbox publish failed", error=repr(exc), attempt=failures)
+                log.warning("outbox publish failed", error=describe_error(exc), attempt=failures)
                 await self._sleep(min(0.2 * 2 ** min(failures, 10), 10.0) * random.uniform(0.5, 1.0))
                 continue
             if published < self._batch_size:

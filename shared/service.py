@@ -31,6 +31,7 @@ from shared.logging import configure_logging
 from shared.metrics import Metrics
 from shared.outbox import OutboxRelay, replay_retained
 from shared.sealing import KeySource
+from shared.retention import Purge, RetentionJob, shared_purges
 from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
@@ -95,8 +96,12 @@ def create_service_app(
     produces: Sequence[str],
     workers: Sequence[Callable[[Runtime], Worker]] = (),
     description: str = "",
+    retention: Callable[[Any], Sequence[Purge]] | None = None,
 ) -> FastAPI:
+    """``retention`` gives the service's own purges (``shared.retention``) from its settings;
+    the retention job also runs the purges every service shares."""
     settings = runtime.settings
+    purges = [*shared_purges(settings), *(retention(settings) if retention else [])]
     configure_logging(settings.service_name, settings.log_format, settings.log_level)
 
     @contextlib.asynccontextmanager
@@ -117,7 +122,8 @@ def create_service_app(
             retention_hours=settings.outbox_retention_hours,
         )
         started = runtime.workers = []
-        for worker in [relay, *(make(runtime) for make in workers)]:
+        retention_job = RetentionJob(lambda: runtime.pool, purges, settings.retention_check_seconds)
+        for worker in [relay, retention_job, *(make(runtime) for make in workers)]:
             await worker.start()
             started.append(worker)
         log.info("service started", host=settings.host, port=settings.port)

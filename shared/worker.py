@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from shared.logging import describe_error
+
 log = structlog.get_logger(__name__)
 
 
@@ -68,7 +70,7 @@ class Periodic:
             try:
                 await self.job()
             except Exception as exc:  # the next round tries again; a crash would stop the job
-                log.warning("periodic job failed", job=self.name, error=repr(exc))
+                log.warning("periodic job failed", job=self.name, error=describe_error(exc))
             self.heartbeat.beat()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.every_seconds)

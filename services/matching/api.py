@@ -32,7 +32,7 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
 
     app = create_service_app(
         runtime, title="signal-to-support: matching", migrations=MIGRATIONS,
-        produces=[Topics.MATCHING], workers=[sweeper],
+        produces=[Topics.MATCHING], workers=[sweeper], retention=repository.retention_purges,
         description="Matches needs to local support on the municipality's social map.",
     )
     app.include_router(admin_router)

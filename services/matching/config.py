@@ -15,5 +15,7 @@ class MatchingSettings(ServiceSettings):
     # A proposed slot is held this long for the provider to accept, then released.
     reservation_hold_minutes: int = 60 * 24 * 3
     reservation_sweep_seconds: float = 60.0
+    # Retention (README "Retention"): released and expired holds are deleted after this long.
+    retention_reservation_days: float = 90.0
     # Bearer token of the social-map admin API (not a partner key); unset: the API is closed.
     admin_token: SecretStr | None = None

@@ -20,6 +20,7 @@ from services.matching.domain import Candidate, haversine_km
 from services.matching.hsds import Organization, Service, to_service_full
 from services.matching.pc4 import centroid
 from services.matching.taxonomy import TAXONOMY
+from shared.retention import Purge
 
 
 @dataclass
@@ -318,3 +319,12 @@ async def proposed_for(conn: asyncpg.Connection, case_id: UUID) -> frozenset[str
     """Every service a place was ever held at for this case."""
     rows = await conn.fetch("SELECT DISTINCT service_id FROM reservation WHERE case_id = $1", case_id)
     return frozenset(r["service_id"] for r in rows)
+
+
+def retention_purges(settings: Any) -> list[Purge]:
+    """Released and expired holds (a case id and a service) go after
+    ``retention_reservation_days``; held and confirmed places are the capacity's bookkeeping."""
+    return [Purge("reservation", settings.retention_reservation_days, """
+        DELETE FROM reservation WHERE id IN (
+            SELECT id FROM reservation WHERE status IN ('released', 'expired') AND updated_at < $1 LIMIT $2)
+        RETURNING 1""")]

@@ -18,8 +18,9 @@ class MunicipalitiesSettings(ServiceSettings):
     # How often waiting records are looked at and groups released (the release period).
     release_seconds: float = Field(3600, gt=0)
     # Inbox rows (consumed event ids) are kept this long for idempotency, then purged: longer
-    # than the producers' outbox retention, which the embedded stack replays on a restart.
-    inbox_retention_hours: float = 48.0
+    # than the producers' outbox retention, which the embedded stack replays on a restart. The
+    # event ids link to the pipeline's events about a person, which this store must not.
+    retention_inbox_days: float = 2.0
     # How often an open Server-Sent Events stream looks for new releases, and sends a comment
     # to keep idle connections (and proxies) open.
     sse_poll_seconds: float = 0.5

@@ -1,7 +1,7 @@
 """The release worker: every release period it takes the waiting records, lets the domain
 decide (``domain.release``), and in one transaction appends each released group to its
-municipality's stream and outbox and deletes the released and suppressed records. It also
-purges old inbox rows. An advisory lock keeps two replicas from releasing at once."""
+municipality's stream and outbox and deletes the released and suppressed records. An
+advisory lock keeps two replicas from releasing at once."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ class ReleaseWorker:
 
     async def tick(self) -> None:
         await self.release_due(datetime.now(UTC))
-        await repository.purge_inbox(self._runtime.pool, self._settings.inbox_retention_hours)
 
     async def release_due(self, now: datetime) -> domain.Outcome:
         settings = self._settings

@@ -197,12 +197,3 @@ async def webhook_failed(conn: asyncpg.Connection, webhook_id: UUID, error: str,
         webhook_id, error[:500], retry_in_seconds,
     )
 
-
-# --- idempotency ---------------------------------------------------------------------
-
-
-async def purge_inbox(conn: asyncpg.Connection | asyncpg.Pool, retention_hours: float) -> None:
-    """Consumed event ids link to the pipeline's events about a person: kept only as long as
-    a redelivery or a replay of the producers' retained outboxes can bring them again."""
-    await conn.execute(
-        "DELETE FROM inbox WHERE processed_at < now() - make_interval(secs => $1)", retention_hours * 3600)

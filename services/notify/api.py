@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notify import pages, provider_api
+from services.notify import pages, provider_api, repository
 from services.notify.channels import Channel, email_channel
 from services.notify.clock import Clock, SystemClock
 from services.notify.config import NotifySettings
@@ -49,7 +49,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
 
     app = create_service_app(
         runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
-        workers=[delivery_worker, deadline_worker(ctx)],
+        workers=[delivery_worker, deadline_worker(ctx)], retention=repository.retention_purges,
         description="Tells the caregiver, the referrer and the providers, and closes the loop: providers "
         "answer referrals here (API or signed link), deadlines remind and escalate, and the caregiver is "
         "asked whether the support arrived.",

@@ -63,7 +63,7 @@ class Channel(Protocol):
 def email_message(message: Outgoing, sender: str) -> EmailMessage:
     """A multipart/alternative mail: the plain-text part first, the HTML part when there is one."""
     if "@" not in message.to:
-        raise PermanentDeliveryError(f"not an e-mail address: {message.to!r}")
+        raise PermanentDeliveryError("the recipient is not an e-mail address")  # not echoed: personal data
     domain = parseaddr(sender)[1].rpartition("@")[2] or "signal-to-support.local"
     mail = EmailMessage()
     mail["From"] = sender

@@ -73,6 +73,10 @@ class NotifySettings(ServiceSettings):
     # POM: ask the caregiver this many days after the proposals whether the support arrived.
     follow_up_days: int = 14
     deadline_poll_seconds: float = 30.0
+    # Retention (README "Retention"): sent and failed messages and finished follow-ups are
+    # deleted after the merge window of a case; a referral nothing happened to for a year.
+    retention_notification_days: float = 180.0
+    retention_referral_days: float = 365.0
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> "NotifySettings":

@@ -40,6 +40,7 @@ from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
+from shared.logging import describe_error, redact
 from shared.service import Runtime
 from shared.worker import Heartbeat
 
@@ -117,7 +118,7 @@ class DeliveryWorker:
             except Exception as exc:  # the database may be away: wait it out, never die
                 failed_rounds += 1
                 delay = min(_MAX_ROUND_BACKOFF_SECONDS, self.settings.delivery_poll_seconds * 2 ** failed_rounds)
-                log.warning("delivery round failed", error=repr(exc), retry_in=delay)
+                log.warning("delivery round failed", error=describe_error(exc), retry_in=delay)
                 await self._pause(delay)
                 continue
             # Every slot taken: more may be due, so claim again as soon as one frees up.
@@ -144,7 +145,7 @@ class DeliveryWorker:
         self._inflight.discard(task)
         self._slot_freed.set()
         if not task.cancelled() and (exc := task.exception()) is not None:
-            log.error("delivery task failed", error=repr(exc))
+            log.error("delivery task failed", error=describe_error(exc))
 
     async def deliver_due(self) -> int:
         """One round, waited for: claim what is due (up to the concurrency), send and record it."""
@@ -205,7 +206,7 @@ class DeliveryWorker:
             state = self.breakers.failed(key)
             if state is State.OPEN and before is not State.OPEN:
                 log.warning("channel unavailable: circuit breaker open, its messages wait", channel=key,
-                            error=repr(error))
+                            error=describe_error(error))
         else:
             if self.breakers.state(key) is not State.CLOSED:
                 log.info("channel back: circuit breaker closed", channel=key)
@@ -216,7 +217,7 @@ class DeliveryWorker:
         """(status, detail, retry in seconds) for a send's result."""
         if error is None:
             return "delivered", None, None
-        detail = str(error) or repr(error)
+        detail = describe_error(error)
         if isinstance(error, PermanentDeliveryError):
             return "failed", detail, None
         s = self.settings
@@ -224,7 +225,7 @@ class DeliveryWorker:
         window_ends = row["retry_window_from"] + timedelta(hours=s.delivery_retry_window_hours)
         if datetime.now(UTC) + timedelta(seconds=delay) > window_ends:
             return "failed", f"gave up after {row['attempts']} attempts: {detail}", None
-        return "pending", repr(error), delay
+        return "pending", redact(repr(error)), delay
 
     async def _record(self, row: Any, error: Exception | None) -> None:
         """Record the outcome in its own transaction. The database may be away for a moment:
@@ -243,7 +244,7 @@ class DeliveryWorker:
             except Exception as exc:
                 if time.monotonic() + backoff > give_up_at:
                     log.error("outcome not recorded; the message is sent again once its lease ran out",
-                              notification_id=str(row["id"]), outcome=status, error=repr(exc))
+                              notification_id=str(row["id"]), outcome=status, error=describe_error(exc))
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)

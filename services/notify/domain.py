@@ -74,7 +74,9 @@ class Planned:
 
 def dedupe_key(scope: Any, role: str, address: str | None, template: str, variant: str = "") -> str:
     """One message per scope (case, signal or referral), recipient and template; the variant
-    tells genuinely different messages apart (another proposal set, another status)."""
+    tells genuinely different messages apart (another proposal set, another status). The
+    caregiver's own address never goes in (callers pass None): their case already names
+    them, and a key is an identifier that logs, indexes and operators see."""
     return ":".join(str(part) for part in (scope, role, address or "-", template, variant) if part != "")
 
 
@@ -184,7 +186,7 @@ def plan_proposals(
     # A re-match after a decline is news for the caregiver, so it gets its own message.
     planned.append(Planned(
         CAREGIVER, channel, address, "caregiver_proposals", language,
-        dedupe_key(event.case_id, CAREGIVER, address, "caregiver_proposals",
+        dedupe_key(event.case_id, CAREGIVER, None, "caregiver_proposals",
                    f"rematch:{proposal_set}" if rematch else ""),
         base | {"caregiver_name": signal.caregiver.name or ""}, reason))
 
@@ -280,7 +282,7 @@ def plan_follow_up(
     channel, address, reason = caregiver_route(signal, channels)
     return Planned(
         CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
-        dedupe_key(follow_up["case_id"], CAREGIVER, address, "caregiver_followup"),
+        dedupe_key(follow_up["case_id"], CAREGIVER, None, "caregiver_followup"),
         {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services], **links},
         reason)
 

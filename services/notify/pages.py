@@ -5,7 +5,7 @@ link never acts on its own."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -16,6 +16,8 @@ from services.notify import follow_ups, lifecycle, referrals, repository
 from services.notify.context import NotifyContext
 from services.notify.links import ACCEPT, DECLINE, NO, YES
 from services.notify.templates import render_page
+from shared import access_log
+from shared.access_log import Action, Actor
 from shared.contracts import ReferralStatus, RejectionReason, SignalReceived
 
 router = APIRouter(include_in_schema=False)
@@ -26,6 +28,15 @@ Signature = Annotated[str, Query(alias="sig", max_length=128)]
 
 def _ctx(request: Request) -> NotifyContext:
     return request.app.state.notify
+
+
+# Whoever holds a valid signed link: the provider it was sent to, or the caregiver.
+PROVIDER_LINK = Actor("provider", "signed-link")
+CAREGIVER_LINK = Actor("caregiver", "signed-link")
+
+
+def _provider(referral: Any) -> Actor:
+    return Actor(PROVIDER_LINK.role, PROVIDER_LINK.id, referral["service_id"]) if referral else PROVIDER_LINK
 
 
 def _message(title: str, text: str, status_code: int) -> HTMLResponse:
@@ -53,6 +64,8 @@ async def referral_page(
         return _link_refused()
     async with request.app.state.runtime.pool.acquire() as conn:
         referral = await repository.referral(conn, referral_id)
+        await access_log.record(conn, _provider(referral), Action.READ, "referral", referral_id,
+                                outcome="ok" if referral else "not_found")
     if referral is None:
         return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
     return HTMLResponse(render_page("referral", "nl", referral=referral, action=action, reason=reason.value,
@@ -80,6 +93,7 @@ async def referral_answer(
         by = "consultant" if current["consultant"] else "provider"
         try:
             referral, change = await referrals.change_status(conn, ctx, referral_id, status, reason, note, by)
+            await access_log.record(conn, _provider(current), Action.UPDATE, "referral", referral_id)
         except lifecycle.IllegalTransition:
             return HTMLResponse(render_page(
                 "referral", "nl", referral=current, action=action, reason=None,
@@ -105,6 +119,8 @@ async def follow_up_page(
     if not ctx.links.valid(YES if answer == "yes" else NO, follow_up_id, exp, sig, ctx.clock.now()):
         return _link_refused()
     language = await _follow_up_language(request, follow_up_id)
+    await access_log.record(request.app.state.runtime.pool, CAREGIVER_LINK, Action.READ, "follow_up", follow_up_id,
+                            outcome="ok" if language else "not_found")
     if language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=None))
@@ -120,6 +136,8 @@ async def follow_up_answer(
     language = await _follow_up_language(request, follow_up_id)
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         recorded = await follow_ups.record_answer(conn, ctx, follow_up_id, answer == "yes")
+        await access_log.record(conn, CAREGIVER_LINK, Action.UPDATE, "follow_up", follow_up_id,
+                                outcome="ok" if recorded is not None else "not_found")
     if recorded is None or language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=recorded))

@@ -15,6 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import lifecycle, referrals, repository
+from shared import access_log
+from shared.access_log import Action, Actor
 from shared.contracts import ReferralStatus, RejectionReason
 
 bearer = HTTPBearer(auto_error=False, description="A provider key, issued per service")
@@ -69,32 +71,49 @@ async def provider_service(
 
 
 Provider = Annotated[str, Depends(provider_service)]
+
+
+async def provider_actor(
+    service_id: Provider, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The provider as the access log names it (``provider_service`` has checked the key)."""
+    return Actor("provider", access_log.credential_id(credentials.credentials if credentials else ""), service_id)
+
+
+ProviderActor = Annotated[Actor, Depends(provider_actor)]
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 
 
-async def _own(conn: Any, referral_id: UUID, service_id: str) -> Any:
+async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, action: Action) -> Any:
+    """The referral, if it is the actor's service's; a refusal is logged on its own
+    connection, so a transaction that rolls back does not take the line with it."""
     referral = await repository.referral(conn, referral_id)
-    if referral is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral")
-    if referral["service_id"] != service_id:
+    refusal = ("not_found" if referral is None
+               else "forbidden" if referral["service_id"] != actor.organisation else None)
+    if refusal:
+        await access_log.record(request.app.state.runtime.pool, actor, action, "referral", referral_id, outcome=refusal)
+        if referral is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral")
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this referral is for another service")
     return referral
 
 
 @router.get("", response_model=list[ReferralView], summary="Your service's referrals, newest first")
 async def list_referrals(
-    request: Request, service_id: Provider,
+    request: Request, service_id: Provider, actor: ProviderActor,
     status_filter: Annotated[ReferralStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
     async with request.app.state.runtime.pool.acquire() as conn:
         rows = await repository.referrals_for_service(conn, service_id, status_filter.value if status_filter else None)
+        await access_log.record(conn, actor, Action.READ, "referral", [row["id"] for row in rows])
         return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
 
 
 @router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history")
-async def get_referral(request: Request, referral_id: UUID, service_id: Provider) -> dict[str, Any]:
+async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
     async with request.app.state.runtime.pool.acquire() as conn:
-        referral = await _own(conn, referral_id, service_id)
+        referral = await _own(conn, request, referral_id, actor, Action.READ)
+        await access_log.record(conn, actor, Action.READ, "referral", referral_id)
         return referrals.view(referral, await repository.history(conn, referral_id))
 
 
@@ -103,10 +122,10 @@ async def get_referral(request: Request, referral_id: UUID, service_id: Provider
     summary="Answer a referral: accept, reject (with a reason), and report progress",
     responses={409: {"description": "the referral cannot go from its status to this one"}},
 )
-async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, service_id: Provider) -> dict[str, Any]:
+async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor) -> dict[str, Any]:
     ctx = request.app.state.notify
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        current = await _own(conn, referral_id, service_id)
+        current = await _own(conn, request, referral_id, actor, Action.UPDATE)
         by = "consultant" if current["consultant"] else "provider"
         try:
             referral, _ = await referrals.change_status(
@@ -115,4 +134,5 @@ async def update_status(request: Request, referral_id: UUID, update: StatusUpdat
             raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}])
         except lifecycle.IllegalTransition as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc))
+        await access_log.record(conn, actor, Action.UPDATE, "referral", referral_id)
         return referrals.view(referral, await repository.history(conn, referral_id))

@@ -13,6 +13,7 @@ import asyncpg
 
 from services.notify.domain import Referrer
 from services.notify.lifecycle import OPEN
+from shared.retention import Purge
 
 _OPEN = sorted(status.value for status in OPEN)
 
@@ -374,3 +375,24 @@ async def erase(conn: asyncpg.Connection, signal_ids: Sequence[UUID], case_ids: 
             WHERE {where}""",
         *args,
     )
+
+
+def retention_purges(settings: Any) -> list[Purge]:
+    """Sent or failed messages (their text holds personal data) and finished follow-ups go
+    after ``retention_notification_days``; a referral nothing happened to for
+    ``retention_referral_days`` goes with its history. A message still pending stays."""
+    return [
+        Purge("notifications", settings.retention_notification_days, """
+            DELETE FROM notifications WHERE id IN (
+                SELECT id FROM notifications WHERE status <> 'pending' AND created_at < $1 LIMIT $2)
+            RETURNING 1"""),
+        Purge("follow_ups", settings.retention_notification_days, """
+            DELETE FROM follow_ups WHERE id IN (
+                SELECT id FROM follow_ups WHERE status <> 'scheduled' AND created_at < $1 LIMIT $2)
+            RETURNING 1"""),
+        Purge("referrals", settings.retention_referral_days, """
+            WITH gone AS (SELECT id FROM referrals WHERE updated_at < $1
+                          ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+                 history AS (DELETE FROM referral_history WHERE referral_id IN (SELECT id FROM gone))
+            DELETE FROM referrals WHERE id IN (SELECT id FROM gone) RETURNING 1"""),
+    ]

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.screening import repository
 from services.screening.config import ScreeningSettings
 from services.screening.handlers import emit_due_rescreens, register_handlers
 from shared.contracts import Topics
@@ -25,6 +26,6 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
 
     return create_service_app(
         runtime, title="signal-to-support: screening", migrations=MIGRATIONS,
-        produces=[Topics.SCREENING], workers=[rescreens],
+        produces=[Topics.SCREENING], workers=[rescreens], retention=repository.retention_purges,
         description="Scores burden instruments, weighs load against capacity, merges cases, escalates crises.",
     )

@@ -8,6 +8,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from shared.retention import Purge
+
 
 async def open_case_for(
     conn: asyncpg.Connection, pseudonym: str, municipality_code: str, at: datetime, window: timedelta,
@@ -115,3 +117,14 @@ async def reassess_case(
         "UPDATE cases SET risk_level = $2, confidence = $3, assessment = $4 WHERE id = $1",
         case_id, risk_level, confidence, assessment,
     )
+
+
+def retention_purges(settings: Any) -> list[Purge]:
+    """A case (with its screenings) goes once no signal joined it and no re-screen was due
+    for ``retention_case_days``."""
+    return [Purge("cases", settings.retention_case_days, """
+        WITH gone AS (SELECT id FROM cases
+                      WHERE last_signal_at < $1 AND (rescreen_due_at IS NULL OR rescreen_due_at < $1)
+                      ORDER BY last_signal_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+             screenings AS (DELETE FROM screenings WHERE case_id IN (SELECT id FROM gone))
+        DELETE FROM cases WHERE id IN (SELECT id FROM gone) RETURNING 1""")]

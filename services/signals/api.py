@@ -31,6 +31,8 @@ from services.signals.schemas import (
     SignalStatus,
 )
 from shared import sealing
+from shared import access_log
+from shared.access_log import Action, Actor
 from shared.contracts import EventType, Topics
 from shared.crypto import MasterKeyring
 from shared.http import BodyLimitMiddleware, install_error_handlers
@@ -66,6 +68,15 @@ async def authenticate(
     return organisation
 
 
+async def partner_actor(
+    organisation: Annotated[Organisation, Depends(authenticate)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The partner as the access log names it (``authenticate`` has checked the key)."""
+    return Actor("partner", access_log.credential_id(credentials.credentials if credentials else ""),
+                 str(organisation.id))
+
+
 router = APIRouter(prefix="/v1", tags=["signals"])
 
 
@@ -86,6 +97,7 @@ async def post_signal(
     signal: SignalIn,
     request: Request,
     organisation: Annotated[Organisation, Depends(authenticate)],
+    actor: Annotated[Actor, Depends(partner_actor)],
     idempotency_key: Annotated[
         str | None, Header(max_length=200, description="Retries with the same key return the first answer")
     ] = None,
@@ -133,6 +145,7 @@ async def post_signal(
             body=sealing.wire_payload(payload.model_dump(mode="json"))[0], event_id=event.event_id,
         )
         await add_event(conn, Topics.SIGNALS, event)
+        await access_log.record(conn, actor, Action.CREATE, "signal", signal_id)
     return _accepted(request, signal_id)
 
 
@@ -155,9 +168,12 @@ async def get_signal(
     signal_id: UUID,
     request: Request,
     organisation: Annotated[Organisation, Depends(authenticate)],
+    actor: Annotated[Actor, Depends(partner_actor)],
 ) -> SignalStatus:
     async with runtime_of(request).pool.acquire() as conn:
         found = await repository.signal_with_stages(conn, signal_id, organisation.id)
+        await access_log.record(conn, actor, Action.READ, "signal", signal_id,
+                                outcome="ok" if found else "not_found")
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such signal for this organisation")
     return domain.status_view(*found)
@@ -175,6 +191,17 @@ async def authenticate_erasure(
             return Requester(officer.id, officer.name, "privacy_officer")
     organisation = await authenticate(request, credentials)
     return Requester(organisation.id, organisation.name, "partner")
+
+
+async def erasure_actor(
+    requester: Annotated[Requester, Depends(authenticate_erasure)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The access log's name for the requester: a privacy officer acts for the controller."""
+    if requester.role == "privacy_officer":
+        return Actor("privacy_officer", str(requester.id), on_behalf_of="controller")
+    return Actor("partner", access_log.credential_id(credentials.credentials if credentials else ""),
+                 str(requester.id))
 
 
 @router.post(
@@ -196,38 +223,52 @@ async def authenticate_erasure(
 )
 async def request_erasure(
     erasure: ErasureIn, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
+    actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> JSONResponse:
+    runtime = runtime_of(request)
+    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    key = settings.pseudonym_key.get_secret_value().encode()
+    pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
+    # The person as the access log names them: digests of the pseudonyms, or the signal ids.
+    subject = (("caregiver", [domain.subject_digest(p) for p in pseudonyms]) if erasure.caregiver
+               else ("signal", erasure.signal_ids or []))
     if erasure.scope is not None and erasure.scope is not requester.scope:
         if requester.role == "partner":
+            async with runtime.pool.acquire() as conn:  # a partner reaching for the person: logged
+                await access_log.record(conn, actor, Action.ERASE, *subject, outcome="forbidden")
             raise HTTPException(status.HTTP_403_FORBIDDEN, "a partner key withdraws only its own signals "
                                 "(scope 'signals'); erasing the person across organisations is the privacy officer's")
         raise RequestValidationError([{
             "loc": ("body", "scope"), "type": "scope_for_role",
             "msg": "the privacy officer's credential erases the person everywhere: scope 'caregiver'"}])
-    runtime = runtime_of(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
-    key = settings.pseudonym_key.get_secret_value().encode()
-    pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
     if erasure.caregiver and not pseudonyms:
         raise RequestValidationError([{
             "loc": ("body", "caregiver"), "type": "missing_identity",
             "msg": "give name, birth_year and postcode together, or email, or phone"}])
     digest = domain.erasure_request_digest(requester.id, requester.scope.value, pseudonyms, erasure.signal_ids)
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        erasure_id = await repository.lock_erasure_request(conn, digest)
-        if erasure_id is None:
-            erasure_id = uuid4()
-            posted_by = requester.id if requester.role == "partner" else None
-            caregivers = await repository.caregivers_of(
-                conn, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids, posted_by=posted_by)
-            if not caregivers:
-                raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver"
-                                    if posted_by else "no signal about this caregiver")
-            await erase(
-                conn, erasure_id=erasure_id, requester=requester, pseudonyms=caregivers,
-                identified_by="identity" if erasure.caregiver else "signal_ids", request_digest=digest,
-                requested_at=datetime.now(UTC), producer=settings.service_name,
-            )
+    posted_by = requester.id if requester.role == "partner" else None
+    async with runtime.pool.acquire() as conn:
+        async with conn.transaction():
+            erasure_id = await repository.lock_erasure_request(conn, digest)
+            caregivers = []
+            if erasure_id is None:
+                caregivers = await repository.caregivers_of(
+                    conn, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids, posted_by=posted_by)
+            if caregivers:
+                erasure_id = uuid4()
+                await erase(
+                    conn, erasure_id=erasure_id, requester=requester, pseudonyms=caregivers,
+                    identified_by="identity" if erasure.caregiver else "signal_ids", request_digest=digest,
+                    requested_at=datetime.now(UTC), producer=settings.service_name,
+                )
+                await access_log.record(conn, actor, Action.ERASE, "erasure", erasure_id)
+                await access_log.record(conn, actor, Action.ERASE, *subject)
+            elif erasure_id is not None:  # the same request again: it names the earlier erasure
+                await access_log.record(conn, actor, Action.READ, "erasure", erasure_id)
+        if erasure_id is None:  # logged too: asking about a person is an access of its own
+            await access_log.record(conn, actor, Action.ERASE, *subject, outcome="not_found")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver"
+                                if posted_by else "no signal about this caregiver")
     body = ErasureAccepted(
         id=erasure_id, status="propagating", scope=requester.scope,
         status_url=str(request.url_for("get_erasure", erasure_id=erasure_id)),
@@ -245,9 +286,11 @@ async def request_erasure(
 )
 async def get_erasure(
     erasure_id: UUID, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
+    actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> ErasureStatus:
     async with runtime_of(request).pool.acquire() as conn:
         row = await repository.erasure_of(conn, erasure_id, requester.id)
+        await access_log.record(conn, actor, Action.READ, "erasure", erasure_id, outcome="ok" if row else "not_found")
     if row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such erasure for this organisation")
     return ErasureStatus(id=row["id"], requested_at=row["requested_at"], scope=row["scope"],
@@ -294,7 +337,7 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
         title="signal-to-support: signals",
         description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
-        produces=[Topics.SIGNALS],
+        produces=[Topics.SIGNALS], retention=repository.retention_purges,
     )
     app.include_router(router)
     app.include_router(internal)

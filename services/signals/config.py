@@ -18,3 +18,7 @@ class SignalsSettings(ServiceSettings):
     # the current one first (older ones still unwrap until `keys rotate` re-wrapped all).
     # Dev-only default; set secrets in production.
     encryption_master_keys: SecretStr = SecretStr("dev:ZGV2LW9ubHktbWFzdGVyLWtleS1jaGFuZ2UtbWUhISE=")
+    # Retention (README "Retention"): a signal nothing happened to for a year is deleted, with
+    # its timeline; an Idempotency-Key is only needed while a partner may retry.
+    retention_signal_days: float = 365.0
+    retention_idempotency_days: float = 7.0

@@ -11,6 +11,8 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from shared.retention import Purge
+
 # How far along the pipeline a stage is; the signal's status is its furthest stage. A
 # referral's answer, the follow-up and a due re-screen only add to the timeline: rank -1
 # never wins, so they leave the status as it is.
@@ -230,3 +232,23 @@ async def erasure_of(conn: asyncpg.Connection, erasure_id: UUID, requested_by: U
 
 async def erasure_log(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch("SELECT * FROM erasure_audit ORDER BY id DESC LIMIT $1", limit)
+
+
+# --- retention -----------------------------------------------------------------------
+
+
+def retention_purges(settings: Any) -> list[Purge]:
+    """A signal (with its stages and idempotency key) goes once nothing happened to it for
+    ``retention_signal_days``; idempotency keys alone go after the retry window."""
+    return [
+        Purge("signals", settings.retention_signal_days, """
+            WITH gone AS (SELECT id FROM signals WHERE received_at < $1 AND updated_at < $1
+                          ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED),
+                 stages AS (DELETE FROM signal_stages WHERE signal_id IN (SELECT id FROM gone)),
+                 keys AS (DELETE FROM idempotency_keys WHERE signal_id IN (SELECT id FROM gone))
+            DELETE FROM signals WHERE id IN (SELECT id FROM gone) RETURNING 1"""),
+        Purge("idempotency_keys", settings.retention_idempotency_days, """
+            DELETE FROM idempotency_keys WHERE (organisation_id, key) IN (
+                SELECT organisation_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)
+            RETURNING 1"""),
+    ]

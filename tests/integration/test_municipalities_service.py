@@ -33,6 +33,7 @@ from services.municipalities.stream import WebhookDelivery, server_sent_events
 from shared.contracts import CaregiverErased, Envelope, SignalReceived, SignalScreened
 from shared.db import create_pool, migrate
 from shared.metrics import Metrics
+from shared.retention import purge, shared_purges
 from shared.service import Runtime
 
 pytestmark = pytest.mark.integration
@@ -236,11 +237,11 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
         assert value not in dump, value
 
 
-async def test_old_inbox_rows_are_purged(pool):
+async def test_old_inbox_rows_are_purged_by_the_shared_retention_job(pool):
     await pool.execute("""INSERT INTO inbox (event_id, consumer, topic, event_type, processed_at)
                           VALUES ($1, 'municipalities', 't', 'x', now() - interval '3 days'),
                                  ($2, 'municipalities', 't', 'x', now())""", uuid4(), uuid4())
-    await repository.purge_inbox(pool, 48)
+    await purge(pool, shared_purges(MunicipalitiesSettings()))
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
 
 

@@ -188,3 +188,14 @@ def test_the_webhook_document_names_the_update():
     assert document["data"]["proposals"][0]["service_name"] == "Mantelzorgcafé s1"
     assert set(document) == {"id", "type", "occurred_at", "signal_id", "source_reference", "language", "subject",
                              "text", "data"}
+
+
+def test_the_caregivers_dedupe_key_names_the_case_not_their_address():
+    case_id = uuid.uuid4()
+    for preference, address in (("email", DEMO["caregiver"]["email"]), ("sms", DEMO["caregiver"]["phone"])):
+        caregiver = by_role(plan(proposed(case_id=case_id, caregiver={"contact_preference": preference})))["caregiver"]
+        assert caregiver.address == address and caregiver.suppressed_reason is None
+        assert address not in caregiver.dedupe_key and str(case_id) in caregiver.dedupe_key
+    # Another address for the same caregiver (a second signal) is still the same one overview.
+    other = proposed(case_id=case_id, caregiver={"email": "anna.other@example.nl"})
+    assert by_role(plan(other))["caregiver"].dedupe_key == by_role(plan(proposed(case_id=case_id)))["caregiver"].dedupe_key
