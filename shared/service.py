@@ -86,6 +86,7 @@ def create_service_app(
     title: str,
     migrations: Path,
     produces: Sequence[str],
+    produces_patterns: Sequence[str] = (),
     workers: Sequence[Callable[[Runtime], Worker]] = (),
     description: str = "",
 ) -> FastAPI:
@@ -136,6 +137,10 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+    # What the service publishes to, for the Kafka ACLs (deploy/kafka_acls.py); patterns are
+    # topics made at run time, e.g. one per municipality ("municipality.{code}.events.v1").
+    app.state.produces = tuple(produces)
+    app.state.produces_patterns = tuple(produces_patterns)
 
     @app.middleware("http")
     async def observe_requests(request: Request, call_next: Any) -> Response:
