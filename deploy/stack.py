@@ -390,7 +390,9 @@ class Stack:
             f"{prefix}LOG_FORMAT": self.config.log_format,
             # The key holder, where the other services fetch caregivers' data keys.
             "STS_KEYS_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
-            **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port)}
+            # The local mailbox speaks plain SMTP on loopback: the one place STARTTLS is off.
+            **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port),
+                "NOTIFY_SMTP_STARTTLS": "false"}
                if name == "notify" else {}),
             # The demo releases every few seconds and suppresses after a minute, so a newcomer
             # sees groups appear (or not) right after posting signals; production: hour, week.

@@ -1,12 +1,25 @@
 """Settings shared by every service. Each service subclasses ``ServiceSettings`` with its own
-env prefix (``SIGNALS_``, ``SCREENING_``, ...); Kafka settings are common (``KAFKA_``)."""
+env prefix (``SIGNALS_``, ``SCREENING_``, ...); Kafka settings are common (``KAFKA_``).
+
+``STS_ENV=production`` (set by docker-compose.yml; the embedded default is development) makes
+every service refuse to start while a declared secret is missing, is a development default
+or is too short, or while its transport is not encrypted: ``production_problems`` lists what
+is wrong, one line per variable, and ``shared.service.run_service`` exits with them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# A production secret shorter than this is refused (e.g. `openssl rand -hex 32` gives 64).
+MIN_SECRET_LENGTH = 24
+# Values that only ever belong to the embedded default or the tests, whatever field holds them.
+DEVELOPMENT_MARKERS = ("dev-only", "change-me", "dev-internal", "demo-")
+ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
 
 
 class KafkaSettings(BaseSettings):
@@ -19,6 +32,14 @@ class KafkaSettings(BaseSettings):
     partitions: int = 6
     replication_factor: int = 1
     request_timeout_ms: int = 15_000
+    # PLAINTEXT for the embedded broker; SASL_SSL with SCRAM-SHA-512 and one principal per
+    # service in production (docker-compose.yml; ACLs from deploy/kafka_acls.py).
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    # CA that signed the broker's certificate (unset: the system's trust store).
+    ssl_cafile: Path | None = None
 
 
 class ServiceSettings(BaseSettings):
@@ -65,3 +86,55 @@ class ServiceSettings(BaseSettings):
     keys_url: str = Field("http://127.0.0.1:8080", validation_alias="STS_KEYS_URL")
     key_cache_seconds: float = 60.0
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    # One name for every service: production turns the checks below on.
+    environment: Literal["development", "production"] = Field("development", validation_alias="STS_ENV")
+    # /metrics, /docs, /openapi.json, /asyncapi and /internal/* are served on this second port
+    # (bound to internal_host, default: host) when set. In production it must be set and the
+    # public port no longer serves them; in development both ports (or the one) serve everything.
+    internal_port: int | None = None
+    internal_host: str | None = None
+
+    # The fields that hold secrets: in production each must be set, must not be a development
+    # value and must be long enough. A subclass adds its own: ``SECRETS = (*ServiceSettings.SECRETS, "x")``.
+    SECRETS: ClassVar[tuple[str, ...]] = ("internal_token",)
+
+    def env_name(self, field: str) -> str:
+        """The environment variable a field is read from (for messages)."""
+        alias = type(self).model_fields[field].validation_alias
+        if isinstance(alias, str):
+            return alias
+        return f"{self.model_config.get('env_prefix', '')}{field}".upper()
+
+    def production_problems(self) -> list[str]:
+        """What keeps this configuration from running in production, one line per variable;
+        empty when ``STS_ENV`` is not production or all is well."""
+        if self.environment != "production":
+            return []
+        problems = [f"{self.env_name(name)}: {problem}" for name in self.SECRETS
+                    if (problem := _secret_problem(getattr(self, name) if name in self.model_fields_set else None,
+                                                   type(self).model_fields[name].default))]
+        url = urlsplit(self.database_url)
+        sslmode = parse_qs(url.query).get("sslmode", [""])[-1]
+        if sslmode not in ENCRYPTED_SSLMODES:
+            problems.append(f"{self.env_name('database_url')}: connect with TLS: add ?sslmode=verify-full "
+                            f"(or require) to the URL")
+        if self.kafka.security_protocol != "SASL_SSL":
+            problems.append("KAFKA_SECURITY_PROTOCOL: must be SASL_SSL in production (authenticated, encrypted)")
+        elif not (self.kafka.sasl_username and self.kafka.sasl_password):
+            problems.append("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: set this service's Kafka principal")
+        if self.internal_port is None:
+            problems.append(f"{self.env_name('internal_port')}: set a port for /metrics and the API documentation, "
+                            "so the public port does not serve them")
+        return problems
+
+
+def _secret_problem(value: Any, default: Any) -> str | None:
+    plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+    default = default.get_secret_value() if isinstance(default, SecretStr) else default
+    if not plain:
+        return "not set; a secret is required in production"
+    if plain == default or any(marker in str(plain).lower() for marker in DEVELOPMENT_MARKERS):
+        return "has a development value; set a secret of your own (e.g. `openssl rand -hex 32`)"
+    if len(str(plain)) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters; use a random secret (e.g. `openssl rand -hex 32`)"
+    return None

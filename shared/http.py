@@ -1,5 +1,6 @@
-"""HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, and
-503 with Retry-After (never a 500) when the database or broker is unavailable."""
+"""HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, 503
+with Retry-After (never a 500) when the database or broker is unavailable, and the split
+between the public listener and the internal one (metrics, API documentation, /internal)."""
 
 from __future__ import annotations
 
@@ -64,6 +65,35 @@ class BodyLimitMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         await self.app(scope, replay, send)
+
+
+# Served only on the internal listener when a service has one (``<P>_INTERNAL_PORT``): the
+# proxy never routes them, and the public port answers 404 as if they did not exist.
+INTERNAL_PATHS = ("/metrics", "/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json", "/internal")
+
+
+def is_internal_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in INTERNAL_PATHS)
+
+
+class InternalListenerMiddleware:
+    """Answers 404 for internal paths unless the request came in on the internal port.
+
+    One server listens on both sockets (one lifespan, one shutdown); the port a request
+    arrived on is the local address of its connection (``scope["server"]``), which a client
+    cannot forge with a header."""
+
+    def __init__(self, app: ASGIApp, internal_port: int) -> None:
+        self.app = app
+        self.internal_port = internal_port
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and is_internal_path(scope["path"]):
+            server = scope.get("server")
+            if not server or server[1] != self.internal_port:
+                await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def _field(loc: tuple[Any, ...]) -> str:

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
-from shared.http import install_unavailable_handler
+from shared.http import InternalListenerMiddleware, install_unavailable_handler
 from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
@@ -94,6 +94,7 @@ def create_service_app(
     title: str,
     migrations: Path,
     produces: Sequence[str],
+    produces_patterns: Sequence[str] = (),
     workers: Sequence[Callable[[Runtime], Worker]] = (),
     description: str = "",
     retention: Callable[[Any], Sequence[Purge]] | None = None,
@@ -149,6 +150,10 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+    # What the service publishes to, for the Kafka ACLs (deploy/kafka_acls.py); patterns are
+    # topics made at run time, e.g. one per municipality ("municipality.{code}.events.v1").
+    app.state.produces = tuple(produces)
+    app.state.produces_patterns = tuple(produces_patterns)
 
     @app.middleware("http")
     async def observe_requests(request: Request, call_next: Any) -> Response:
@@ -204,12 +209,23 @@ def _heartbeats(workers: Sequence[Worker]) -> list[Heartbeat]:
 
 
 def serve(app: FastAPI, settings: ServiceSettings) -> None:
+    """Serve on the public port and, when ``internal_port`` is set, on the internal one too:
+    one server, one lifespan, two sockets; internal paths answer only on the internal one."""
     import uvicorn
 
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None,
-        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds),
-    )
+    options: dict[str, Any] = {"log_config": None,
+                               "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds)}
+    if settings.internal_port is None:
+        uvicorn.run(app, host=settings.host, port=settings.port, **options)
+        return
+    if settings.internal_port == settings.port:
+        raise SystemExit(f"{settings.env_name('internal_port')} must differ from {settings.env_name('port')}")
+    config = uvicorn.Config(InternalListenerMiddleware(app, settings.internal_port),
+                            host=settings.host, port=settings.port, **options)
+    internal = uvicorn.Config(app, host=settings.internal_host or settings.host, port=settings.internal_port)
+    sockets = [config.bind_socket(), internal.bind_socket()]
+    log.info("internal listener", host=internal.host, port=internal.port)
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def run_service(name: str, description: str, settings_cls: type[ServiceSettings],
@@ -222,5 +238,34 @@ def run_service(name: str, description: str, settings_cls: type[ServiceSettings]
         description=f"{description} Configured by {name.upper()}_* and KAFKA_* environment variables "
         "(see README.md).",
     ).parse_args()
-    settings = settings_cls()
+    settings = load_settings(settings_cls)
     serve(create_app(settings), settings)
+
+
+def load_settings(settings_cls: type[ServiceSettings]) -> ServiceSettings:
+    """The settings from the environment, or exit with one line per wrong variable (no
+    traceback): a value that does not parse, or what production refuses (``STS_ENV``)."""
+    import sys
+
+    from pydantic import ValidationError
+
+    try:
+        settings = settings_cls()
+    except ValidationError as exc:
+        prefix = str(settings_cls.model_config.get("env_prefix", ""))
+        problems = [f"{_variable(prefix, e['loc'])}: {e['msg']}" for e in exc.errors()]
+    else:
+        problems = settings.production_problems()
+        if not problems:
+            return settings
+    for problem in problems:
+        print(f"{settings_cls.__name__}: cannot start: {problem}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _variable(prefix: str, loc: tuple[Any, ...]) -> str:
+    if not loc:
+        return f"{prefix}* settings"
+    if loc[0] == "kafka":
+        return "KAFKA_" + "_".join(map(str, loc[1:])).upper()
+    return prefix + "_".join(map(str, loc)).upper()

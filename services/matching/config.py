@@ -8,6 +8,7 @@ from shared.config import ServiceSettings
 
 class MatchingSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="MATCHING_", extra="ignore")
+    SECRETS = (*ServiceSettings.SECRETS, "admin_token")
 
     service_name: str = "matching"
     port: int = 8082

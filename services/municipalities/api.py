@@ -35,7 +35,7 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from services.municipalities import reports, repository
 from services.municipalities.asyncapi import asyncapi_router
 from services.municipalities.config import MunicipalitiesSettings
-from services.municipalities.contract import topic_for
+from services.municipalities.contract import TOPIC_PATTERN, topic_for
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.handlers import register_handlers
 from services.municipalities.records import NO_MATCH_REASONS
@@ -249,7 +249,7 @@ def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
         description="Anonymous data for municipalities: k-anonymous groups of records on Kafka, as "
         "Server-Sent Events and signed webhooks (schema: /asyncapi), and statistics over closed months.",
         migrations=MIGRATIONS,
-        produces=[],
+        produces=[], produces_patterns=[TOPIC_PATTERN],
         workers=[ReleaseWorker, WebhookDelivery],
     )
     _around_the_shell(app, settings)

@@ -10,6 +10,7 @@ from shared.config import ServiceSettings
 
 class NotifySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore")
+    SECRETS = (*ServiceSettings.SECRETS, "link_secret")
 
     service_name: str = "notify"
     port: int = 8083
@@ -27,8 +28,10 @@ class NotifySettings(ServiceSettings):
     smtp_port: int = 25
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
-    smtp_use_tls: bool = False  # implicit TLS (port 465), as opposed to STARTTLS
+    # STARTTLS is required unless turned off explicitly (the embedded stack's local mailbox
+    # speaks plain SMTP on loopback): mail carries personal data.
+    smtp_starttls: bool = True
+    smtp_use_tls: bool = False  # implicit TLS (port 465) instead of STARTTLS
     # Per SMTP command. Shorter than the shutdown grace period, so a send in flight at a
     # SIGTERM usually finishes and is recorded; one cut off is sent again after its lease.
     smtp_timeout: float = 5.0
@@ -77,6 +80,17 @@ class NotifySettings(ServiceSettings):
     # deleted after the merge window of a case; a referral nothing happened to for a year.
     retention_notification_days: float = 180.0
     retention_referral_days: float = 365.0
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        if self.environment == "production":
+            if not (self.public_url or "").startswith("https://"):
+                problems.append("NOTIFY_PUBLIC_URL: set the https:// address of the public proxy; the links "
+                                "in e-mails point there")
+            if self.smtp_host and not (self.smtp_starttls or self.smtp_use_tls):
+                problems.append("NOTIFY_SMTP_STARTTLS: mail to a relay must be encrypted in production "
+                                "(STARTTLS, or NOTIFY_SMTP_USE_TLS for implicit TLS)")
+        return problems
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> "NotifySettings":

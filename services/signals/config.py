@@ -8,6 +8,7 @@ from shared.config import ServiceSettings
 
 class SignalsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SIGNALS_", extra="ignore")
+    SECRETS = (*ServiceSettings.SECRETS, "pseudonym_key")
 
     service_name: str = "signals"
     port: int = 8080

