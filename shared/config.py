@@ -21,6 +21,14 @@ class KafkaSettings(BaseSettings):
     request_timeout_ms: int = 15_000
 
 
+# Per credential per minute. Generous for real partners (a GP system posting in bursts, a
+# status poller), low enough that one key cannot flood a service.
+DEFAULT_RATE_LIMITS = {
+    "ingest": 6000, "read_status": 6000, "erase_own": 120, "municipality_read": 600,
+    "provider": 600, "admin": 60, "privacy_officer": 120,
+}
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -54,4 +62,12 @@ class ServiceSettings(BaseSettings):
     # Service-to-service calls (key requests, operator actions) carry this token; one value for
     # the whole deployment, never a partner's credential.
     internal_token: str = Field("dev-internal-token", validation_alias="STS_INTERNAL_TOKEN")
+    # Abuse limits (shared/auth.py, shared/ratelimit.py): requests per minute per credential,
+    # by the scope a request uses (a key's own rate_per_minute overrides it); key lookups are
+    # cached this long, so a revocation takes effect within it.
+    rate_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_default: int = 600
+    auth_cache_seconds: float = 5.0
+    # Largest request body any endpoint accepts (413 past it, counted as it streams in).
+    max_body_bytes: int = 64 * 1024
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

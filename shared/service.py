@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
-from shared.http import install_unavailable_handler
+from shared.http import BodyLimitMiddleware, install_unavailable_handler
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
 from shared.metrics import Metrics
@@ -136,6 +136,8 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
+    # Every endpoint of every service: no request body above the service's limit.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def observe_requests(request: Request, call_next: Any) -> Response:

@@ -17,3 +17,5 @@ class MatchingSettings(ServiceSettings):
     reservation_sweep_seconds: float = 60.0
     # Bearer token of the social-map admin API (not a partner key); unset: the API is closed.
     admin_token: SecretStr | None = None
+    # A whole social map in one HSDS import.
+    max_body_bytes: int = 16 * 1024 * 1024

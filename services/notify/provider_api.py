@@ -1,6 +1,6 @@
 """The provider API: a provider (or caregiver consultant) lists its referrals and answers
 them. Authenticated with a provider key per service (``python -m services.notify.cli
-issue-provider-key``), stored as a SHA-256 digest; a key only reaches its own service's
+issue-provider-key``, a ``shared.auth`` credential); a key only reaches its own service's
 referrals."""
 
 from __future__ import annotations
@@ -11,14 +11,11 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import lifecycle, referrals, repository
+from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
-
-bearer = HTTPBearer(auto_error=False, description="A provider key, issued per service")
-
 
 class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,18 +51,12 @@ class ReferralView(BaseModel):
     history: list[HistoryEntry]
 
 
-async def provider_service(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
+provider_credential = bearer_credential(Scope.PROVIDER, scheme_name="ProviderKey", what="provider key")
+
+
+async def provider_service(credential: Annotated[Credential, Depends(provider_credential)]) -> str:
     """The service id the presented key answers for."""
-    service_id = None
-    if credentials and credentials.credentials:
-        async with request.app.state.runtime.pool.acquire() as conn:
-            service_id = await repository.service_for_key(conn, credentials.credentials)
-    if service_id is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid provider key: send "
-                            "'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-    return service_id
+    return credential.subject
 
 
 Provider = Annotated[str, Depends(provider_service)]

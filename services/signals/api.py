@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signals import domain, repository
 from services.signals.config import SignalsSettings
@@ -26,37 +25,37 @@ from services.signals.schemas import (
     SignalIn,
     SignalStatus,
 )
+from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import EventType, Topics
-from shared.http import BodyLimitMiddleware, install_error_handlers
+from shared.http import install_error_handlers
 from shared.instruments import Instrument, load_catalogue
 from shared.outbox import add_event, new_event
 from shared.service import Runtime, create_runtime, create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-bearer = HTTPBearer(auto_error=False, description="The partner organisation's API key")
-
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Organisation:
-    unauthorised = HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        "missing or invalid API key: send 'Authorization: Bearer <key>'",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-    if credentials is None or not credentials.credentials:
-        raise unauthorised
+async def _organisation_of(request: Request, credential: Credential) -> Organisation:
     async with runtime_of(request).pool.acquire() as conn:
-        organisation = await repository.organisation_for_key(conn, credentials.credentials)
+        organisation = await repository.organisation(conn, UUID(credential.subject))
     if organisation is None:
-        raise unauthorised
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key's organisation no longer exists",
+                            headers={"WWW-Authenticate": "Bearer"})
     return organisation
+
+
+def partner(scope: Scope) -> Any:
+    """The organisation whose key holds ``scope``."""
+    credential = bearer_credential(scope, scheme_name="PartnerKey", what="partner API key")
+
+    async def organisation(request: Request, found: Annotated[Credential, Depends(credential)]) -> Organisation:
+        return await _organisation_of(request, found)
+
+    return Depends(organisation)
 
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -68,8 +67,10 @@ router = APIRouter(prefix="/v1", tags=["signals"])
     response_model=Accepted,
     summary="Post a signal about a caregiver who may be overburdened",
     responses={
-        401: {"description": "Missing or invalid API key"},
+        401: {"description": "Missing, invalid, revoked or expired API key"},
+        403: {"description": "The key lacks the 'ingest' scope"},
         413: {"description": "Body larger than 64 KiB"},
+        429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"},
         422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
         503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
                              "Retry-After seconds with the same Idempotency-Key"},
@@ -78,7 +79,7 @@ router = APIRouter(prefix="/v1", tags=["signals"])
 async def post_signal(
     signal: SignalIn,
     request: Request,
-    organisation: Annotated[Organisation, Depends(authenticate)],
+    organisation: Annotated[Organisation, partner(Scope.INGEST)],
     idempotency_key: Annotated[
         str | None, Header(max_length=200, description="Retries with the same key return the first answer")
     ] = None,
@@ -145,7 +146,7 @@ def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
 async def get_signal(
     signal_id: UUID,
     request: Request,
-    organisation: Annotated[Organisation, Depends(authenticate)],
+    organisation: Annotated[Organisation, partner(Scope.READ_STATUS)],
 ) -> SignalStatus:
     async with runtime_of(request).pool.acquire() as conn:
         found = await repository.signal_with_stages(conn, signal_id, organisation.id)
@@ -154,17 +155,17 @@ async def get_signal(
     return domain.status_view(*found)
 
 
+erasure_credential = bearer_credential(Scope.ERASE_OWN, Scope.PRIVACY_OFFICER, scheme_name="PartnerKey",
+                                       what="partner API key or privacy officer's credential")
+
+
 async def authenticate_erasure(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credential: Annotated[Credential, Depends(erasure_credential)],
 ) -> Requester:
     """A partner key (its own signals) or a privacy officer's credential (the person)."""
-    if credentials is not None and credentials.credentials:
-        async with runtime_of(request).pool.acquire() as conn:
-            officer = await repository.privacy_officer_for_key(conn, credentials.credentials)
-        if officer is not None:
-            return Requester(officer.id, officer.name, "privacy_officer")
-    organisation = await authenticate(request, credentials)
+    if Scope.PRIVACY_OFFICER in credential.scopes:
+        return Requester(UUID(credential.subject), credential.holder, "privacy_officer")
+    organisation = await _organisation_of(request, credential)
     return Requester(organisation.id, organisation.name, "partner")
 
 
@@ -268,5 +269,4 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     )
     app.include_router(router)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     return app
