@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 import asyncpg
@@ -221,9 +221,8 @@ def bearer_credential(
     (the social-map admin API)."""
     bearer = HTTPBearer(auto_error=False, scheme_name=scheme_name, description=f"The {what}")
 
-    async def credential(
-        request: Request, given: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Credential:
+    # A default, not Annotated: the annotation would be resolved by name, and ``bearer`` is local.
+    async def credential(request: Request, given: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Credential:
         settings = request.app.state.runtime.settings
         key = given.credentials if given else ""
         if static_token is not None:

@@ -52,7 +52,8 @@ def partner(scope: Scope) -> Any:
     """The organisation whose key holds ``scope``."""
     credential = bearer_credential(scope, scheme_name="PartnerKey", what="partner API key")
 
-    async def organisation(request: Request, found: Annotated[Credential, Depends(credential)]) -> Organisation:
+    # A default, not Annotated: the annotation would be resolved by name, and ``credential`` is local.
+    async def organisation(request: Request, found: Credential = Depends(credential)) -> Organisation:
         return await _organisation_of(request, found)
 
     return Depends(organisation)
