@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import sys
 import uuid
@@ -37,12 +36,9 @@ from services.notify.api import MIGRATIONS
 from services.notify.config import NotifySettings
 from services.notify.domain import EMAIL, SMS, WEBHOOK
 from services.notify.templates import LANGUAGES
-from shared import auth, webhooks
+from shared import auth, municipality_codes, webhooks
 from shared.db import migrate
 from shared.fields import email_problem
-
-_MUNICIPALITY = re.compile(r"^GM\d{4}$")
-
 
 async def _run(args: argparse.Namespace) -> int:
     settings = NotifySettings()
@@ -116,8 +112,8 @@ def _moment(value: str) -> datetime:
 
 
 def _municipality(value: str) -> str:
-    if not _MUNICIPALITY.match(value):
-        raise argparse.ArgumentTypeError("a CBS municipality code such as GM0327")
+    if not municipality_codes.exists(value):
+        raise argparse.ArgumentTypeError("the CBS code of an existing Dutch municipality, such as GM0327")
     return value
 
 
