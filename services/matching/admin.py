@@ -23,7 +23,10 @@ require_admin = bearer_credential(Scope.ADMIN, scheme_name="AdminToken", what="a
                                   static_token=lambda settings: settings.admin_token)
 
 
-router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depends(require_admin)], responses={
+    401: {"description": "Missing or invalid admin token"},
+    429: {"description": "Rate limit reached: retry after Retry-After seconds"},
+    503: {"description": "The admin API is closed: MATCHING_ADMIN_TOKEN is not set"}})
 
 
 @router.put("/social-map", summary="Import HSDS 3.x JSON (service_full / organization_full, one or a list)")

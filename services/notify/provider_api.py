@@ -60,7 +60,10 @@ async def provider_service(credential: Annotated[Credential, Depends(provider_cr
 
 
 Provider = Annotated[str, Depends(provider_service)]
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses={
+    401: {"description": "Missing, invalid, revoked or expired provider key"},
+    403: {"description": "The key lacks the 'provider' scope, or the referral is another service's"},
+    429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"}})
 
 
 async def _own(conn: Any, referral_id: UUID, service_id: str) -> Any:

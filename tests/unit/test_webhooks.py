@@ -109,3 +109,15 @@ async def test_development_hosts_may_use_http_and_local_addresses_only_when_list
 
 def test_backoff_doubles_per_failure_up_to_the_cap() -> None:
     assert [webhooks.backoff_seconds(n, 1, 10) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://10.0.0.1/hook",
+                                 "https://169.254.169.254/latest/meta-data/", "https://localhost/hook"])
+def test_notify_refuses_to_register_a_partner_webhook_pointing_inside(url: str, capsys) -> None:
+    from services.notify.cli import main
+
+    code = main(["--database-url", "postgresql://nobody@127.0.0.1:1/none", "register-partner",
+                 "--organisation-id", "6f1c2a9e-0000-4000-8000-000000000001", "--name", "Praktijk",
+                 "--webhook-url", url])
+    assert code == 2  # refused before any database is touched
+    assert REFUSED in capsys.readouterr().err
