@@ -31,15 +31,16 @@ DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307
 DEMO_PRIVACY_OFFICER_KEY = "demo-privacy-officer-key"
 
 
-def seed_key(stack: Stack, service: str, key: str, scopes: Sequence[auth.Scope], subject: str, holder: str,
-             rate_per_minute: int | None = None) -> None:
+def seed_key(stack: Stack, service: str, key: str, scopes: Sequence[auth.Scope], subject: str, holder: str) -> None:
     """Issue a demo key straight into a service's credentials. The demo keys are weak on
     purpose (easy to type); the CLIs' ``--key`` refuses such values, so this is their only way in."""
     async def issue() -> None:
         conn = await asyncpg.connect(stack.services[service].env[f"{service.upper()}_DATABASE_URL"])
         try:
-            await auth.issue(conn, key=key, scopes=scopes, subject=subject, holder=holder, label="demo",
-                             rate_per_minute=rate_per_minute)
+            await auth.issue(conn, key=key, scopes=scopes, subject=subject, holder=holder, label="demo")
+        except auth.KeyRefused as exc:
+            # Revoked by an operator (it stays revoked), or held since an older seeding.
+            print(f"demo key {key!r} left as it is: {exc}", file=sys.stderr)
         finally:
             await conn.close()
 
