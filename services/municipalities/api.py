@@ -17,6 +17,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 from uuid import UUID
 
+import structlog
 from fastapi import (
     APIRouter,
     Depends,
@@ -28,9 +29,8 @@ from fastapi import (
     Request,
     status,
 )
-from fastapi.responses import Response, StreamingResponse
 from fastapi.exceptions import RequestValidationError
-import structlog
+from fastapi.responses import Response, StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from services.municipalities import reports, repository

@@ -40,6 +40,7 @@ from shared import auth, municipality_codes, webhooks
 from shared.db import migrate
 from shared.fields import email_problem
 
+
 async def _run(args: argparse.Namespace) -> int:
     settings = NotifySettings()
     dsn = args.database_url or settings.database_url
