@@ -100,7 +100,11 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
         deadline = time.monotonic() + timeout
         while pending and time.monotonic() < deadline:
             for signal_id in list(pending):
-                body = (await client.get(f"/v1/signals/{signal_id}", headers=headers)).json()
+                response = await client.get(f"/v1/signals/{signal_id}", headers=headers)
+                if response.status_code == 429:  # the key's read rate: wait as told
+                    await asyncio.sleep(int(response.headers.get("Retry-After", "1")))
+                    continue
+                body = response.json()
                 stages = {t["stage"]: t["at"] for t in reversed(body["timeline"])}
                 if "notified" in stages:
                     latencies[signal_id] = (

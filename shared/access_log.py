@@ -10,7 +10,6 @@ logged in its own transaction (no change without its line); a read, after it."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,12 +37,6 @@ class Actor:
     id: str
     organisation: str | None = None
     on_behalf_of: str | None = None
-
-
-def credential_id(secret: str) -> str:
-    """A credential's name in the log: the first 12 hex digits of the SHA-256 digest that the
-    key tables store, so an operator can find (and revoke) the key; never the key."""
-    return "key:" + hashlib.sha256(secret.encode()).hexdigest()[:12]
 
 
 async def record(

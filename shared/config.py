@@ -42,6 +42,14 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: Path | None = None
 
 
+# Per credential per minute. Generous for real partners (a GP system posting in bursts, a
+# status poller), low enough that one key cannot flood a service.
+DEFAULT_RATE_LIMITS = {
+    "ingest": 6000, "read_status": 6000, "erase_own": 120, "municipality_read": 600,
+    "provider": 600, "admin": 60, "privacy_officer": 120,
+}
+
+
 class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
@@ -85,6 +93,14 @@ class ServiceSettings(BaseSettings):
     # (see shared.keys) and keep each in memory only this long.
     keys_url: str = Field("http://127.0.0.1:8080", validation_alias="STS_KEYS_URL")
     key_cache_seconds: float = 60.0
+    # Abuse limits (shared/auth.py, shared/ratelimit.py): requests per minute per credential,
+    # by the scope a request uses (a key's own rate_per_minute overrides it); key lookups are
+    # cached this long, so a revocation takes effect within it.
+    rate_limits: dict[str, int] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+    rate_limit_default: int = 600
+    auth_cache_seconds: float = 5.0
+    # Largest request body any endpoint accepts (413 past it, counted as it streams in).
+    max_body_bytes: int = 64 * 1024
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     # One name for every service: production turns the checks below on.
     environment: Literal["development", "production"] = Field("development", validation_alias="STS_ENV")

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
-from shared.http import InternalListenerMiddleware, install_unavailable_handler
+from shared.http import BodyLimitMiddleware, InternalListenerMiddleware, install_unavailable_handler
 from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
@@ -154,6 +154,8 @@ def create_service_app(
     # topics made at run time, e.g. one per municipality ("municipality.{code}.events.v1").
     app.state.produces = tuple(produces)
     app.state.produces_patterns = tuple(produces_patterns)
+    # Every endpoint of every service: no request body above the service's limit.
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
 
     @app.middleware("http")
     async def observe_requests(request: Request, call_next: Any) -> Response:

@@ -5,36 +5,28 @@ a partner key: partner organisations post signals, they do not edit the social m
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Request, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import APIRouter, Body, Depends, Request
 
 from services.matching import hsds, repository
+from shared.auth import Scope, bearer_credential
 from shared.service import Runtime
-
-bearer = HTTPBearer(auto_error=False, description="The social-map admin token")
 
 
 def _runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def require_admin(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    token = _runtime(request).settings.admin_token  # type: ignore[attr-defined]
-    if token is None or not token.get_secret_value():  # an empty token must not open the API
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the admin API is closed: set MATCHING_ADMIN_TOKEN")
-    given = credentials.credentials if credentials else ""
-    if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid admin token",
-                            headers={"WWW-Authenticate": "Bearer"})
+require_admin = bearer_credential(Scope.ADMIN, scheme_name="AdminToken", what="admin token",
+                                  static_token=lambda settings: settings.admin_token)
 
 
-router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depends(require_admin)], responses={
+    401: {"description": "Missing or invalid admin token"},
+    429: {"description": "Rate limit reached: retry after Retry-After seconds"},
+    503: {"description": "The admin API is closed: MATCHING_ADMIN_TOKEN is not set"}})
 
 
 @router.put("/social-map", summary="Import HSDS 3.x JSON (service_full / organization_full, one or a list)")

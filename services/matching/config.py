@@ -20,3 +20,5 @@ class MatchingSettings(ServiceSettings):
     retention_reservation_days: float = 90.0
     # Bearer token of the social-map admin API (not a partner key); unset: the API is closed.
     admin_token: SecretStr | None = None
+    # A whole social map in one HSDS import.
+    max_body_bytes: int = 16 * 1024 * 1024

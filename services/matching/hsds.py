@@ -29,12 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from services.matching.taxonomy import TAXONOMY, TERMS
+from shared.fields import EMAIL_PATTERN
 
 STATUSES = ("active", "inactive", "defunct", "temporarily closed")
 TOOI_MUNICIPALITY = "https://identifier.overheid.nl/tooi/id/gemeente/"
 _MUNICIPALITY_URI = re.compile(r"^https?://identifier\.overheid\.nl/tooi/id/gemeente/gm(\d{4})$", re.I)
 _PC4 = re.compile(r"^\d{4}$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_EMAIL = EMAIL_PATTERN  # one address: a contact e-mail reaches a To header
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 
 

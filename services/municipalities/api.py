@@ -17,6 +17,7 @@ from pathlib import Path as FilePath
 from typing import Annotated
 from uuid import UUID
 
+import structlog
 from fastapi import (
     APIRouter,
     Depends,
@@ -28,8 +29,8 @@ from fastapi import (
     Request,
     status,
 )
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AnyHttpUrl, BaseModel, Field
 
 from services.municipalities import reports, repository
@@ -41,16 +42,18 @@ from services.municipalities.handlers import register_handlers
 from services.municipalities.records import NO_MATCH_REASONS
 from services.municipalities.release import ReleaseWorker
 from services.municipalities.stream import WebhookDelivery, server_sent_events, set_on_stop_signals
+from shared import municipality_codes, webhooks
+from shared.auth import Credential, Scope, bearer_credential
 from shared.http import install_error_handlers
 from shared.kafka import ensure_topics
+from shared.ratelimit import CappedStreamingResponse, StreamCap
 from shared.service import Runtime, create_runtime, create_service_app
+
+log = structlog.get_logger(__name__)
 
 MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
 
-municipal_bearer = HTTPBearer(
-    auto_error=False, scheme_name="MunicipalityKey", description="The municipality's own credential"
-)
 MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"])]
 
 
@@ -62,33 +65,35 @@ def _start_of(day: date | None) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
 
 
+municipal_credential = bearer_credential(Scope.MUNICIPALITY_READ, scheme_name="MunicipalityKey",
+                                         what="municipality credential")
+
+
 async def authorise(
-    code: MunicipalityCode, request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(municipal_bearer)],
+    code: MunicipalityCode, credential: Annotated[Credential, Depends(municipal_credential)],
 ) -> str:
     """The municipality of the path, if the credential is that municipality's."""
+    if not municipality_codes.exists(code):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            f"{code} is not the CBS code of an existing Dutch municipality")
     if not is_known(code):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{code} is not a municipality served here")
-    unauthorised = HTTPException(
-        status.HTTP_401_UNAUTHORIZED, "missing or invalid municipality credential",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-    if credentials is None or not credentials.credentials:
-        raise unauthorised
-    async with _runtime(request).pool.acquire() as conn:
-        own = await repository.municipality_for_key(conn, credentials.credentials)
-    if own is None:
-        raise unauthorised
-    if own != code:
+    if credential.subject != code:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this credential is for another municipality")
     return code
 
 
+async def stream_owner(credential: Annotated[Credential, Depends(municipal_credential)]) -> str:
+    return str(credential.id)
+
+
 Municipality = Annotated[str, Depends(authorise)]
 router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
-                   responses={401: {"description": "Missing or invalid municipality credential"},
+                   responses={401: {"description": "Missing, invalid, revoked or expired municipality credential"},
                               403: {"description": "The credential is another municipality's"},
-                              422: {"description": "Not a municipality this deployment serves"}})
+                              422: {"description": "Not an existing municipality (CBS list), or not served here"},
+                              429: {"description": "Rate limit, or open streams, of this credential reached: "
+                                                   "retry after Retry-After seconds"}})
 
 
 @router.get(
@@ -100,7 +105,7 @@ router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
         "its type, `data` the JSON envelope (schema: /asyncapi.json)")}},
 )
 async def events(
-    code: Municipality, request: Request,
+    code: Municipality, request: Request, owner: Annotated[str, Depends(stream_owner)],
     since: Annotated[date | None, Query(description="replay the groups released since this day")] = None,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this sequence number")] = None,
 ) -> StreamingResponse:
@@ -110,10 +115,13 @@ async def events(
         cursor = last_event_id
     else:
         cursor = await repository.last_seq_before(runtime.pool, code, _start_of(since))
-    return StreamingResponse(
+    cap: StreamCap = request.app.state.sse_cap
+    cap.acquire(owner)  # 429 when this credential has its streams open already
+    return CappedStreamingResponse(
         server_sent_events(runtime.pool, code, cursor, poll_seconds=settings.sse_poll_seconds,
                            keepalive_seconds=settings.sse_keepalive_seconds,
                            stopping=request.app.state.sse_stopping),
+        cap, owner,
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
@@ -139,8 +147,11 @@ class WebhookOut(BaseModel):
 async def add_webhook(code: Municipality, webhook: WebhookIn, request: Request) -> WebhookOut:
     runtime = _runtime(request)
     settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
-    if webhook.url.scheme != "https" and not settings.webhook_allow_http:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the webhook URL must use https")
+    try:
+        await webhooks.check_url(str(webhook.url), allow_http_hosts=settings.webhook_allow_http_hosts)
+    except webhooks.UnsafeWebhookURL as exc:
+        log.info("webhook registration refused", municipality=code, reason=exc.reason)
+        raise RequestValidationError([{"loc": ("body", "url"), "msg": str(exc), "type": "webhook_url"}]) from None
     async with runtime.pool.acquire() as conn, conn.transaction():
         cursor = await repository.last_seq_before(conn, code, _start_of(webhook.since))
         row = await repository.add_webhook(conn, code, str(webhook.url), webhook.secret, cursor)
@@ -227,6 +238,7 @@ def _around_the_shell(app: FastAPI, settings: MunicipalitiesSettings) -> None:
     retained releases onto a fresh broker), and open SSE streams end on a stop signal."""
     shell = app.router.lifespan_context
     app.state.sse_stopping = asyncio.Event()
+    app.state.sse_cap = StreamCap(settings.sse_max_streams_per_credential)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

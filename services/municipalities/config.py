@@ -25,11 +25,17 @@ class MunicipalitiesSettings(ServiceSettings):
     # to keep idle connections (and proxies) open.
     sse_poll_seconds: float = 0.5
     sse_keepalive_seconds: float = 15.0
+    # Open streams per credential (each holds a connection and polls the database): past it 429.
+    sse_max_streams_per_credential: int = Field(3, ge=1)
     # Webhook delivery: one worker polls, each delivery times out, failures back off
     # exponentially up to the cap and are retried until they succeed (nothing is skipped).
     webhook_poll_seconds: float = 1.0
     webhook_timeout_seconds: float = 5.0
     webhook_backoff_seconds: float = 1.0
     webhook_max_backoff_seconds: float = 600.0
-    # Webhook URLs must be https unless this is set (local development and tests only).
-    webhook_allow_http: bool = False
+    # Webhooks delivered at once (each webhook's own events stay in order).
+    webhook_concurrency: int = Field(8, ge=1)
+    # Development only: hosts (``host`` or ``host:port``) that a webhook may reach over plain
+    # http and on a local address, e.g. a receiver on this machine. Empty: https to public
+    # addresses only (see shared.webhooks).
+    webhook_allow_http_hosts: list[str] = []

@@ -1,10 +1,9 @@
-"""SQL for the municipalities store: credentials, records waiting for release, the released
+"""SQL for the municipalities store (credentials are ``shared.auth``): records waiting for release, the released
 groups (each municipality's stream), webhook subscriptions, and the inbox purge."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from datetime import datetime
 from uuid import UUID, uuid4
@@ -12,37 +11,6 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.municipalities.domain import Record
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-# --- credentials ---------------------------------------------------------------------
-
-
-async def municipality_for_key(conn: asyncpg.Connection, key: str) -> str | None:
-    return await conn.fetchval(
-        "SELECT municipality_code FROM municipality_keys WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_key(key),
-    )
-
-
-async def add_municipality_key(conn: asyncpg.Connection, municipality_code: str, key: str, label: str) -> None:
-    await conn.execute(
-        """INSERT INTO municipality_keys (key_hash, municipality_code, label) VALUES ($1, $2, $3)
-           ON CONFLICT (key_hash) DO UPDATE SET municipality_code = EXCLUDED.municipality_code,
-               label = EXCLUDED.label, revoked_at = NULL""",
-        hash_key(key), municipality_code, label,
-    )
-
-
-async def revoke_municipality_key(conn: asyncpg.Connection, key: str) -> bool:
-    result = await conn.execute(
-        "UPDATE municipality_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL",
-        hash_key(key),
-    )
-    return result != "UPDATE 0"
 
 
 # --- records waiting for release -----------------------------------------------------
@@ -172,25 +140,33 @@ async def delete_webhook(conn: asyncpg.Connection, municipality_code: str, webho
     return result != "DELETE 0"
 
 
-async def claim_due_webhooks(conn: asyncpg.Connection, limit: int) -> list[asyncpg.Record]:
-    """Webhooks due for delivery, locked so that another replica skips them."""
-    return await conn.fetch(
-        """SELECT id, municipality_code, url, secret, delivered_seq, attempts FROM municipal_webhooks
-           WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED""",
-        limit,
+async def lease_due_webhooks(pool: asyncpg.Pool, limit: int, lease_seconds: float) -> list[asyncpg.Record]:
+    """Webhooks due for delivery, leased in one statement (another replica skips them until
+    the lease runs out): deliveries then run with no transaction open."""
+    return await pool.fetch(
+        """UPDATE municipal_webhooks SET next_attempt_at = now() + make_interval(secs => $2)
+           WHERE id IN (SELECT id FROM municipal_webhooks WHERE next_attempt_at <= now()
+                        ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, municipality_code, url, secret, delivered_seq, attempts""",
+        limit, lease_seconds,
     )
 
 
-async def webhook_delivered(conn: asyncpg.Connection, webhook_id: UUID, seq: int) -> None:
-    await conn.execute(
-        """UPDATE municipal_webhooks SET delivered_seq = $2, attempts = 0, last_error = NULL
-           WHERE id = $1""",
+async def webhook_delivered(pool: asyncpg.Pool, webhook_id: UUID, seq: int) -> None:
+    await pool.execute(
+        """UPDATE municipal_webhooks SET delivered_seq = GREATEST(delivered_seq, $2), attempts = 0,
+               last_error = NULL WHERE id = $1""",
         webhook_id, seq,
     )
 
 
-async def webhook_failed(conn: asyncpg.Connection, webhook_id: UUID, error: str, retry_in_seconds: float) -> None:
-    await conn.execute(
+async def release_webhook(pool: asyncpg.Pool, webhook_id: UUID) -> None:
+    """End the lease of a webhook that is up to date: it is due again at the next round."""
+    await pool.execute("UPDATE municipal_webhooks SET next_attempt_at = now() WHERE id = $1", webhook_id)
+
+
+async def webhook_failed(pool: asyncpg.Pool, webhook_id: UUID, error: str, retry_in_seconds: float) -> None:
+    await pool.execute(
         """UPDATE municipal_webhooks SET attempts = attempts + 1, last_error = $2,
                next_attempt_at = now() + make_interval(secs => $3)
            WHERE id = $1""",

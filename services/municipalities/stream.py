@@ -2,8 +2,8 @@
 
 Both read the stream table from a cursor (the per-municipality sequence number), so a
 client resumes where it left off: SSE with ``Last-Event-ID``, a webhook by its stored
-cursor. Webhook deliveries are signed ``X-Signature: t=<unix>,v1=<hex>``, where hex is
-HMAC-SHA256(secret, f"{t}.{body}"); a receiver checks it and that t is recent. A failed
+cursor. Webhook deliveries are signed and guarded by ``shared.webhooks`` (https to public
+addresses only, checked again before every delivery). A failed
 delivery is retried with exponential backoff, in order, until it succeeds: nothing is
 skipped, and events after it wait. Delivery is at least once (a crash mid-round delivers
 again): receivers deduplicate by ``X-Event-Seq``."""
@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import signal
 import threading
 import time
@@ -27,6 +25,7 @@ import structlog
 from services.municipalities import repository
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.contract import EVENT_TYPE
+from shared import webhooks
 from shared.service import Runtime
 from shared.worker import Periodic
 
@@ -35,11 +34,6 @@ log = structlog.get_logger(__name__)
 SSE_BATCH = 200
 WEBHOOK_BATCH = 50  # events per webhook per round, so one busy stream cannot starve others
 WEBHOOKS_PER_ROUND = 20
-
-
-def signature(secret: str, body: str, timestamp: int) -> str:
-    mac = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={mac}"
 
 
 async def server_sent_events(
@@ -92,7 +86,12 @@ def set_on_stop_signals(event: asyncio.Event) -> Iterator[None]:
 
 
 class WebhookDelivery:
-    """The worker that posts each municipality's new events to its webhooks."""
+    """The worker that posts each municipality's new events to its webhooks.
+
+    A round leases the due webhooks in one short statement, then delivers to them with no
+    transaction open, several at once (``MUNICIPALITIES_WEBHOOK_CONCURRENCY``); each records
+    its own progress, and a failing one backs off alone. A lease left by a crashed process
+    runs out and the webhook is taken up again from its stored cursor."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -112,34 +111,35 @@ class WebhookDelivery:
 
     async def deliver_due(self) -> int:
         """One round over the due webhooks; returns the number of events delivered."""
-        delivered = 0
-        async with self._runtime.pool.acquire() as conn, conn.transaction():
-            for hook in await repository.claim_due_webhooks(conn, WEBHOOKS_PER_ROUND):
-                delivered += await self._deliver(conn, hook)
-        return delivered
+        # Long enough for a whole batch to time out, so no other replica takes the hook meanwhile.
+        lease = self._settings.webhook_timeout_seconds * (WEBHOOK_BATCH + 1)
+        hooks = await repository.lease_due_webhooks(self._runtime.pool, WEBHOOKS_PER_ROUND, lease)
+        delivered = await webhooks.gather_bounded(
+            (self._deliver(hook) for hook in hooks), self._settings.webhook_concurrency)
+        return sum(delivered)
 
-    async def _deliver(self, conn: asyncpg.Connection, hook: asyncpg.Record) -> int:
+    async def _deliver(self, hook: asyncpg.Record) -> int:
         assert self._http is not None
-        events = await repository.events_after(conn, hook["municipality_code"], hook["delivered_seq"], WEBHOOK_BATCH)
-        attempts = hook["attempts"]
+        pool = self._runtime.pool
+        events = await repository.events_after(pool, hook["municipality_code"], hook["delivered_seq"], WEBHOOK_BATCH)
         for n, event in enumerate(events):
-            headers = {
-                "Content-Type": "application/json",
-                "X-Event-Type": EVENT_TYPE,
-                "X-Event-Seq": str(event["seq"]),
-                "X-Signature": signature(hook["secret"], event["body"], int(time.time())),
-            }
+            headers = {"Content-Type": "application/json", "X-Event-Type": EVENT_TYPE, "X-Event-Seq": str(event["seq"])}
             try:
-                response = await self._http.post(hook["url"], content=event["body"].encode(), headers=headers)
+                response = await webhooks.post_signed(
+                    self._http, hook["url"], hook["secret"], event["body"].encode(), headers,
+                    allow_http_hosts=self._settings.webhook_allow_http_hosts)
                 error = None if response.is_success else f"HTTP {response.status_code}"
+            except webhooks.UnsafeWebhookURL as exc:
+                error = exc.reason
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             if error is not None:
-                backoff = min(self._settings.webhook_backoff_seconds * 2 ** attempts,
-                              self._settings.webhook_max_backoff_seconds)
-                await repository.webhook_failed(conn, hook["id"], error, backoff)
+                backoff = webhooks.backoff_seconds(hook["attempts"] + 1, self._settings.webhook_backoff_seconds,
+                                                   self._settings.webhook_max_backoff_seconds)
+                # The reason goes to the log only: shown to the municipality it would be a scan oracle.
+                await repository.webhook_failed(pool, hook["id"], webhooks.DELIVERY_FAILED, backoff)
                 log.warning("webhook delivery failed", webhook=str(hook["id"]), error=error, retry_in=backoff)
                 return n
-            await repository.webhook_delivered(conn, hook["id"], event["seq"])
-            attempts = 0
+            await repository.webhook_delivered(pool, hook["id"], event["seq"])
+        await repository.release_webhook(pool, hook["id"])
         return len(events)

@@ -19,7 +19,7 @@ from services.notify.metrics import NotifyMetrics
 from services.notify.sms import HttpSmsGateway, SmsChannel
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
-from shared.http import BodyLimitMiddleware, install_error_handlers
+from shared.http import install_error_handlers
 from shared.service import Runtime, create_runtime, create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -27,7 +27,7 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def delivery_channels(settings: NotifySettings) -> dict[str, Channel]:
     channels: dict[str, Channel] = {
-        "email": email_channel(settings), "webhook": WebhookChannel(settings.webhook_timeout),
+        "email": email_channel(settings), "webhook": WebhookChannel(settings.webhook_timeout, settings.webhook_allow_http_hosts),
     }
     if settings.sms_url:
         token = settings.sms_token.get_secret_value() if settings.sms_token else None
@@ -55,7 +55,6 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
         "asked whether the support arrived.",
     )
     app.state.notify = ctx
-    app.add_middleware(BodyLimitMiddleware, limit=16 * 1024)
     install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)

@@ -2,6 +2,8 @@
 caregiver consultant who takes escalations in a municipality; list and resend notifications.
 
     python -m services.notify.cli issue-provider-key --service-id <HSDS service id>
+    python -m services.notify.cli list-keys
+    python -m services.notify.cli revoke-key --id <key id>
     python -m services.notify.cli register-partner --organisation-id <id> --name "Huisartsenpraktijk" \\
         --email zorg@praktijk.example.nl [--webhook-url https://... --webhook-secret ...]
     python -m services.notify.cli set-consultant --municipality GM0327 --email consulent@gemeente.example.nl
@@ -22,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import sys
 import uuid
@@ -35,23 +36,33 @@ from services.notify.api import MIGRATIONS
 from services.notify.config import NotifySettings
 from services.notify.domain import EMAIL, SMS, WEBHOOK
 from services.notify.templates import LANGUAGES
+from shared import auth, municipality_codes, webhooks
 from shared.db import migrate
-
-_MUNICIPALITY = re.compile(r"^GM\d{4}$")
+from shared.fields import email_problem
 
 
 async def _run(args: argparse.Namespace) -> int:
-    dsn = args.database_url or NotifySettings().database_url
+    settings = NotifySettings()
+    dsn = args.database_url or settings.database_url
+    if getattr(args, "webhook_url", None):
+        try:
+            await webhooks.check_url(args.webhook_url, allow_http_hosts=settings.webhook_allow_http_hosts)
+        except webhooks.UnsafeWebhookURL as exc:
+            print(f"error: --webhook-url: {exc} ({exc.reason})", file=sys.stderr)
+            return 2
     await migrate(dsn, MIGRATIONS)
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
             if args.command == "issue-provider-key":
-                key = args.key or secrets.token_urlsafe(32)
-                await repository.add_provider_key(conn, args.service_id, key, args.label)
+                key = auth.new_key(args.key)
+                key_id = await auth.issue(conn, key=key, scopes=[auth.Scope.PROVIDER], subject=args.service_id,
+                                          holder=args.service_id, label=args.label, expires_at=args.expires,
+                                          rate_per_minute=args.rate_per_minute)
                 print(key)
-            elif args.command == "revoke-provider-key":
-                print("revoked" if await repository.revoke_provider_key(conn, args.key) else "no such active key")
+                print(f"id {key_id} (the key is shown only now)", file=sys.stderr)
+            elif args.command in ("list-keys", "revoke-key"):
+                await auth.run_key_admin_command(conn, args.command, args)
             elif args.command == "register-partner":
                 secret = args.webhook_secret
                 if args.webhook_url and not secret:
@@ -73,6 +84,9 @@ async def _run(args: argparse.Namespace) -> int:
                     print(f"{row['id']}  {row['channel']:<8} {row['recipient_role']:<10} {row['template']}")
                 print(f"{len(rows)} notification(s) will be sent again" if rows else
                       "nothing to resend (only failed, not erased notifications are resent)")
+    except auth.KeyRefused as exc:
+        print(f"error: --key: {exc}", file=sys.stderr)
+        return 2
     finally:
         await conn.close()
     return 0
@@ -99,14 +113,20 @@ def _moment(value: str) -> datetime:
 
 
 def _municipality(value: str) -> str:
-    if not _MUNICIPALITY.match(value):
-        raise argparse.ArgumentTypeError("a CBS municipality code such as GM0327")
+    if not municipality_codes.exists(value):
+        raise argparse.ArgumentTypeError("the CBS code of an existing Dutch municipality, such as GM0327")
     return value
 
 
 def _url(value: str) -> str:
     if not value.startswith(("https://", "http://")):
-        raise argparse.ArgumentTypeError("an http(s) URL")
+        raise argparse.ArgumentTypeError("an https URL")
+    return value
+
+
+def _email(value: str) -> str:
+    if (problem := email_problem(value)) is not None:
+        raise argparse.ArgumentTypeError(problem)
     return value
 
 
@@ -118,22 +138,20 @@ def main(argv: list[str] | None = None) -> int:
 
     issue = sub.add_parser("issue-provider-key", help="issue a provider API key (printed once; only its hash is stored)")
     issue.add_argument("--service-id", required=True, help="the service's id on the social map")
-    issue.add_argument("--key", help="use this key instead of a random one (demo and tests)")
-    issue.add_argument("--label", default="", help="a note on who holds the key")
-    revoke = sub.add_parser("revoke-provider-key", help="revoke a provider API key")
-    revoke.add_argument("--key", required=True)
+    auth.add_issue_arguments(issue)
+    auth.add_key_admin_commands(sub)
 
     partner = sub.add_parser("register-partner", help="set how a partner organisation hears about its signals")
     partner.add_argument("--organisation-id", required=True, type=uuid.UUID, help="its id in the signals service")
     partner.add_argument("--name", required=True)
-    partner.add_argument("--email", help="where status e-mails go")
+    partner.add_argument("--email", type=_email, help="where status e-mails go (one address)")
     partner.add_argument("--webhook-url", type=_url, help="where signed webhooks go (preferred over e-mail)")
     partner.add_argument("--webhook-secret", help="the shared secret; a random one is made and printed when omitted")
     partner.add_argument("--language", choices=LANGUAGES, default="nl")
 
     consultant = sub.add_parser("set-consultant", help="who takes escalations in a municipality")
     consultant.add_argument("--municipality", required=True, type=_municipality)
-    consultant.add_argument("--email", required=True)
+    consultant.add_argument("--email", required=True, type=_email, help="one address")
     consultant.add_argument("--name")
 
     channels = (EMAIL, SMS, WEBHOOK)

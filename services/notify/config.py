@@ -44,6 +44,11 @@ class NotifySettings(ServiceSettings):
     sms_token: SecretStr | None = None
     sms_timeout: float = 10.0
     webhook_timeout: float = 10.0
+    # Provider answers and the pages' forms are small.
+    max_body_bytes: int = 16 * 1024
+    # Development only: hosts (``host`` or ``host:port``) a partner webhook may reach over plain
+    # http and on a local address. Empty: https to public addresses only (shared.webhooks).
+    webhook_allow_http_hosts: list[str] = []
 
     # Delivery (see services/notify/delivery.py). At most delivery_concurrency messages are
     # in flight, and as many SMTP connections are kept open for reuse.

@@ -1,6 +1,6 @@
 """The provider API: a provider (or caregiver consultant) lists its referrals and answers
 them. Authenticated with a provider key per service (``python -m services.notify.cli
-issue-provider-key``), stored as a SHA-256 digest; a key only reaches its own service's
+issue-provider-key``, a ``shared.auth`` credential); a key only reaches its own service's
 referrals."""
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import lifecycle, referrals, repository
 from shared import access_log
 from shared.access_log import Action, Actor
+from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
-
-bearer = HTTPBearer(auto_error=False, description="A provider key, issued per service")
-
 
 class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -56,32 +53,27 @@ class ReferralView(BaseModel):
     history: list[HistoryEntry]
 
 
-async def provider_service(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> str:
+provider_credential = bearer_credential(Scope.PROVIDER, scheme_name="ProviderKey", what="provider key")
+
+
+async def provider_service(credential: Annotated[Credential, Depends(provider_credential)]) -> str:
     """The service id the presented key answers for."""
-    service_id = None
-    if credentials and credentials.credentials:
-        async with request.app.state.runtime.pool.acquire() as conn:
-            service_id = await repository.service_for_key(conn, credentials.credentials)
-    if service_id is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid provider key: send "
-                            "'Authorization: Bearer <key>'", headers={"WWW-Authenticate": "Bearer"})
-    return service_id
+    return credential.subject
 
 
 Provider = Annotated[str, Depends(provider_service)]
 
 
-async def provider_actor(
-    service_id: Provider, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Actor:
-    """The provider as the access log names it (``provider_service`` has checked the key)."""
-    return Actor("provider", access_log.credential_id(credentials.credentials if credentials else ""), service_id)
+async def provider_actor(credential: Annotated[Credential, Depends(provider_credential)]) -> Actor:
+    """The provider as the access log names it: the key's id, never the key."""
+    return Actor("provider", f"key:{credential.id}", credential.subject)
 
 
 ProviderActor = Annotated[Actor, Depends(provider_actor)]
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses={
+    401: {"description": "Missing, invalid, revoked or expired provider key"},
+    403: {"description": "The key lacks the 'provider' scope, or the referral is another service's"},
+    429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"}})
 
 
 async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, action: Action) -> Any:

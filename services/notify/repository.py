@@ -3,7 +3,6 @@ referrals and their history, partners' contacts, provider keys, consultants, fol
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -231,11 +230,7 @@ async def mark_deadline(conn: asyncpg.Connection, referral_id: UUID, column: str
     await conn.execute(f"UPDATE referrals SET {column} = $2 WHERE id = $1", referral_id, at)
 
 
-# --- partners, provider keys, consultants --------------------------------------------------
-
-
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
+# --- partners and consultants (provider keys are shared.auth credentials) --------------------------------------------------
 
 
 async def partner(conn: asyncpg.Connection, organisation_id: UUID) -> Referrer | None:
@@ -257,27 +252,6 @@ async def upsert_partner(
                webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
                language = EXCLUDED.language, updated_at = now()""",
         organisation_id, name, email, webhook_url, webhook_secret, language,
-    )
-
-
-async def add_provider_key(conn: asyncpg.Connection, service_id: str, api_key: str, label: str) -> None:
-    await conn.execute(
-        """INSERT INTO provider_keys (key_hash, service_id, label) VALUES ($1, $2, $3)
-           ON CONFLICT (key_hash) DO UPDATE SET service_id = EXCLUDED.service_id, revoked_at = NULL""",
-        hash_key(api_key), service_id, label,
-    )
-
-
-async def revoke_provider_key(conn: asyncpg.Connection, api_key: str) -> bool:
-    result = await conn.execute(
-        "UPDATE provider_keys SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
-    )
-    return result != "UPDATE 0"
-
-
-async def service_for_key(conn: asyncpg.Connection, api_key: str) -> str | None:
-    return await conn.fetchval(
-        "SELECT service_id FROM provider_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(api_key)
     )
 
 

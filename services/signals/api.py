@@ -4,16 +4,16 @@ withdraw their signals; the privacy officer erases a person (see ``erasure``).""
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from services.signals import domain, repository
 from services.signals.config import SignalsSettings
@@ -30,12 +30,12 @@ from services.signals.schemas import (
     SignalIn,
     SignalStatus,
 )
-from shared import sealing
-from shared import access_log
+from shared import access_log, sealing
 from shared.access_log import Action, Actor
+from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import EventType, Topics
 from shared.crypto import MasterKeyring
-from shared.http import BodyLimitMiddleware, install_error_handlers
+from shared.http import install_error_handlers
 from shared.instruments import Instrument, load_catalogue
 from shared.internal import require_internal
 from shared.outbox import add_event, new_event
@@ -43,38 +43,38 @@ from shared.service import Runtime, create_runtime, create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
-bearer = HTTPBearer(auto_error=False, description="The partner organisation's API key")
-
 
 def runtime_of(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Organisation:
-    unauthorised = HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        "missing or invalid API key: send 'Authorization: Bearer <key>'",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
-    if credentials is None or not credentials.credentials:
-        raise unauthorised
+async def _organisation_of(request: Request, credential: Credential) -> Organisation:
     async with runtime_of(request).pool.acquire() as conn:
-        organisation = await repository.organisation_for_key(conn, credentials.credentials)
+        organisation = await repository.organisation(conn, UUID(credential.subject))
     if organisation is None:
-        raise unauthorised
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key's organisation no longer exists",
+                            headers={"WWW-Authenticate": "Bearer"})
     return organisation
 
 
-async def partner_actor(
-    organisation: Annotated[Organisation, Depends(authenticate)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Actor:
-    """The partner as the access log names it (``authenticate`` has checked the key)."""
-    return Actor("partner", access_log.credential_id(credentials.credentials if credentials else ""),
-                 str(organisation.id))
+@dataclass(frozen=True)
+class Partner:
+    """The organisation a partner key belongs to, and how the access log names the caller."""
+
+    organisation: Organisation
+    actor: Actor
+
+
+def partner(scope: Scope) -> Any:
+    """The partner whose key holds ``scope``."""
+    credential = bearer_credential(scope, scheme_name="PartnerKey", what="partner API key")
+
+    # A default, not Annotated: the annotation would be resolved by name, and ``credential`` is local.
+    async def caller(request: Request, found: Credential = Depends(credential)) -> Partner:
+        organisation = await _organisation_of(request, found)
+        return Partner(organisation, Actor("partner", f"key:{found.id}", str(organisation.id)))
+
+    return Depends(caller)
 
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -86,8 +86,10 @@ router = APIRouter(prefix="/v1", tags=["signals"])
     response_model=Accepted,
     summary="Post a signal about a caregiver who may be overburdened",
     responses={
-        401: {"description": "Missing or invalid API key"},
+        401: {"description": "Missing, invalid, revoked or expired API key"},
+        403: {"description": "The key lacks the 'ingest' scope"},
         413: {"description": "Body larger than 64 KiB"},
+        429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"},
         422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
         503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
                              "Retry-After seconds with the same Idempotency-Key"},
@@ -96,13 +98,13 @@ router = APIRouter(prefix="/v1", tags=["signals"])
 async def post_signal(
     signal: SignalIn,
     request: Request,
-    organisation: Annotated[Organisation, Depends(authenticate)],
-    actor: Annotated[Actor, Depends(partner_actor)],
+    caller: Annotated[Partner, partner(Scope.INGEST)],
     idempotency_key: Annotated[
         str | None, Header(max_length=200, description="Retries with the same key return the first answer")
     ] = None,
     x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
+    organisation, actor = caller.organisation, caller.actor
     if errors := domain.instrument_errors(signal, load_catalogue()):
         raise RequestValidationError(errors)
     runtime = runtime_of(request)
@@ -167,41 +169,39 @@ def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
 async def get_signal(
     signal_id: UUID,
     request: Request,
-    organisation: Annotated[Organisation, Depends(authenticate)],
-    actor: Annotated[Actor, Depends(partner_actor)],
+    caller: Annotated[Partner, partner(Scope.READ_STATUS)],
 ) -> SignalStatus:
     async with runtime_of(request).pool.acquire() as conn:
-        found = await repository.signal_with_stages(conn, signal_id, organisation.id)
-        await access_log.record(conn, actor, Action.READ, "signal", signal_id,
+        found = await repository.signal_with_stages(conn, signal_id, caller.organisation.id)
+        await access_log.record(conn, caller.actor, Action.READ, "signal", signal_id,
                                 outcome="ok" if found else "not_found")
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such signal for this organisation")
     return domain.status_view(*found)
 
 
+erasure_credential = bearer_credential(Scope.ERASE_OWN, Scope.PRIVACY_OFFICER, scheme_name="PartnerKey",
+                                       what="partner API key or privacy officer's credential")
+
+
 async def authenticate_erasure(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    request: Request, credential: Annotated[Credential, Depends(erasure_credential)],
 ) -> Requester:
     """A partner key (its own signals) or a privacy officer's credential (the person)."""
-    if credentials is not None and credentials.credentials:
-        async with runtime_of(request).pool.acquire() as conn:
-            officer = await repository.privacy_officer_for_key(conn, credentials.credentials)
-        if officer is not None:
-            return Requester(officer.id, officer.name, "privacy_officer")
-    organisation = await authenticate(request, credentials)
+    if Scope.PRIVACY_OFFICER in credential.scopes:
+        return Requester(UUID(credential.subject), credential.holder, "privacy_officer")
+    organisation = await _organisation_of(request, credential)
     return Requester(organisation.id, organisation.name, "partner")
 
 
 async def erasure_actor(
     requester: Annotated[Requester, Depends(authenticate_erasure)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    credential: Annotated[Credential, Depends(erasure_credential)],
 ) -> Actor:
     """The access log's name for the requester: a privacy officer acts for the controller."""
     if requester.role == "privacy_officer":
         return Actor("privacy_officer", str(requester.id), on_behalf_of="controller")
-    return Actor("partner", access_log.credential_id(credentials.credentials if credentials else ""),
-                 str(requester.id))
+    return Actor("partner", f"key:{credential.id}", str(requester.id))
 
 
 @router.post(
@@ -342,5 +342,4 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(internal)
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     return app

@@ -3,10 +3,15 @@
     python -m services.signals.cli add-organisation --name "Huisartsenpraktijk" --kind gp
     python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
     python -m services.signals.cli issue-privacy-officer-key --name "Privacy officer (controller)"
+    python -m services.signals.cli list-keys
+    python -m services.signals.cli revoke-key --id <key id>
     python -m services.signals.cli erasure-log
     python -m services.signals.cli keys rotate          # re-wrap data keys under the new master key
     python -m services.signals.cli keys list-erased     # keep a copy outside the backups
     python -m services.signals.cli keys shred-erased [--file erased-keys.txt]   # after a restore
+
+A key is printed once, with its id; only its digest is stored. Operators list and revoke
+keys by id. A revoked key is never valid again, not even when issued anew.
 
 A partner key withdraws only its organisation's own signals; erasing a person across every
 organisation (GDPR art. 17) takes the privacy officer's credential. Both are recorded in the
@@ -20,8 +25,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
+import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +35,7 @@ import asyncpg
 from services.signals import keys, repository
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
+from shared import auth
 from shared.contracts import SourceKind
 from shared.crypto import MasterKeyring
 from shared.db import migrate
@@ -45,26 +52,13 @@ async def _run(args: argparse.Namespace) -> int:
                 org_id = await repository.upsert_organisation(conn, args.name, args.kind)
                 print(f"organisation {args.name!r} ({args.kind}): {org_id}")
             elif args.command == "issue-key":
-                org_id = await conn.fetchval("SELECT id FROM organisations WHERE name = $1", args.organisation)
-                if org_id is None:
+                org = await conn.fetchrow("SELECT id, name FROM organisations WHERE name = $1", args.organisation)
+                if org is None:
                     print(f"error: no organisation named {args.organisation!r}", file=sys.stderr)
                     return 2
-                key = args.key or secrets.token_urlsafe(32)
-                await repository.add_api_key(conn, org_id, key, args.label)
-                print(key)
+                await _issue(conn, args, auth.PARTNER_SCOPES, str(org["id"]), org["name"])
             elif args.command == "issue-privacy-officer-key":
-                key = args.key or secrets.token_urlsafe(32)
-                await repository.add_privacy_officer_key(conn, args.name, key, args.label)
-                print(key)
-            elif args.command == "revoke-key":
-                revoked = False
-                for table in ("api_keys", "privacy_officer_keys"):
-                    result = await conn.execute(
-                        f"UPDATE {table} SET revoked_at = now() WHERE key_hash = $1 AND revoked_at IS NULL",
-                        repository.hash_key(args.key),
-                    )
-                    revoked = revoked or result != "UPDATE 0"
-                print("revoked" if revoked else "no such active key")
+                await _issue(conn, args, [auth.Scope.PRIVACY_OFFICER], str(uuid.uuid4()), args.name)
             elif args.command == "keys":
                 return await _keys(conn, settings, args)
             elif args.command == "erasure-log":
@@ -72,6 +66,11 @@ async def _run(args: argparse.Namespace) -> int:
                     print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
                           f"{row['requester']!r} ({row['requested_by']})  scope {row['scope']}  by {row['identified_by']}  "
                           f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}")
+            else:
+                await auth.run_key_admin_command(conn, args.command, args)
+    except auth.KeyRefused as exc:
+        print(f"error: --key: {exc}", file=sys.stderr)
+        return 2
     finally:
         await conn.close()
     return 0
@@ -91,6 +90,15 @@ async def _keys(conn: asyncpg.Connection, settings: SignalsSettings, args: argpa
     return 0
 
 
+async def _issue(conn: asyncpg.Connection, args: argparse.Namespace, scopes: Sequence[auth.Scope],
+                 subject: str, holder: str) -> None:
+    key = auth.new_key(args.key)
+    key_id = await auth.issue(conn, key=key, scopes=scopes, subject=subject, holder=holder, label=args.label,
+                              expires_at=args.expires, rate_per_minute=args.rate_per_minute)
+    print(key)
+    print(f"id {key_id} (scopes: {', '.join(scopes)}; the key is shown only now)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="defaults to SIGNALS_DATABASE_URL")
@@ -100,16 +108,13 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--kind", required=True, choices=[k.value for k in SourceKind])
     issue = sub.add_parser("issue-key", help="issue an API key (printed once; only its hash is stored)")
     issue.add_argument("--organisation", required=True, help="the organisation's name")
-    issue.add_argument("--key", help="use this key instead of a random one (demo and tests)")
-    issue.add_argument("--label", default="", help="a note on who holds the key")
+    auth.add_issue_arguments(issue)
     officer = sub.add_parser("issue-privacy-officer-key",
                              help="issue the privacy officer's credential, the only one that erases a person "
                                   "across organisations (printed once; only its hash is stored)")
     officer.add_argument("--name", required=True, help="who holds it, e.g. the controller's privacy officer")
-    officer.add_argument("--key", help="use this key instead of a random one (demo and tests)")
-    officer.add_argument("--label", default="", help="a note on the credential")
-    revoke = sub.add_parser("revoke-key", help="revoke an API key or a privacy officer's credential")
-    revoke.add_argument("--key", required=True)
+    auth.add_issue_arguments(officer)
+    auth.add_key_admin_commands(sub)
     log = sub.add_parser("erasure-log", help="the append-only erasure log, newest first "
                                              "(subjects as pseudonym digests, no personal data)")
     log.add_argument("--limit", type=int, default=100)

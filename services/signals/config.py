@@ -12,7 +12,6 @@ class SignalsSettings(ServiceSettings):
 
     service_name: str = "signals"
     port: int = 8080
-    max_body_bytes: int = 64 * 1024
     # Key for caregiver pseudonyms (case merging, Kafka keys). Set a secret in production.
     pseudonym_key: SecretStr = SecretStr("dev-only-pseudonym-key-change-me")
     # The master keys that wrap caregivers' data keys: "id:base64(32 bytes)", comma-separated,

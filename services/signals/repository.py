@@ -1,9 +1,8 @@
-"""SQL for the signals store: organisations and keys, signals, idempotency keys, stages,
+"""SQL for the signals store: organisations (their keys are ``shared.auth`` credentials), signals, idempotency keys, stages,
 erasures."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,16 +28,8 @@ class Organisation:
     kind: str
 
 
-def hash_key(api_key: str) -> str:
-    return hashlib.sha256(api_key.encode()).hexdigest()
-
-
-async def organisation_for_key(conn: asyncpg.Connection, api_key: str) -> Organisation | None:
-    row = await conn.fetchrow(
-        """SELECT o.id, o.name, o.kind FROM api_keys k JOIN organisations o ON o.id = k.organisation_id
-           WHERE k.key_hash = $1 AND k.revoked_at IS NULL""",
-        hash_key(api_key),
-    )
+async def organisation(conn: asyncpg.Connection, organisation_id: UUID) -> Organisation | None:
+    row = await conn.fetchrow("SELECT id, name, kind FROM organisations WHERE id = $1", organisation_id)
     return Organisation(**row) if row else None
 
 
@@ -47,15 +38,6 @@ async def upsert_organisation(conn: asyncpg.Connection, name: str, kind: str) ->
         """INSERT INTO organisations (id, name, kind) VALUES ($1, $2, $3)
            ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind RETURNING id""",
         uuid4(), name, kind,
-    )
-
-
-async def add_api_key(conn: asyncpg.Connection, organisation_id: UUID, api_key: str, label: str) -> None:
-    await conn.execute(
-        """INSERT INTO api_keys (key_hash, organisation_id, label) VALUES ($1, $2, $3)
-           ON CONFLICT (key_hash) DO UPDATE SET organisation_id = EXCLUDED.organisation_id,
-               revoked_at = NULL""",
-        hash_key(api_key), organisation_id, label,
     )
 
 
@@ -138,27 +120,6 @@ async def signal_with_stages(
 
 
 # --- erasure -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrivacyOfficer:
-    id: UUID
-    name: str
-
-
-async def privacy_officer_for_key(conn: asyncpg.Connection, key: str) -> PrivacyOfficer | None:
-    row = await conn.fetchrow(
-        "SELECT id, name FROM privacy_officer_keys WHERE key_hash = $1 AND revoked_at IS NULL", hash_key(key))
-    return PrivacyOfficer(**row) if row else None
-
-
-async def add_privacy_officer_key(conn: asyncpg.Connection, name: str, key: str, label: str) -> UUID:
-    return await conn.fetchval(
-        """INSERT INTO privacy_officer_keys (key_hash, id, name, label) VALUES ($1, $2, $3, $4)
-           ON CONFLICT (key_hash) DO UPDATE SET name = EXCLUDED.name, label = EXCLUDED.label, revoked_at = NULL
-           RETURNING id""",
-        hash_key(key), uuid4(), name, label,
-    )
 
 
 async def caregivers_of(

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contracts import (
     CareRecipient,
@@ -26,13 +26,17 @@ from shared.contracts import (
     Source,
     Urgency,
 )
+from shared.fields import EmailAddress, SingleLine
+from shared.municipality_codes import check_code
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
-MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$")]
+# Names, references and labels may reach an e-mail subject or header: one line each.
+Text = Annotated[SingleLine, StringConstraints(min_length=1, max_length=200)]
+# An existing municipality (the CBS list): an unknown code gets a 422, never a topic.
+MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$"), AfterValidator(check_code)]
 Postcode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{3} ?[A-Za-z]{2}$|^[1-9]\d{3}$")]
-Email = Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=254)]
+Email = EmailAddress
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")]
 
 

@@ -17,7 +17,7 @@ from shared.db import migrate
 
 pytestmark = pytest.mark.integration
 
-PARTNER = Actor("partner", access_log.credential_id("demo-gp-key"), str(uuid4()))
+PARTNER = Actor("partner", f"key:{uuid4()}", str(uuid4()))
 OFFICER = Actor("privacy_officer", str(uuid4()), on_behalf_of="controller")
 
 

@@ -19,6 +19,7 @@ from deploy.stack import REPO, EmbeddedPostgres, create_databases, free_port
 from services.signals import repository
 from services.signals.api import create_app
 from services.signals.config import SignalsSettings
+from shared import auth
 from shared.config import KafkaSettings
 
 pytestmark = pytest.mark.integration
@@ -51,7 +52,7 @@ async def test_ingest_answers_503_during_a_database_outage_and_a_retry_is_accept
     async with app.router.lifespan_context(app):
         async with app.state.runtime.pool.acquire() as conn:
             organisation = await repository.upsert_organisation(conn, "Admission test practice", "gp")
-            await repository.add_api_key(conn, organisation, API_KEY, "test")
+            await auth.issue(conn, key=API_KEY, scopes=auth.PARTNER_SCOPES, subject=str(organisation))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://signals") as client:
             health = await client.get("/healthz")

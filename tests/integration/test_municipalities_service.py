@@ -30,6 +30,7 @@ from services.municipalities import handlers, repository
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.release import ReleaseWorker
 from services.municipalities.stream import WebhookDelivery, server_sent_events
+from shared import webhooks
 from shared.contracts import CaregiverErased, Envelope, SignalReceived, SignalScreened
 from shared.db import create_pool, migrate
 from shared.metrics import Metrics
@@ -125,7 +126,7 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
     for n in range(3):
         await _append(pool, "GM0327", n)
     await _append(pool, "GM0307", 99)
-    runtime = _runtime(pool, webhook_allow_http=True, webhook_poll_seconds=0.05, webhook_backoff_seconds=0.3)
+    runtime = _runtime(pool, webhook_allow_http_hosts=["127.0.0.1"], webhook_poll_seconds=0.05, webhook_backoff_seconds=0.3)
     async with Receiver(failures=2) as receiver:
         async with pool.acquire() as conn:
             hook = await repository.add_webhook(conn, "GM0327", f"http://127.0.0.1:{receiver.port}/hook", SECRET, 0)
@@ -153,7 +154,7 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
 
 async def test_a_failing_webhook_records_its_error_and_waits(pool):
     await _append(pool, "GM0327", 1)
-    runtime = _runtime(pool, webhook_allow_http=True, webhook_backoff_seconds=60)
+    runtime = _runtime(pool, webhook_allow_http_hosts=["127.0.0.1"], webhook_backoff_seconds=60)
     async with pool.acquire() as conn:
         # Nothing listens on this port.
         hook = await repository.add_webhook(conn, "GM0327", f"http://127.0.0.1:{free_port()}/hook", SECRET, 0)
@@ -167,8 +168,30 @@ async def test_a_failing_webhook_records_its_error_and_waits(pool):
     finally:
         await delivery.stop()
     row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook["id"])
-    assert row["attempts"] == 1 and row["delivered_seq"] == 0 and "ConnectError" in row["last_error"]
+    # The municipality sees that it failed, never why (a refused port would be a scan oracle).
+    assert row["attempts"] == 1 and row["delivered_seq"] == 0 and row["last_error"] == webhooks.DELIVERY_FAILED
     assert row["next_attempt_at"] > datetime.now(UTC) + timedelta(seconds=50)
+
+
+async def test_a_webhook_now_pointing_at_a_local_address_is_refused_at_delivery(pool):
+    """Registration checked the URL; a later DNS answer (or an old row) pointing inside is
+    refused again before every delivery: the receiver on this machine gets nothing."""
+    await _append(pool, "GM0327", 1)
+    runtime = _runtime(pool, webhook_backoff_seconds=60)  # no development hosts
+    async with Receiver(failures=0) as receiver:
+        async with pool.acquire() as conn:
+            hook = await repository.add_webhook(conn, "GM0327", f"http://localhost:{receiver.port}/hook", SECRET, 0)
+        delivery = WebhookDelivery(runtime)
+        await delivery.start()
+        try:
+            async with asyncio.timeout(10):
+                while not await pool.fetchval("SELECT attempts FROM municipal_webhooks WHERE id = $1", hook["id"]):
+                    await asyncio.sleep(0.05)
+        finally:
+            await delivery.stop()
+        assert receiver.received == []
+    row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook["id"])
+    assert row["delivered_seq"] == 0 and row["last_error"] == webhooks.DELIVERY_FAILED
 
 
 def _signal(name: str, postcode: str = "3833 KL", code: str = "GM0327") -> SignalReceived:

@@ -31,6 +31,7 @@ from services.notify.deadlines import run_once
 from services.notify.delivery import DeliveryWorker
 from services.notify.handlers import make_handlers
 from services.notify.metrics import NotifyMetrics
+from shared.auth import Scope, issue
 from shared.contracts import CaregiverErased, EventType, MatchesProposed
 from shared.db import create_pool, migrate
 from shared.http import install_error_handlers
@@ -113,14 +114,14 @@ async def notify(database_url: str, tmp_path) -> AsyncIterator[Notify]:
     registry = CollectorRegistry()
     ctx = NotifyContext.create(settings, NotifyMetrics(registry), clock)
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(pool=pool)
+    app.state.runtime = SimpleNamespace(pool=pool, settings=settings)
     app.state.notify = ctx
     install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)
     async with pool.acquire() as conn:
-        await repository.add_provider_key(conn, "a", PROVIDER_KEY, "test")
-        await repository.add_provider_key(conn, "b", "provider-key-b", "test")
+        await issue(conn, key=PROVIDER_KEY, scopes=[Scope.PROVIDER], subject="a")
+        await issue(conn, key="provider-key-b", scopes=[Scope.PROVIDER], subject="b")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://notify.test") as api:
         yield Notify(pool, ctx, clock, api, registry)
     await pool.close()
