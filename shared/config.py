@@ -3,10 +3,28 @@ env prefix (``SIGNALS_``, ``SCREENING_``, ...); Kafka settings are common (``KAF
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where a running embedded stack (``make run``) says which databases it serves, so the
+# command-line tools find them without any setting. ``STS_STACK_FILE`` points elsewhere.
+STACK_FILE = Path(__file__).resolve().parent.parent / ".data" / "stack.json"
+
+
+def running_stack_database(service: str) -> str | None:
+    """The database URL of ``service`` in the embedded stack that is running now, if any."""
+    path = Path(os.environ.get("STS_STACK_FILE") or STACK_FILE)
+    try:
+        stack = json.loads(path.read_text())
+        os.kill(int(stack["pid"]), 0)  # the stack that wrote it still runs
+        return stack["databases"][service]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class KafkaSettings(BaseSettings):
@@ -55,3 +73,10 @@ class ServiceSettings(BaseSettings):
     # the whole deployment, never a partner's credential.
     internal_token: str = Field("dev-internal-token", validation_alias="STS_INTERNAL_TOKEN")
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @model_validator(mode="after")
+    def _running_stack(self) -> ServiceSettings:
+        # Only when no database URL was given: an explicit setting always wins.
+        if "database_url" not in self.model_fields_set and (found := running_stack_database(self.service_name)):
+            self.database_url = found
+        return self

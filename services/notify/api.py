@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.notify import pages, provider_api
+from services.notify import pages, provider_api, repository
 from services.notify.channels import Channel, email_channel
 from services.notify.clock import Clock, SystemClock
 from services.notify.config import NotifySettings
@@ -21,6 +21,7 @@ from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
 from shared.http import BodyLimitMiddleware, install_error_handlers
 from shared.service import Runtime, create_runtime, create_service_app
+from shared.worker import Periodic
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,9 +48,16 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
         app.state.delivery = worker
         return worker
 
+    def confirmation_blanker(rt: Runtime) -> Periodic:
+        async def blank() -> None:
+            async with rt.pool.acquire() as conn:
+                await repository.blank_old_confirmations(conn, settings.confirmation_keep_hours)
+
+        return Periodic("confirmation-blanker", 600, blank)
+
     app = create_service_app(
         runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
-        workers=[delivery_worker, deadline_worker(ctx)],
+        workers=[delivery_worker, deadline_worker(ctx), confirmation_blanker],
         description="Tells the caregiver, the referrer and the providers, and closes the loop: providers "
         "answer referrals here (API or signed link), deadlines remind and escalate, and the caregiver is "
         "asked whether the support arrived.",

@@ -374,3 +374,15 @@ async def erase(conn: asyncpg.Connection, signal_ids: Sequence[UUID], case_ids: 
             WHERE {where}""",
         *args,
     )
+
+
+async def blank_old_confirmations(conn: asyncpg.Connection, keep_hours: float) -> int:
+    """Blank the address and text of self-referral confirmation mails older than
+    ``keep_hours``: an unconfirmed submission's personal data is kept a day at most, and a
+    confirmed one lives on in the signal. The row stays (what was sent, when)."""
+    result = await conn.execute(
+        """UPDATE notifications SET address = NULL, subject = '', body_text = '', body_html = NULL
+           WHERE template = 'selfreferral_confirmation' AND address IS NOT NULL AND status <> 'pending'
+             AND created_at < now() - make_interval(secs => $1::float8 * 3600)""",
+        keep_hours)
+    return int(result.split()[-1])

@@ -4,6 +4,7 @@
     python -m services.signals.cli issue-key --organisation "Huisartsenpraktijk"
     python -m services.signals.cli issue-privacy-officer-key --name "Privacy officer (controller)"
     python -m services.signals.cli erasure-log
+    python -m services.signals.cli sign-in-link --organisation "Huisartsenpraktijk"
 
 A partner key withdraws only its organisation's own signals; erasing a person across every
 organisation (GDPR art. 17) takes the privacy officer's credential. Both are recorded in the
@@ -25,8 +26,9 @@ import asyncpg
 from services.signals import repository
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
+from services.signals.sessions import new_token
 from shared.contracts import SourceKind
-from shared.db import migrate
+from shared.db import CONNECTION_ERRORS, connection_failure, migrate
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -60,6 +62,15 @@ async def _run(args: argparse.Namespace) -> int:
                     )
                     revoked = revoked or result != "UPDATE 0"
                 print("revoked" if revoked else "no such active key")
+            elif args.command == "sign-in-link":
+                organisation = await repository.organisation_by_name(conn, args.organisation)
+                if organisation is None:
+                    print(f"error: no organisation named {args.organisation!r}", file=sys.stderr)
+                    return 2
+                token, token_hash = new_token()
+                await repository.add_sign_in_token(conn, token_hash, organisation.id, args.hours)
+                base = (args.base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+                print(f"{base}/melden/link/{token}")
             elif args.command == "erasure-log":
                 for row in await repository.erasure_log(conn, args.limit):
                     print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
@@ -71,7 +82,7 @@ async def _run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m services.signals.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="defaults to SIGNALS_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add-organisation", help="create or update a partner organisation")
@@ -92,7 +103,18 @@ def main(argv: list[str] | None = None) -> int:
     log = sub.add_parser("erasure-log", help="the append-only erasure log, newest first "
                                              "(subjects as pseudonym digests, no personal data)")
     log.add_argument("--limit", type=int, default=100)
-    return asyncio.run(_run(parser.parse_args(argv)))
+    link = sub.add_parser("sign-in-link", help="a one-time link that signs a professional of the organisation in "
+                                               "to the signal form (printed once; only its hash is stored)")
+    link.add_argument("--organisation", required=True, help="the organisation's name")
+    link.add_argument("--hours", type=float, default=24, help="how long the link works (default 24)")
+    link.add_argument("--base-url", help="where the signals service is reached; default SIGNALS_PUBLIC_URL")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except CONNECTION_ERRORS as exc:
+        print(connection_failure(args.database_url or SignalsSettings().database_url, "SIGNALS_DATABASE_URL", exc),
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,3 +14,15 @@ class SignalsSettings(ServiceSettings):
     max_body_bytes: int = 64 * 1024
     # Key for caregiver pseudonyms (case merging, Kafka keys). Set a secret in production.
     pseudonym_key: SecretStr = SecretStr("dev-only-pseudonym-key-change-me")
+    # Front doors (pages): where the service is reached from outside (links in e-mails), and
+    # the key that signs session cookies and caregiver status links. Set a secret in production.
+    public_url: str | None = None
+    page_secret: SecretStr = SecretStr("dev-only-page-secret-change-me")
+    session_hours: float = 8
+    # The public social-map search page, linked from the caregiver's status page.
+    social_map_url: str | None = None
+    # Self-referral: submissions per e-mail address or client address per hour, and how long
+    # an unconfirmed submission (and its personal data) is kept.
+    self_referral_per_hour: int = 5
+    self_referral_keep_hours: float = 24
+    self_referral_purge_seconds: float = 600
