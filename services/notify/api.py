@@ -16,7 +16,7 @@ from services.notify.deadlines import deadline_worker
 from services.notify.delivery import DeliveryWorker
 from services.notify.handlers import register_handlers
 from services.notify.metrics import NotifyMetrics
-from services.notify.sms import HttpSmsGateway, SmsChannel
+from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
 from shared.http import BodyLimitMiddleware, install_error_handlers
@@ -67,4 +67,5 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)
+    app.include_router(inbound_router)
     return app

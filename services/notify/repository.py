@@ -386,3 +386,13 @@ async def blank_old_confirmations(conn: asyncpg.Connection, keep_hours: float) -
              AND created_at < now() - make_interval(secs => $1::float8 * 3600)""",
         keep_hours)
     return int(result.split()[-1])
+
+
+async def add_do_not_contact(conn: asyncpg.Connection, address_digest: str, channel: str) -> None:
+    await conn.execute(
+        "INSERT INTO do_not_contact (address_digest, channel) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        address_digest, channel)
+
+
+async def is_do_not_contact(conn: asyncpg.Connection, address_digest: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM do_not_contact WHERE address_digest = $1", address_digest))

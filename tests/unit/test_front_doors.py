@@ -135,3 +135,11 @@ def test_municipalities_by_name_or_code_with_their_province() -> None:
     assert find(" leusden ").code == "GM0327" and find("gm0307").name == "Amersfoort"
     assert province_of("GM0327") == "Utrecht" and province_of("GM1680") == "Drenthe" and province_of("GM9999") is None
     assert all(m.province for m in municipalities().values())
+
+
+def test_a_stop_reply_is_recognised_and_numbers_compare_in_their_normal_form() -> None:
+    from services.notify.sms import address_digest, is_stop
+
+    assert is_stop("STOP") and is_stop(" stop. ") and is_stop("Stoppen graag") and not is_stop("Ik stop niet")
+    assert not is_stop("") and not is_stop("bedankt")
+    assert len({address_digest(n) for n in ("+31 6-1234 5678", "0031612345678", "0612345678")}) == 1
