@@ -69,10 +69,11 @@ def sign_in_link(stack: Stack, organisation: str = DEMO_GP) -> str:
 
 def banner(stack: Stack, signal_form: str | None = None) -> str:
     s = stack.services
+    # The front doors start their lines with their label, so they are easy to find and copy.
     front_doors = f"""
-  Self-referral   {s['signals'].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
-  Signal form     {signal_form or s['signals'].url + '/melden'}   (one-time link, signed in for {DEMO_GP})
-  Social map      {stack.social_map_url}   (e.g. ?plaats=Leusden&zoek=respijt)
+Self-referral   {s['signals'].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
+Signal form     {signal_form or s['signals'].url + '/melden'}   (one-time link, signed in for {DEMO_GP})
+Social map      {stack.social_map_url}   (for everyone; e.g. respijt in Leusden: ?plaats=Leusden&zoek=respijt)
 """
     return f"""
 signal-to-support is running (embedded default, demo data)

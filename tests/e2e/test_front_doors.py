@@ -93,7 +93,7 @@ async def test_a_caregiver_refers_themselves_confirms_by_mail_and_follows_their_
 async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: Stack) -> None:
     reporter = f"buur-{uuid.uuid4().hex[:8]}@example.nl"
     await page.goto(f"{stack.services['signals'].url}/aanmelden/zorg")
-    await page.get_by_label("Naam", exact=True).fill("Mevrouw Overbelast")
+    await page.locator("#caregiver_name").fill("Mevrouw Overbelast")
     await page.get_by_label("Wat ziet u?").fill("Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit.")
     await page.get_by_label("Uitputting").check()
     await page.get_by_label("Uw e-mailadres").fill(reporter)
