@@ -364,7 +364,8 @@ class _Reader:
                 addresses.append(Address(
                     address_id, self.get(a, a_path, "address_1"), self.get(a, a_path, "postal_code"),
                     self.get(a, a_path, "city"), self.get(a, a_path, "country"), self.get(a, a_path, "address_type"),
-                    self.get(a, a_path, "state_province"),
+                    self.get(a, a_path, "state_province")
+                    or dutch_province(self.get(a, a_path, "postal_code"), self.get(a, a_path, "city")),
                 ))
         # One coordinate without the other places the location nowhere.
         has_both = lat is not None and lon is not None
@@ -698,16 +699,20 @@ def _iso(value: date | time | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def province(address: Address, fallback_municipality: str | None) -> str | None:
+def dutch_province(postal_code: str | None, city: str | None) -> str | None:
     """HSDS requires ``state_province`` in every address: for a Dutch address, the province
-    of its municipality (by postcode area, else by the city's name, else the municipality
-    the service serves)."""
+    of its municipality, by postcode area, else by the city's name."""
+    area = PC4_CENTROIDS.get(pc4_of(postal_code) or "")
+    by_city = municipalities.find(city) if city else None
+    code = area[0] if area else by_city.code if by_city else None
+    return municipalities.province_of(code) if code else None
+
+
+def province(address: Address, fallback_municipality: str | None) -> str | None:
+    """The address's province, else that of the municipality the service serves."""
     if address.state_province:
         return address.state_province
-    area = PC4_CENTROIDS.get(pc4_of(address.postal_code) or "")
-    by_city = municipalities.find(address.city) if address.city else None
-    code = area[0] if area else by_city.code if by_city else fallback_municipality
-    return municipalities.province_of(code) if code else None
+    return municipalities.province_of(fallback_municipality) if fallback_municipality else None
 
 
 def _location_json(loc: Location, municipality: str | None = None) -> dict[str, Any]:

@@ -143,3 +143,20 @@ def test_a_stop_reply_is_recognised_and_numbers_compare_in_their_normal_form() -
     assert is_stop("STOP") and is_stop(" stop. ") and is_stop("Stoppen graag") and not is_stop("Ik stop niet")
     assert not is_stop("") and not is_stop("bedankt")
     assert len({address_digest(n) for n in ("+31 6-1234 5678", "0031612345678", "0612345678")}) == 1
+
+
+def test_the_clis_find_a_running_stack_s_database_unless_one_is_given(tmp_path, monkeypatch) -> None:
+    import os
+
+    from services.matching.config import MatchingSettings
+
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": {"matching": "postgresql://p@127.0.0.1:54329/matching"}}))
+    monkeypatch.setenv("STS_STACK_FILE", str(stack_file))
+    monkeypatch.delenv("MATCHING_DATABASE_URL", raising=False)
+    assert MatchingSettings().database_url == "postgresql://p@127.0.0.1:54329/matching"
+    monkeypatch.setenv("MATCHING_DATABASE_URL", "postgresql://explicit/matching")
+    assert MatchingSettings().database_url == "postgresql://explicit/matching"
+    monkeypatch.delenv("MATCHING_DATABASE_URL")
+    stack_file.write_text(json.dumps({"pid": 2**22 + 12345, "databases": {"matching": "postgresql://gone/matching"}}))
+    assert MatchingSettings().database_url != "postgresql://gone/matching", "a stack that stopped is not used"
