@@ -25,7 +25,9 @@ from shared import auth
 DEMO_ORGANISATIONS = [
     ("Huisartsenpraktijk De Linde (demo)", "gp", "demo-gp-key", "praktijk@delinde.example.nl"),
     ("Sociaal wijkteam Leusden (demo)", "neighbourhood_team", "demo-wijkteam-key", "wijkteam@leusden.example.nl"),
+    ("Thuiszorg Eemland (demo)", "home_care", "demo-thuiszorg-key", "thuiszorg@eemland.example.nl"),
 ]
+DEMO_GP = DEMO_ORGANISATIONS[0][0]
 DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
 DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307-key")]
 DEMO_PRIVACY_OFFICER_KEY = "demo-privacy-officer-key"
@@ -75,11 +77,25 @@ def seed_demo(stack: Stack, say) -> None:
     say("demo social map imported: " + (result.stdout.strip().splitlines() or ["done"])[-1])
 
 
-def banner(stack: Stack) -> str:
+def sign_in_link(stack: Stack, organisation: str = DEMO_GP) -> str:
+    """A one-time link that signs a professional of ``organisation`` in to the signal form."""
+    result = subprocess.run(
+        [sys.executable, "-m", "services.signals.cli", "sign-in-link", "--organisation", organisation],
+        env=stack.env_for("signals"), cwd=REPO, check=True, capture_output=True, text=True)
+    return result.stdout.strip().splitlines()[-1]
+
+
+def banner(stack: Stack, signal_form: str | None = None) -> str:
     s = stack.services
+    # The front doors start their lines with their label, so they are easy to find and copy.
+    front_doors = f"""
+Self-referral   {s['signals'].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
+Signal form     {signal_form or s['signals'].url + '/melden'}   (one-time link, signed in for {DEMO_GP})
+Social map      {stack.social_map_url}   (for everyone; e.g. respijt in Leusden: ?plaats=Leusden&zoek=respijt)
+"""
     return f"""
 signal-to-support is running (embedded default, demo data)
-
+{front_doors}
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
   Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
   Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
@@ -90,7 +106,7 @@ signal-to-support is running (embedded default, demo data)
   PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
-  Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)
+  Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team), demo-thuiszorg-key (home care)
   Municipalities  demo-gm0327-key (Leusden, GM0327), demo-gm0307-key (Amersfoort, GM0307)
   Privacy officer {DEMO_PRIVACY_OFFICER_KEY} (erases a person across organisations: POST /v1/erasures)
 
@@ -124,10 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stack.start()
-        if not args.no_demo:
-            seed_demo(stack, say)
-        print(banner(stack), flush=True)
+        stack.start(seed=None if args.no_demo else lambda s: seed_demo(s, say))
+        print(banner(stack, None if args.no_demo else sign_in_link(stack)), flush=True)
         # Supervision: whatever dies (a service, PostgreSQL, the broker, the mailbox) comes back.
         while not stop.wait(1):
             for action in stack.supervise():

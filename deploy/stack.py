@@ -12,6 +12,7 @@ purpose (the chaos harness keeps PostgreSQL stopped for 20 s) without being undo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -392,8 +393,12 @@ class Stack:
             "STS_KEYS_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
             # The local mailbox speaks plain SMTP on loopback: the one place STARTTLS is off.
             **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port),
-                "NOTIFY_SMTP_STARTTLS": "false"}
+                "NOTIFY_SMTP_STARTTLS": "false", "NOTIFY_SOCIAL_MAP_URL": self.social_map_url}
                if name == "notify" else {}),
+            # The front doors link to each other: links in e-mails lead to the signals pages,
+            # and the caregiver's page to the public social map.
+            **({"SIGNALS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
+                "SIGNALS_SOCIAL_MAP_URL": self.social_map_url} if name == "signals" else {}),
             # The demo releases every few seconds and suppresses after a minute, so a newcomer
             # sees groups appear (or not) right after posting signals; production: hour, week.
             **({"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
@@ -401,10 +406,16 @@ class Stack:
             **self.config.extra_env,
         }
 
+    @property
+    def social_map_url(self) -> str:
+        return f"http://127.0.0.1:{self.config.ports['matching']}/sociale-kaart"
+
     def env_for(self, name: str) -> dict[str, str]:
         return {**os.environ, **self.services[name].env}
 
-    def start(self) -> None:
+    def start(self, seed: Callable[[Stack], None] | None = None) -> None:
+        """Start everything; ``seed`` (the demo data) runs before the stack reports ready, so
+        the first signal after "ready" never meets an empty social map."""
         started = time.monotonic()
         self.progress(f"starting PostgreSQL ({self.postgres.dsn()})")
         self.postgres.start()
@@ -420,9 +431,24 @@ class Stack:
             service.start(replay_outbox=service.replay_owed)
         for service in (self.mailbox, *self.services.values()):
             service.wait_healthy()
-        self.progress(f"all services healthy in {time.monotonic() - started:.1f}s")
+        if seed is not None:
+            seed(self)
+        self._write_stack_file()
+        self.progress(f"ready: all services healthy{' and demo data seeded' if seed else ''} "
+                      f"in {time.monotonic() - started:.1f}s")
+
+    @property
+    def stack_file(self) -> Path:
+        return self.config.data_dir / "stack.json"
+
+    def _write_stack_file(self) -> None:
+        """Tell the command-line tools where this stack's databases are (shared.config reads it
+        while this process lives), so ``python -m services.matching.cli import ...`` just works."""
+        databases = {name: service.env[f"{name.upper()}_DATABASE_URL"] for name, service in self.services.items()}
+        self.stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": databases}, indent=2) + "\n")
 
     def stop(self) -> None:
+        self.stack_file.unlink(missing_ok=True)
         # The ingest API first, so nothing new arrives while the workers drain.
         for service in self.services.values():
             service.stop()

@@ -8,11 +8,13 @@ is wrong, one line per variable, and ``shared.service.run_service`` exits with t
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # A production secret shorter than this is refused (e.g. `openssl rand -hex 32` gives 64).
@@ -20,6 +22,21 @@ MIN_SECRET_LENGTH = 24
 # Values that only ever belong to the embedded default or the tests, whatever field holds them.
 DEVELOPMENT_MARKERS = ("dev-only", "change-me", "dev-internal", "demo-")
 ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
+
+# Where a running embedded stack (``make run``) says which databases it serves, so the
+# command-line tools find them without any setting. ``STS_STACK_FILE`` points elsewhere.
+STACK_FILE = Path(__file__).resolve().parent.parent / ".data" / "stack.json"
+
+
+def running_stack_database(service: str) -> str | None:
+    """The database URL of ``service`` in the embedded stack that is running now, if any."""
+    path = Path(os.environ.get("STS_STACK_FILE") or STACK_FILE)
+    try:
+        stack = json.loads(path.read_text())
+        os.kill(int(stack["pid"]), 0)  # the stack that wrote it still runs
+        return stack["databases"][service]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 class KafkaSettings(BaseSettings):
@@ -102,6 +119,14 @@ class ServiceSettings(BaseSettings):
     # Largest request body any endpoint accepts (413 past it, counted as it streams in).
     max_body_bytes: int = 64 * 1024
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+
+    @model_validator(mode="after")
+    def _running_stack(self) -> ServiceSettings:
+        # Only when no database URL was given: an explicit setting always wins.
+        if "database_url" not in self.model_fields_set and (found := running_stack_database(self.service_name)):
+            self.database_url = found
+        return self
+
     # One name for every service: production turns the checks below on.
     environment: Literal["development", "production"] = Field("development", validation_alias="STS_ENV")
     # /metrics, /docs, /openapi.json, /asyncapi and /internal/* are served on this second port

@@ -45,6 +45,8 @@ class EventType(StrEnum):
     REFERRAL_UPDATED = "referral.updated"
     FOLLOW_UP_RECORDED = "followup.recorded"
     CAREGIVER_ERASED = "caregiver.erased"
+    # Front doors: a self-referral waits for its e-mail confirmation (notify sends the mail).
+    SELF_REFERRAL_CONFIRMATION_REQUESTED = "selfreferral.confirmation_requested"
 
 
 class _Contract(BaseModel):
@@ -145,6 +147,8 @@ class Caregiver(_Contract):
     municipality_code: str
     preferred_language: Language = Language.NL
     contact_preference: ContactPreference = ContactPreference.EMAIL
+    # The caregiver's own question ("what would help you most?"), in their words.
+    own_question: str | None = None
 
 
 class CareRecipient(_Contract):
@@ -184,6 +188,34 @@ class SealedSignal(_Contract):
     screening: str | None = None
 
 
+# --- care tasks (the national Mantelzorgtest asks per task: effort, hours, help) ----------
+
+
+class CareTaskKind(StrEnum):
+    COOKING = "cooking"
+    TRANSPORT = "transport"
+    HOUSEHOLD = "household"
+    ADMINISTRATION = "administration"
+    PERSONAL_CARE = "personal_care"
+    SUPERVISION = "supervision"
+
+
+class CareTaskEffort(StrEnum):
+    """How heavy the caregiver finds the task."""
+
+    LIGHT = "light"
+    SOMEWHAT_HEAVY = "somewhat_heavy"
+    HEAVY = "heavy"
+    VERY_HEAVY = "very_heavy"
+
+
+class CareTask(_Contract):
+    task: CareTaskKind
+    effort: CareTaskEffort
+    hours_per_week: float | None = None
+    has_help: bool | None = None
+
+
 class SignalReceived(_Contract):
     """A signal accepted by the ingest API. Carries personal data: internal topics only.
 
@@ -205,6 +237,10 @@ class SignalReceived(_Contract):
     urgency: Urgency = Urgency.NORMAL
     note: str | None = None
     sealed: SealedSignal | None = None
+    care_tasks: list[CareTask] = []
+    # The caregiver's own status page (a signed link), for messages to the caregiver; set
+    # for caregivers who referred themselves.
+    status_url: str | None = None
 
 
 class ScreeningResult(_Contract):
@@ -261,6 +297,10 @@ class ProposedMatch(_Contract):
     category: str
     score: float
     contact_email: str | None = None
+    # How the caregiver reaches the service themselves (the overview of support they get).
+    contact_phone: str | None = None
+    address: str | None = None
+    url: str | None = None
     explanation: MatchExplanation = MatchExplanation()
     # The slot held for this proposal; released when the provider declines or it expires.
     reservation_id: UUID | None = None
@@ -374,6 +414,19 @@ class CaregiverErased(_Contract):
     scope: ErasureScope = ErasureScope.CAREGIVER
 
 
+class SelfReferralConfirmationRequested(_Contract):
+    """Someone referred themselves (or voiced a concern) on the public page: the address
+    they gave must confirm before anything enters the pipeline (double opt-in)."""
+
+    referral_id: UUID
+    email: str
+    name: str | None = None
+    language: Language = Language.NL
+    confirm_url: str
+    expires_at: datetime
+    concern: bool = False  # a resident's concern about someone else, not a self-referral
+
+
 # --- the envelope --------------------------------------------------------------------
 
 P = TypeVar("P", bound=BaseModel)
@@ -416,4 +469,5 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     EventType.REFERRAL_UPDATED: ReferralUpdated,
     EventType.FOLLOW_UP_RECORDED: FollowUpRecorded,
     EventType.CAREGIVER_ERASED: CaregiverErased,
+    EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: SelfReferralConfirmationRequested,
 }

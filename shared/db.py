@@ -109,3 +109,16 @@ async def migrate(dsn: str, service_migrations: Path) -> list[str]:
         )
     finally:
         await conn.close()
+
+
+# What a command-line tool meets when the database is not there (refused, wrong port,
+# timeout, unknown database or role): worth one line to the operator, not a traceback.
+CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError,
+                     asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InterfaceError)
+
+
+def connection_failure(dsn: str, env_name: str, exc: BaseException) -> str:
+    """The one line a CLI prints when it cannot reach its database."""
+    where = re.sub(r"//[^@/]*@", "//", dsn)  # never print a password
+    return (f"error: cannot reach the database {where} ({type(exc).__name__}: {exc or 'no answer'}); "
+            f"is `make run` up? Otherwise set {env_name} or pass --database-url")

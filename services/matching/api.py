@@ -7,7 +7,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.matching import repository
+from services.matching import pages, repository
 from services.matching.admin import router as admin_router
 from services.matching.config import MatchingSettings
 from services.matching.handlers import register_handlers
@@ -36,4 +36,5 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
         description="Matches needs to local support on the municipality's social map.",
     )
     app.include_router(admin_router)
+    app.include_router(pages.router)
     return app

@@ -21,7 +21,7 @@ import asyncpg
 
 from services.matching import hsds, repository
 from services.matching.config import MatchingSettings
-from shared.db import migrate
+from shared.db import CONNECTION_ERRORS, connection_failure, migrate
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -70,7 +70,8 @@ async def _run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m services.matching.cli", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="defaults to MATCHING_DATABASE_URL")
+    parser.add_argument("--database-url", help="defaults to MATCHING_DATABASE_URL, else the running `make run` "
+                        "stack's database (.data/stack.json)")
     sub = parser.add_subparsers(dest="command", required=True)
     imp = sub.add_parser("import", help="import a JSON file or a datapackage directory")
     imp.add_argument("path", type=Path)
@@ -78,7 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     exp = sub.add_parser("export", help="export the stored social map")
     exp.add_argument("path", type=Path, help="a JSON file, or a directory for --format csv")
     exp.add_argument("--format", choices=["json", "csv"], default="json")
-    return asyncio.run(_run(parser.parse_args(argv)))
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except CONNECTION_ERRORS as exc:
+        print(connection_failure(args.database_url or MatchingSettings().database_url, "MATCHING_DATABASE_URL", exc),
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

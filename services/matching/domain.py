@@ -59,6 +59,14 @@ class Candidate:
     capacity_available: int | None = None
     assured_date: date | None = None
     contact_email: str | None = None
+    contact_phone: str | None = None
+    address: str | None = None
+    url: str | None = None
+
+    @property
+    def contact(self) -> dict[str, str | None]:
+        return {"contact_email": self.contact_email, "contact_phone": self.contact_phone,
+                "address": self.address, "url": self.url}
 
 
 @dataclass(frozen=True)
@@ -113,7 +121,7 @@ def consultant(request: MatchRequest, candidates: list[Candidate]) -> ProposedMa
         c.service_id))
     return ProposedMatch(
         service_id=best.service_id, service_name=best.service_name, organization_name=best.organization_name,
-        category=CONSULTANT, score=0.0, contact_email=best.contact_email, consultant=True,
+        category=CONSULTANT, score=0.0, **best.contact, consultant=True,
         explanation=MatchExplanation(eligibility=["caregiver consultant for the caregiver's area"]),
     )
 
@@ -257,7 +265,7 @@ def match(request: MatchRequest, candidates: list[Candidate], today: date) -> Ma
         proposals.append(ProposedMatch(
             service_id=c.service_id, service_name=c.service_name, organization_name=c.organization_name,
             category=_category(c, covered), score=round(sum(parts.values()), 4),
-            contact_email=c.contact_email,
+            **c.contact,
             explanation=MatchExplanation(covers_needs=covered, eligibility=[area_reason, *reasons],
                                          score_parts=parts),
         ))

@@ -28,7 +28,9 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from services.matching.pc4 import PC4_CENTROIDS, pc4_of
 from services.matching.taxonomy import TAXONOMY, TERMS
+from shared import municipalities
 from shared.fields import EMAIL_PATTERN
 
 STATUSES = ("active", "inactive", "defunct", "temporarily closed")
@@ -68,6 +70,7 @@ class Address:
     city: str | None = None
     country: str | None = None
     address_type: str | None = None
+    state_province: str | None = None
 
 
 @dataclass(frozen=True)
@@ -362,6 +365,8 @@ class _Reader:
                 addresses.append(Address(
                     address_id, self.get(a, a_path, "address_1"), self.get(a, a_path, "postal_code"),
                     self.get(a, a_path, "city"), self.get(a, a_path, "country"), self.get(a, a_path, "address_type"),
+                    self.get(a, a_path, "state_province")
+                    or dutch_province(self.get(a, a_path, "postal_code"), self.get(a, a_path, "city")),
                 ))
         # One coordinate without the other places the location nowhere.
         has_both = lat is not None and lon is not None
@@ -578,8 +583,8 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
         "id", "organization_id", "name", "description", "url", "email", "status", "application_process",
         "fees_description", "eligibility_description", "minimum_age", "maximum_age", "assured_date")),
     "location": ("locations.csv", ("id", "location_type", "organization_id", "name", "latitude", "longitude")),
-    "address": ("addresses.csv", ("id", "location_id", "address_1", "city", "postal_code", "country",
-                                  "address_type")),
+    "address": ("addresses.csv", ("id", "location_id", "address_1", "city", "state_province", "postal_code",
+                                  "country", "address_type")),
     "service_at_location": ("service_at_location.csv", ("id", "service_id", "location_id", "description")),
     "service_area": ("service_areas.csv", ("id", "service_id", "name", "extent", "extent_type", "uri")),
     "language": ("languages.csv", ("id", "service_id", "name", "code")),
@@ -695,11 +700,27 @@ def _iso(value: date | time | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _location_json(loc: Location) -> dict[str, Any]:
+def dutch_province(postal_code: str | None, city: str | None) -> str | None:
+    """HSDS requires ``state_province`` in every address: for a Dutch address, the province
+    of its municipality, by postcode area, else by the city's name."""
+    area = PC4_CENTROIDS.get(pc4_of(postal_code) or "")
+    by_city = municipalities.find(city) if city else None
+    code = area[0] if area else by_city.code if by_city else None
+    return municipalities.province_of(code) if code else None
+
+
+def province(address: Address, fallback_municipality: str | None) -> str | None:
+    """The address's province, else that of the municipality the service serves."""
+    if address.state_province:
+        return address.state_province
+    return municipalities.province_of(fallback_municipality) if fallback_municipality else None
+
+
+def _location_json(loc: Location, municipality: str | None = None) -> dict[str, Any]:
     return _compact({
         "id": loc.id, "location_type": loc.location_type, "organization_id": loc.organization_id,
         "name": loc.name, "latitude": loc.latitude, "longitude": loc.longitude,
-        "addresses": [_compact(vars(a)) for a in loc.addresses],
+        "addresses": [_compact({**vars(a), "state_province": province(a, municipality)}) for a in loc.addresses],
     })
 
 
@@ -714,7 +735,9 @@ def to_service_full(s: Service) -> dict[str, Any]:
         "organization": _compact({"id": o.id, "name": o.name, "description": o.description,
                                   "email": o.email, "website": o.website}),
         "service_at_locations": [_compact({"id": sal.id, "description": sal.description,
-                                           "location": _location_json(sal.location)}) for sal in s.locations],
+                                           "location": _location_json(
+                                               sal.location, next((a.municipality_code for a in s.areas), None))})
+                                  for sal in s.locations],
         "service_areas": [_compact({"id": a.id, "name": a.name, "extent": a.extent, "extent_type": a.extent_type,
                                     "uri": f"{TOOI_MUNICIPALITY}{a.municipality_code.lower()}"}) for a in s.areas],
         "languages": [_compact(vars(lang)) for lang in s.languages],

@@ -183,6 +183,12 @@ async def load_candidates(conn: asyncpg.Connection, municipality_code: str, pc4:
                   s.assured_date,
                   COALESCE(s.email, (SELECT c.email FROM contact c WHERE c.service_id = s.id AND c.email IS NOT NULL
                                      ORDER BY c.id LIMIT 1), o.email) AS contact_email,
+                  (SELECT c.phones->0->>'number' FROM contact c WHERE c.service_id = s.id
+                   AND jsonb_array_length(c.phones) > 0 ORDER BY c.id LIMIT 1) AS contact_phone,
+                  (SELECT concat_ws(', ', l.address_1, concat_ws(' ', l.postal_code, l.city))
+                   FROM service_at_location sal JOIN location l ON l.id = sal.location_id
+                   WHERE sal.service_id = s.id AND l.address_1 IS NOT NULL ORDER BY sal.id LIMIT 1) AS address,
+                  COALESCE(s.url, o.website) AS url,
                   ARRAY(SELECT DISTINCT t.code FROM attribute a JOIN taxonomy_term t ON t.id = a.taxonomy_term_id
                         WHERE a.link_entity = 'service' AND a.link_id = s.id AND t.taxonomy = $3) AS terms,
                   ARRAY(SELECT DISTINCT municipality_code FROM service_area WHERE service_id = s.id) AS municipalities,
@@ -215,6 +221,7 @@ async def load_candidates(conn: asyncpg.Connection, municipality_code: str, pc4:
             languages=frozenset(r["languages"]),
             latitude=nearest[0] if nearest else None, longitude=nearest[1] if nearest else None,
             capacity_available=r["available"], assured_date=r["assured_date"], contact_email=r["contact_email"],
+            contact_phone=r["contact_phone"], address=r["address"], url=r["url"],
         ))
     return candidates
 
@@ -328,3 +335,17 @@ def retention_purges(settings: Any) -> list[Purge]:
         DELETE FROM reservation WHERE id IN (
             SELECT id FROM reservation WHERE status IN ('released', 'expired') AND updated_at < $1 LIMIT $2)
         RETURNING 1""")]
+
+
+async def records_in_area(conn: asyncpg.Connection, municipality_code: str, pc4: str | None) -> list[dict[str, Any]]:
+    """The active services (``service_full``, with their organization) serving this
+    municipality, and this postcode area when given: what the public social map shows."""
+    rows = await conn.fetch(
+        """SELECT s.raw::text AS service, o.raw::text AS organization
+           FROM service s JOIN organization o ON o.id = s.organization_id
+           WHERE s.status = 'active' AND EXISTS (
+               SELECT 1 FROM service_area sa WHERE sa.service_id = s.id AND sa.municipality_code = $1
+                 AND (sa.pc4 IS NULL OR $2::text IS NULL OR sa.pc4 = $2))
+           ORDER BY s.name, s.id""",
+        municipality_code, pc4)
+    return [{**json.loads(r["service"]), "organization": json.loads(r["organization"])} for r in rows]

@@ -67,3 +67,40 @@ TARGET_GROUPS = frozenset(code for code, term in TERMS.items() if term.target_gr
 def needs_covered(codes: Iterable[str]) -> frozenset[Need]:
     """The needs answered by a service tagged with these codes (unknown codes cover nothing)."""
     return frozenset(need for code in codes if code in TERMS for need in TERMS[code].needs)
+
+
+# Words people type when they look for a kind of support, in Dutch first, beside each
+# term's own names: a search for "respijt" or "logeren" finds respite care.
+SYNONYMS: dict[str, tuple[str, ...]] = {
+    "respite_care": ("respijt", "respijtzorg", "logeeropvang", "logeren", "dagopvang", "dagbesteding",
+                     "vervangende zorg", "even vrij", "ontlasten", "respite"),
+    "caregiver_cafe": ("mantelzorgcafé", "mantelzorgcafe", "alzheimer café", "ontmoeting", "café", "cafe"),
+    "peer_contact": ("lotgenoten", "lotgenotencontact", "maatje", "praatgroep", "koffieochtend", "peer"),
+    "household_help": ("huishouden", "huishoudelijke hulp", "schoonmaak", "schoonmaken", "boodschappen"),
+    "caregiver_consultant": ("mantelzorgconsulent", "consulent", "advies", "informatie", "steunpunt",
+                             "mantelzorgondersteuning", "consultant"),
+    "volunteer_help": ("vrijwilliger", "vrijwillige hulp", "klussen", "klussendienst", "thuisondersteuning"),
+    "training": ("cursus", "training", "workshop"),
+    "financial_administrative": ("administratie", "formulieren", "geldzaken", "financiën", "financieel",
+                                 "schulden", "toeslagen"),
+    "young_carers": ("jonge mantelzorger", "jonge mantelzorgers", "jmz", "kinderen", "jongeren"),
+    "working_carers": ("werkende mantelzorger", "werk", "werkgever", "werkende"),
+    "dementia": ("dementie", "alzheimer", "geheugen"),
+}
+
+
+def terms_for(query: str) -> frozenset[str]:
+    """The taxonomy codes a search asks for: terms whose name, synonym or code begins with
+    the whole query ("huishoudelijke hulp"), else with one of its words ("respijt" finds
+    respite care, "huishoud" household help)."""
+    phrase = " ".join(query.casefold().replace(",", " ").split())
+    if len(phrase) < 3:
+        return frozenset()
+    names = {code: {code, term.name_nl.casefold(), term.name_en.casefold(), *SYNONYMS.get(code, ())}
+             for code, term in TERMS.items()}
+    whole = {code for code, labels in names.items() if any(label.startswith(phrase) for label in labels)}
+    if whole:
+        return frozenset(whole)
+    words = [w for w in phrase.split() if len(w) >= 3]
+    return frozenset(code for code, labels in names.items()
+                     if any(part.startswith(w) for w in words for label in labels for part in label.split()))

@@ -16,11 +16,12 @@ from services.notify.deadlines import deadline_worker
 from services.notify.delivery import DeliveryWorker
 from services.notify.handlers import register_handlers
 from services.notify.metrics import NotifyMetrics
-from services.notify.sms import HttpSmsGateway, SmsChannel
+from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
 from shared.http import install_error_handlers
 from shared.service import Runtime, create_runtime, create_service_app
+from shared.worker import Periodic
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -47,9 +48,16 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
         app.state.delivery = worker
         return worker
 
+    def confirmation_blanker(rt: Runtime) -> Periodic:
+        async def blank() -> None:
+            async with rt.pool.acquire() as conn:
+                await repository.blank_old_confirmations(conn, settings.confirmation_keep_hours)
+
+        return Periodic("confirmation-blanker", 600, blank)
+
     app = create_service_app(
         runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
-        workers=[delivery_worker, deadline_worker(ctx)], retention=repository.retention_purges,
+        workers=[delivery_worker, deadline_worker(ctx), confirmation_blanker], retention=repository.retention_purges,
         description="Tells the caregiver, the referrer and the providers, and closes the loop: providers "
         "answer referrals here (API or signed link), deadlines remind and escalate, and the caregiver is "
         "asked whether the support arrived.",
@@ -58,4 +66,5 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)
+    app.include_router(inbound_router)
     return app

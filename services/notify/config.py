@@ -20,6 +20,11 @@ class NotifySettings(ServiceSettings):
     public_url: str | None = None
     # Signs those links. Set a secret in production: whoever knows it can answer for anyone.
     link_secret: SecretStr = SecretStr("dev-only-link-secret-change-me")
+    # The public social-map search page, linked from the caregiver's overview of support.
+    social_map_url: str | None = None
+    # Confirmation mails of unconfirmed self-referrals are blanked after this long (the
+    # submission itself is deleted by signals after a day).
+    confirmation_keep_hours: float = 24
     link_ttl_days: int = 30
 
     # E-mail. Without an SMTP host, mail is written as .eml files into mailbox_dir (a file

@@ -30,10 +30,12 @@ from shared.contracts import (
     ProposedMatch,
     ReferralStatus,
     ScreeningResult,
+    SelfReferralConfirmationRequested,
     SignalReceived,
 )
 
 CAREGIVER, REFERRER, PROVIDER, CONSULTANT = "caregiver", "referrer", "provider", "consultant"
+RESIDENT = "resident"  # someone who voiced a concern about a caregiver
 EMAIL, SMS, WEBHOOK, STATUS_VIEW, NONE = "email", "sms", "webhook", "status_view", "none"
 # The channels a caregiver's contact preference maps to; phone and post are a person's job.
 _CAREGIVER_CHANNELS = {ContactPreference.EMAIL: EMAIL, ContactPreference.SMS: SMS}
@@ -130,9 +132,13 @@ def referral_blocker(signal: SignalReceived, match: ProposedMatch) -> str | None
 # --- contexts ------------------------------------------------------------------------------
 
 
+_SERVICE_FIELDS = ("service_id", "service_name", "organization_name", "consultant",
+                   "contact_email", "contact_phone", "address", "url")
+
+
 def _service(match: ProposedMatch | Mapping[str, Any]) -> dict[str, Any]:
     data = match.model_dump(mode="json") if isinstance(match, ProposedMatch) else dict(match)
-    return {k: data.get(k) for k in ("service_id", "service_name", "organization_name", "consultant")}
+    return {k: data.get(k) for k in _SERVICE_FIELDS}
 
 
 def referrer_context(signal: SignalReceived, signal_id: UUID) -> dict[str, Any]:
@@ -166,7 +172,7 @@ def caregiver_details(signal: SignalReceived, result: ScreeningResult | None, sh
 
 def plan_proposals(
     event: MatchesProposed, *, referrer: Referrer | None, rematch: bool, channels: frozenset[str],
-    referrals: Mapping[str, ReferralRef],
+    referrals: Mapping[str, ReferralRef], social_map_url: str | None = None,
 ) -> list[Planned]:
     """Messages for one set of proposals: the caregiver's overview, the referrer's update and
     one referral per provider (``referrals`` holds those that may be made, by service id)."""
@@ -188,7 +194,8 @@ def plan_proposals(
         CAREGIVER, channel, address, "caregiver_proposals", language,
         dedupe_key(event.case_id, CAREGIVER, None, "caregiver_proposals",
                    f"rematch:{proposal_set}" if rematch else ""),
-        base | {"caregiver_name": signal.caregiver.name or ""}, reason))
+        base | {"caregiver_name": signal.caregiver.name or "", "status_url": signal.status_url,
+                "social_map_url": social_map_url}, reason))
 
     r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)
     planned.append(Planned(
@@ -283,8 +290,18 @@ def plan_follow_up(
     return Planned(
         CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
         dedupe_key(follow_up["case_id"], CAREGIVER, None, "caregiver_followup"),
-        {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services], **links},
+        {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services],
+         "status_url": signal.status_url, **links},
         reason)
+
+
+def plan_confirmation(request: SelfReferralConfirmationRequested) -> Planned:
+    """The double opt-in of the public front door: the link that confirms a submission."""
+    role = RESIDENT if request.concern else CAREGIVER
+    return Planned(
+        role, EMAIL, request.email, "selfreferral_confirmation", request.language.value,
+        dedupe_key(request.referral_id, role, request.email, "selfreferral_confirmation"),
+        {"name": request.name or "", "confirm_url": request.confirm_url, "concern": request.concern})
 
 
 def should_follow_up(planned: Iterable[Planned]) -> bool:

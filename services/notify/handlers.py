@@ -13,7 +13,7 @@ import asyncpg
 
 from services.notify import domain, repository
 from services.notify.context import NotifyContext
-from services.notify.notifications import Scope, store_all
+from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
 from shared.consumer import Route
 from shared.contracts import (
@@ -22,6 +22,7 @@ from shared.contracts import (
     EventType,
     MatchesProposed,
     ReferralStatus,
+    SelfReferralConfirmationRequested,
     Topics,
 )
 from shared.outbox import forget_erased
@@ -44,7 +45,7 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
         planned = domain.plan_proposals(
             p, referrer=await repository.partner(conn, signal.organisation_id),
             rematch=await repository.was_rejected_before(conn, p.signal_id),
-            channels=ctx.channels, referrals=referrals,
+            channels=ctx.channels, referrals=referrals, social_map_url=ctx.settings.social_map_url,
         )
         scope = Scope(p.signal_id, p.case_id, event.correlation_id, event.subject, signal.organisation_id)
         await store_all(conn, ctx, scope, planned)
@@ -70,12 +71,24 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
         await repository.erase(conn, p.signal_ids, p.case_ids)
         await forget_erased(conn, p)
 
-    return on_matches, on_erased
+    async def on_confirmation_requested(
+        conn: asyncpg.Connection, event: Envelope[SelfReferralConfirmationRequested],
+    ) -> None:
+        # The submission is not a signal yet: its id stands in for the signal and the case.
+        p = event.payload
+        scope = Scope(p.referral_id, p.referral_id, event.correlation_id, event.subject)
+        await store(conn, ctx, scope, domain.plan_confirmation(p))
+
+    return on_matches, on_erased, on_confirmation_requested
 
 
 def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
-    on_matches, on_erased = make_handlers(ctx)
+    on_matches, on_erased, on_confirmation_requested = make_handlers(ctx)
     runtime.consumer.subscribe({
         Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased)},
+        Topics.SIGNALS: {
+            EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
+            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: Route(
+                SelfReferralConfirmationRequested, on_confirmation_requested),
+        },
     })

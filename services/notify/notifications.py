@@ -8,7 +8,7 @@ the others are reported by the delivery worker once their outcome is known."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,6 +16,7 @@ import asyncpg
 
 from services.notify import domain, repository
 from services.notify.context import NotifyContext
+from services.notify.sms import address_digest
 from services.notify.templates import render
 from shared.contracts import EventType, NotificationSent, Topics
 from shared.outbox import add_event, new_event
@@ -61,6 +62,9 @@ def _content(notification_id: UUID, planned: domain.Planned, occurred_at: str) -
 async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, planned: domain.Planned) -> bool:
     """Store one planned message unless its dedupe key was seen; True when it is new."""
     notification_id = uuid4()
+    if (planned.recipient_role == domain.CAREGIVER and planned.address and not planned.suppressed_reason
+            and await repository.is_do_not_contact(conn, address_digest(planned.address))):
+        planned = replace(planned, suppressed_reason="the caregiver replied STOP")
     if planned.suppressed_reason:
         subject, text, html = "", "", None
     else:

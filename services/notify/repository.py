@@ -370,3 +370,25 @@ def retention_purges(settings: Any) -> list[Purge]:
                  history AS (DELETE FROM referral_history WHERE referral_id IN (SELECT id FROM gone))
             DELETE FROM referrals WHERE id IN (SELECT id FROM gone) RETURNING 1"""),
     ]
+
+
+async def blank_old_confirmations(conn: asyncpg.Connection, keep_hours: float) -> int:
+    """Blank the address and text of self-referral confirmation mails older than
+    ``keep_hours``: an unconfirmed submission's personal data is kept a day at most, and a
+    confirmed one lives on in the signal. The row stays (what was sent, when)."""
+    result = await conn.execute(
+        """UPDATE notifications SET address = NULL, subject = '', body_text = '', body_html = NULL
+           WHERE template = 'selfreferral_confirmation' AND address IS NOT NULL AND status <> 'pending'
+             AND created_at < now() - make_interval(secs => $1::float8 * 3600)""",
+        keep_hours)
+    return int(result.split()[-1])
+
+
+async def add_do_not_contact(conn: asyncpg.Connection, address_digest: str, channel: str) -> None:
+    await conn.execute(
+        "INSERT INTO do_not_contact (address_digest, channel) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        address_digest, channel)
+
+
+async def is_do_not_contact(conn: asyncpg.Connection, address_digest: str) -> bool:
+    return bool(await conn.fetchval("SELECT true FROM do_not_contact WHERE address_digest = $1", address_digest))

@@ -13,14 +13,42 @@ a gateway that supports it can drop a repeated message."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import httpx
+from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
 
+from services.notify import repository
 from services.notify.channels import Outgoing, PermanentDeliveryError, check_http_answer
 
 _PHONE = re.compile(r"^\+?[0-9]{8,15}$")
+# Replies that mean "no more messages" (Dutch first).
+STOP_WORDS = frozenset({"stop", "stoppen", "afmelden", "uitschrijven", "unsubscribe"})
+
+
+def normalise_number(number: str) -> str:
+    """+31 6-1234 5678, 0031612345678 and 0612345678 are the same Dutch mobile number."""
+    digits = re.sub(r"[^0-9+]", "", number)
+    if digits.startswith("00"):
+        digits = "+" + digits[2:]
+    elif digits.startswith("0"):
+        digits = "+31" + digits[1:]
+    return digits
+
+
+def address_digest(address: str) -> str:
+    """How a do-not-contact address is kept: a digest of its normal form."""
+    normal = normalise_number(address) if "@" not in address else address.strip().lower()
+    return hashlib.sha256(normal.encode()).hexdigest()
+
+
+def is_stop(text: str) -> bool:
+    return (text.strip().split() or [""])[0].strip(".!").casefold() in STOP_WORDS
 
 
 class SmsGateway(Protocol):
@@ -53,3 +81,34 @@ class SmsChannel:
 
     async def close(self) -> None:
         pass
+
+
+class InboundSms(BaseModel):
+    """A reply the gateway received, forwarded to notify."""
+
+    sender: str = Field(alias="from", max_length=40)
+    text: str = Field(max_length=1600)
+
+
+inbound_router = APIRouter(prefix="/v1/sms", tags=["sms"])
+_bearer = HTTPBearer(auto_error=False, description="The SMS gateway's token (NOTIFY_SMS_TOKEN)")
+
+
+def _gateway(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    token = request.app.state.notify.settings.sms_token
+    if token is None or not token.get_secret_value():
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "inbound SMS is closed: set NOTIFY_SMS_TOKEN")
+    if not hmac.compare_digest((credentials.credentials if credentials else "").encode(),
+                               token.get_secret_value().encode()):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid SMS gateway token",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+@inbound_router.post("/inbound", dependencies=[Depends(_gateway)],
+                     summary="A reply to an SMS: STOP puts the number on the do-not-contact list")
+async def inbound(message: InboundSms, request: Request) -> dict[str, bool]:
+    if not is_stop(message.text):
+        return {"stopped": False}
+    async with request.app.state.runtime.pool.acquire() as conn:
+        await repository.add_do_not_contact(conn, address_digest(message.sender), "sms")
+    return {"stopped": True}

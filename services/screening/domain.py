@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.contracts import (
     DERAILED_CARE,
+    CareTaskEffort,
+    CareTaskKind,
     Need,
     Observation,
     RiskLevel,
@@ -281,9 +283,30 @@ def _crisis_reasons(signal: SignalReceived) -> list[str]:
     return reasons
 
 
+# What a care task the caregiver finds heavy asks for (the Mantelzorgtest's tasks): taking
+# over the task (practical help, administrative help) or, for tasks that tie the caregiver
+# to the person, time off (respite care).
+TASK_NEEDS: dict[CareTaskKind, frozenset[Need]] = {
+    CareTaskKind.COOKING: frozenset({Need.PRACTICAL_HELP}),
+    CareTaskKind.TRANSPORT: frozenset({Need.PRACTICAL_HELP}),
+    CareTaskKind.HOUSEHOLD: frozenset({Need.PRACTICAL_HELP}),
+    CareTaskKind.ADMINISTRATION: frozenset({Need.FINANCIAL_ADMINISTRATIVE}),
+    CareTaskKind.PERSONAL_CARE: frozenset({Need.RESPITE_CARE, Need.PRACTICAL_HELP}),
+    CareTaskKind.SUPERVISION: frozenset({Need.RESPITE_CARE}),
+}
+HEAVY_EFFORT = frozenset({CareTaskEffort.HEAVY, CareTaskEffort.VERY_HEAVY})
+
+
+def task_needs(signal: SignalReceived) -> set[Need]:
+    """The needs of the care tasks the caregiver finds heavy and has no help with."""
+    return {need for task in signal.care_tasks if task.effort in HEAVY_EFFORT and task.has_help is not True
+            for need in TASK_NEEDS[task.task]}
+
+
 def derive_needs(signal: SignalReceived, level: RiskLevel) -> list[Need]:
     """What would help, in the vocabulary's order. Information and advice always applies."""
     seen = observed(signal)
+    from_tasks = task_needs(signal)
     situation = signal.care_situation
     age = caregiver_age(signal)
     heavy = _rank(level) >= _rank(RiskLevel.OVERBURDENED)
@@ -301,7 +324,7 @@ def derive_needs(signal: SignalReceived, level: RiskLevel) -> list[Need]:
         Need.YOUNG_CARER_SUPPORT: age is not None and age < YOUNG_CARER_BELOW,
         Need.CASE_MANAGEMENT: heavy,
     }
-    return [need for need in Need if wanted[need]]
+    return [need for need in Need if wanted[need] or need in from_tasks]
 
 
 # --- one signal ----------------------------------------------------------------------

@@ -15,7 +15,7 @@ from fastapi import Path as FastAPIPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from services.signals import domain, repository
+from services.signals import domain, pages, repository, service
 from services.signals.config import SignalsSettings
 from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
@@ -30,16 +30,16 @@ from services.signals.schemas import (
     SignalIn,
     SignalStatus,
 )
-from shared import access_log, sealing
+from shared import access_log
 from shared.access_log import Action, Actor
 from shared.auth import Credential, Scope, bearer_credential
-from shared.contracts import EventType, Topics
+from shared.contracts import Topics
 from shared.crypto import MasterKeyring
 from shared.http import install_error_handlers
 from shared.instruments import Instrument, load_catalogue
 from shared.internal import require_internal
-from shared.outbox import add_event, new_event
 from shared.service import Runtime, create_runtime, create_service_app
+from shared.worker import Periodic
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -90,7 +90,8 @@ router = APIRouter(prefix="/v1", tags=["signals"])
         403: {"description": "The key lacks the 'ingest' scope"},
         413: {"description": "Body larger than 64 KiB"},
         429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"},
-        422: {"description": "A field is invalid, or the Idempotency-Key was used with another body"},
+        422: {"description": "A field is invalid (also a source kind the organisation may not post as), "
+                             "or the Idempotency-Key was used with another body"},
         503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
                              "Retry-After seconds with the same Idempotency-Key"},
     },
@@ -105,50 +106,23 @@ async def post_signal(
     x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     organisation, actor = caller.organisation, caller.actor
-    if errors := domain.instrument_errors(signal, load_catalogue()):
+    if errors := domain.instrument_errors(signal, load_catalogue()) + domain.source_kind_errors(signal, organisation):
         raise RequestValidationError(errors)
     runtime = runtime_of(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
-    signal_id = uuid4()
-    received_at = datetime.now(UTC)
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        if idempotency_key:
-            fingerprint = domain.request_hash(signal)
-            earlier = await repository.claim_idempotency_key(
-                conn, organisation.id, idempotency_key, fingerprint, signal_id
-            )
-            if earlier is not None:
-                earlier_id, earlier_hash = earlier
-                if earlier_hash != fingerprint:
-                    return JSONResponse(
-                        {"error": "idempotency_key_reused", "detail": [{
-                            "field": "Idempotency-Key",
-                            "message": "this key was already used with a different request body",
-                            "type": "idempotency_conflict"}]},
-                        status_code=422,
-                    )
-                return _accepted(request, earlier_id)
-        pseudonym = domain.caregiver_pseudonym(
-            settings.pseudonym_key.get_secret_value().encode(), signal, signal_id
+    async with runtime.pool.acquire() as conn:
+        intake = await service.intake_signal(conn, runtime.settings, key_holder(runtime), organisation,  # type: ignore[arg-type]
+                                             signal, idempotency_key=idempotency_key,
+                                             correlation_id=x_correlation_id)
+        if not intake.conflict:
+            await access_log.record(conn, actor, Action.CREATE, "signal", intake.signal_id)
+    if intake.conflict:
+        return JSONResponse(
+            {"error": "idempotency_key_reused", "detail": [{
+                "field": "Idempotency-Key", "message": "this key was already used with a different request body",
+                "type": "idempotency_conflict"}]},
+            status_code=422,
         )
-        # Sealed once, here, under the caregiver's data key: every later copy is ciphertext.
-        key_id, data_key = await key_holder(runtime).for_caregiver(conn, pseudonym)
-        payload = sealing.seal_signal(domain.received_event(
-            signal, signal_id=signal_id, organisation=organisation, received_at=received_at
-        ), key_id, data_key)
-        event = new_event(
-            EventType.SIGNAL_RECEIVED, payload, producer=settings.service_name,
-            subject=pseudonym, correlation_id=x_correlation_id or str(signal_id),
-        )
-        await repository.insert_signal(
-            conn, signal_id=signal_id, organisation_id=organisation.id, pseudonym=pseudonym,
-            municipality_code=signal.caregiver.municipality_code, source_kind=signal.source.kind,
-            urgency=signal.urgency, received_at=received_at,
-            body=sealing.wire_payload(payload.model_dump(mode="json"))[0], event_id=event.event_id,
-        )
-        await add_event(conn, Topics.SIGNALS, event)
-        await access_log.record(conn, actor, Action.CREATE, "signal", signal_id)
-    return _accepted(request, signal_id)
+    return _accepted(request, intake.signal_id)
 
 
 def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
@@ -332,14 +306,24 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     keyring = MasterKeyring.parse(settings.encryption_master_keys.get_secret_value())
     runtime.keys = KeyHolder(keyring, lambda: runtime.pool)
     register_handlers(runtime)
+    def purge_unconfirmed(rt: Runtime) -> Periodic:
+        # Unconfirmed self-referrals keep their personal data for a day at most.
+        async def purge() -> None:
+            async with rt.pool.acquire() as conn:
+                await service.purge_unconfirmed(conn)
+
+        return Periodic("self-referral-purge", settings.self_referral_purge_seconds, purge)
+
     app = create_service_app(
         runtime,
         title="signal-to-support: signals",
         description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS], retention=repository.retention_purges,
+        workers=[purge_unconfirmed],
     )
     app.include_router(router)
     app.include_router(internal)
+    app.include_router(pages.router)
     install_error_handlers(app)
     return app

@@ -9,6 +9,7 @@
     python -m services.signals.cli keys rotate          # re-wrap data keys under the new master key
     python -m services.signals.cli keys list-erased     # keep a copy outside the backups
     python -m services.signals.cli keys shred-erased [--file erased-keys.txt]   # after a restore
+    python -m services.signals.cli sign-in-link --organisation "Huisartsenpraktijk"
 
 A key is printed once, with its id; only its digest is stored. Operators list and revoke
 keys by id. A revoked key is never valid again, not even when issued anew.
@@ -35,10 +36,11 @@ import asyncpg
 from services.signals import keys, repository
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
+from services.signals.sessions import new_token
 from shared import auth
 from shared.contracts import SourceKind
 from shared.crypto import MasterKeyring
-from shared.db import migrate
+from shared.db import CONNECTION_ERRORS, connection_failure, migrate
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -61,6 +63,15 @@ async def _run(args: argparse.Namespace) -> int:
                 await _issue(conn, args, [auth.Scope.PRIVACY_OFFICER], str(uuid.uuid4()), args.name)
             elif args.command == "keys":
                 return await _keys(conn, settings, args)
+            elif args.command == "sign-in-link":
+                organisation = await repository.organisation_by_name(conn, args.organisation)
+                if organisation is None:
+                    print(f"error: no organisation named {args.organisation!r}", file=sys.stderr)
+                    return 2
+                token, token_hash = new_token()
+                await repository.add_sign_in_token(conn, token_hash, organisation.id, args.hours)
+                base = (args.base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
+                print(f"{base}/melden/link/{token}")
             elif args.command == "erasure-log":
                 for row in await repository.erasure_log(conn, args.limit):
                     print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
@@ -100,7 +111,7 @@ async def _issue(conn: asyncpg.Connection, args: argparse.Namespace, scopes: Seq
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m services.signals.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="defaults to SIGNALS_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add-organisation", help="create or update a partner organisation")
@@ -134,7 +145,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Deletes restored data keys listed in erased_keys or in --file (the output of "
                     "list-erased kept from before the restore).")
     shred.add_argument("--file", type=Path, help="erased key ids, one a line")
-    return asyncio.run(_run(parser.parse_args(argv)))
+    link = sub.add_parser("sign-in-link", help="a one-time link that signs a professional of the organisation in "
+                                               "to the signal form (printed once; only its hash is stored)")
+    link.add_argument("--organisation", required=True, help="the organisation's name")
+    link.add_argument("--hours", type=float, default=24, help="how long the link works (default 24)")
+    link.add_argument("--base-url", help="where the signals service is reached; default SIGNALS_PUBLIC_URL")
+    args = parser.parse_args(argv)
+    try:
+        return asyncio.run(_run(args))
+    except CONNECTION_ERRORS as exc:
+        print(connection_failure(args.database_url or SignalsSettings().database_url, "SIGNALS_DATABASE_URL", exc),
+              file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

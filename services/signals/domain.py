@@ -25,7 +25,7 @@ from services.signals.schemas import (
     SignalStatus,
     TimelineEntry,
 )
-from shared.contracts import SignalReceived
+from shared.contracts import SignalReceived, SourceKind
 from shared.instruments import Catalogue
 from shared.pseudonym import identity_basis, pseudonymise
 
@@ -88,15 +88,40 @@ def erasure_request_digest(
 
 
 def received_event(
-    signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime
+    signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime,
+    status_url: str | None = None,
 ) -> SignalReceived:
     return SignalReceived(
         signal_id=signal_id,
         organisation_id=organisation.id,
         organisation_name=organisation.name,
         received_at=received_at,
+        status_url=status_url,
         **signal.model_dump(),
     )
+
+
+# Which source kinds an organisation of a kind may post as: its own, and the professions
+# that work inside it (the practice nurse in a GP practice, the welfare worker in a team).
+_SOURCE_KINDS = {
+    SourceKind.GP: {SourceKind.GP, SourceKind.PRACTICE_NURSE},
+    SourceKind.NEIGHBOURHOOD_TEAM: {SourceKind.NEIGHBOURHOOD_TEAM, SourceKind.WELFARE_WORKER},
+    SourceKind.WELFARE_WORKER: {SourceKind.WELFARE_WORKER, SourceKind.NEIGHBOURHOOD_TEAM},
+}
+
+
+def allowed_source_kinds(organisation_kind: str) -> list[SourceKind]:
+    kind = SourceKind(organisation_kind)
+    return sorted(_SOURCE_KINDS.get(kind, {kind}))
+
+
+def source_kind_errors(signal: SignalIn, organisation: Organisation) -> list[dict[str, Any]]:
+    """A GP key may not post as a resident: the source kind is bound to the organisation's kind."""
+    allowed = allowed_source_kinds(organisation.kind)
+    if signal.source.kind in allowed:
+        return []
+    return [{"loc": ("body", "source", "kind"), "type": "source_kind_for_organisation",
+             "msg": f"an organisation of kind {organisation.kind!r} posts as {' or '.join(allowed)}"}]
 
 
 CONSULTANT_INVOLVED = "a caregiver consultant is involved"

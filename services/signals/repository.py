@@ -213,3 +213,75 @@ def retention_purges(settings: Any) -> list[Purge]:
                 SELECT organisation_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)
             RETURNING 1"""),
     ]
+
+
+# --- front doors ---------------------------------------------------------------------
+
+
+async def organisation_by_id(conn: asyncpg.Connection, organisation_id: UUID) -> Organisation | None:
+    row = await conn.fetchrow("SELECT id, name, kind FROM organisations WHERE id = $1", organisation_id)
+    return Organisation(**row) if row else None
+
+
+async def organisation_by_name(conn: asyncpg.Connection, name: str) -> Organisation | None:
+    row = await conn.fetchrow("SELECT id, name, kind FROM organisations WHERE name = $1", name)
+    return Organisation(**row) if row else None
+
+
+async def add_sign_in_token(conn: asyncpg.Connection, token_hash: str, organisation_id: UUID, hours: float) -> None:
+    await conn.execute(
+        """INSERT INTO sign_in_tokens (token_hash, organisation_id, expires_at)
+           VALUES ($1, $2, now() + make_interval(secs => $3::float8 * 3600))""",
+        token_hash, organisation_id, hours)
+
+
+async def use_sign_in_token(conn: asyncpg.Connection, token_hash: str) -> UUID | None:
+    """The organisation of an unused, unexpired sign-in link, which is used up by this call."""
+    return await conn.fetchval(
+        """UPDATE sign_in_tokens SET used_at = now()
+           WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING organisation_id""",
+        token_hash)
+
+
+async def signal_and_stages(
+    conn: asyncpg.Connection, signal_id: UUID,
+) -> tuple[asyncpg.Record, list[asyncpg.Record]] | None:
+    """A signal and its stages whoever posted it: for the caregiver's own signed status link."""
+    organisation_id = await conn.fetchval("SELECT organisation_id FROM signals WHERE id = $1", signal_id)
+    return None if organisation_id is None else await signal_with_stages(conn, signal_id, organisation_id)
+
+
+async def recent_self_referrals(conn: asyncpg.Connection, email_digest: str, client_digest: str) -> int:
+    """Submissions from this address or this client in the last hour (the rate limit)."""
+    return await conn.fetchval(
+        """SELECT count(*) FROM self_referrals WHERE created_at > now() - interval '1 hour'
+             AND (email_digest = $1 OR client_digest = $2)""",
+        email_digest, client_digest)
+
+
+async def add_self_referral(conn: asyncpg.Connection, *, id: UUID, token_hash: str, email_digest: str,
+                            client_digest: str, concern: bool, body: dict[str, Any], keep_hours: float) -> None:
+    await conn.execute(
+        """INSERT INTO self_referrals (id, token_hash, email_digest, client_digest, concern, body, expires_at)
+           VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::float8 * 3600))""",
+        id, token_hash, email_digest, client_digest, concern, body, keep_hours)
+
+
+async def self_referral_for_token(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Record | None:
+    """The submission this confirmation link belongs to, locked; also when already confirmed."""
+    return await conn.fetchrow(
+        "SELECT id, concern, body, signal_id, expires_at > now() AS live FROM self_referrals WHERE token_hash = $1 FOR UPDATE",
+        token_hash)
+
+
+async def confirm_self_referral(conn: asyncpg.Connection, referral_id: UUID, signal_id: UUID) -> None:
+    # The personal data now lives in the signal; the submission keeps only the link to it.
+    await conn.execute(
+        "UPDATE self_referrals SET body = NULL, signal_id = $2, confirmed_at = now() WHERE id = $1",
+        referral_id, signal_id)
+
+
+async def purge_self_referrals(conn: asyncpg.Connection) -> int:
+    """Delete unconfirmed submissions past their day, and confirmed ones' rows once a day old."""
+    result = await conn.execute("DELETE FROM self_referrals WHERE expires_at <= now()")
+    return int(result.split()[-1])

@@ -16,6 +16,8 @@ from shared.contracts import (
     CareRecipient,
     Caregiver,
     CareSituation,
+    CareTask,
+    CareTaskKind,
     Consent,
     ErasureScope,
     InstrumentAnswers,
@@ -53,6 +55,7 @@ class CaregiverIn(Caregiver):
     birth_year: int | None = Field(default=None, ge=1900, le=2030)
     postcode: Postcode | None = None
     municipality_code: MunicipalityCode
+    own_question: Annotated[str, StringConstraints(max_length=1000)] | None = None
 
 
 class CareRecipientIn(CareRecipient):
@@ -78,6 +81,11 @@ class ConsentIn(Consent):
     model_config = _STRICT
 
 
+class CareTaskIn(CareTask):
+    model_config = _STRICT
+    hours_per_week: float | None = Field(default=None, ge=0, le=168)
+
+
 class SignalIn(BaseModel):
     """A signal about a caregiver who may be overburdened."""
 
@@ -92,6 +100,7 @@ class SignalIn(BaseModel):
     consent: ConsentIn = ConsentIn()
     urgency: Urgency = Urgency.NORMAL
     note: Annotated[str, StringConstraints(max_length=4000)] | None = None
+    care_tasks: list[CareTaskIn] = Field(default=[], max_length=len(CareTaskKind))
 
 
 class Accepted(BaseModel):

@@ -21,6 +21,7 @@ from deploy.stack import REPO, Stack, StackConfig
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 GP_KEY = "demo-gp-key"
 WIJKTEAM_KEY = "demo-wijkteam-key"
+THUISZORG_KEY = "demo-thuiszorg-key"
 ADMIN_TOKEN = "e2e-admin-token"
 
 
@@ -40,8 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
     }
     stack = Stack(config, progress=print)
     try:
-        stack.start()
-        seed_demo(stack, print)
+        stack.start(seed=lambda s: seed_demo(s, print))
         yield stack
     finally:
         stack.stop()

@@ -22,7 +22,7 @@ from confluent_kafka.admin import AdminClient
 
 from deploy.run import DEMO_MUNICIPALITY_KEYS
 from deploy.stack import SERVICES, Stack
-from tests.e2e.conftest import headers, make_signal, post, query, wait_for_status
+from tests.e2e.conftest import THUISZORG_KEY, headers, make_signal, post, query, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -95,7 +95,7 @@ async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_n
     async with municipal.stream("GET", f"/v1/municipalities/{LEUSDEN}/events",
                                 headers=headers(KEYS[LEUSDEN])) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        responses = await asyncio.gather(*(post(client, b) for b in bodies))
+        responses = await asyncio.gather(*(post(client, b, key=THUISZORG_KEY) for b in bodies))
         assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
         # A group goes out as soon as 10 of the thirty wait together (the demo looks every
         # 3 s), so at most 9 can be left over (to be suppressed when their delay runs out).

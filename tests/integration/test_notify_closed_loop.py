@@ -65,14 +65,14 @@ class Notify:
     registry: CollectorRegistry
 
     async def on_matches(self, payload: MatchesProposed) -> None:
-        on_matches, _ = make_handlers(self.ctx)
+        on_matches, *_ = make_handlers(self.ctx)
         event = new_event(EventType.MATCHES_PROPOSED, payload, producer="matching", subject="pseudonym-1",
                           correlation_id=f"corr-{payload.signal_id}")
         async with self.pool.acquire() as conn, conn.transaction():
             await on_matches(conn, event)
 
     async def on_erased(self, payload: CaregiverErased) -> None:
-        _, on_erased = make_handlers(self.ctx)
+        _, on_erased, _ = make_handlers(self.ctx)
         event = new_event(EventType.CAREGIVER_ERASED, payload, producer="signals", subject="pseudonym-1",
                           correlation_id="erase")
         async with self.pool.acquire() as conn, conn.transaction():

@@ -6,8 +6,20 @@ import pytest
 
 from services.notify import domain
 from services.notify.templates import LANGUAGES, TEMPLATES, labels, render, render_page
-from shared.contracts import ContactPreference, Need, ReferralStatus, RejectionReason, Urgency
+from datetime import UTC, datetime
+
+from shared.contracts import (
+    ContactPreference,
+    Need,
+    ReferralStatus,
+    RejectionReason,
+    SelfReferralConfirmationRequested,
+    Urgency,
+)
 from tests.unit.test_notify_domain import LINKS, match, plan, proposed
+
+
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def contexts() -> dict[str, dict]:
@@ -24,6 +36,9 @@ def contexts() -> dict[str, dict]:
             {"signal": referral["signal"], "case_id": event.case_id}, frozenset({"email"}),
             {"yes_url": "https://n.example.nl/f/1/yes", "no_url": "https://n.example.nl/f/1/no"},
             [referral]).context,
+        "selfreferral_confirmation": domain.plan_confirmation(SelfReferralConfirmationRequested(
+            referral_id=uuid.uuid4(), email="anna@example.nl", name="Anna", language="nl", expires_at=NOW,
+            confirm_url="https://s.example.nl/aanmelden/bevestigen/abc")).context,
     }
 
 
@@ -96,3 +111,21 @@ def test_an_unknown_language_falls_back_to_dutch():
 def test_pages_escape_what_they_show():
     page = render_page("message", "nl", title="<script>", text="x")
     assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_the_caregiver_overview_gives_each_service_s_contact_details_and_the_personal_page():
+    event = proposed(matches=[match("a", contact_phone="033 123 45 67", address="Plein 4, 3831 AA Leusden",
+                                    url="https://cafe.example.nl")])
+    event = event.model_copy(update={"signal": event.signal.model_copy(update={"status_url": "https://s.example.nl/mijn/1"})})
+    [caregiver] = [p for p in domain.plan_proposals(event, referrer=None, rematch=False, channels=frozenset({"email"}),
+                                                   referrals={}, social_map_url="https://m.example.nl/sociale-kaart")
+                   if p.template == "caregiver_proposals"]
+    text = render("caregiver_proposals", "nl", caregiver.context).text
+    for expected in ("033 123 45 67", "Plein 4, 3831 AA Leusden", "https://cafe.example.nl",
+                     "https://s.example.nl/mijn/1", "https://m.example.nl/sociale-kaart"):
+        assert expected in text
+
+
+def test_the_confirmation_mail_carries_the_link_and_says_what_happens_without_it():
+    text = render("selfreferral_confirmation", "nl", contexts()["selfreferral_confirmation"]).text
+    assert "https://s.example.nl/aanmelden/bevestigen/abc" in text and "binnen een dag" in text

@@ -371,3 +371,17 @@ def test_another_signal_never_lowers_the_case(levels, extra):
     before = combine_case(case).risk_level
     after = combine_case([*case, contribution(extra, kind="home_care", organisation=orgs["home_care"])]).risk_level
     assert LEVELS.index(after) >= LEVELS.index(before)
+
+
+def test_heavy_care_tasks_without_help_become_needs_that_matching_uses() -> None:
+    tasks = [
+        {"task": "supervision", "effort": "very_heavy", "hours_per_week": 20, "has_help": False},
+        {"task": "administration", "effort": "heavy", "has_help": None},
+        {"task": "cooking", "effort": "heavy", "has_help": True},  # helped: not a need
+        {"task": "transport", "effort": "light"},
+    ]
+    mild = make_signal(base={**EXAMPLE, **CALM, "instrument": None})
+    with_tasks = make_signal(base={**EXAMPLE, **CALM, "instrument": None, "care_tasks": tasks})
+    before = set(domain.derive_needs(mild, RiskLevel.IN_BALANCE))
+    after = set(domain.derive_needs(with_tasks, RiskLevel.IN_BALANCE))
+    assert after - before == {Need.RESPITE_CARE, Need.FINANCIAL_ADMINISTRATIVE}

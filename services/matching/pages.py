@@ -1,0 +1,41 @@
+"""The public social map (``/sociale-kaart``): everyone searches the local support by
+municipality or postcode and by need or category, without an account; Dutch first, English
+on ``?lang=en``; a plain GET form, so it works without JavaScript."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse
+
+from services.matching import repository, search
+from services.matching.pc4 import PC4_CENTROIDS, pc4_of
+from services.matching.taxonomy import TERMS
+from shared.municipalities import Municipality, find, municipalities
+from shared.pages import Pages
+
+router = APIRouter(include_in_schema=False)
+pages = Pages(Path(__file__).parent / "templates")
+
+
+def _place(text: str) -> tuple[Municipality | None, str | None]:
+    """A municipality by name or code, or by a postcode in it (then also its PC4 area)."""
+    pc4 = pc4_of(text)
+    if pc4 and pc4 in PC4_CENTROIDS:
+        return municipalities().get(PC4_CENTROIDS[pc4][0]), pc4
+    return find(text), None
+
+
+@router.get("/sociale-kaart", response_class=HTMLResponse)
+async def social_map(request: Request, plaats: str = "", zoek: str = "") -> HTMLResponse:
+    place, query = plaats.strip()[:100], zoek.strip()[:100]
+    municipality, pc4 = _place(place) if place else (None, None)
+    cards: list[search.Card] = []
+    if municipality:
+        async with request.app.state.runtime.pool.acquire() as conn:
+            cards = search.search(await repository.records_in_area(conn, municipality.code, pc4), query)
+    status = 404 if place and municipality is None else 200
+    return pages.render(request, "social_map.html.j2", status, place=place, query=query, municipality=municipality,
+                        pc4=pc4, cards=cards, searched=bool(place), terms=TERMS.values(),
+                        municipalities=list(municipalities().values()), day_names=search.day_names)

@@ -1,0 +1,196 @@
+"""The front doors, through a real browser (Playwright driving Debian's Chromium) against
+the session stack: a caregiver refers themselves and confirms through the link in the local
+mailbox, then follows their own status page; a professional posts a signal through the
+form and watches its status; anyone searches the social map. Screenshots are kept in
+test-artifacts/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from deploy.run import DEMO_SOCIAL_MAP, sign_in_link
+from deploy.stack import REPO, Stack
+from tests.e2e.conftest import make_signal, post, query
+
+pytestmark = pytest.mark.e2e
+
+
+async def _until(page: Any, selector: str, text: str, timeout: float = 60) -> None:
+    """Reload (as a reader without automatic refresh would) until ``selector`` shows ``text``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = page.locator(selector)
+        if await found.count() and text in await found.first.inner_text():
+            return
+        await asyncio.sleep(1)
+        await page.reload()
+    raise AssertionError(f"{selector} did not show {text!r} within {timeout}s: {await page.content()}")
+
+
+async def test_a_caregiver_refers_themselves_confirms_by_mail_and_follows_their_own_status_page(
+    page: Any, stack: Stack,
+) -> None:
+    email = f"mz-{uuid.uuid4().hex[:8]}@example.nl"
+    signals = stack.services["signals"].url
+    await page.goto(f"{signals}/aanmelden")
+    await page.get_by_label("Uw naam").fill("Els Zelfmelder")
+    await page.get_by_label("Uw e-mailadres").fill(email)
+    await page.get_by_label("Geboortejaar").fill("1958")
+    await page.get_by_label("Postcode").fill("3832 AB")
+    await page.get_by_label("Uw gemeente").select_option("GM0327")
+    await page.get_by_label("Uren zorg per week").fill("35")
+    await page.locator("select[name=task_supervision_effort]").select_option("very_heavy")
+    await page.locator("select[name=task_supervision_help]").select_option("no")
+    await page.locator("select[name=task_household_effort]").select_option("heavy")
+    for item in range(1, 16):  # the EDIZ-plus, answered "yes" throughout: heavily burdened
+        await page.locator(f"input[name=ediz_{item}][value='1']").check()
+    await page.get_by_label("Wat zou u het meest helpen?").fill("Af en toe een dag voor mezelf.")
+    await page.get_by_label("Aanbieders die wij voorstellen mogen mijn gegevens krijgen", exact=False).check()
+    await page.get_by_role("button", name="Aanmelden").click()
+    await page.get_by_role("heading", name="Kijk in uw e-mail").wait_for()
+    [(count,)] = await query(stack, "signals", "SELECT count(*) FROM signals WHERE body->'caregiver'->>'email' = $1",
+                             email)
+    assert count == 0, "nothing enters the pipeline before the address confirms"
+
+    # The confirmation mail, read in the local mailbox's web page like a person would.
+    deadline = time.monotonic() + 30
+    while True:
+        await page.goto(stack.mailbox.url + "/")
+        row = page.locator("tr", has_text=email)
+        if await row.count():
+            break
+        assert time.monotonic() < deadline, "no confirmation mail arrived"
+        await asyncio.sleep(0.5)
+    await row.get_by_role("link").first.click()
+    await page.locator("a[href*='/aanmelden/bevestigen/']").first.click()
+    await page.get_by_role("button", name="Bevestigen").click()
+    await page.wait_for_url(re.compile(r"/mijn/[0-9a-f-]+\?exp=\d+&sig="))
+    await page.get_by_role("heading", name="Uw aanmelding").wait_for()
+    await _until(page, "#matches", "Mantelzorgconsulent")
+    matches = await page.locator("#matches").inner_text()
+    assert re.search(r"Logeeropvang|Dagopvang|Vrijwillige thuisondersteuning", matches), \
+        "the heavy supervision task asks for respite care"
+    assert "+31" in matches and "Leusden" in matches, "each proposed service comes with its contact details"
+    assert await page.get_by_role("button", name=re.compile("Wis mijn aanmelding")).count() == 1
+
+    [(source, share, status_url)] = await query(
+        stack, "signals", "SELECT source_kind, body->'consent'->>'share_with_providers', "
+        "(SELECT count(*) FROM self_referrals WHERE body IS NULL AND signal_id = s.id) FROM signals s "
+        "WHERE body->'caregiver'->>'email' = $1", email)
+    assert (source, share, status_url) == ("self", "true", 1), "confirmed: the submission's copy is gone"
+
+
+async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: Stack) -> None:
+    reporter = f"buur-{uuid.uuid4().hex[:8]}@example.nl"
+    await page.goto(f"{stack.services['signals'].url}/aanmelden/zorg")
+    await page.locator("#caregiver_name").fill("Mevrouw Overbelast")
+    await page.get_by_label("Wat ziet u?").fill("Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit.")
+    await page.get_by_label("Uitputting").check()
+    await page.get_by_label("Uw e-mailadres").fill(reporter)
+    await page.get_by_role("button", name="Zorg doorgeven").click()
+    await page.get_by_role("heading", name="Kijk in uw e-mail").wait_for()
+    deadline = time.monotonic() + 30
+    while not (mails := [p for p in (stack.config.data_dir / "mailbox").glob("*.eml") if reporter in p.read_text()]):
+        assert time.monotonic() < deadline, "no confirmation mail arrived"
+        await asyncio.sleep(0.5)
+    link = re.search(r"http://\S+/aanmelden/bevestigen/\S+", mails[0].read_text()).group(0)
+    await page.goto(link)
+    await page.get_by_role("button", name="Bevestigen").click()
+    await page.get_by_role("heading", name="Dank u wel").wait_for()
+    [signal] = await query(stack, "signals", "SELECT id, source_kind, body FROM signals "
+                           "WHERE body->'caregiver'->>'name' = 'Mevrouw Overbelast' ORDER BY received_at DESC LIMIT 1")
+    body = json.loads(signal["body"])  # a plain connection returns jsonb as text
+    assert signal["source_kind"] == "resident"
+    assert body["consent"]["contact_caregiver"] is False
+    assert body["caregiver"]["contact_preference"] == "do_not_contact"
+
+
+async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_status(page: Any, stack: Stack) -> None:
+    name = f"Mantelzorger {uuid.uuid4().hex[:8]}"
+    await page.goto(sign_in_link(stack))  # the one-time link `make run` prints
+    await page.get_by_role("heading", name="Een mantelzorger melden").wait_for()
+    cookie = next(c for c in await page.context.cookies() if c["name"] == "sts_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert "demo-gp-key" not in await page.content()
+    await page.get_by_label("Naam", exact=True).fill(name)
+    await page.get_by_label("E-mail", exact=True).fill(f"{uuid.uuid4().hex[:8]}@example.nl")
+    await page.get_by_label("Postcode").fill("3831 AB")
+    await page.get_by_label("Gemeente").select_option("GM0327")
+    await page.get_by_label("Uren zorg per week").fill("30")
+    await page.get_by_label("Slaapproblemen").check()
+    await page.get_by_label("Uitputting").check()
+    await page.get_by_label("De eigen vraag van de mantelzorger", exact=False).fill("Iemand die meedenkt.")
+    await page.get_by_label("De mantelzorger wil benaderd worden").check()
+    await page.get_by_label("Toestemming gevraagd door").fill("dr. Jansen, huisarts")
+    await page.get_by_label("Toestemming gevraagd op").fill("2026-11-20")
+    await page.get_by_role("button", name="Signaal versturen").click()
+    await page.wait_for_url(re.compile(r"/melden/signalen/[0-9a-f-]+"))
+    await _until(page, "#status", "berichten verstuurd")
+    assert "Mantelzorgconsulent" in await page.locator("#matches").inner_text()
+    [signal] = await query(stack, "signals", "SELECT source_kind, body FROM signals WHERE body->'caregiver'->>'name' = $1",
+                           name)
+    body = json.loads(signal["body"])  # a plain connection returns jsonb as text
+    assert signal["source_kind"] == "gp"
+    assert body["caregiver"]["own_question"] == "Iemand die meedenkt."
+    assert body["consent"]["obtained_by"] == "dr. Jansen, huisarts"
+
+    # A sign-in link works once.
+    link = sign_in_link(stack)
+    await page.context.clear_cookies()
+    await page.goto(link)
+    await page.goto(link)
+    assert "werkt niet" in await page.locator("h1").inner_text()
+
+
+async def test_the_api_binds_the_source_kind_to_the_organisation(client: httpx.AsyncClient) -> None:
+    response = await post(client, make_signal(source__kind="resident"))
+    assert response.status_code == 422
+    assert [d["field"] for d in response.json()["detail"]] == ["source.kind"]
+    assert (await post(client, make_signal(source__kind="practice_nurse"))).status_code == 202
+
+
+async def test_anyone_searches_the_social_map_for_respite_care_in_leusden(page: Any, stack: Stack) -> None:
+    await page.goto(stack.social_map_url)
+    await page.get_by_label("Gemeente of postcode").fill("Leusden")
+    await page.get_by_label("Wat zoekt u?").fill("respijt")
+    await page.get_by_role("button", name="Zoeken").click()
+    results = page.locator("#results")
+    await results.wait_for()
+    titles = await page.locator("article h3").all_inner_texts()
+    assert {"Logeeropvang bij dementie", "Dagopvang Het Hamersveld", "Vrijwillige thuisondersteuning"} <= set(titles)
+    assert "Mantelzorgcafé Leusden" not in titles and "Dagopvang De Eemhof" not in titles, "Amersfoort's stays out"
+    card = page.locator("article", has_text="Dagopvang Het Hamersveld")
+    text = await card.inner_text()
+    for label in ("Adres", "Openingstijden", "Contact"):
+        assert label in text
+    assert re.search(r"\+31|@", text)
+    await page.get_by_role("link", name="English").click()
+    assert "results in Leusden" in await results.inner_text()
+
+
+async def test_the_readme_import_command_works_next_to_the_running_stack(stack: Stack) -> None:
+    # As next to `make run`: no database setting, only the stack file the running stack wrote.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+    env["STS_STACK_FILE"] = str(stack.stack_file)
+    result = subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP.relative_to(REPO))],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "36 services: 0 created, 0 updated, 36 unchanged" in result.stdout
+
+    env["STS_STACK_FILE"] = str(stack.stack_file.with_name("no-such-stack.json"))
+    env["MATCHING_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/matching"
+    failed = subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
+                            env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == 2 and "Traceback" not in failed.stderr
+    assert failed.stderr.count("\n") == 1 and "cannot reach the database" in failed.stderr
