@@ -37,6 +37,6 @@ RUN mkdir -p /app/.data/mailbox && chown -R app:app /app
 
 USER app
 
-EXPOSE 8080 8081 8082 8083 8084
+EXPOSE 8080 8081 8082 8083 8084 8085
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "services.signals.main"]

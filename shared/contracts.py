@@ -22,8 +22,10 @@ class Topics:
     SCREENING = "screening.assessed.v1"
     MATCHING = "matching.proposed.v1"
     NOTIFY = "notify.delivered.v1"
+    # The caregiver consultant's actions (services/casework).
+    CASEWORK = "casework.actions.v1"
 
-    ALL = (SIGNALS, SCREENING, MATCHING, NOTIFY)
+    ALL = (SIGNALS, SCREENING, MATCHING, NOTIFY, CASEWORK)
 
     @staticmethod
     def dlq(topic: str) -> str:
@@ -40,6 +42,11 @@ class EventType(StrEnum):
     REFERRAL_UPDATED = "referral.updated"
     FOLLOW_UP_RECORDED = "followup.recorded"
     CAREGIVER_ERASED = "caregiver.erased"
+    # The caregiver consultant (services/casework).
+    CASE_TAKEN_UP = "case.taken_up"
+    CASE_ANSWERS_RECORDED = "case.answers_recorded"
+    CASE_HANDED_OFF = "case.handed_off"
+    CASE_CLOSED = "case.closed"
 
 
 class _Contract(BaseModel):
@@ -348,6 +355,64 @@ class CaregiverErased(_Contract):
     scope: ErasureScope = ErasureScope.CAREGIVER
 
 
+# --- the caregiver consultant (services/casework) -------------------------------------
+
+
+class CaseTakenUp(_Contract):
+    """A person (a caregiver consultant, or the region's fallback) has these signals' case
+    in their work queue. The referrer may learn only that, never why."""
+
+    case_id: UUID
+    signal_ids: list[UUID]
+    municipality_code: str
+    queue: str  # municipality | regional_fallback
+    taken_up_at: datetime
+
+
+class CaseAnswersRecorded(_Contract):
+    """The consultant recorded an instrument's answers from the conversation: ``signal`` is a
+    new signal from the consultant about the same caregiver, carrying them, so screening
+    re-screens the case exactly as it screens any signal."""
+
+    case_id: UUID
+    signal: SignalReceived
+    recorded_at: datetime
+
+
+class CaseHandedOff(_Contract):
+    """The consultant hands the case to the municipality's Wmo desk for a kitchen-table
+    conversation (keukentafelgesprek): notify makes it a referral like any other."""
+
+    case_id: UUID
+    signal_id: UUID
+    handed_off_at: datetime
+    desk: ProposedMatch
+    signal: SignalReceived
+    result: ScreeningResult
+    note: str | None = None
+
+
+class CloseReason(StrEnum):
+    SUPPORT_IN_PLACE = "support_in_place"
+    DECLINED = "declined"
+    MOVED = "moved"
+    DECEASED = "deceased"  # the person cared for died: no re-screens, condolence-aware contact
+    CARE_ENDED = "care_ended"
+    PALLIATIVE_PHASE = "palliative_phase"
+
+
+class CaseClosed(_Contract):
+    """The consultant closed the case with a reason."""
+
+    case_id: UUID
+    signal_ids: list[UUID]
+    reason: CloseReason
+    closed_at: datetime
+    municipality_code: str
+    # The latest signal, so notify can tell the caregiver (with consent) in their language.
+    signal: SignalReceived | None = None
+
+
 # --- the envelope --------------------------------------------------------------------
 
 P = TypeVar("P", bound=BaseModel)
@@ -387,4 +452,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     EventType.REFERRAL_UPDATED: ReferralUpdated,
     EventType.FOLLOW_UP_RECORDED: FollowUpRecorded,
     EventType.CAREGIVER_ERASED: CaregiverErased,
+    EventType.CASE_TAKEN_UP: CaseTakenUp,
+    EventType.CASE_ANSWERS_RECORDED: CaseAnswersRecorded,
+    EventType.CASE_HANDED_OFF: CaseHandedOff,
+    EventType.CASE_CLOSED: CaseClosed,
 }

@@ -1,10 +1,12 @@
 """HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, and
-503 with Retry-After (never a 500) when the database or broker is unavailable."""
+503 with Retry-After (never a 500) when the database or broker is unavailable, and the
+reading of a page's urlencoded form."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 import asyncpg
 import structlog
@@ -103,3 +105,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": "validation_failed", "detail": json.loads(json.dumps(errors, default=str))},
             status_code=422,
         )
+
+
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    """A plain urlencoded form (what server-rendered pages post), every value of every field;
+    parsed here rather than adding a multipart dependency."""
+    return parse_qs((await request.body()).decode(errors="replace"), keep_blank_values=True)

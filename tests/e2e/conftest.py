@@ -1,4 +1,4 @@
-"""The whole system as processes: the broker, PostgreSQL and the four services, started
+"""The whole system as processes: the broker, PostgreSQL and the services, started
 once per test session through the same code path as ``make run``."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.run import seed_demo
+from deploy.run import seed_casework, seed_demo
 from deploy.stack import REPO, Stack, StackConfig
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
@@ -42,6 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
     try:
         stack.start()
         seed_demo(stack, print)
+        seed_casework(stack, print)
         yield stack
     finally:
         stack.stop()
