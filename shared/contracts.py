@@ -107,8 +107,14 @@ class ContactPreference(StrEnum):
 
 
 class Language(StrEnum):
+    """A caregiver's language: matching looks for services offered in it; messages without
+    templates in it are sent in Dutch and say so (notify)."""
+
     NL = "nl"
     EN = "en"
+    TR = "tr"
+    AR = "ar"
+    PL = "pl"
 
 
 class RiskLevel(StrEnum):

@@ -21,6 +21,8 @@ class CaseworkSettings(ServiceSettings):
     crisis_deadline_hours: float = Field(4.0, gt=0)
     # A referral still unanswered this many days after it was made needs a person.
     unanswered_referral_days: float = Field(4.0, gt=0)
+    # Times on the pages are shown in this zone.
+    timezone: str = "Europe/Amsterdam"
     # Sign-in links work once, for this long; a session lasts this long.
     sign_in_ttl_hours: float = Field(24.0, gt=0)
     session_ttl_hours: float = Field(12.0, gt=0)

@@ -123,7 +123,8 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
         p = event.payload
         if not await _ensure(conn, p.case_id, event.subject, None):
             return
-        await repository.update_case(conn, p.case_id, utcnow(), rescreen_due_at=p.due_at)
+        # A re-screen of a case closed with support in place opens it again: is it holding?
+        await repository.update_case(conn, p.case_id, utcnow(), rescreen_due_at=p.due_at, closed_at=None)
         await repository.add_event(conn, p.case_id, p.due_at, "rescreen_due", {})
         await after(conn, p.case_id)
 

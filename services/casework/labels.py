@@ -54,6 +54,24 @@ _WORDS: dict[str, dict[str, str]] = {
     "sms": {"nl": "sms", "en": "SMS"},
     "post": {"nl": "post", "en": "post"},
     "do_not_contact": {"nl": "geen contact", "en": "do not contact"},
+    # the case history
+    "signal": {"nl": "signaal", "en": "signal"},
+    "contact": {"nl": "contactpoging", "en": "contact attempt"},
+    "note": {"nl": "notitie", "en": "note"},
+    "answers": {"nl": "antwoorden vastgelegd", "en": "answers recorded"},
+    "handoff": {"nl": "overgedragen aan het Wmo-loket", "en": "handed off to the Wmo desk"},
+    "closed": {"nl": "afgesloten", "en": "closed"},
+    "referral": {"nl": "aanmelding", "en": "referral"},
+    "follow_up": {"nl": "nazorgvraag beantwoord", "en": "follow-up answered"},
+    "rescreen_due": {"nl": "herhaalmeting nodig", "en": "re-screen due"},
+    "call": {"nl": "gebeld", "en": "call"},
+    "visit": {"nl": "langsgegaan", "en": "visit"},
+    "letter": {"nl": "brief", "en": "letter"},
+    "reached": {"nl": "bereikt", "en": "reached"},
+    "not_reached": {"nl": "niet bereikt", "en": "not reached"},
+    "appointment": {"nl": "afspraak gemaakt", "en": "appointment made"},
+    "True": {"nl": "ja", "en": "yes"},
+    "False": {"nl": "nee", "en": "no"},
 }
 
 QUEUE_REASONS: dict[str, dict[str, str]] = {
@@ -110,7 +128,8 @@ def word(code: str | None, language: str) -> str:
     """The label of a code, or the code itself when it has none."""
     if code is None:
         return ""
-    return _WORDS.get(code, {}).get(language) or code.replace("_", " ")
+    names = _WORDS.get(code) or CLOSE_REASONS.get(code) or {}
+    return names.get(language) or code.replace("_", " ")
 
 
 def _list(text: str) -> str:

@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -51,8 +52,10 @@ def _language(request: Request) -> str:
 
 def render(request: Request, page: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
+    zone = ZoneInfo(_settings(request).timezone)
     html = _environment().get_template(f"{page}.html.j2").render(
-        language=language, path=request.url.path, **context)
+        language=language, path=request.url.path, local=lambda at: at.astimezone(zone).strftime("%d-%m-%Y %H:%M"),
+        **context)
     response = HTMLResponse(html, status_code=status_code)
     if request.query_params.get("lang") in labels.LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="lax")

@@ -15,6 +15,7 @@ from shared.contracts import (
     CaseAnswersRecorded,
     CaseClosed,
     CaseEscalated,
+    CloseReason,
     Envelope,
     ErasureScope,
     EventType,
@@ -108,9 +109,11 @@ def make_on_answers(settings: ScreeningSettings):
 
 
 async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
-    # Whatever the reason, the consultant decides what follows; after a death no screening
-    # of the caregiver's burden is asked for again (a new signal opens the case anew).
-    await repository.close_case(conn, event.payload.case_id, event.payload.closed_at, event.payload.reason.value)
+    # Support in place: the scheduled re-screen checks that it holds. Any other reason (above
+    # all a death) ends the burden screenings; a new signal opens the case anew.
+    p = event.payload
+    await repository.close_case(conn, p.case_id, p.closed_at, p.reason.value,
+                                stop_rescreens=p.reason is not CloseReason.SUPPORT_IN_PLACE)
 
 
 async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:

@@ -82,15 +82,18 @@ async def mark_rescreen_emitted(conn: asyncpg.Connection, case_id: UUID, at: dat
 
 async def rescreen_now(conn: asyncpg.Connection, case_id: UUID, at: datetime) -> None:
     await conn.execute(
-        "UPDATE cases SET rescreen_due_at = $2, rescreen_emitted_at = NULL WHERE id = $1 AND closed_at IS NULL",
+        """UPDATE cases SET rescreen_due_at = $2, rescreen_emitted_at = NULL
+           WHERE id = $1 AND (closed_at IS NULL OR close_reason = 'support_in_place')""",
         case_id, at,
     )
 
 
-async def close_case(conn: asyncpg.Connection, case_id: UUID, at: datetime, reason: str) -> None:
+async def close_case(conn: asyncpg.Connection, case_id: UUID, at: datetime, reason: str, *,
+                     stop_rescreens: bool) -> None:
     await conn.execute(
-        "UPDATE cases SET closed_at = $2, close_reason = $3, rescreen_due_at = NULL WHERE id = $1",
-        case_id, at, reason)
+        """UPDATE cases SET closed_at = $2, close_reason = $3,
+               rescreen_due_at = CASE WHEN $4 THEN NULL ELSE rescreen_due_at END WHERE id = $1""",
+        case_id, at, reason, stop_rescreens)
 
 
 async def erase_caregiver(conn: asyncpg.Connection, pseudonym: str) -> int:

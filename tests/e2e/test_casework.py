@@ -16,9 +16,16 @@ import httpx
 
 from deploy.run import DEMO_CONSULTANT, DEMO_WMO_DESK
 from deploy.stack import REPO, Stack
+from tests.conftest import ARTIFACTS
 from tests.e2e.conftest import case_of, make_signal, post, query, wait_for_status
 
 CONSULTANT_EMAIL = DEMO_CONSULTANT[1]
+
+
+async def keep(page: Any, name: str) -> None:
+    """A screenshot of an intermediate page, kept with the tests' artifacts."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"casework_{name}.png"), full_page=True)
 
 
 def sign_in_link(stack: Stack) -> str:
@@ -73,6 +80,7 @@ async def test_crisis_and_concern_without_consent_reach_the_consultant_in_dutch(
     assert "Huisartsenpraktijk De Linde (demo) (huisarts)" in text
     assert "de verwijzer meldde een crisis" in text
     assert "Veilig Thuis om advies vragen: 0800-2000" in text
+    await keep(page, "crisis_case")
     # English on request.
     await page.goto(page.url + "?lang=en")
     assert "the referrer reported a crisis" in await page.inner_text("main")
@@ -126,6 +134,7 @@ async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, 
     assert "Antwoorden vastgelegd; de zaak wordt opnieuw gescreend." in await page.inner_text("main")
     await until_visible(page, case_url, "EDIZ-plus-score 15 van 15")
     assert "Mantelzorgconsulent Demo mantelzorgconsulent Leusden" in await page.inner_text("main")
+    await keep(page, "answers_rescreened")
 
     # Hand-off to the Wmo desk: a referral like any other, with an e-mail to the desk.
     await page.fill("#handoff-note", "Graag keukentafelgesprek; mevrouw is akkoord.")
@@ -148,6 +157,9 @@ async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, 
     await page.wait_for_url("**gedaan=afgesloten")
     text = await page.inner_text("main")
     assert "Zaak afgesloten." in text and "afgesloten: Naaste overleden" in text
+    assert "overgedragen aan het Wmo-loket: Wmo-loket Leusden (demo)" in text, "the history shows the hand-off"
+    assert "contactpoging: langsgegaan, bereikt" in text
+    await keep(page, "case_closed")
     body = await wait_for_status(client, signal_id, {"matched", "notified"}, until=lambda b: b.get("closed"))
     assert "overleden" not in str(body) and "deceased" not in str(body)
     deadline = time.monotonic() + 30
