@@ -45,7 +45,7 @@ RUN mkdir -p /app/.data/mailbox && chown -R app:app /app
 # Numeric, so an orchestrator can verify that the user is not root without reading /etc/passwd.
 USER 10001:10001
 
-# Public ports 8080-8084; internal ports (metrics, API documentation) 9080-9084.
-EXPOSE 8080 8081 8082 8083 8084 9080 9081 9082 9083 9084
+# Public ports 8080-8085; internal ports (metrics, API documentation) 9080-9085.
+EXPOSE 8080 8081 8082 8083 8084 8085 9080 9081 9082 9083 9084 9085
 STOPSIGNAL SIGTERM
 CMD ["python", "-m", "services.signals.main"]

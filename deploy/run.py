@@ -1,6 +1,6 @@
 """Run the whole system on the embedded default: ``make run`` (or ``python -m deploy.run``).
 
-Starts PostgreSQL (data kept in .data/) and Tansu, the five services as processes, seeds the
+Starts PostgreSQL (data kept in .data/) and Tansu, the six services as processes, seeds the
 demo organisations, keys and social map, prints where everything is, and stops it all
 cleanly on Ctrl-C. While it runs it restarts whatever dies (a service, PostgreSQL, the
 broker, the mailbox) and prints what it restarted; the services' logs are in .data/logs/."""
@@ -31,6 +31,25 @@ DEMO_GP = DEMO_ORGANISATIONS[0][0]
 DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
 DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307-key")]
 DEMO_PRIVACY_OFFICER_KEY = "demo-privacy-officer-key"
+# The caregiver consultant's workbench: a consultant for Leusden who is also the back-up of the
+# default region's fallback queue (every municipality without a consultant, e.g. GM1680).
+DEMO_CONSULTANT = ("Demo mantelzorgconsulent Leusden", "consulent@leusden.example.nl", "GM0327")
+DEMO_FALLBACK_REGION = "Regionaal vangnet"
+DEMO_WMO_DESK = ("GM0327", "Wmo-loket Leusden (demo)", "wmo@leusden.example.nl")
+
+
+def seed_casework(stack: Stack, say) -> str:
+    """The demo consultant and Wmo desk; returns the consultant's one-time sign-in link."""
+    cli = [sys.executable, "-m", "services.casework.cli"]
+    env = stack.env_for("casework")
+    name, email, code = DEMO_CONSULTANT
+    subprocess.run([*cli, "set-wmo-desk", "--municipality", DEMO_WMO_DESK[0], "--name", DEMO_WMO_DESK[1],
+                    "--email", DEMO_WMO_DESK[2]], env=env, cwd=REPO, check=True, capture_output=True)
+    issued = subprocess.run([*cli, "issue-consultant", "--municipality", code, "--name", name, "--email", email,
+                             "--fallback-region", DEMO_FALLBACK_REGION],
+                            env=env, cwd=REPO, check=True, capture_output=True, text=True)
+    say(f"demo caregiver consultant seeded ({code}, back-up of {DEMO_FALLBACK_REGION})")
+    return issued.stdout.strip().splitlines()[-1]
 
 
 def seed_key(stack: Stack, service: str, key: str, scopes: Sequence[auth.Scope], subject: str, holder: str) -> None:
@@ -85,7 +104,7 @@ def sign_in_link(stack: Stack, organisation: str = DEMO_GP) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def banner(stack: Stack, signal_form: str | None = None) -> str:
+def banner(stack: Stack, signal_form: str | None = None, consultant_link: str | None = None) -> str:
     s = stack.services
     # The front doors start their lines with their label, so they are easy to find and copy.
     front_doors = f"""
@@ -97,18 +116,22 @@ Social map      {stack.social_map_url}   (for everyone; e.g. respijt in Leusden:
 signal-to-support is running (embedded default, demo data)
 {front_doors}
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
+  Consultant      {consultant_link or s['casework'].url + '/'}
   Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
   Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
   Screening       {s['screening'].url}/healthz   /metrics
   Matching        {s['matching'].url}/healthz   /metrics
   Notify          {s['notify'].url}/healthz   /metrics
   Kafka (Tansu)   {stack.broker.bootstrap}
-  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities)
+  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities, casework)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team), demo-thuiszorg-key (home care)
   Municipalities  demo-gm0327-key (Leusden, GM0327), demo-gm0307-key (Amersfoort, GM0307)
   Privacy officer {DEMO_PRIVACY_OFFICER_KEY} (erases a person across organisations: POST /v1/erasures)
+  Consultant      the link above signs in {DEMO_CONSULTANT[0]} once (GM0327 and the
+                  "{DEMO_FALLBACK_REGION}" fallback queue); a new one: python -m services.casework.cli
+                  sign-in-link --email {DEMO_CONSULTANT[1]}
 
   Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json
@@ -140,8 +163,14 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        stack.start(seed=None if args.no_demo else lambda s: seed_demo(s, say))
-        print(banner(stack, None if args.no_demo else sign_in_link(stack)), flush=True)
+        links: dict[str, str] = {}
+
+        def seed(stack: Stack) -> None:
+            seed_demo(stack, say)
+            links["consultant"] = seed_casework(stack, say)
+
+        stack.start(seed=None if args.no_demo else seed)
+        print(banner(stack, None if args.no_demo else sign_in_link(stack), links.get("consultant")), flush=True)
         # Supervision: whatever dies (a service, PostgreSQL, the broker, the mailbox) comes back.
         while not stop.wait(1):
             for action in stack.supervise():

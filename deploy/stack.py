@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework")
 COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -326,7 +326,7 @@ class StackConfig:
     kafka_port: int = 9092
     ports: dict[str, int] = field(
         default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083,
-                                 "municipalities": 8084}
+                                 "municipalities": 8084, "casework": 8085}
     )
     smtp_port: int = 2525
     mailbox_port: int = 8025
@@ -403,6 +403,9 @@ class Stack:
             # sees groups appear (or not) right after posting signals; production: hour, week.
             **({"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
                if name == "municipalities" else {}),
+            # The workbench's sign-in links point at this process; plain http on localhost.
+            **({"CASEWORK_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}",
+                "CASEWORK_INSECURE_COOKIES": "true"} if name == "casework" else {}),
             **self.config.extra_env,
         }
 

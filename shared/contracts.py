@@ -27,8 +27,10 @@ class Topics:
     SCREENING = "screening.assessed.v1"
     MATCHING = "matching.proposed.v1"
     NOTIFY = "notify.delivered.v1"
+    # The caregiver consultant's actions (services/casework).
+    CASEWORK = "casework.actions.v1"
 
-    ALL = (SIGNALS, SCREENING, MATCHING, NOTIFY)
+    ALL = (SIGNALS, SCREENING, MATCHING, NOTIFY, CASEWORK)
 
     @staticmethod
     def dlq(topic: str) -> str:
@@ -47,6 +49,11 @@ class EventType(StrEnum):
     CAREGIVER_ERASED = "caregiver.erased"
     # Front doors: a self-referral waits for its e-mail confirmation (notify sends the mail).
     SELF_REFERRAL_CONFIRMATION_REQUESTED = "selfreferral.confirmation_requested"
+    # The caregiver consultant (services/casework).
+    CASE_TAKEN_UP = "case.taken_up"
+    CASE_ANSWERS_RECORDED = "case.answers_recorded"
+    CASE_HANDED_OFF = "case.handed_off"
+    CASE_CLOSED = "case.closed"
 
 
 class _Contract(BaseModel):
@@ -107,8 +114,14 @@ class ContactPreference(StrEnum):
 
 
 class Language(StrEnum):
+    """A caregiver's language: matching looks for services offered in it; messages without
+    templates in it are sent in Dutch and say so (notify)."""
+
     NL = "nl"
     EN = "en"
+    TR = "tr"
+    AR = "ar"
+    PL = "pl"
 
 
 class RiskLevel(StrEnum):
@@ -427,6 +440,64 @@ class SelfReferralConfirmationRequested(_Contract):
     concern: bool = False  # a resident's concern about someone else, not a self-referral
 
 
+# --- the caregiver consultant (services/casework) -------------------------------------
+
+
+class CaseTakenUp(_Contract):
+    """A person (a caregiver consultant, or the region's fallback) has these signals' case
+    in their work queue. The referrer may learn only that, never why."""
+
+    case_id: UUID
+    signal_ids: list[UUID]
+    municipality_code: str
+    queue: str  # municipality | regional_fallback
+    taken_up_at: datetime
+
+
+class CaseAnswersRecorded(_Contract):
+    """The consultant recorded an instrument's answers from the conversation: ``signal`` is a
+    new signal from the consultant about the same caregiver, carrying them, so screening
+    re-screens the case exactly as it screens any signal."""
+
+    case_id: UUID
+    signal: SignalReceived
+    recorded_at: datetime
+
+
+class CaseHandedOff(_Contract):
+    """The consultant hands the case to the municipality's Wmo desk for a kitchen-table
+    conversation (keukentafelgesprek): notify makes it a referral like any other."""
+
+    case_id: UUID
+    signal_id: UUID
+    handed_off_at: datetime
+    desk: ProposedMatch
+    signal: SignalReceived
+    result: ScreeningResult
+    note: str | None = None
+
+
+class CloseReason(StrEnum):
+    SUPPORT_IN_PLACE = "support_in_place"
+    DECLINED = "declined"
+    MOVED = "moved"
+    DECEASED = "deceased"  # the person cared for died: no re-screens, condolence-aware contact
+    CARE_ENDED = "care_ended"
+    PALLIATIVE_PHASE = "palliative_phase"
+
+
+class CaseClosed(_Contract):
+    """The consultant closed the case with a reason."""
+
+    case_id: UUID
+    signal_ids: list[UUID]
+    reason: CloseReason
+    closed_at: datetime
+    municipality_code: str
+    # The latest signal, so notify can tell the caregiver (with consent) in their language.
+    signal: SignalReceived | None = None
+
+
 # --- the envelope --------------------------------------------------------------------
 
 P = TypeVar("P", bound=BaseModel)
@@ -470,4 +541,8 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     EventType.FOLLOW_UP_RECORDED: FollowUpRecorded,
     EventType.CAREGIVER_ERASED: CaregiverErased,
     EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: SelfReferralConfirmationRequested,
+    EventType.CASE_TAKEN_UP: CaseTakenUp,
+    EventType.CASE_ANSWERS_RECORDED: CaseAnswersRecorded,
+    EventType.CASE_HANDED_OFF: CaseHandedOff,
+    EventType.CASE_CLOSED: CaseClosed,
 }

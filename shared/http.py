@@ -1,11 +1,13 @@
 """HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, 503
-with Retry-After (never a 500) when the database or broker is unavailable, and the split
-between the public listener and the internal one (metrics, API documentation, /internal)."""
+with Retry-After (never a 500) when the database or broker is unavailable, the split between
+the public listener and the internal one (metrics, API documentation, /internal), and the
+reading of a page's urlencoded form."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs
 
 import asyncpg
 import structlog
@@ -134,3 +136,9 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": "validation_failed", "detail": json.loads(json.dumps(errors, default=str))},
             status_code=422,
         )
+
+
+async def form_fields(request: Request) -> dict[str, list[str]]:
+    """A plain urlencoded form (what server-rendered pages post), every value of every field;
+    parsed here rather than adding a multipart dependency."""
+    return parse_qs((await request.body()).decode(errors="replace"), keep_blank_values=True)

@@ -329,3 +329,33 @@ def webhook_document(notification_id: UUID, planned: Planned, subject: str, text
         "signal_id": planned.context["signal_id"], "source_reference": planned.context["source_reference"],
         "language": planned.language, "subject": subject, "text": text, "data": _webhook_data(planned),
     }
+
+
+# --- the caregiver consultant's actions (services/casework) -----------------------------------
+
+
+def plan_handoff(event: MatchesProposed, ref: ReferralRef, note: str | None) -> Planned:
+    """The Wmo desk's referral for a kitchen-table conversation: a referral like any other,
+    with the consultant's note."""
+    signal, desk = event.signal, event.matches[0]
+    context = referrer_context(signal, event.signal_id) | {
+        "referral_id": str(ref.id), "service": _service(desk), "respond_by": ref.respond_by, **ref.links,
+        "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers), "note": note,
+    }
+    address = desk.contact_email
+    return Planned(PROVIDER, EMAIL if address else NONE, address, "wmo_handoff", "nl",
+                   dedupe_key(ref.id, PROVIDER, address, "wmo_handoff"), context,
+                   None if address else "no e-mail address for the Wmo desk", referral_id=ref.id)
+
+
+def plan_closed(case_id: UUID, signal: SignalReceived, reason: str, reason_text: str,
+                channels: frozenset[str]) -> Planned:
+    """The caregiver hears the case was closed (with consent); after a death, a short message
+    of condolence instead of any further question about the care."""
+    channel, address, suppressed = caregiver_route(signal, channels)
+    return Planned(
+        CAREGIVER, channel, address, "caregiver_closed", signal.caregiver.preferred_language.value,
+        dedupe_key(case_id, CAREGIVER, address, "caregiver_closed", reason),
+        {"caregiver_name": signal.caregiver.name or "", "deceased": reason == "deceased", "reason_text": reason_text},
+        suppressed)
+

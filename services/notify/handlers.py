@@ -15,9 +15,12 @@ from services.notify import domain, repository
 from services.notify.context import NotifyContext
 from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
+from services.notify.templates import labels
 from shared.consumer import Route
 from shared.contracts import (
     CaregiverErased,
+    CaseClosed,
+    CaseHandedOff,
     Envelope,
     EventType,
     MatchesProposed,
@@ -82,13 +85,44 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
     return on_matches, on_erased, on_confirmation_requested
 
 
+def make_casework_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
+    """The caregiver consultant's hand-off to the Wmo desk (a referral like any other) and
+    the caregiver's message when the consultant closes the case."""
+
+    async def on_handed_off(conn: asyncpg.Connection, event: Envelope[CaseHandedOff]) -> None:
+        p = event.payload
+        proposed = MatchesProposed(signal_id=p.signal_id, case_id=p.case_id, proposed_at=p.handed_off_at,
+                                   matches=[p.desk], result=p.result, signal=p.signal)
+        ref = await make(conn, ctx, proposed, p.desk, event.correlation_id, event.subject)
+        scope = Scope(p.signal_id, p.case_id, event.correlation_id, event.subject, p.signal.organisation_id)
+        await store(conn, ctx, scope, domain.plan_handoff(proposed, ref, p.note))
+
+    async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
+        p = event.payload
+        await repository.cancel_follow_up(conn, p.case_id)
+        if p.signal is None:
+            return
+        language = p.signal.caregiver.preferred_language.value
+        reason_text = labels(language if language in ("nl", "en") else "nl")["close_reason"][p.reason.value]
+        scope = Scope(p.signal.signal_id, p.case_id, event.correlation_id, event.subject, p.signal.organisation_id)
+        await store(conn, ctx, scope, domain.plan_closed(p.case_id, p.signal, p.reason.value, reason_text,
+                                                          ctx.channels))
+
+    return on_handed_off, on_closed
+
+
 def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
     on_matches, on_erased, on_confirmation_requested = make_handlers(ctx)
+    on_handed_off, on_closed = make_casework_handlers(ctx)
     runtime.consumer.subscribe({
         Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
         Topics.SIGNALS: {
             EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
             EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: Route(
                 SelfReferralConfirmationRequested, on_confirmation_requested),
+        },
+        Topics.CASEWORK: {
+            EventType.CASE_HANDED_OFF: Route(CaseHandedOff, on_handed_off),
+            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
         },
     })

@@ -282,6 +282,12 @@ async def schedule_follow_up(conn: asyncpg.Connection, **row: Any) -> None:
     await conn.execute(f"{sql} ON CONFLICT (case_id) DO NOTHING", *args)
 
 
+async def cancel_follow_up(conn: asyncpg.Connection, case_id: UUID) -> None:
+    """The case is closed: the caregiver is not asked whether support arrived."""
+    await conn.execute("UPDATE follow_ups SET status = 'cancelled' WHERE case_id = $1 AND status = 'scheduled'",
+                       case_id)
+
+
 async def claim_due_follow_ups(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM follow_ups WHERE status = 'scheduled' AND due_at <= $1

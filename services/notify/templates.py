@@ -18,6 +18,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("nl", "en")
+# Caregivers' languages without templates yet: the message is sent in Dutch, and its first
+# line says so in their own language.
+FALLBACK_NOTES = {
+    "tr": "Bu mesaj Felemenkçedir: henüz sizin dilinizde bir metnimiz yok.",
+    "ar": "هذه الرسالة باللغة الهولندية: ليس لدينا نص بلغتك بعد.",
+    "pl": "Ta wiadomość jest po niderlandzku: nie mamy jej jeszcze w Twoim języku.",
+}
 
 
 @dataclass(frozen=True)
@@ -41,15 +48,20 @@ def labels(language: str) -> dict[str, dict[str, str]]:
 
 
 def render(template: str, language: str, context: dict[str, Any], channel: str = "email") -> Rendered:
-    """Render ``template`` for ``channel`` (email or sms); an unknown language falls back to Dutch."""
+    """Render ``template`` for ``channel`` (email or sms); an unknown language falls back to
+    Dutch, and a caregiver's language without templates says so on the first line."""
+    note = None if language in LANGUAGES else FALLBACK_NOTES.get(language)
     if language not in LANGUAGES:
         language = "nl"
     env = _environment(False)
     context = {**context, "labels": labels(language), "language": language}
     subject = env.get_template(f"{language}/{template}.subject.j2").render(context).strip()
     if channel == "sms":
-        return Rendered(subject, env.get_template(f"{language}/{template}.sms.j2").render(context).strip(), None)
+        sms = env.get_template(f"{language}/{template}.sms.j2").render(context).strip()
+        return Rendered(subject, f"{note}\n{sms}" if note else sms, None)
     text = env.get_template(f"{language}/{template}.txt.j2").render(context)
+    if note:
+        text = f"{note}\n\n{text}"
     html = _environment(True).get_template("_layout.html.j2").render(
         subject=subject, paragraphs=[p for p in text.split("\n\n") if p.strip()], language=language)
     return Rendered(subject, text, html)

@@ -1,4 +1,5 @@
-"""Screen each received signal, merge it into the caregiver's case, escalate crises."""
+"""Screen each received signal, merge it into the caregiver's case, escalate crises; re-screen
+with the answers a caregiver consultant recorded, and stop re-screens of a closed case."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from services.screening.config import ScreeningSettings
 from shared.consumer import PermanentError, Route
 from shared.contracts import (
     CaregiverErased,
+    CaseAnswersRecorded,
+    CaseClosed,
     CaseEscalated,
+    CloseReason,
     Envelope,
     ErasureScope,
     EventType,
@@ -98,6 +102,24 @@ def make_on_signal(settings: ScreeningSettings):
     return on_signal
 
 
+def make_on_answers(settings: ScreeningSettings):
+    """The consultant's recorded answers arrive as a signal of their own: screened like any."""
+    on_signal = make_on_signal(settings)
+
+    async def on_answers(conn: asyncpg.Connection, event: Envelope[CaseAnswersRecorded]) -> None:
+        await on_signal(conn, event.model_copy(update={"payload": event.payload.signal}))
+
+    return on_answers
+
+
+async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
+    # Support in place: the scheduled re-screen checks that it holds. Any other reason (above
+    # all a death) ends the burden screenings; a new signal opens the case anew.
+    p = event.payload
+    await repository.close_case(conn, p.case_id, p.closed_at, p.reason.value,
+                                stop_rescreens=p.reason is not CloseReason.SUPPORT_IN_PLACE)
+
+
 async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
     # POM: support that did not arrive means the burden must be measured again, now.
     if not event.payload.support_arrived:
@@ -143,4 +165,8 @@ def register_handlers(runtime: Runtime) -> None:
             EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
         },
         Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up)},
+        Topics.CASEWORK: {
+            EventType.CASE_ANSWERS_RECORDED: Route(CaseAnswersRecorded, make_on_answers(runtime.settings)),  # type: ignore[arg-type]
+            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
+        },
     })

@@ -58,6 +58,7 @@ async def update_case(
     return await conn.fetchval(
         """UPDATE cases c SET last_signal_at = GREATEST(c.last_signal_at, $2), risk_level = $3,
                confidence = $4, assessment = $5, rescreen_due_at = $6, rescreen_emitted_at = NULL,
+               closed_at = NULL, close_reason = NULL,
                escalated_at = CASE WHEN $7 THEN COALESCE(c.escalated_at, now()) ELSE c.escalated_at END
            FROM (SELECT escalated_at FROM cases WHERE id = $1) before
            WHERE c.id = $1
@@ -83,8 +84,18 @@ async def mark_rescreen_emitted(conn: asyncpg.Connection, case_id: UUID, at: dat
 
 async def rescreen_now(conn: asyncpg.Connection, case_id: UUID, at: datetime) -> None:
     await conn.execute(
-        "UPDATE cases SET rescreen_due_at = $2, rescreen_emitted_at = NULL WHERE id = $1", case_id, at
+        """UPDATE cases SET rescreen_due_at = $2, rescreen_emitted_at = NULL
+           WHERE id = $1 AND (closed_at IS NULL OR close_reason = 'support_in_place')""",
+        case_id, at,
     )
+
+
+async def close_case(conn: asyncpg.Connection, case_id: UUID, at: datetime, reason: str, *,
+                     stop_rescreens: bool) -> None:
+    await conn.execute(
+        """UPDATE cases SET closed_at = $2, close_reason = $3,
+               rescreen_due_at = CASE WHEN $4 THEN NULL ELSE rescreen_due_at END WHERE id = $1""",
+        case_id, at, reason, stop_rescreens)
 
 
 async def erase_caregiver(conn: asyncpg.Connection, pseudonym: str) -> int:

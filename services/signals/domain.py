@@ -125,6 +125,10 @@ def source_kind_errors(signal: SignalIn, organisation: Organisation) -> list[dic
 
 
 CONSULTANT_INVOLVED = "a caregiver consultant is involved"
+# A person (the municipality's consultant, or the region's fallback) has the case in their
+# work queue. Dutch first: it is read by Dutch referrers.
+TAKEN_UP = "een mantelzorgconsulent heeft dit opgepakt (a caregiver consultant has taken this up)"
+CLOSED = "de mantelzorgconsulent heeft de zaak afgesloten (the caregiver consultant closed the case)"
 
 # What the referrer may see of its signal's screening (the stage keeps only these anyway;
 # stages recorded before the boundary held more).
@@ -148,6 +152,10 @@ def _summary(stage: str, detail: dict[str, Any]) -> str | None:
             return "support arrived" if detail["support_arrived"] else "support did not arrive"
         case "rescreen_due":
             return "re-screening due"
+        case "taken_up":
+            return TAKEN_UP
+        case "closed":
+            return CLOSED
     return None
 
 
@@ -156,7 +164,7 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
     matches: list[dict[str, Any]] = []
     notifications: list[NotificationView] = []
     referrals: dict[str, ReferralView] = {}
-    follow_up = None
+    follow_up = taken_up = closed = None
     for row in stages:
         detail = row["detail"]
         if row["stage"] == "screened":
@@ -179,6 +187,10 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
             referrals[detail["referral_id"]] = ReferralView(**detail, at=row["occurred_at"])
         elif row["stage"] == "follow_up":
             follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row["occurred_at"])
+        elif row["stage"] == "taken_up":
+            taken_up = taken_up or {"at": row["occurred_at"], "summary": TAKEN_UP}
+        elif row["stage"] == "closed":
+            closed = {"at": row["occurred_at"], "summary": CLOSED}
     return SignalStatus(
         id=signal["id"],
         status=signal["status"],
@@ -194,4 +206,6 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
         notifications=notifications,
         referrals=list(referrals.values()),
         follow_up=follow_up,
+        taken_up=taken_up,
+        closed=closed,
     )

@@ -16,7 +16,9 @@ import structlog
 from services.signals import repository
 from shared.consumer import Route
 from shared.contracts import (
+    CaseClosed,
     CaseEscalated,
+    CaseTakenUp,
     Envelope,
     EventType,
     FollowUpRecorded,
@@ -87,6 +89,20 @@ async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]
     await _record(conn, event, p.last_signal_id, "rescreen_due", p.due_at, {}, p.case_id)
 
 
+async def on_taken_up(conn: asyncpg.Connection, event: Envelope[CaseTakenUp]) -> None:
+    p = event.payload
+    # Only that a person has it: not why, not which queue, not the other signals.
+    for signal_id in p.signal_ids:
+        await _record(conn, event, signal_id, "taken_up", p.taken_up_at, {}, p.case_id)
+
+
+async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
+    p = event.payload
+    # Not the reason: it is about the caregiver's life (a death, a move), not the referrer's.
+    for signal_id in p.signal_ids:
+        await _record(conn, event, signal_id, "closed", p.closed_at, {}, p.case_id)
+
+
 def register_handlers(runtime: Runtime) -> None:
     runtime.consumer.subscribe({
         Topics.SCREENING: {
@@ -99,5 +115,9 @@ def register_handlers(runtime: Runtime) -> None:
             EventType.NOTIFICATION_SENT: Route(NotificationSent, on_notification),
             EventType.REFERRAL_UPDATED: Route(ReferralUpdated, on_referral),
             EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up),
+        },
+        Topics.CASEWORK: {
+            EventType.CASE_TAKEN_UP: Route(CaseTakenUp, on_taken_up),
+            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
         },
     })

@@ -17,7 +17,7 @@ from shared.retention import Purge
 # never wins, so they leave the status as it is.
 STAGE_RANK = {
     "received": 0, "screened": 1, "escalated": 2, "matched": 3, "notified": 4,
-    "referral": -1, "follow_up": -1, "rescreen_due": -1,
+    "referral": -1, "follow_up": -1, "rescreen_due": -1, "taken_up": -1, "closed": -1,
 }
 
 

@@ -162,6 +162,9 @@ class SignalStatus(BaseModel):
     notifications: list[NotificationView] = []
     referrals: list[ReferralView] = []
     follow_up: FollowUpView | None = None
+    # A person has the case (the caregiver consultant's work queue), and when they closed it.
+    taken_up: dict[str, Any] | None = None
+    closed: dict[str, Any] | None = None
 
 
 class ErasureCaregiver(BaseModel):

@@ -1,4 +1,4 @@
-"""The whole system as processes: the broker, PostgreSQL and the four services, started
+"""The whole system as processes: the broker, PostgreSQL and the services, started
 once per test session through the same code path as ``make run``."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from deploy.run import seed_demo
+from deploy.run import seed_casework, seed_demo
 from deploy.stack import REPO, Stack, StackConfig
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
@@ -41,7 +41,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
     }
     stack = Stack(config, progress=print)
     try:
-        stack.start(seed=lambda s: seed_demo(s, print))
+        stack.start(seed=lambda s: (seed_demo(s, print), seed_casework(s, print)))
         yield stack
     finally:
         stack.stop()

@@ -32,7 +32,8 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
-APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084}
+APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084,
+                "casework": 8085}
 INTERNAL_PORTS = {name: port + 1000 for name, port in APP_SERVICES.items()}
 INFRA_SERVICES = ("kafka", "postgres")
 PROXY = "proxy"
@@ -42,7 +43,7 @@ DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key", "d
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
-    "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
+    "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "CASEWORK_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
     "SIGNALS_ENCRYPTION_MASTER_KEYS", "SIGNALS_PAGE_SECRET",
     "STS_INTERNAL_TOKEN", "NOTIFY_LINK_SECRET", "MATCHING_ADMIN_TOKEN",
     "KAFKA_ADMIN_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD",
@@ -304,7 +305,7 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
 
     expected_classes = {"signals": "SignalsSettings", "screening": "ScreeningSettings",
                         "matching": "MatchingSettings", "notify": "NotifySettings",
-                        "municipalities": "MunicipalitiesSettings"}
+                        "municipalities": "MunicipalitiesSettings", "casework": "CaseworkSettings"}
     for name, port in APP_SERVICES.items():
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         prefix = name.upper() + "_"
@@ -320,7 +321,8 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
                 field = key.removeprefix(prefix).lower()
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"
         for key in list(os.environ):
-            if key.startswith(("STS_", "KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_")):
+            if key.startswith(("STS_", "KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_",
+                               "CASEWORK_")):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             if value is not None:
@@ -368,7 +370,9 @@ def caddy_routes() -> dict[str, list[str]]:
     """upstream -> the paths routed to it, read from the Caddyfile's named matchers."""
     text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
     matchers = dict(re.findall(r"^\s*@(\w+) path (.+)$", text, re.M))
-    upstreams = dict(re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text))
+    upstreams = {matcher: upstream for matcher, upstream in
+                 re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text)
+                 if matcher != "casework"}  # the workbench's own site: everything but the internal paths
     assert set(matchers) == set(upstreams), (matchers, upstreams)
     return {upstreams[m]: paths.split() for m, paths in matchers.items()}
 
@@ -377,17 +381,23 @@ def test_the_proxy_routes_only_the_public_routes():
     from shared.http import is_internal_path
 
     routes = caddy_routes()
-    assert set(routes) == {"signals", "notify", "municipalities"}, "screening and matching stay internal"
+    assert set(routes) == {"signals", "notify", "municipalities", "matching"}, "screening stays internal"
     assert routes["signals"][:2] == ["/v1/signals", "/v1/signals/*"]
     assert {"/r/*", "/f/*", "/v1/referrals/*"} <= set(routes["notify"]), "provider API and e-mail links"
     assert routes["municipalities"] == ["/v1/municipalities/*"]
     for upstream, paths in routes.items():
         for path in paths:
             assert not is_internal_path(path.removesuffix("/*")), f"{path} is internal"
-            assert path.startswith(("/v1/", "/r/", "/f/")), f"{upstream}: {path} is not a public route"
+            assert path.startswith(("/v1/", "/r/", "/f/", "/melden", "/aanmelden", "/mijn/", "/sociale-kaart")), \
+                f"{upstream}: {path} is not a public route"
+    assert routes["matching"] == ["/sociale-kaart", "/sociale-kaart/*"], "only the public social map"
     text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
     assert re.search(r"handle \{\s*respond \"Not Found\" 404\s*\}", text), "everything else is 404"
     assert "admin off" in text
+    workbench = re.search(r"@casework not path (.+)", text)
+    assert workbench, "the workbench site passes everything but the internal paths"
+    assert all(is_internal_path(p.removesuffix("/*")) for p in workbench.group(1).split())
+    assert {"/metrics", "/internal/*", "/docs"} <= set(workbench.group(1).split())
 
 
 def test_healthchecks_hit_each_service_port(compose):
@@ -496,6 +506,10 @@ def test_init_script_fails_without_a_password(tmp_path):
     result = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "MUNICIPALITIES_DB_PASSWORD" in result.stderr
     result = subprocess.run(["bash", str(INIT_SCRIPT)], env={**env, "MUNICIPALITIES_DB_PASSWORD": "e"},
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "CASEWORK_DB_PASSWORD" in result.stderr
+    result = subprocess.run(["bash", str(INIT_SCRIPT)],
+                            env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f"},
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

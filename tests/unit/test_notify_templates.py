@@ -1,14 +1,14 @@
 """Every message renders in Dutch and English, with a plain-text part and an HTML part."""
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from services.notify import domain
-from services.notify.templates import LANGUAGES, TEMPLATES, labels, render, render_page
-from datetime import UTC, datetime
-
+from services.notify.templates import FALLBACK_NOTES, LANGUAGES, TEMPLATES, labels, render, render_page
 from shared.contracts import (
+    CloseReason,
     ContactPreference,
     Need,
     ReferralStatus,
@@ -39,6 +39,10 @@ def contexts() -> dict[str, dict]:
         "selfreferral_confirmation": domain.plan_confirmation(SelfReferralConfirmationRequested(
             referral_id=uuid.uuid4(), email="anna@example.nl", name="Anna", language="nl", expires_at=NOW,
             confirm_url="https://s.example.nl/aanmelden/bevestigen/abc")).context,
+        "wmo_handoff": domain.plan_handoff(
+            event, domain.ReferralRef(uuid.uuid4(), LINKS, "24-11-2026"), "Graag een keukentafelgesprek.").context,
+        "caregiver_closed": domain.plan_closed(event.case_id, event.signal, "deceased", "uw naaste is overleden",
+                                               frozenset({"email"})).context,
     }
 
 
@@ -104,8 +108,34 @@ def test_labels_name_every_code(language):
     assert set(names["contact"]) == {c.value for c in ContactPreference}
 
 
+def test_closing_after_a_death_is_a_condolence_not_a_question():
+    ctx = contexts()["caregiver_closed"]
+    assert render("caregiver_closed", "nl", ctx).subject == "Met deelneming"
+    text = render("caregiver_closed", "nl", ctx | {"deceased": False, "reason_text": "de steun is geregeld"}).text
+    assert "afgesloten: de steun is geregeld" in text
+    for language in LANGUAGES:
+        assert set(labels(language)["close_reason"]) == {r.value for r in CloseReason}
+
+
+def test_the_wmo_hand_off_carries_the_consultants_note_and_the_answer_links():
+    text = render("wmo_handoff", "nl", contexts()["wmo_handoff"]).text
+    assert "keukentafelgesprek" in text and "Graag een keukentafelgesprek." in text and LINKS["accept_url"] in text
+
+
 def test_an_unknown_language_falls_back_to_dutch():
     assert render("caregiver_proposals", "fy", contexts()["caregiver_proposals"]).text.startswith("Beste")
+
+
+@pytest.mark.parametrize("language", ["tr", "ar", "pl"])
+def test_a_caregivers_language_without_templates_gets_dutch_and_is_told_so(language):
+    from shared.contracts import Language
+
+    assert Language(language)
+    for channel in ("email", "sms"):
+        text = render("caregiver_proposals", language, contexts()["caregiver_proposals"], channel=channel).text
+        first, rest = text.split("\n", 1)
+        assert first == FALLBACK_NOTES[language]
+        assert rest.lstrip().startswith("Beste" if channel == "email" else "Signaal naar Steun"), rest
 
 
 def test_pages_escape_what_they_show():

@@ -1,0 +1,1 @@
+"""The caregiver consultant's workbench: work queues, case pages and the consultant's actions."""

@@ -1,0 +1,27 @@
+"""The casework service: ``create_app`` builds it (consumers, pages, health and metrics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from services.casework.config import CaseworkSettings
+from services.casework.handlers import register_handlers
+from services.casework.pages import router
+from shared.contracts import Topics
+from shared.service import create_runtime, create_service_app
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
+    settings = settings or CaseworkSettings()
+    runtime = create_runtime(settings)
+    register_handlers(runtime)
+    app = create_service_app(
+        runtime, title="signal-to-support: casework", migrations=MIGRATIONS, produces=[Topics.CASEWORK],
+        description="The caregiver consultant's workbench: work queues, case pages and actions.",
+    )
+    app.include_router(router)
+    return app
