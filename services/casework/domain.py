@@ -116,6 +116,8 @@ def consultant_signal(latest: SignalReceived, *, signal_id: Any, organisation_id
         "urgency": Urgency.NORMAL.value,
         "observations": [o for o in data["observations"] if o not in DERAILED_CARE],
         "note": None,
+        # Sealed anew by the caller: the latest signal's ciphertext holds its own answers.
+        "sealed": None,
     })
 
 

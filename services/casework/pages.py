@@ -168,7 +168,8 @@ async def _act(request: Request, case_id: UUID, action: str, done: str) -> Respo
                     count = int(_one(form, "items") or 0)
                     answers = [int(v) if (v := _one(form, f"item{i}")).lstrip("-").isdigit() else None
                                for i in range(1, min(count, 100) + 1)]
-                    await service.record_answers(conn, settings, consultant, case_id, instrument, answers, now)
+                    await service.record_answers(conn, settings, request.app.state.runtime.keys, consultant, case_id,
+                                                 instrument, answers, now)
                 case "handoff":
                     await service.hand_off(conn, settings, consultant, case_id, _one(form, "note") or None, now)
                 case "close":

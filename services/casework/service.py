@@ -27,6 +27,7 @@ from shared.contracts import (
     SignalReceived,
     Topics,
 )
+from shared import crypto, sealing
 from shared.instruments import load_catalogue
 from shared.outbox import add_event, new_event
 
@@ -212,7 +213,21 @@ async def add_note(conn: asyncpg.Connection, settings: CaseworkSettings, consult
     await repository.log_access(conn, consultant["id"], "add_note", case_id)
 
 
-async def record_answers(conn: asyncpg.Connection, settings: CaseworkSettings, consultant: Any, case_id: UUID,
+async def _sealed_like(signal: SignalReceived, like: SignalReceived, keys: sealing.KeySource,
+                       subject: str) -> SignalReceived:
+    """``signal`` sealed under the caregiver's data key, the one ``like`` was sealed with, so
+    what the consultant recorded travels encrypted like everything else about them."""
+    if like.sealed is None:
+        return signal
+    key_id = crypto.key_id_of(like.sealed.personal)
+    key = await keys.data_key(key_id, subject)
+    if key is None:
+        raise Refused("Deze mantelzorger is gewist: er kan niets meer worden vastgelegd.", 410)
+    return sealing.seal_signal(signal, key_id, key)
+
+
+async def record_answers(conn: asyncpg.Connection, settings: CaseworkSettings, keys: sealing.KeySource,
+                         consultant: Any, case_id: UUID,
                          instrument_id: str, answers: list[int | None], now: datetime) -> None:
     """The instrument's answers from the conversation become the consultant's own signal,
     which screening screens like any other: the case is re-screened with them."""
@@ -228,10 +243,10 @@ async def record_answers(conn: asyncpg.Connection, settings: CaseworkSettings, c
     if errors := instrument.validate_answers(values):
         raise Refused("answers: " + "; ".join(e.message for e in errors))
     case, _, _ = await _visible_case(conn, settings, consultant, case_id, now, lock=True)
-    signal = domain.consultant_signal(
-        _latest_signal(await repository.signals(conn, case_id)), signal_id=uuid4(),
-        organisation_id=CASEWORK_ORGANISATION, now=now, instrument_id=instrument_id, answers=values,
-        consultant_name=consultant["name"])
+    latest = _latest_signal(await repository.signals(conn, case_id))
+    signal = await _sealed_like(domain.consultant_signal(
+        latest, signal_id=uuid4(), organisation_id=CASEWORK_ORGANISATION, now=now, instrument_id=instrument_id,
+        answers=values, consultant_name=consultant["name"]), latest, keys, case["subject"])
     # A due re-screen is done by this measurement.
     await repository.update_case(conn, case_id, now, rescreen_due_at=None, last_contact_at=now)
     await repository.add_event(conn, case_id, now, "answers", {"instrument": instrument.name,
