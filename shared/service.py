@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import operations
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
@@ -49,6 +51,9 @@ class Runtime:
     consumer: EventConsumer
     _pool: asyncpg.Pool | None = None
     workers: list[Worker] = field(default_factory=list)
+    # Gauges computed from the service's own tables when /metrics is scraped (backlogs,
+    # capacity, deadlines): the database is the truth, so nothing drifts across restarts.
+    metric_refreshers: list[Callable[[asyncpg.Pool], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -142,11 +147,11 @@ def create_service_app(
         structlog.contextvars.unbind_contextvars("correlation_id")
         if correlation_id := request.headers.get("x-correlation-id"):
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:200])
+        started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        runtime.metrics.http_requests.labels(
-            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        runtime.metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+        runtime.metrics.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
     @app.get("/healthz", tags=["operations"],
@@ -179,9 +184,16 @@ def create_service_app(
             runtime.metrics.outbox_pending.set(pending["n"])
             runtime.metrics.outbox_oldest_age.set(float(pending["age"]))
         with contextlib.suppress(Exception):
+            for status, count in (await operations.unresolved_counts(runtime.pool)).items():
+                runtime.metrics.dead_letters.labels(status).set(count)
+        for refresh in runtime.metric_refreshers:
+            with contextlib.suppress(Exception):  # a database away shows on /healthz, not here
+                await refresh(runtime.pool)
+        with contextlib.suppress(Exception):
             await runtime.consumer.update_lag()
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(operations.router)
     install_unavailable_handler(app)
     return app
 

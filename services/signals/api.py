@@ -17,6 +17,7 @@ from services.signals import domain, repository
 from services.signals.config import SignalsSettings
 from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
+from services.signals.metrics import PipelineMetrics
 from services.signals.repository import Organisation
 from services.signals.schemas import (
     Accepted,
@@ -259,6 +260,7 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
     register_handlers(runtime)
+    runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
     app = create_service_app(
         runtime,
         title="signal-to-support: signals",
