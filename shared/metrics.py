@@ -64,5 +64,8 @@ class Metrics:
             "sts_dead_letters", "Dead letters not resolved yet, by status (dead, parked, replaying): the DLQ size.",
             ["status"], **labels
         )
+        self.ready = Gauge(
+            "sts_ready", "1 when /healthz answers ready (database, broker, every lane and loop), else 0.", **labels
+        )
         self.up = Gauge("sts_up", "1 while the service runs.", ["service"], **labels)
         self.up.labels(service).set(1)

@@ -154,9 +154,7 @@ def create_service_app(
         runtime.metrics.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/healthz", tags=["operations"],
-             summary="Ready when broker and database are up and every consumer lane and loop runs")
-    async def healthz() -> JSONResponse:
+    async def health() -> tuple[bool, dict[str, Any]]:
         checks = {"database": "down", "broker": "down"}
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), 2)
@@ -168,14 +166,19 @@ def create_service_app(
         # Every loop that beats (the relay, Periodic workers, any worker with a heartbeat).
         loops = {beat.name: beat.report() for beat in _heartbeats(runtime.workers)}
         ok = all(v == "up" for v in checks.values()) and lanes_ok and all(v["alive"] for v in loops.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
-             "consumers": consumers, "loops": loops},
-            status_code=200 if ok else 503,
-        )
+        return ok, {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
+                    "consumers": consumers, "loops": loops}
+
+    @app.get("/healthz", tags=["operations"],
+             summary="Ready when broker and database are up and every consumer lane and loop runs")
+    async def healthz() -> JSONResponse:
+        ok, report = await health()
+        return JSONResponse(report, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
+        # Readiness as /healthz judges it, so alerts see "up but not ready" too.
+        runtime.metrics.ready.set(1 if (await health())[0] else 0)
         with contextlib.suppress(Exception):
             pending = await runtime.pool.fetchrow(
                 """SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age
