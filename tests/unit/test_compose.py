@@ -32,13 +32,18 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
-APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084}
+APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084,
+                "operators": 8085}
 INFRA_SERVICES = ("kafka", "postgres")
+# Monitoring (issue 13): published on localhost only, each with a healthcheck.
+MONITORING_SERVICES = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "kafka-exporter": None,
+                       "postgres-exporter": None}
 DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key")
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
     "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
+    "OPERATORS_DB_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
 )
 # What a user would put in .env: distinct values, so mix-ups between services show.
 SECRET_ENV = {name: f"{name.lower().replace('_', '-')}-value" for name in REQUIRED_SECRETS}
@@ -216,7 +221,15 @@ def test_pseudonym_key_comes_from_the_environment(raw, compose):
 
 
 def test_the_expected_services(compose):
-    assert set(compose["services"]) == set(APP_SERVICES) | set(INFRA_SERVICES)
+    assert set(compose["services"]) == set(APP_SERVICES) | set(INFRA_SERVICES) | set(MONITORING_SERVICES)
+
+
+def test_monitoring_images_are_pinned_and_ports_local(compose):
+    for name, port in MONITORING_SERVICES.items():
+        service = compose["services"][name]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", service["image"]), f"{name}: pin the image version"
+        ports = published(service)
+        assert ports == ([f"127.0.0.1:{port}:{port}"] if port else []), f"{name}: localhost only"
 
 
 def test_every_service_has_a_healthcheck(compose):
@@ -271,7 +284,7 @@ def test_app_service_environment_is_read_by_the_service_settings(compose, monkey
 
     expected_classes = {"signals": "SignalsSettings", "screening": "ScreeningSettings",
                         "matching": "MatchingSettings", "notify": "NotifySettings",
-                        "municipalities": "MunicipalitiesSettings"}
+                        "municipalities": "MunicipalitiesSettings", "operators": "OperatorsSettings"}
     for name, port in APP_SERVICES.items():
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         from shared.config import KafkaSettings
@@ -286,7 +299,8 @@ def test_app_service_environment_is_read_by_the_service_settings(compose, monkey
                 field = key.removeprefix(prefix).lower()
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"
         for key in list(os.environ):
-            if key.startswith(("KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_")):
+            if key.startswith(("KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_",
+                               "OPERATORS_")):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             if value is not None:
@@ -307,7 +321,7 @@ def published(service: dict[str, Any]) -> list[str]:
 def test_ports(compose):
     assert published(compose["services"]["signals"]) == ["8080:8080"]
     assert published(compose["services"]["municipalities"]) == ["8084:8084"]  # municipalities call it
-    for name in ("screening", "matching", "notify"):
+    for name in ("screening", "matching", "notify", "operators"):
         port = APP_SERVICES[name]
         assert published(compose["services"][name]) == [f"127.0.0.1:{port}:{port}"], f"{name}: localhost only"
     assert not compose["services"]["postgres"].get("ports"), "PostgreSQL is not published"
@@ -404,6 +418,10 @@ def test_init_script_fails_without_a_password(tmp_path):
     result = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "MUNICIPALITIES_DB_PASSWORD" in result.stderr
     result = subprocess.run(["bash", str(INIT_SCRIPT)], env={**env, "MUNICIPALITIES_DB_PASSWORD": "e"},
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "OPERATORS_DB_PASSWORD" in result.stderr
+    result = subprocess.run(["bash", str(INIT_SCRIPT)],
+                            env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "OPERATORS_DB_PASSWORD": "f"},
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 
