@@ -23,6 +23,7 @@ DEMO_ORGANISATIONS = [
 DEMO_SOCIAL_MAP = REPO / "services" / "matching" / "demo" / "social_map.json"
 DEMO_MUNICIPALITY_KEYS = [("GM0327", "demo-gm0327-key"), ("GM0307", "demo-gm0307-key")]
 DEMO_PRIVACY_OFFICER_KEY = "demo-privacy-officer-key"
+DEMO_OPERATOR = ("Operator (demo)", "demo-operator-sign-in")
 
 
 def seed_demo(stack: Stack, say) -> None:
@@ -48,6 +49,13 @@ def seed_demo(stack: Stack, say) -> None:
                         "--key", key, "--label", "demo"],
                        env=stack.env_for("municipalities"), cwd=REPO, check=True, capture_output=True)
     say(f"demo municipality credentials seeded ({len(DEMO_MUNICIPALITY_KEYS)})")
+    # The banner's link signs the demo operator in; unlike a real one it works more than once
+    # (for a week), so the printed line keeps working while the demo runs.
+    name, token = DEMO_OPERATOR
+    subprocess.run([sys.executable, "-m", "services.operators.cli", "issue-operator", "--name", name,
+                    "--token", token, "--reusable", "--valid-minutes", str(7 * 24 * 60)],
+                   env=stack.env_for("operators"), cwd=REPO, check=True, capture_output=True)
+    say("demo operator seeded")
     result = subprocess.run(
         [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
         env=stack.env_for("matching"), cwd=REPO, capture_output=True, text=True,
@@ -62,6 +70,9 @@ def banner(stack: Stack) -> str:
     return f"""
 signal-to-support is running (embedded default, demo data)
 
+Operators  {s['operators'].url}/sign-in?token={DEMO_OPERATOR[1]}
+           the operator console, signed in as the demo operator: health, flow, lag, dead letters
+
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
   Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
   Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
@@ -69,7 +80,7 @@ signal-to-support is running (embedded default, demo data)
   Matching        {s['matching'].url}/healthz   /metrics
   Notify          {s['notify'].url}/healthz   /metrics
   Kafka (Tansu)   {stack.broker.bootstrap}
-  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities)
+  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities, operators)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team)

@@ -25,7 +25,7 @@ import asyncpg
 from shared import dead_letters
 from shared.config import ServiceSettings
 
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "operators")
 _COLUMNS = ("id", "status", "created_at", "topic", "partition", "offset", "key", "event_type", "error_type",
             "attempts", "error")
 
