@@ -24,6 +24,6 @@ class OperatorsSettings(ServiceSettings):
     # charts keep (in samples).
     poll_seconds: float = Field(2.0, gt=0)
     history_samples: int = Field(300, ge=2)
-    scrape_timeout_seconds: float = Field(3.0, gt=0)
+    scrape_timeout_seconds: float = Field(5.0, gt=0)
     session_hours: float = Field(12.0, gt=0)
     sign_in_link_minutes: float = Field(60.0, gt=0)

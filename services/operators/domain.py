@@ -125,9 +125,11 @@ class ServicePanel:
 
 def service_panel(window: Sequence[Reading]) -> ServicePanel:
     """A service's panel from its readings over the window (oldest first, at least one)."""
-    new = window[-1]
-    old = window[0] if len(window) > 1 else None
-    health = new.health
+    latest = window[-1]
+    # Rates between the first and the last reading that answered (a missed one is skipped).
+    answered = [r for r in window if r.reachable] or [latest]
+    new, old = answered[-1], (answered[0] if len(answered) > 1 else None)
+    health = latest.health
     consumers = health.get("consumers", {}) or {}
     lanes = sum(c.get("lanes", 0) for c in consumers.values())
     alive = sum(c.get("lanes_alive", 0) for c in consumers.values())
@@ -140,7 +142,7 @@ def service_panel(window: Sequence[Reading]) -> ServicePanel:
                  for s in {dict(l).get("status", "") for l in new.samples.get("sts_http_requests_total", {})}
                  if s.startswith("5"))
     return ServicePanel(
-        name=new.service, reachable=new.reachable, ready=new.ready,
+        name=latest.service, reachable=latest.reachable, ready=latest.ready,
         database=str(health.get("database", "?")), broker=str(health.get("broker", "?")),
         lanes=f"{alive}/{lanes}" if lanes else "—", waiting=waiting,
         loops_down=sorted(name for name, loop in loops.items() if not loop.get("alive", False)),
@@ -160,7 +162,7 @@ def service_panel(window: Sequence[Reading]) -> ServicePanel:
         http_per_s=rate(old, new, "sts_http_requests_total"),
         http_errors_per_s=errors,
         http_p95_ms=None if http_p95 is None else http_p95 * 1000,
-        error=new.error,
+        error=latest.error,
     )
 
 
@@ -212,16 +214,19 @@ def series(history: Iterable[Mapping[str, Reading]], services: Sequence[str]) ->
     throughput: dict[str, list[float | None]] = {s: [] for s in services}
     lag: dict[str, list[float | None]] = {s: [] for s in services}
     ingest: list[float | None] = []
-    previous: Mapping[str, Reading] = {}
+    # Rates run from each service's last reading that answered: a busy service that misses a
+    # reading does not turn its throughput into zero.
+    answered: dict[str, Reading] = {}
     for moment in history:
         times.append(round(max(r.at for r in moment.values()), 3))
         for s in services:
-            new, old = moment.get(s), previous.get(s)
+            new, old = moment.get(s), answered.get(s)
+            reachable = new is not None and new.reachable
             throughput[s].append(round(rate(old, new, "sts_messages_handled_total", outcome="processed"), 3)
-                                 if new and old else None)
-            lag[s].append(new.total("sts_consumer_lag") if new and new.reachable else None)
-        signals_new, signals_old = moment.get("signals"), previous.get("signals")
-        ingest.append(round(rate(signals_old, signals_new, "sts_http_requests_total", route="/v1/signals",
-                                 method="POST", status="202"), 3) if signals_new and signals_old else None)
-        previous = moment
+                                 if reachable and old else None)
+            lag[s].append(new.total("sts_consumer_lag") if reachable else None)
+        new, old = moment.get("signals"), answered.get("signals")
+        ingest.append(round(rate(old, new, "sts_http_requests_total", route="/v1/signals", method="POST",
+                                 status="202"), 3) if new is not None and new.reachable and old else None)
+        answered |= {s: r for s, r in moment.items() if r.reachable}
     return {"time": times, "services": list(services), "throughput": throughput, "lag": lag, "ingest": ingest}

@@ -6,6 +6,7 @@ internal token. The console never reads another service's database."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from typing import Any
@@ -29,6 +30,8 @@ class Monitor:
         self._timeout = settings.scrape_timeout_seconds
         self._headers = internal_headers(settings.internal_token)
         self._client: httpx.AsyncClient | None = None
+        # Ten requests every few seconds: httpx's line per request would drown the log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self._loop = Periodic("monitor", settings.poll_seconds, self.tick)
         self.heartbeat = self._loop.heartbeat
 
@@ -62,6 +65,13 @@ class Monitor:
 
     def latest(self) -> dict[str, Reading]:
         return dict(self.history[-1]) if self.history else {}
+
+    def last_answered(self) -> dict[str, Reading]:
+        """Each service's most recent reading that answered (its counters and gauges)."""
+        found: dict[str, Reading] = {}
+        for moment in self.history:
+            found |= {s: r for s, r in moment.items() if r.reachable}
+        return found
 
     def window(self, service: str, seconds: float) -> list[Reading]:
         """The service's readings of the last ``seconds`` (at least the latest one)."""

@@ -69,7 +69,8 @@ async def overview(monitor: Monitor) -> Overview:
     panels = [domain.service_panel(w) for s in monitor.services if (w := monitor.window(s, RATE_WINDOW_SECONDS))]
     updated = max((r.at for r in latest.values()), default=None)
     return Overview(
-        services=panels, pipeline=domain.pipeline_panel(latest), dead_letters=await monitor.dead_letters(),
+        services=panels, pipeline=domain.pipeline_panel(monitor.last_answered()),
+        dead_letters=await monitor.dead_letters(),
         updated_at=datetime.fromtimestamp(updated, UTC) if updated else None,
     )
 
