@@ -37,8 +37,9 @@ def issue_link(stack: Stack, name: str) -> str:
 def exported_names(text: str) -> set[str]:
     """Every sample name a /metrics page can carry, from its TYPE lines (a labelled metric
     with no sample yet still has one)."""
-    names = set()
+    names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))  # the samples themselves
     for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
+        name = name.removesuffix("_total") if kind == "counter" else name
         suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
                     "summary": ("_count", "_sum", "_created")}.get(kind, ("",))
         names.update(name + suffix for suffix in suffixes)
