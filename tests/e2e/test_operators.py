@@ -18,6 +18,7 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from deploy.stack import REPO, Stack
+from shared.config import ServiceSettings
 from shared.contracts import Topics
 from shared.internal import internal_headers
 from tests.e2e.conftest import metric
@@ -82,7 +83,8 @@ async def _produce_poison(stack: Stack, key: str) -> str:
 
 async def _dead_letter_of(stack: Stack, event_id: str, timeout: float = 60) -> dict:
     url = f"{stack.services['screening'].url}/internal/dead-letters"
-    async with httpx.AsyncClient(timeout=10, headers=internal_headers("dev-internal-token")) as client:
+    token = ServiceSettings().internal_token  # the deployment's, as the stack's services read it
+    async with httpx.AsyncClient(timeout=10, headers=internal_headers(token)) as client:
         for _ in range(int(timeout * 4)):
             rows = (await client.get(url, params={"include_resolved": "true"})).json()["dead_letters"]
             if found := [r for r in rows if r["event_id"] == event_id]:
