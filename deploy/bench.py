@@ -1,7 +1,9 @@
 """Benchmark: post N signals at a given rate and measure how fast they reach ``notified``.
 
-    make bench                                 # 2,000 signals at 100/s on a fresh embedded stack
+    make bench                                 # 2,000 signals at 100/s: into `make run` when it runs
+                                               # (watch it on the operator console), else a fresh stack
     make bench ARGS="--count 500 --rate 50"
+    make bench ARGS="--fresh"                  # always a fresh embedded stack of its own
     python -m deploy.bench --url http://127.0.0.1:8080 --key demo-gp-key   # a running stack
 
 Throughput is accepted signals per second (ingest) and notified signals per second (end to
@@ -136,19 +138,36 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
     }
 
 
+# `make run`'s ingest API: a benchmark into it shows on its operator console as it runs.
+MAKE_RUN_URL = "http://127.0.0.1:8080"
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=2000, help="signals to post (default 2000)")
     parser.add_argument("--rate", type=float, default=100, help="signals per second (default 100)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all to be notified")
-    parser.add_argument("--url", help="a running ingest API; default: start a fresh embedded stack")
+    parser.add_argument("--url", help="a running ingest API; default: the one of `make run` if it answers, "
+                                      "else a fresh embedded stack")
+    parser.add_argument("--fresh", action="store_true", help="start a fresh embedded stack even if `make run` runs")
     parser.add_argument("--key", default="demo-gp-key", help="API key (default demo-gp-key)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where to write the JSON result")
     args = parser.parse_args(argv)
 
     stack = None
     url = args.url
+    if url is None and not args.fresh and _answers(MAKE_RUN_URL):
+        url = MAKE_RUN_URL
+        print(f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
+              file=sys.stderr)
     if url is None:
         from deploy.run import seed_demo
 

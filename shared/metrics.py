@@ -57,5 +57,15 @@ class Metrics:
         self.http_requests = Counter(
             "sts_http_requests_total", "HTTP requests.", ["method", "route", "status"], **labels
         )
+        self.http_seconds = Histogram(
+            "sts_http_request_seconds", "Time to answer an HTTP request.", ["method", "route"], **labels
+        )
+        self.dead_letters = Gauge(
+            "sts_dead_letters", "Dead letters not resolved yet, by status (dead, parked, replaying): the DLQ size.",
+            ["status"], **labels
+        )
+        self.ready = Gauge(
+            "sts_ready", "1 when /healthz answers ready (database, broker, every lane and loop), else 0.", **labels
+        )
         self.up = Gauge("sts_up", "1 while the service runs.", ["service"], **labels)
         self.up.labels(service).set(1)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,6 +22,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from shared import operations
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
@@ -55,6 +57,9 @@ class Runtime:
     keys: KeySource | None = None
     _pool: asyncpg.Pool | None = None
     workers: list[Worker] = field(default_factory=list)
+    # Gauges computed from the service's own tables when /metrics is scraped (backlogs,
+    # capacity, deadlines): the database is the truth, so nothing drifts across restarts.
+    metric_refreshers: list[Callable[[asyncpg.Pool], Awaitable[None]]] = field(default_factory=list)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -162,16 +167,14 @@ def create_service_app(
         structlog.contextvars.unbind_contextvars("correlation_id")
         if correlation_id := request.headers.get("x-correlation-id"):
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:200])
+        started = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        runtime.metrics.http_requests.labels(
-            request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-        ).inc()
+        route = getattr(request.scope.get("route"), "path", "unmatched")
+        runtime.metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
+        runtime.metrics.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
         return response
 
-    @app.get("/healthz", tags=["operations"],
-             summary="Ready when broker and database are up and every consumer lane and loop runs")
-    async def healthz() -> JSONResponse:
+    async def health() -> tuple[bool, dict[str, Any]]:
         checks = {"database": "down", "broker": "down"}
         with contextlib.suppress(Exception):
             await asyncio.wait_for(runtime.pool.fetchval("SELECT 1"), 2)
@@ -183,14 +186,19 @@ def create_service_app(
         # Every loop that beats (the relay, Periodic workers, any worker with a heartbeat).
         loops = {beat.name: beat.report() for beat in _heartbeats(runtime.workers)}
         ok = all(v == "up" for v in checks.values()) and lanes_ok and all(v["alive"] for v in loops.values())
-        return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
-             "consumers": consumers, "loops": loops},
-            status_code=200 if ok else 503,
-        )
+        return ok, {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
+                    "consumers": consumers, "loops": loops}
+
+    @app.get("/healthz", tags=["operations"],
+             summary="Ready when broker and database are up and every consumer lane and loop runs")
+    async def healthz() -> JSONResponse:
+        ok, report = await health()
+        return JSONResponse(report, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:
+        # Readiness as /healthz judges it, so alerts see "up but not ready" too.
+        runtime.metrics.ready.set(1 if (await health())[0] else 0)
         with contextlib.suppress(Exception):
             pending = await runtime.pool.fetchrow(
                 """SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age
@@ -199,9 +207,16 @@ def create_service_app(
             runtime.metrics.outbox_pending.set(pending["n"])
             runtime.metrics.outbox_oldest_age.set(float(pending["age"]))
         with contextlib.suppress(Exception):
+            for status, count in (await operations.unresolved_counts(runtime.pool)).items():
+                runtime.metrics.dead_letters.labels(status).set(count)
+        for refresh in runtime.metric_refreshers:
+            with contextlib.suppress(Exception):  # a database away shows on /healthz, not here
+                await refresh(runtime.pool)
+        with contextlib.suppress(Exception):
             await runtime.consumer.update_lag()
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    app.include_router(operations.router)
     install_unavailable_handler(app)
     return app
 

@@ -4,11 +4,11 @@
 # Run once by the postgres image's entrypoint, from /docker-entrypoint-initdb.d, when the data
 # directory is empty (a fresh volume). The passwords come from the environment and have no
 # defaults: SIGNALS_DB_PASSWORD, SCREENING_DB_PASSWORD, MATCHING_DB_PASSWORD, NOTIFY_DB_PASSWORD,
-# MUNICIPALITIES_DB_PASSWORD, CASEWORK_DB_PASSWORD.
+# MUNICIPALITIES_DB_PASSWORD, CASEWORK_DB_PASSWORD, OPERATORS_DB_PASSWORD.
 # Re-running it is harmless: existing roles get their password reset, existing databases stay.
 set -euo pipefail
 
-SERVICES=(signals screening matching notify municipalities casework)
+SERVICES=(signals screening matching notify municipalities casework operators)
 
 for service in "${SERVICES[@]}"; do
   password_var="${service^^}_DB_PASSWORD"

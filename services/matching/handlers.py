@@ -9,6 +9,7 @@ import structlog
 
 from services.matching import domain, repository
 from services.matching.config import MatchingSettings
+from services.matching.metrics import MatchingMetrics
 from shared.consumer import PermanentError, Route
 from shared.contracts import (
     CaregiverErased,
@@ -30,8 +31,8 @@ log = structlog.get_logger(__name__)
 
 
 async def propose(
-    conn: asyncpg.Connection, settings: MatchingSettings, event: Envelope, screened: SignalScreened,
-    *, exclude: frozenset[str] = frozenset(), limit: int | None = None,
+    conn: asyncpg.Connection, settings: MatchingSettings, metrics: MatchingMetrics, event: Envelope,
+    screened: SignalScreened, *, exclude: frozenset[str] = frozenset(), limit: int | None = None,
 ) -> None:
     request = domain.request_from(screened, settings.max_proposals if limit is None else limit, exclude)
     candidates = await repository.load_candidates(conn, request.municipality_code, request.pc4)
@@ -44,12 +45,14 @@ async def propose(
         if held:
             proposals.append(proposal.model_copy(update={"reservation_id": held}))
     reason = outcome.no_match_reason or (None if proposals else domain.NO_CAPACITY)
+    matched = bool(proposals)  # a service on the map, before any consultant is added
     if screened.escalated or screened.result.risk_level is RiskLevel.CRISIS or not proposals:
         person = domain.consultant(request, candidates)
         if person is not None and person.service_id not in {p.service_id for p in proposals}:
             proposals.append(person)
         elif person is None:
             reason = f"{reason}; {domain.NO_CONSULTANT}" if reason else domain.NO_CONSULTANT
+    metrics.count(matched, reason)
     payload = MatchesProposed(
         signal_id=screened.signal_id, case_id=screened.case_id, proposed_at=now, matches=proposals,
         no_match_reason=reason, result=screened.result, signal=screened.signal,
@@ -59,9 +62,9 @@ async def propose(
         correlation_id=event.correlation_id, causation_id=event.event_id))
 
 
-def make_handlers(settings: MatchingSettings):
+def make_handlers(settings: MatchingSettings, metrics: MatchingMetrics):
     async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened]) -> None:
-        await propose(conn, settings, event, event.payload)
+        await propose(conn, settings, metrics, event, event.payload)
 
     async def on_referral(conn: asyncpg.Connection, event: Envelope[ReferralUpdated]) -> None:
         update = event.payload
@@ -81,7 +84,7 @@ def make_handlers(settings: MatchingSettings):
                                   result=update.result, signal=update.signal)
         # Look further than what was already proposed or declined for this case.
         exclude = frozenset(update.excluded_service_ids) | await repository.proposed_for(conn, update.case_id)
-        await propose(conn, settings, event, screened, exclude=exclude, limit=1)
+        await propose(conn, settings, metrics, event, screened, exclude=exclude, limit=1)
 
     async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
         p = event.payload
@@ -93,7 +96,9 @@ def make_handlers(settings: MatchingSettings):
 
 
 def register_handlers(runtime: Runtime) -> None:
-    on_screened, on_referral, on_erased = make_handlers(runtime.settings)  # type: ignore[arg-type]
+    metrics = MatchingMetrics(runtime.metrics.registry)
+    runtime.metric_refreshers.append(metrics.refresh)
+    on_screened, on_referral, on_erased = make_handlers(runtime.settings, metrics)  # type: ignore[arg-type]
     runtime.consumer.subscribe({
         Topics.SCREENING: {EventType.SIGNAL_SCREENED: Route(SignalScreened, on_screened)},
         Topics.NOTIFY: {EventType.REFERRAL_UPDATED: Route(ReferralUpdated, on_referral)},

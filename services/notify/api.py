@@ -39,7 +39,9 @@ def delivery_channels(settings: NotifySettings) -> dict[str, Channel]:
 def create_app(settings: NotifySettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     runtime = create_runtime(settings)
-    ctx = NotifyContext.create(settings, NotifyMetrics(runtime.metrics.registry), clock or SystemClock())
+    metrics = NotifyMetrics(runtime.metrics.registry)
+    runtime.metric_refreshers.append(metrics.refresh)
+    ctx = NotifyContext.create(settings, metrics, clock or SystemClock())
     register_handlers(runtime, ctx)
 
     def delivery_worker(rt: Runtime) -> DeliveryWorker:

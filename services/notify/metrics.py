@@ -1,8 +1,12 @@
-"""Notify's own Prometheus metrics, in the service's registry (served on ``/metrics``)."""
+"""Notify's own Prometheus metrics, in the service's registry (served on ``/metrics``): counters
+kept as things happen, and gauges of deadlines read from its tables at each scrape."""
 
 from __future__ import annotations
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.contracts import ReferralStatus
 
 
 class NotifyMetrics:
@@ -35,3 +39,27 @@ class NotifyMetrics:
         self.follow_ups = Counter(
             "sts_follow_ups_total", "Follow-up questions asked and answers recorded.", ["event"], registry=registry,
         )
+        self.past_deadline = Gauge(
+            "sts_referrals_past_deadline",
+            "Referrals still requested after their response deadline (the provider has not answered).",
+            registry=registry,
+        )
+        self.crisis_waiting = Gauge(
+            "sts_crisis_escalations_overdue",
+            "Crisis referrals to the caregiver consultant not delivered a minute after the signal came in.",
+            registry=registry,
+        )
+
+    async def refresh(self, pool: asyncpg.Pool) -> None:
+        row = await pool.fetchrow(
+            """SELECT
+                 (SELECT count(*) FROM referrals WHERE status = $1 AND remind_at < now()) AS past_deadline,
+                 (SELECT count(*) FROM notifications n JOIN referrals r ON r.case_id = n.case_id AND r.consultant
+                  WHERE n.template = 'consultant_referral' AND n.status = 'pending'
+                    AND r.result->>'risk_level' = 'crisis'
+                    AND COALESCE((r.signal->>'received_at')::timestamptz, n.created_at) < now() - interval '1 minute'
+                 ) AS crisis_waiting""",
+            ReferralStatus.REQUESTED.value,
+        )
+        self.past_deadline.set(row["past_deadline"])
+        self.crisis_waiting.set(row["crisis_waiting"])

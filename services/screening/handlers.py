@@ -9,6 +9,7 @@ import asyncpg
 
 from services.screening import domain, repository
 from services.screening.config import ScreeningSettings
+from services.screening.metrics import ScreeningMetrics
 from shared.consumer import PermanentError, Route
 from shared.contracts import (
     CaregiverErased,
@@ -46,7 +47,7 @@ def _combine(history: list[asyncpg.Record]) -> domain.CaseAssessment:
     ])
 
 
-def make_on_signal(settings: ScreeningSettings):
+def make_on_signal(settings: ScreeningSettings, metrics: ScreeningMetrics):
     catalogue = load_catalogue()
     window = timedelta(days=settings.case_merge_window_days)
 
@@ -89,7 +90,9 @@ def make_on_signal(settings: ScreeningSettings):
         await add_event(conn, Topics.SCREENING, new_event(
             EventType.SIGNAL_SCREENED, screened, producer=settings.service_name, subject=event.subject,
             correlation_id=event.correlation_id, causation_id=event.event_id))
+        metrics.screenings.labels(case.risk_level.value).inc()
         if escalate:
+            metrics.escalations.labels(case.risk_level.value).inc()
             escalated = CaseEscalated(
                 signal_id=signal.signal_id, case_id=case_id, escalated_at=now,
                 municipality_code=signal.caregiver.municipality_code, risk_level=case.risk_level,
@@ -161,7 +164,8 @@ async def emit_due_rescreens(runtime: Runtime) -> int:
 def register_handlers(runtime: Runtime) -> None:
     runtime.consumer.subscribe({
         Topics.SIGNALS: {
-            EventType.SIGNAL_RECEIVED: Route(SignalReceived, make_on_signal(runtime.settings)),  # type: ignore[arg-type]
+            EventType.SIGNAL_RECEIVED: Route(SignalReceived, make_on_signal(
+                runtime.settings, ScreeningMetrics(runtime.metrics.registry))),  # type: ignore[arg-type]
             EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
         },
         Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up)},

@@ -20,6 +20,7 @@ from services.signals.config import SignalsSettings
 from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
 from services.signals.keys import KeyHolder
+from services.signals.metrics import PipelineMetrics
 from services.signals.repository import Organisation
 from services.signals.schemas import (
     Accepted,
@@ -314,6 +315,7 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
 
         return Periodic("self-referral-purge", settings.self_referral_purge_seconds, purge)
 
+    runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
     app = create_service_app(
         runtime,
         title="signal-to-support: signals",

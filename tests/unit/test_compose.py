@@ -33,9 +33,13 @@ DOCKERIGNORE = REPO / ".dockerignore"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
 APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084,
-                "casework": 8085}
+                "casework": 8085, "operators": 8086}
 INTERNAL_PORTS = {name: port + 1000 for name, port in APP_SERVICES.items()}
 INFRA_SERVICES = ("kafka", "postgres")
+# Monitoring (issue 13): inside the compose network only (Grafana through the proxy), each
+# with a health check.
+MONITORING_SERVICES = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "kafka-exporter": None,
+                       "postgres-exporter": None}
 PROXY = "proxy"
 # Run once per `docker compose up` and exit: no health check, the services wait for its success.
 ONE_SHOT = ("kafka-setup",)
@@ -43,7 +47,8 @@ DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key", "d
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
     "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
-    "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "CASEWORK_DB_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
+    "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "CASEWORK_DB_PASSWORD", "OPERATORS_DB_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
     "SIGNALS_ENCRYPTION_MASTER_KEYS", "SIGNALS_PAGE_SECRET",
     "STS_INTERNAL_TOKEN", "NOTIFY_LINK_SECRET", "MATCHING_ADMIN_TOKEN",
     "KAFKA_ADMIN_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD",
@@ -227,7 +232,14 @@ def test_pseudonym_key_comes_from_the_environment(raw, compose):
 
 
 def test_the_expected_services(compose):
-    assert set(compose["services"]) == set(APP_SERVICES) | set(INFRA_SERVICES) | {PROXY, *ONE_SHOT}
+    assert set(compose["services"]) == (set(APP_SERVICES) | set(INFRA_SERVICES) | {PROXY, *ONE_SHOT}
+                                        | set(MONITORING_SERVICES))
+
+
+def test_monitoring_images_are_pinned(compose):
+    for name in MONITORING_SERVICES:
+        service = compose["services"][name]
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+\.\d+", service["image"]), f"{name}: pin the image version"
 
 
 def test_every_long_running_service_has_a_healthcheck(compose):
@@ -305,7 +317,8 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
 
     expected_classes = {"signals": "SignalsSettings", "screening": "ScreeningSettings",
                         "matching": "MatchingSettings", "notify": "NotifySettings",
-                        "municipalities": "MunicipalitiesSettings", "casework": "CaseworkSettings"}
+                        "municipalities": "MunicipalitiesSettings", "casework": "CaseworkSettings",
+                        "operators": "OperatorsSettings"}
     for name, port in APP_SERVICES.items():
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         prefix = name.upper() + "_"
@@ -322,7 +335,7 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"
         for key in list(os.environ):
             if key.startswith(("STS_", "KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_",
-                               "CASEWORK_")):
+                               "CASEWORK_", "OPERATORS_")):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             if value is not None:
@@ -510,6 +523,11 @@ def test_init_script_fails_without_a_password(tmp_path):
     assert result.returncode != 0 and "CASEWORK_DB_PASSWORD" in result.stderr
     result = subprocess.run(["bash", str(INIT_SCRIPT)],
                             env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f"},
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "OPERATORS_DB_PASSWORD" in result.stderr
+    result = subprocess.run(["bash", str(INIT_SCRIPT)],
+                            env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f",
+                                 "OPERATORS_DB_PASSWORD": "g"},
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
 

@@ -1,0 +1,87 @@
+"""Use cases of the operator console: issuing an operator's sign-in link, signing in and out,
+and what the console shows and does (panels from the monitor, dead letters replayed
+through the owning service)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from services.operators import domain, repository
+from services.operators.config import OperatorsSettings
+from services.operators.monitor import Monitor
+
+# Rates and latency percentiles are taken over this window of readings.
+RATE_WINDOW_SECONDS = 30.0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def issue_operator(conn: asyncpg.Connection, settings: OperatorsSettings, name: str, *,
+                         token: str | None = None, reusable: bool = False,
+                         valid_minutes: float | None = None) -> str:
+    """Create (or re-enable) the operator and return a sign-in link; one use unless reusable."""
+    token = token or domain.new_token()
+    async with conn.transaction():
+        operator_id = await repository.add_operator(conn, name)
+        await repository.add_link(conn, operator_id, domain.hash_token(token),
+                                  _now() + timedelta(minutes=valid_minutes or settings.sign_in_link_minutes), reusable)
+    return f"{settings.public_url.rstrip('/')}/sign-in?token={token}"
+
+
+async def sign_in(pool: asyncpg.Pool, settings: OperatorsSettings, link_token: str) -> str | None:
+    """Exchange a sign-in link's token for a new session token; None if the link is not valid."""
+    session = domain.new_token()
+    async with pool.acquire() as conn, conn.transaction():
+        operator_id = await repository.use_link(conn, domain.hash_token(link_token), _now())
+        if operator_id is None:
+            return None
+        await repository.add_session(conn, operator_id, domain.hash_token(session),
+                                     _now() + timedelta(hours=settings.session_hours))
+    return session
+
+
+async def operator_for(pool: asyncpg.Pool, session_token: str) -> str | None:
+    async with pool.acquire() as conn:
+        return await repository.operator_for_session(conn, domain.hash_token(session_token), _now())
+
+
+async def sign_out(pool: asyncpg.Pool, session_token: str) -> None:
+    async with pool.acquire() as conn:
+        await repository.end_session(conn, domain.hash_token(session_token))
+
+
+@dataclass(frozen=True)
+class Overview:
+    services: list[domain.ServicePanel]
+    pipeline: domain.PipelinePanel
+    dead_letters: dict[str, list[dict[str, Any]] | str]
+    updated_at: datetime | None
+
+
+async def overview(monitor: Monitor) -> Overview:
+    latest = monitor.latest()
+    panels = [domain.service_panel(w) for s in monitor.services if (w := monitor.window(s, RATE_WINDOW_SECONDS))]
+    updated = max((r.at for r in latest.values()), default=None)
+    return Overview(
+        services=panels, pipeline=domain.pipeline_panel(monitor.last_answered()),
+        dead_letters=await monitor.dead_letters(),
+        updated_at=datetime.fromtimestamp(updated, UTC) if updated else None,
+    )
+
+
+def chart_series(monitor: Monitor) -> dict[str, Any]:
+    return domain.series(list(monitor.history), list(monitor.services))
+
+
+async def inspect_dead_letter(monitor: Monitor, service: str, dead_letter_id: int) -> dict[str, Any]:
+    return await monitor.dead_letter(service, dead_letter_id)
+
+
+async def replay_dead_letter(monitor: Monitor, service: str, dead_letter_id: int) -> list[int]:
+    return await monitor.replay(service, dead_letter_id)
