@@ -120,7 +120,7 @@ async def test_the_console_shows_ready_services_and_replays_a_dead_letter(page, 
     assert "payload.signal_id" in await row.inner_text()
 
     await row.get_by_role("link", name=re.compile("Bekijken")).click()
-    await page.get_by_text(event_id).wait_for()
+    await page.get_by_text(event_id, exact=True).wait_for()  # the event id field (the body has it too)
     await page.get_by_role("link", name=re.compile("Terug naar de console")).click()
 
     await page.locator(f'table.dead-letters[data-service="screening"] tr[data-dead-letter="{dead["id"]}"]') \
