@@ -93,14 +93,15 @@ def all_acls(services: tuple[str, ...] = SERVICES) -> list[Acl]:
     return [acl for service in services for acl in acls_for(declared(service))]
 
 
-def render(acls: list[Acl]) -> str:
+def render(acls: list[Acl], principals: tuple[str, ...] = SERVICES) -> str:
     """One line per principal, resource, pattern and set of operations; names space-separated
-    (one ``kafka-acls.sh`` call each)."""
+    (one ``kafka-acls.sh`` call each). The principals line names every service, also one
+    that touches no topic (the operator console still connects), so each gets its login."""
     grouped: dict[tuple[str, str, str, tuple[str, ...]], list[str]] = {}
     for acl in acls:
         grouped.setdefault((acl.principal, acl.resource, acl.pattern, acl.operations), []).append(acl.name)
     lines = ["\t".join([*key[:3], ",".join(key[3]), " ".join(sorted(names))]) for key, names in grouped.items()]
-    return HEADER + "\n".join(lines) + "\n"
+    return HEADER + f"# principals: {' '.join(principals)}\n" + "\n".join(lines) + "\n"
 
 
 def parse(text: str) -> list[Acl]:

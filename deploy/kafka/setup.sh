@@ -20,7 +20,7 @@ ssl.truststore.location=/etc/kafka/secrets/ca.crt
 PROPERTIES
 kafka=(--bootstrap-server kafka:9092 --command-config "$config")
 
-for principal in $(grep -v '^#' "$acls" | cut -f1 | sort -u); do
+for principal in $(grep '^# principals:' "$acls" | cut -d: -f2); do
   variable="${principal^^}_KAFKA_PASSWORD"
   password="${!variable:?set $variable (the Kafka password of $principal)}"
   "$bin/kafka-configs.sh" "${kafka[@]}" --alter --entity-type users --entity-name "$principal" \

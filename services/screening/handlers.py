@@ -4,6 +4,7 @@ with the answers a caregiver consultant recorded, and stop re-screens of a close
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import asyncpg
 
@@ -105,9 +106,8 @@ def make_on_signal(settings: ScreeningSettings, metrics: ScreeningMetrics):
     return on_signal
 
 
-def make_on_answers(settings: ScreeningSettings):
+def make_on_answers(on_signal: Any):
     """The consultant's recorded answers arrive as a signal of their own: screened like any."""
-    on_signal = make_on_signal(settings)
 
     async def on_answers(conn: asyncpg.Connection, event: Envelope[CaseAnswersRecorded]) -> None:
         await on_signal(conn, event.model_copy(update={"payload": event.payload.signal}))
@@ -162,15 +162,15 @@ async def emit_due_rescreens(runtime: Runtime) -> int:
 
 
 def register_handlers(runtime: Runtime) -> None:
+    on_signal = make_on_signal(runtime.settings, ScreeningMetrics(runtime.metrics.registry))  # type: ignore[arg-type]
     runtime.consumer.subscribe({
         Topics.SIGNALS: {
-            EventType.SIGNAL_RECEIVED: Route(SignalReceived, make_on_signal(
-                runtime.settings, ScreeningMetrics(runtime.metrics.registry))),  # type: ignore[arg-type]
+            EventType.SIGNAL_RECEIVED: Route(SignalReceived, on_signal),
             EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
         },
         Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up)},
         Topics.CASEWORK: {
-            EventType.CASE_ANSWERS_RECORDED: Route(CaseAnswersRecorded, make_on_answers(runtime.settings)),  # type: ignore[arg-type]
+            EventType.CASE_ANSWERS_RECORDED: Route(CaseAnswersRecorded, make_on_answers(on_signal)),
             EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
         },
     })

@@ -385,7 +385,7 @@ def caddy_routes() -> dict[str, list[str]]:
     matchers = dict(re.findall(r"^\s*@(\w+) path (.+)$", text, re.M))
     upstreams = {matcher: upstream for matcher, upstream in
                  re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text)
-                 if matcher != "casework"}  # the workbench's own site: everything but the internal paths
+                 if matcher not in ("casework", "operators")}  # sites of their own: all but the internal paths
     assert set(matchers) == set(upstreams), (matchers, upstreams)
     return {upstreams[m]: paths.split() for m, paths in matchers.items()}
 

@@ -16,7 +16,7 @@ from shared.contracts import Topics
 
 REPO = Path(__file__).resolve().parents[2]
 KAFKA_DIR = REPO / "deploy" / "kafka"
-SERVICES = ("signals", "screening", "matching", "notify", "municipalities")
+SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,8 @@ def test_the_checked_in_acls_are_what_the_code_declares(generated):
 
 
 def test_one_principal_per_service_and_no_wildcards(generated):
-    assert {a.principal for a in generated} == set(SERVICES)
+    # The operator console touches no topic: a login (see setup), no ACL.
+    assert {a.principal for a in generated} == set(SERVICES) - {"operators"}
     for acl in generated:
         assert "*" not in acl.name and acl.name, acl
         assert acl.resource in ("topic", "group") and acl.pattern in ("literal", "prefixed")
@@ -45,7 +46,7 @@ def test_one_principal_per_service_and_no_wildcards(generated):
 
 def test_each_service_writes_only_its_own_topic_its_dead_letters_and_replays(generated):
     produced = {"signals": Topics.SIGNALS, "screening": Topics.SCREENING, "matching": Topics.MATCHING,
-                "notify": Topics.NOTIFY}
+                "notify": Topics.NOTIFY, "casework": Topics.CASEWORK}
     for service, topic in produced.items():
         consumed = allowed(generated, service, "Read")
         assert allowed(generated, service, "Write") == {topic, *consumed, *(Topics.dlq(t) for t in consumed)}
@@ -59,11 +60,12 @@ def test_each_service_writes_only_its_own_topic_its_dead_letters_and_replays(gen
 
 def test_the_consumers_and_their_groups(generated):
     expected = {
-        "signals": {Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY},
-        "screening": {Topics.SIGNALS, Topics.NOTIFY},
+        "signals": {Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY, Topics.CASEWORK},
+        "screening": {Topics.SIGNALS, Topics.NOTIFY, Topics.CASEWORK},
         "matching": {Topics.SCREENING, Topics.NOTIFY, Topics.SIGNALS},
-        "notify": {Topics.MATCHING, Topics.SIGNALS},
+        "notify": {Topics.MATCHING, Topics.SIGNALS, Topics.CASEWORK},
         "municipalities": {Topics.SIGNALS, Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY},
+        "casework": {Topics.SIGNALS, Topics.SCREENING, Topics.MATCHING, Topics.NOTIFY},
     }
     for service, topics in expected.items():
         assert allowed(generated, service, "Read") == topics, service

@@ -90,7 +90,7 @@ def test_each_declared_secret_is_refused_when_missing_dev_or_weak(clean_env, nam
 
 
 def test_the_declared_secrets(clean_env):
-    assert SignalsSettings.SECRETS == ("internal_token", "pseudonym_key")
+    assert SignalsSettings.SECRETS == ("internal_token", "pseudonym_key", "encryption_master_keys", "page_secret")
     assert NotifySettings.SECRETS == ("internal_token", "link_secret")
     assert MatchingSettings.SECRETS == ("internal_token", "admin_token")
     for name, cls in SETTINGS.items():
