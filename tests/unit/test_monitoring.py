@@ -124,9 +124,10 @@ def test_prometheus_scrapes_every_service_and_exporter() -> None:
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
-    for job in ("signals", "screening", "matching", "notify", "municipalities", "operators"):
+    for job in ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators"):
         host, port = jobs[job].split(":")
         assert host == job and host in compose
-        assert compose[job]["environment"][f"{job.upper()}_PORT"] == port
+        # /metrics is served on the internal port only (never through the proxy).
+        assert compose[job]["environment"][f"{job.upper()}_INTERNAL_PORT"] == port
     assert jobs["kafka"].split(":")[0] == "kafka-exporter" in compose
     assert jobs["postgres"].split(":")[0] == "postgres-exporter" in compose
