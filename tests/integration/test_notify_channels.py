@@ -29,7 +29,7 @@ from deploy.mailbox import Mailbox, Maildrop
 from deploy.stack import free_port
 from services.notify import repository
 from services.notify.api import delivery_channels
-from services.notify.signatures import verify_webhook
+from shared.webhooks import verify as verify_webhook
 from shared.contracts import EventType
 from tests.integration.test_notify_closed_loop import Notify, notify  # noqa: F401 (fixture)
 from tests.unit.test_notify_domain import match, proposed
