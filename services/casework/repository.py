@@ -11,6 +11,9 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
+from shared import access_log
+from shared.access_log import Action, Actor
+
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
@@ -66,11 +69,18 @@ async def end_session(conn: asyncpg.Connection, token: str) -> None:
     await conn.execute("DELETE FROM sessions WHERE digest = $1", digest(token))
 
 
+# A consultant's views read a case; everything else they do changes it.
+_ACTIONS = {"view_case": Action.READ, "view_queue": Action.READ, "sign_in": Action.READ}
+
+
 async def log_access(conn: asyncpg.Connection, consultant_id: UUID, action: str, case_id: UUID | None = None) -> None:
-    """Every view and action of a consultant, recorded: the one place to point at a shared
-    access log."""
-    await conn.execute("INSERT INTO access_log (consultant_id, action, case_id) VALUES ($1, $2, $3)",
-                       consultant_id, action, case_id)
+    """Every view and action of a consultant, in the shared access log (NEN 7513 style): the
+    consultant sees across organisations, so each look is on record."""
+    actor = Actor("consultant", str(consultant_id))
+    if case_id is None:  # the queue or the sign-in: no one record
+        await access_log.record(conn, actor, Action.READ, "workbench", str(consultant_id))
+    else:
+        await access_log.record(conn, actor, _ACTIONS.get(action, Action.UPDATE), "case", case_id)
 
 
 # --- regions and Wmo desks ------------------------------------------------------------------

@@ -107,11 +107,3 @@ CREATE TABLE case_events (
 );
 CREATE INDEX case_events_case ON case_events (case_id, at);
 
--- Every view of a queue or case by a consultant (who, what, when).
-CREATE TABLE access_log (
-    id            bigserial PRIMARY KEY,
-    consultant_id uuid NOT NULL,
-    action        text NOT NULL,
-    case_id       uuid,
-    at            timestamptz NOT NULL DEFAULT now()
-);
