@@ -438,6 +438,9 @@ class SelfReferralConfirmationRequested(_Contract):
     confirm_url: str
     expires_at: datetime
     concern: bool = False  # a resident's concern about someone else, not a self-referral
+    # The address, name and link sealed under the caregiver's data key (``shared.sealing``), so
+    # the topic's copy is unreadable once the caregiver is erased.
+    sealed: SealedSignal | None = None
 
 
 # --- the caregiver consultant (services/casework) -------------------------------------

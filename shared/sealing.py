@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from shared import crypto
 from shared.contracts import SEALED_VERSION, Envelope, SealedSignal, SignalReceived
+
+P = TypeVar("P", bound=BaseModel)
 
 # Routing fields that stay readable; the caregiver's municipality code is kept beside them.
 PLAIN = frozenset({"signal_id", "organisation_id", "organisation_name", "received_at", "urgency", "consent",
@@ -52,6 +56,15 @@ def seal_signal(signal: SignalReceived, key_id: str, key: bytes) -> SignalReceiv
         screening=crypto.encrypt(key, key_id, SCREENING_PURPOSE, _json(screening)),
     )
     return signal.model_copy(update={"sealed": sealed})
+
+
+def seal_payload(payload: P, key_id: str, key: bytes) -> P:
+    """Any other payload with a ``sealed`` field: everything but the routing fields sealed
+    into its personal part (e.g. a self-referral's confirmation request)."""
+    data = payload.model_dump(mode="json", exclude={"sealed"})
+    personal = {name: value for name, value in data.items() if name not in PLAIN}
+    sealed = SealedSignal(personal=crypto.encrypt(key, key_id, PERSONAL_PURPOSE, _json(personal)))
+    return payload.model_copy(update={"sealed": sealed})
 
 
 def slim(signal: SignalReceived) -> SignalReceived:

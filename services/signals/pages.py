@@ -218,7 +218,7 @@ async def submit_self_referral(request: Request) -> Response:
     try:
         async with _pool(request).acquire() as conn:
             await service.submit_self_referral(
-                conn, _settings(request), signal, email=email, language=language, client=_client(request),
+                conn, _settings(request), request.app.state.runtime.keys, signal, email=email, language=language, client=_client(request),
                 name=forms.one(fields, "reporter_name" if concern else "caregiver_name"), concern=concern,
                 confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language))
     except service.RateLimited:

@@ -95,8 +95,8 @@ class RateLimited(Exception):
 
 
 async def submit_self_referral(
-    conn: asyncpg.Connection, settings: SignalsSettings, signal: SignalIn, *, email: str, name: str | None,
-    language: str, client: str, concern: bool, confirm_url: Callable[[str], str],
+    conn: asyncpg.Connection, settings: SignalsSettings, keys: KeyHolder, signal: SignalIn, *, email: str,
+    name: str | None, language: str, client: str, concern: bool, confirm_url: Callable[[str], str],
 ) -> UUID:
     """Keep the submission until its address confirms, and ask notify to send the link.
 
@@ -115,6 +115,10 @@ async def submit_self_referral(
         payload = SelfReferralConfirmationRequested(
             referral_id=referral_id, email=email, name=name, language=language, confirm_url=confirm_url(token),
             expires_at=datetime.now(UTC) + timedelta(hours=settings.self_referral_keep_hours), concern=concern)
+        # Sealed under the data key of the caregiver the submission is about: the privileged
+        # erasure of that person makes the topic's copy of the address unreadable.
+        pseudonym = domain.caregiver_pseudonym(settings.pseudonym_key.get_secret_value().encode(), signal, referral_id)
+        payload = sealing.seal_payload(payload, *await keys.for_caregiver(conn, pseudonym))
         await add_event(conn, Topics.SIGNALS, new_event(
             EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED, payload, producer=settings.service_name,
             subject=str(referral_id), correlation_id=str(referral_id)))

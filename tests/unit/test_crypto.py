@@ -1,12 +1,21 @@
 import base64
 import json
 import os
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from services.matching import domain as matching
 from shared import crypto, sealing
-from shared.contracts import SEALED_VERSION, MatchesProposed, RawEnvelope, SignalReceived, SignalScreened
+from shared.contracts import (
+    SEALED_VERSION,
+    MatchesProposed,
+    RawEnvelope,
+    SelfReferralConfirmationRequested,
+    SignalReceived,
+    SignalScreened,
+)
 from shared.outbox import new_event
 from tests.unit.test_notify_domain import proposed
 
@@ -99,6 +108,24 @@ async def test_a_sealed_event_carries_no_personal_value_and_opens_to_the_same_si
     assert opened == signal
     with pytest.raises(sealing.KeyErased):  # crypto-shredded
         await sealing.open_payload(raw.payload, Keys(), "p1")
+
+
+async def test_a_self_referral_confirmation_travels_sealed_and_is_gone_with_its_key():
+    key = crypto.new_data_key()
+    request = SelfReferralConfirmationRequested(
+        referral_id=uuid.uuid4(), email="zelf.melder@example.nl", name="Zelf Melder",
+        confirm_url="https://s.example.nl/aanmelden/bevestigen/geheim", expires_at=datetime.now(UTC))
+    event = new_event("selfreferral.confirmation_requested", sealing.seal_payload(request, "dk1", key),
+                      producer="signals", subject="r1", correlation_id="c")
+    _, body = sealing.wire(event)
+    for value in ("zelf.melder@example.nl", "Zelf Melder", "geheim"):
+        assert value not in body
+    raw = RawEnvelope.model_validate_json(body)
+    opened = SelfReferralConfirmationRequested.model_validate(
+        await sealing.open_payload(raw.payload, Keys(dk1=key), "r1"))
+    assert opened.model_copy(update={"sealed": None}) == request
+    with pytest.raises(sealing.KeyErased):
+        await sealing.open_payload(raw.payload, Keys(), "r1")
 
 
 async def test_later_events_are_slim_the_note_and_care_recipient_stop_at_screening():
