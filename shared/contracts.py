@@ -268,6 +268,9 @@ class ScreeningResult(_Contract):
     # Target groups that follow from the care recipient (e.g. "dementia"), so matching needs
     # neither the recipient's condition nor the note. None from producers before this field.
     recipient_groups: list[str] | None = None
+    # Signs of neglect, aggression or abuse were observed: the meldcode applies and the caregiver
+    # consultant acts on it, while the observations themselves stop at screening.
+    derailed_care: bool = False
 
 
 class SignalScreened(_Contract):

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.contracts import DERAILED_CARE, ContactPreference, RiskLevel, SignalReceived, Urgency
+from shared.contracts import DERAILED_CARE, ContactPreference, RiskLevel, ScreeningResult, SignalReceived, Urgency
 
 MUNICIPALITY, REGIONAL_FALLBACK = "municipality", "regional_fallback"
 # Referral statuses in which the provider has not answered yet.
@@ -31,9 +31,10 @@ def is_crisis(signal: SignalReceived, risk_level: str | None) -> bool:
             or bool(DERAILED_CARE & set(signal.observations)))
 
 
-def is_derailed(signal: SignalReceived) -> bool:
-    """Signs of abuse, neglect or aggression: the meldcode applies, Veilig Thuis can advise."""
-    return bool(DERAILED_CARE & set(signal.observations))
+def is_derailed(signal: SignalReceived, result: ScreeningResult | None = None) -> bool:
+    """Signs of abuse, neglect or aggression: the meldcode applies, Veilig Thuis can advise.
+    After screening the observations travel no further; its result says so instead."""
+    return bool(DERAILED_CARE & set(signal.observations)) or (result is not None and result.derailed_care)
 
 
 def outreach(signal: SignalReceived) -> str | None:

@@ -60,12 +60,13 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
         case = await repository.case(conn, p.case_id, lock=True)
         added = await repository.add_signal(conn, p.case_id, signal.model_dump(mode="json"),
                                             (p.own_result or p.result).model_dump(mode="json"))
-        crisis = domain.is_crisis(signal, p.result.risk_level.value)
+        derailed = domain.is_derailed(signal, p.result)
+        crisis = domain.is_crisis(signal, p.result.risk_level.value) or derailed
         await repository.update_case(
             conn, p.case_id, now, personal=_personal(signal), risk_level=p.result.risk_level.value,
             result=p.result.model_dump(mode="json"),
             crisis_since=case["crisis_since"] or (signal.received_at if crisis else None),
-            derailed=case["derailed"] or domain.is_derailed(signal),
+            derailed=case["derailed"] or derailed,
             outreach=domain.outreach(signal), contact_preference=signal.caregiver.contact_preference.value,
             escalated_at=case["escalated_at"] or (now if p.escalated else None),
             # A partner's new signal is news: the case is open again if it was closed.

@@ -360,7 +360,8 @@ def assess(signal: SignalReceived, catalogue: Catalogue) -> ScreeningResult:
     if next_instrument is not None:
         reasons.append(f"next: administer {catalogue.get(next_instrument).name} to measure the burden")
     return ScreeningResult(**scored, risk_level=level, reasons=reasons,
-                           needs=derive_needs(signal, level), next_instrument=next_instrument)
+                           needs=derive_needs(signal, level), next_instrument=next_instrument,
+                           derailed_care=bool(DERAILED_CARE & set(signal.observations)))
 
 
 # --- one case per caregiver ----------------------------------------------------------

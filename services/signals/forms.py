@@ -158,15 +158,15 @@ def self_referral(form: Form, item_count: int, now: datetime) -> dict[str, Any]:
 
 def concern(form: Form) -> dict[str, Any]:
     """A resident's concern about someone: never contacts that person (no consent), goes to
-    the caregiver consultant, who may call the resident back on what they left."""
+    the caregiver consultant's outreach queue (call or visit), who may call the resident back
+    on what they left. Not "do not contact": that is the caregiver's own choice to make."""
     reporter = ", ".join(filter(None, (one(form, "reporter_name"), one(form, "reporter_phone"),
                                        one(form, "reporter_email"))))
     text = one(form, "concern") or ""
     return _drop_none({
         "source": {"kind": SourceKind.RESIDENT.value},
         "caregiver": _drop_none({"name": one(form, "caregiver_name"), "postcode": one(form, "caregiver_postcode"),
-                                 "municipality_code": one(form, "municipality_code") or "",
-                                 "contact_preference": ContactPreference.DO_NOT_CONTACT.value}),
+                                 "municipality_code": one(form, "municipality_code") or ""}),
         "observations": form.get("observations", []),
         "consent": {"contact_caregiver": False, "share_with_providers": False},
         "note": f"Zorg van een bewoner: {text}\nMelder (alleen voor de mantelzorgconsulent): {reporter}"[:4000],

@@ -6,6 +6,7 @@ and the consultant records answers (a re-screen), hands off to the Wmo desk and 
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
@@ -47,13 +48,31 @@ async def until_visible(page: Any, url: str, text: str, timeout: float = 45) -> 
         await asyncio.sleep(0.5)
 
 
+async def voice_a_concern(page: Any, stack: Stack, about: str) -> None:
+    """A resident's concern through the public form, confirmed through the local mailbox."""
+    reporter = f"buur-{uuid.uuid4().hex[:8]}@example.nl"
+    await page.goto(f"{stack.services['signals'].url}/aanmelden/zorg")
+    await page.locator("#caregiver_name").fill(about)
+    await page.locator("select[name=municipality_code]").select_option("GM0327")
+    await page.get_by_label("Wat ziet u?").fill("Mijn buurvrouw zorgt dag en nacht voor haar man.")
+    await page.get_by_label("Uitputting").check()
+    await page.get_by_label("Uw e-mailadres").fill(reporter)
+    await page.get_by_role("button", name="Zorg doorgeven").click()
+    await page.get_by_role("heading", name="Kijk in uw e-mail").wait_for()
+    deadline = time.monotonic() + 30
+    while not (mails := [p for p in (stack.config.data_dir / "mailbox").glob("*.eml") if reporter in p.read_text()]):
+        assert time.monotonic() < deadline, "no confirmation mail arrived"
+        await asyncio.sleep(0.5)
+    await page.goto(re.search(r"http://\S+/aanmelden/bevestigen/\S+", mails[0].read_text()).group(0))
+    await page.get_by_role("button", name="Bevestigen").click()
+    await page.get_by_role("heading", name="Dank u wel").wait_for()
+
+
 async def test_crisis_and_concern_without_consent_reach_the_consultant_in_dutch(page, stack, client):
     crisis = make_signal(urgency="crisis", observations=["neglect", "exhaustion"])
-    concern = make_signal(source={"kind": "resident"}, consent={"contact_caregiver": False,
-                                                                   "share_with_providers": False})
-    concern["caregiver"]["email"] = None
+    concern = {"caregiver": {"name": f"Mevrouw Overbelast {uuid.uuid4().hex[:6]}"}}
     crisis_id = (await post(client, crisis, **{"Idempotency-Key": str(uuid.uuid4())})).json()["id"]
-    concern_id = (await post(client, concern, **{"Idempotency-Key": str(uuid.uuid4())})).json()["id"]
+    await voice_a_concern(page, stack, concern["caregiver"]["name"])
     base = stack.services["casework"].url
 
     await page.goto(sign_in_link(stack))
@@ -68,8 +87,8 @@ async def test_crisis_and_concern_without_consent_reach_the_consultant_in_dutch(
     assert "Geen toestemming voor contact: zelf benaderen (bellen of langsgaan)" in await row.inner_text()
     assert await page.get_attribute("html", "lang") == "nl"
 
-    # Both referrers hear only that a person has it.
-    for signal_id in (crisis_id, concern_id):
+    # The referrer hears only that a person has it.
+    for signal_id in (crisis_id,):
         body = await wait_for_status(client, signal_id, {"notified", "matched", "escalated", "screened"},
                                      until=lambda b: b.get("taken_up") is not None)
         assert "een mantelzorgconsulent heeft dit opgepakt" in body["taken_up"]["summary"]
@@ -106,7 +125,7 @@ async def test_a_municipality_without_a_consultant_falls_to_the_regional_queue(p
 
 
 async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, client):
-    concern = make_signal(source={"kind": "resident"}, instrument=None,
+    concern = make_signal(source={"kind": "gp"}, instrument=None,
                           consent={"contact_caregiver": False, "share_with_providers": True})
     signal_id = (await post(client, concern, **{"Idempotency-Key": str(uuid.uuid4())})).json()["id"]
     base = stack.services["casework"].url
