@@ -15,11 +15,11 @@ class OperatorsSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="OPERATORS_", extra="ignore")
 
     service_name: str = "operators"
-    port: int = 8085
+    port: int = 8086
     # The services the console watches (name → base URL), as JSON in OPERATORS_SERVICES.
     services: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_SERVICES))
     # Where operators reach the console: the sign-in links the CLI prints start with it.
-    public_url: str = "http://127.0.0.1:8085"
+    public_url: str = "http://127.0.0.1:8086"
     # How often every service's /healthz and /metrics are read, and how much history the
     # charts keep (in samples).
     poll_seconds: float = Field(2.0, gt=0)
