@@ -768,7 +768,7 @@ def parser() -> argparse.ArgumentParser:
                    help=f"the short run of `make test`: {', '.join(SHORT_SCENARIOS)}, with short holds")
     p.add_argument("--duration", type=float, default=0,
                    help="post for at least this many seconds, even when the schedule is done sooner")
-    p.add_argument("--rate", type=float, default=2.0, help="caregivers per second (default 2)")
+    p.add_argument("--rate", type=float, default=None, help="caregivers per second (default 2, short 1)")
     p.add_argument("--twice-share", type=float, default=0.15,
                    help="share of caregivers the second organisation signals too (default 0.15)")
     p.add_argument("--erase-share", type=float, default=0.05,
@@ -789,6 +789,10 @@ def options_from(argv: list[str] | None = None) -> argparse.Namespace:
         options.scenario = list(SHORT_SCENARIOS if options.short else SCENARIOS)
     if options.settle_timeout is None:
         options.settle_timeout = 150 if options.short else 300
+    if options.rate is None:
+        # Seven services restarting on two cores: the short run checks correctness (nothing
+        # lost or sent twice), not throughput, so it offers half the full run's load.
+        options.rate = 1.0 if options.short else 2.0
     options.warmup = 5 if options.short else 10  # signals in every stage before the first fault
     options.tail = 5 if options.short else 10  # signals still posted after the last fault
     return options
