@@ -74,8 +74,8 @@ SCENARIOS = (
     *(f"kill-{name}" for name in SERVICES), "kill-notify-x4",
     *(f"stop-{name}" for name in SERVICES), "postgres-down", "broker-kill", "mailbox-down",
 )
-# kill-notify-x4 has a test of its own (tests/e2e/test_chaos.py): the short run stays short.
-SHORT_SCENARIOS = ("kill-notify", "kill-screening", "stop-matching", "postgres-down", "broker-kill",
+# The short run kills notify four times while it delivers (issue 9's check) rather than once.
+SHORT_SCENARIOS = ("kill-notify-x4", "kill-screening", "stop-matching", "postgres-down", "broker-kill",
                    "mailbox-down")
 
 DEFINITIONS = f"""\

@@ -262,7 +262,9 @@ def add_issue_arguments(parser: Any) -> None:
 def new_key(given: str | None) -> str:
     """The key to issue: ``given`` when strong enough (else ``KeyRefused``), or a random one."""
     if given is None:
-        return secrets.token_urlsafe(32)
+        # A prefix: secret scanners recognise the key, and it never starts with "-" (which a
+        # command line would read as an option when the key is passed back with --key).
+        return "sts_" + secrets.token_urlsafe(32)
     if (weakness := key_weakness(given)) is not None:
         raise KeyRefused(weakness)
     return given

@@ -250,9 +250,10 @@ async def forget_signals(conn: asyncpg.Connection, subject: str, signal_ids: Seq
         subject, patterns)
 
 
-async def forget_erased(conn: asyncpg.Connection, erasure: CaregiverErased) -> None:
-    """Drop the retained copies an erasure covers: the person's, or the withdrawn signals'."""
-    if erasure.scope is ErasureScope.SIGNALS:
+async def forget_erased(conn: asyncpg.Connection, erasure: CaregiverErased, *, whole_subject: bool = False) -> None:
+    """Drop the retained copies an erasure covers: the person's, or the withdrawn signals'
+    (all of the person's too when ``whole_subject``: the withdrawal left nothing of them)."""
+    if erasure.scope is ErasureScope.SIGNALS and not whole_subject:
         await forget_signals(conn, erasure.caregiver_pseudonym, erasure.signal_ids)
     else:
         await forget_subject(conn, erasure.caregiver_pseudonym)

@@ -106,6 +106,9 @@ async def browser() -> Any:
 async def page(browser: Any, request: pytest.FixtureRequest) -> Any:
     """A fresh browser page; its last state is kept as ``test-artifacts/<test>.png``."""
     context = await browser.new_context(locale="nl-NL")
+    # Seven services and a browser share two cores in CI: a page may take longer than
+    # Playwright's 30 s default to answer while another test's stack is still busy.
+    context.set_default_timeout(90_000)
     page = await context.new_page()
     try:
         yield page

@@ -4,8 +4,10 @@
 #   kafka.p12                 the broker's key and certificate for "kafka" (PKCS#12, password
 #                             $KAFKA_SSL_KEYSTORE_PASSWORD)
 #   postgres.crt, postgres.key  the database server's certificate for "postgres"
-#   public.crt, public.key    the proxy's certificate for $PUBLIC_HOST, signed by the private CA:
-#                             for a trial only; in production put a certificate from a public CA
+#   public.crt, public.key    the proxy's certificate for $PUBLIC_HOST and the workbench's, the
+#                             console's and Grafana's names (CASEWORK_PUBLIC_HOST, OPERATORS_PUBLIC_HOST,
+#                             GRAFANA_PUBLIC_HOST; defaults werkbank., beheer., grafana.$PUBLIC_HOST),
+#                             signed by the private CA: for a trial only; in production put a certificate from a public CA
 #                             there (or let Caddy obtain one, see deploy/proxy/Caddyfile)
 # Usage: PUBLIC_HOST=steun.example.nl KAFKA_SSL_KEYSTORE_PASSWORD=… deploy/certs/create-certs.sh [dir]
 # Existing files are kept (delete them to renew). Needs openssl.
@@ -24,19 +26,23 @@ if [[ ! -f ca.key ]]; then
     -keyout ca.key -out ca.crt 2> /dev/null
 fi
 
-# issue NAME DNS-NAME: NAME.key and NAME.crt for DNS-NAME, signed by the CA.
+# issue NAME DNS-NAME [DNS-NAME...]: NAME.key and NAME.crt for those names, signed by the CA.
 issue() {
   [[ -f "$1.crt" ]] && return
-  openssl req -newkey rsa:2048 -sha256 -nodes -subj "/CN=$2" -keyout "$1.key" -out "$1.csr" 2> /dev/null
-  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$2" > "$1.ext"
-  openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days "$days" -sha256 \
-    -extfile "$1.ext" -out "$1.crt" 2> /dev/null
-  rm -f "$1.csr" "$1.ext"
+  local name=$1 cn=$2 sans
+  shift
+  sans=$(printf 'DNS:%s,' "$@")
+  openssl req -newkey rsa:2048 -sha256 -nodes -subj "/CN=$cn" -keyout "$name.key" -out "$name.csr" 2> /dev/null
+  printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "${sans%,}" > "$name.ext"
+  openssl x509 -req -in "$name.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days "$days" -sha256 \
+    -extfile "$name.ext" -out "$name.crt" 2> /dev/null
+  rm -f "$name.csr" "$name.ext"
 }
 
 issue kafka kafka
 issue postgres postgres
-issue public "$PUBLIC_HOST"
+issue public "$PUBLIC_HOST" "${CASEWORK_PUBLIC_HOST:-werkbank.$PUBLIC_HOST}" \
+  "${OPERATORS_PUBLIC_HOST:-beheer.$PUBLIC_HOST}" "${GRAFANA_PUBLIC_HOST:-grafana.$PUBLIC_HOST}"
 if [[ ! -f kafka.p12 ]]; then
   openssl pkcs12 -export -in kafka.crt -inkey kafka.key -certfile ca.crt -name kafka \
     -out kafka.p12 -passout env:KAFKA_SSL_KEYSTORE_PASSWORD

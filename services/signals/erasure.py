@@ -10,7 +10,8 @@ Two roles, two scopes:
 
 The signals, their stages and idempotency keys are deleted here, and so are the retained
 copies of their events; erasing the person also destroys their data key (crypto-shredding),
-which leaves every remaining copy (topics, DLQs, backups) unreadable. One ``caregiver.erased`` per caregiver carries the erasure to the
+which leaves every remaining copy (topics, DLQs, backups) unreadable; so does a withdrawal of
+the last signal about a person. One ``caregiver.erased`` per caregiver carries the erasure to the
 other services. Every erasure is recorded in the append-only audit log (digests of the
 pseudonyms, never the identity), and the same request twice is one erasure."""
 
@@ -64,13 +65,15 @@ async def erase(
     for erased in erasures:  # first: events in flight about them are dropped from now on
         await record_tombstone(conn, erased.caregiver_pseudonym, erased.signal_ids, erased.case_ids)
     await repository.delete_signals(conn, [s["id"] for s in signals])
-    if scope is ErasureScope.CAREGIVER:
-        # Crypto-shredding: every sealed copy of the person's data, wherever it is, is now
-        # unreadable. A withdrawal keeps the key: other organisations' signals still use it.
-        await keys.destroy(conn, pseudonyms)
+    # Crypto-shredding: every sealed copy of the person's data, wherever it is, is now
+    # unreadable. A withdrawal keeps the key while other organisations' signals still use it;
+    # when it took the last signal about the person, nothing is left to keep it for.
+    remaining = {s["caregiver_pseudonym"] for s in await repository.signals_of_caregivers(conn, pseudonyms, None)}
+    gone = [p for p in pseudonyms if p not in remaining]
+    await keys.destroy(conn, gone)
     event_ids = []
     for erased in erasures:
-        await forget_erased(conn, erased)
+        await forget_erased(conn, erased, whole_subject=erased.caregiver_pseudonym in gone)
         event = new_event(EventType.CAREGIVER_ERASED, erased, producer=producer,
                           subject=erased.caregiver_pseudonym, correlation_id=str(erasure_id))
         await add_event(conn, Topics.SIGNALS, event)

@@ -14,6 +14,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -38,8 +41,33 @@ async def _until(page: Any, selector: str, text: str, timeout: float = 60) -> No
     raise AssertionError(f"{selector} did not show {text!r} within {timeout}s: {await page.content()}")
 
 
+def import_social_map(stack: Stack, path: Path, **env_overrides: str) -> subprocess.CompletedProcess[str]:
+    """The README's import command, as next to `make run`: no database setting, only the
+    stack file the running stack wrote."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
+    env["STS_STACK_FILE"] = str(stack.stack_file)
+    env.update(env_overrides)
+    return subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(path)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def free_places(stack: Stack, tmp_path: Path) -> Iterator[None]:
+    """Every service on the demo map reports its places free again, as providers do: the
+    demo map lists only a few, and earlier tests on the session stack hold them."""
+    organisations = json.loads(DEMO_SOCIAL_MAP.read_text())
+    for service in (s for o in organisations for s in o["services"]):
+        for capacity in service.get("capacities", []):
+            capacity.update(available=capacity["maximum"], updated=datetime.now(UTC).isoformat())
+    refreshed = tmp_path / "social_map.json"
+    refreshed.write_text(json.dumps(organisations))
+    assert import_social_map(stack, refreshed).returncode == 0
+    yield
+    assert import_social_map(stack, DEMO_SOCIAL_MAP).returncode == 0
+
+
 async def test_a_caregiver_refers_themselves_confirms_by_mail_and_follows_their_own_status_page(
-    page: Any, stack: Stack,
+    page: Any, stack: Stack, free_places: None,
 ) -> None:
     email = f"mz-{uuid.uuid4().hex[:8]}@example.nl"
     signals = stack.services["signals"].url
@@ -117,7 +145,9 @@ async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: 
     assert "Mevrouw Overbelast" not in signal["body"] and reporter not in signal["body"], "stored sealed"
 
 
-async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_status(page: Any, stack: Stack) -> None:
+async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_status(
+    page: Any, stack: Stack, free_places: None,
+) -> None:
     name = f"Mantelzorger {uuid.uuid4().hex[:8]}"
     await page.goto(sign_in_link(stack))  # the one-time link `make run` prints
     await page.get_by_role("heading", name="Een mantelzorger melden").wait_for()
@@ -182,17 +212,11 @@ async def test_anyone_searches_the_social_map_for_respite_care_in_leusden(page: 
 
 
 async def test_the_readme_import_command_works_next_to_the_running_stack(stack: Stack) -> None:
-    # As next to `make run`: no database setting, only the stack file the running stack wrote.
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
-    env["STS_STACK_FILE"] = str(stack.stack_file)
-    result = subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP.relative_to(REPO))],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = import_social_map(stack, DEMO_SOCIAL_MAP.relative_to(REPO))
     assert result.returncode == 0, result.stderr
     assert "36 services: 0 created, 0 updated, 36 unchanged" in result.stdout
 
-    env["STS_STACK_FILE"] = str(stack.stack_file.with_name("no-such-stack.json"))
-    env["MATCHING_DATABASE_URL"] = "postgresql://postgres@127.0.0.1:1/matching"
-    failed = subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
-                            env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    failed = import_social_map(stack, DEMO_SOCIAL_MAP, STS_STACK_FILE=str(stack.stack_file.with_name("no-such-stack.json")),
+                               MATCHING_DATABASE_URL="postgresql://postgres@127.0.0.1:1/matching")
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert failed.stderr.count("\n") == 1 and "cannot reach the database" in failed.stderr

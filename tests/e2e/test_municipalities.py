@@ -147,7 +147,7 @@ async def test_three_similar_signals_release_nothing(
         await wait_for_status(client, response.json()["id"], {"matched", "notified"}, timeout=60)
     waiting = "SELECT count(*) FROM waiting_records WHERE municipality_code = $1"
     assert (await query(stack, "municipalities", waiting, BUNSCHOTEN))[0][0] >= 3
-    async with asyncio.timeout(120):  # the demo delay is a minute
+    async with asyncio.timeout(120):  # the session stack's delay is 30 s
         while (await query(stack, "municipalities", waiting, BUNSCHOTEN))[0][0]:
             await asyncio.sleep(1)
     released = "SELECT count(*) FROM released_groups WHERE municipality_code = $1"
@@ -290,7 +290,7 @@ async def _rows_mentioning(stack: Stack, service: str, value: str) -> list[str]:
 async def test_an_erasure_leaves_nothing_identifying_in_any_database(
     stack: Stack, erased: dict[str, Any], service: str,
 ) -> None:
-    if service != "signals":
+    if service not in ("signals", "operators"):  # the console consumes no events
         async with asyncio.timeout(30):  # the service has consumed caregiver.erased
             while not (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
                                    erased["event_ids"]))[0][0]:
@@ -306,4 +306,8 @@ async def test_an_erasure_leaves_nothing_identifying_in_any_database(
     assert not leftovers, f"identifying values left, by table: {leftovers}"
     if service == "signals":  # the partner's handle on the person is gone too
         leftovers = await _rows_mentioning(stack, "signals", erased["signal_id"])
-        assert all(f.startswith("outbox: ") and "caregiver.erased" in f for f in leftovers), leftovers[:3]
+        # Kept: the erasure instruction, and the append-only access log, which names who read
+        # which id and when (accountability); nothing left links that id to a person.
+        kept = [f for f in leftovers if f.startswith("access_log: ")
+                or (f.startswith("outbox: ") and "caregiver.erased" in f)]
+        assert leftovers == kept, "\n".join(f[:300] for f in leftovers if f not in kept)

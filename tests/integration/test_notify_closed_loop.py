@@ -101,6 +101,8 @@ class Notify:
 
 
 def settings_for(database_url: str, **overrides: Any) -> NotifySettings:
+    # The stand-in webhook receivers listen on plain http on loopback, which production refuses.
+    overrides.setdefault("webhook_allow_http_hosts", ["127.0.0.1", "localhost"])
     return NotifySettings(database_url=database_url, public_url="http://notify.test",
                           delivery_backoff_seconds=0.0, **overrides)
 

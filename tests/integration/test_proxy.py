@@ -21,7 +21,9 @@ from tests.tools import ensure_debian_tool
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "steun.example.nl"
-UPSTREAMS = ("signals", "notify", "municipalities")
+UPSTREAMS = ("signals", "notify", "municipalities", "matching", "casework", "operators", "grafana")
+# The workbench, the console and Grafana answer on names of their own (their pages use root paths).
+HOSTS = {"casework": f"werkbank.{HOST}", "operators": f"beheer.{HOST}", "grafana": f"grafana.{HOST}"}
 
 
 class _Upstream(http.server.BaseHTTPRequestHandler):
@@ -53,7 +55,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     env = {"PATH": os.environ["PATH"], "HOME": str(certs), "XDG_DATA_HOME": str(certs / "data"),
            "XDG_CONFIG_HOME": str(certs / "config"), "PUBLIC_HOST": HOST,
            "PROXY_HTTPS_PORT": str(free_port()), "PROXY_HTTP_PORT": str(free_port()),
-           "PROXY_TLS_CERT": str(certs / "public.crt"), "PROXY_TLS_KEY": str(certs / "public.key")}
+           "PROXY_TLS_CERT": str(certs / "public.crt"), "PROXY_TLS_KEY": str(certs / "public.key"),
+           **{f"{name.upper()}_PUBLIC_HOST": host for name, host in HOSTS.items()}}
     for name in UPSTREAMS:
         seen[name] = []
         handler = type(name, (_Upstream,), {"name": name, "seen": seen[name]})
@@ -81,11 +84,11 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             server.server_close()
 
 
-def fetch(proxy: dict[str, Any], path: str, *extra: str) -> tuple[int, str, str]:
+def fetch(proxy: dict[str, Any], path: str, *extra: str, host: str = HOST) -> tuple[int, str, str]:
     """(status, body, headers) of an https request to the proxy, the certificate verified."""
     result = subprocess.run(
-        ["curl", "-s", "-D", "-", "--resolve", f"{HOST}:{proxy['port']}:127.0.0.1", "--cacert", str(proxy["ca"]),
-         *extra, f"https://{HOST}:{proxy['port']}{path}"], capture_output=True, timeout=60)
+        ["curl", "-s", "-D", "-", "--resolve", f"{host}:{proxy['port']}:127.0.0.1", "--cacert", str(proxy["ca"]),
+         *extra, f"https://{host}:{proxy['port']}{path}"], capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr
     head, _, body = result.stdout.decode().partition("\r\n\r\n")  # bytes: keep the CRLFs
     return int(head.split()[1]), body, head
@@ -94,12 +97,33 @@ def fetch(proxy: dict[str, Any], path: str, *extra: str) -> tuple[int, str, str]
 @pytest.mark.parametrize("path, upstream", [
     ("/v1/signals", "signals"), ("/v1/signals/0d9c", "signals"), ("/v1/erasures", "signals"),
     ("/v1/instruments", "signals"), ("/v1/referrals/7/status", "notify"), ("/r/7/accept?t=x", "notify"),
-    ("/f/9/yes", "notify"), ("/v1/municipalities/GM0327/events", "municipalities"),
+    ("/f/9/yes", "notify"), ("/v1/municipalities/GM0327/events", "municipalities"), ("/melden", "signals"),
+    ("/aanmelden/zorg", "signals"), ("/mijn/5", "signals"), ("/sociale-kaart", "matching"),
 ])
 def test_public_routes_reach_their_service_over_tls(proxy, path, upstream):
     status, body, headers = fetch(proxy, path)
     assert (status, body) == (200, f"{upstream} {path}")
     assert "strict-transport-security: max-age=31536000" in headers.lower()
+
+
+@pytest.mark.parametrize("upstream, path", [
+    ("casework", "/"), ("casework", "/zaken/3"), ("operators", "/"), ("operators", "/dead-letters"),
+    ("grafana", "/d/pipeline"),
+])
+def test_the_workbench_console_and_grafana_answer_on_their_own_names(proxy, upstream, path):
+    status, body, _ = fetch(proxy, path, host=HOSTS[upstream])
+    assert (status, body) == (200, f"{upstream} {path}")
+
+
+@pytest.mark.parametrize("upstream, path", [
+    ("casework", "/metrics"), ("casework", "/internal/keys/1"), ("operators", "/openapi.json"),
+    ("operators", "/docs"),
+])
+def test_their_metrics_docs_and_internal_routes_are_not_published(proxy, upstream, path):
+    before = {name: len(seen) for name, seen in proxy["seen"].items()}
+    status, body, _ = fetch(proxy, path, host=HOSTS[upstream])
+    assert (status, body) == (404, "Not Found")
+    assert {name: len(seen) for name, seen in proxy["seen"].items()} == before
 
 
 @pytest.mark.parametrize("path", [
