@@ -8,7 +8,9 @@
 
 Throughput is accepted signals per second (ingest) and notified signals per second (end to
 end); latency is, per signal, the time from ``received`` to the first ``notified`` stage in
-its status timeline. Results are printed and written to ``bench-results/``."""
+its status timeline. Next to them, the same run measures a bare relay on the same broker
+(consume → produce over four topics, batched, no database): the ceiling the pipeline's
+end-to-end rate is compared with. Results are printed and written to ``bench-results/``."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from typing import Any
 import httpx
 
 from deploy.stack import REPO, Stack, StackConfig
+from shared.config import STACK_FILE
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 
@@ -138,8 +141,64 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
     }
 
 
+async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> dict[str, Any]:
+    """Messages through ``hops`` consume → produce relays on the broker alone (batched, no
+    database, no service): what the broker and aiokafka can move on this machine."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topics = [f"bench-relay-{uuid.uuid4().hex[:6]}-{hop}" for hop in range(hops + 1)]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(t, num_partitions=1, replication_factor=1) for t in topics])
+    finally:
+        await admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, enable_idempotence=False)
+    await producer.start()
+    # One reader per topic, by assign(): group subscription hangs against the embedded broker.
+    readers = [AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                auto_offset_reset="earliest", fetch_max_wait_ms=10) for _ in topics]
+    for reader, topic in zip(readers, topics, strict=True):
+        await reader.start()
+        reader.assign([TopicPartition(topic, 0)])
+
+    async def relay(reader: Any, target: str | None) -> None:
+        """Consume ``messages`` records and pass each on to ``target`` (None: the sink)."""
+        moved = 0
+        while moved < messages:
+            for records in (await reader.getmany(timeout_ms=100, max_records=2000)).values():
+                for record in records:
+                    if target:
+                        await producer.send(target, record.value, key=record.key)
+                moved += len(records)
+
+    async def source() -> None:
+        body = json.dumps(DEMO_SIGNAL).encode()  # about a signal's size
+        for i in range(messages):
+            await producer.send(topics[0], body, key=str(i % 64).encode())
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(source(), *(relay(reader, target) for reader, target
+                                         in zip(readers, [*topics[1:], None], strict=True)))
+        seconds = time.monotonic() - started
+    finally:
+        for reader in readers:
+            await reader.stop()
+        await producer.stop()
+    return {"messages": messages, "hops": hops, "throughput_per_s": round(messages / seconds, 1)}
+
+
 # `make run`'s ingest API: a benchmark into it shows on its operator console as it runs.
 MAKE_RUN_URL = "http://127.0.0.1:8080"
+
+
+def _make_run_broker() -> str | None:
+    try:
+        return json.loads(STACK_FILE.read_text()).get("broker")
+    except (OSError, ValueError):
+        return None
 
 
 def _answers(url: str) -> bool:
@@ -160,12 +219,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fresh", action="store_true", help="start a fresh embedded stack even if `make run` runs")
     parser.add_argument("--key", default="demo-gp-key", help="API key (default demo-gp-key)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where to write the JSON result")
+    parser.add_argument("--broker", help="the stack's Kafka bootstrap servers, for the bare relay next to a --url "
+                                         "stack (default: the fresh stack's, or `make run`'s)")
+    parser.add_argument("--relay-messages", type=int, default=20_000,
+                        help="messages through the bare relay (default 20000; 0: skip it)")
     args = parser.parse_args(argv)
 
     stack = None
-    url = args.url
+    url, broker = args.url, args.broker
     if url is None and not args.fresh and _answers(MAKE_RUN_URL):
         url = MAKE_RUN_URL
+        broker = broker or _make_run_broker()
         print(f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
               file=sys.stderr)
     if url is None:
@@ -176,9 +240,17 @@ def main(argv: list[str] | None = None) -> int:
         stack = Stack(config, progress=lambda t: print(f"[bench] {t}", file=sys.stderr))
         stack.start()
         seed_demo(stack, lambda t: print(f"[bench] {t}", file=sys.stderr))
-        url = stack.services["signals"].url
+        url, broker = stack.services["signals"].url, stack.broker.bootstrap
     try:
+        relay = None
+        if broker and args.relay_messages:
+            print(f"[bench] bare relay: {args.relay_messages} messages through 4 hops on {broker}", file=sys.stderr)
+            relay = asyncio.run(bare_relay(broker, args.relay_messages))
         result = asyncio.run(run(url, args.key, args.count, args.rate, args.timeout))
+        if relay:
+            result["bare_relay"] = relay
+            result["end_to_end_share_of_relay_pct"] = round(
+                100 * result["end_to_end_throughput_per_s"] / relay["throughput_per_s"], 2)
     finally:
         if stack:
             stack.stop()

@@ -454,7 +454,8 @@ class Stack:
         """Tell the command-line tools where this stack's databases are (shared.config reads it
         while this process lives), so ``python -m services.matching.cli import ...`` just works."""
         databases = {name: service.env[f"{name.upper()}_DATABASE_URL"] for name, service in self.services.items()}
-        self.stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": databases}, indent=2) + "\n")
+        self.stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": databases,
+                                               "broker": self.broker.bootstrap}, indent=2) + "\n")
 
     def stop(self) -> None:
         self.stack_file.unlink(missing_ok=True)

@@ -89,6 +89,11 @@ class ServiceSettings(BaseSettings):
     consumer_max_backoff_seconds: float = 10.0
     # Parallel lanes per consumer group; each partition is still handled in order.
     consumer_workers: int = 3
+    # How long a fetch waits on the broker for records when there are none (aiokafka's
+    # default). Kafka answers as soon as a record arrives; the embedded broker only after the
+    # wait. Measured on 2 cores, embedded: 50 ms cut p95 ingest→notified at 4 signals/s from
+    # 2.1 s to 1.3 s, but the idle stack then used 109 % of a core instead of 40 %.
+    consumer_fetch_max_wait_ms: int = 500
     outbox_batch_size: int = 200
     outbox_poll_seconds: float = 1.0
     # Published outbox rows are kept this long, so they can be replayed onto a fresh broker.

@@ -89,6 +89,7 @@ class ConsumerSettings:
     max_backoff_seconds: float = 10.0
     # aiokafka's limit between polls; a lane holding a record longer leaves its group (see above).
     max_poll_interval_ms: int = 300_000
+    fetch_max_wait_ms: int = 500
 
 
 @dataclass
@@ -131,6 +132,7 @@ class EventConsumer:
                 ack_policy=AckPolicy.NACK_ON_ERROR,
                 max_workers=self._settings.workers,
                 max_poll_interval_ms=self._settings.max_poll_interval_ms,
+                fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
                 title=f"{self._settings.group_id}:{topic}",
             )
             subscriber(self._consumer_for(topic, topic_routes))

@@ -45,6 +45,8 @@ class KeySource(Protocol):
 
     def forget_subject(self, subject: str) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 def seal_signal(signal: SignalReceived, key_id: str, key: bytes) -> SignalReceived:
     """The signal with its personal parts encrypted into ``sealed`` (intake only)."""

@@ -87,6 +87,7 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
             workers=settings.consumer_workers,
             dead_letter_after_seconds=settings.consumer_dead_letter_after_seconds,
             max_backoff_seconds=settings.consumer_max_backoff_seconds,
+            fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,
         ),
         keys_getter=lambda: runtime.keys,
     )
@@ -149,6 +150,8 @@ def create_service_app(
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(worker.stop(), settings.shutdown_grace_seconds)
             await runtime.broker.stop()
+            if runtime.keys is not None:
+                await runtime.keys.close()
             await runtime.pool.close()
             runtime._pool = None
             log.info("service stopped")

@@ -45,6 +45,9 @@ class KeyHolder:
     def forget_subject(self, subject: str) -> None:
         """Nothing cached here: the key row itself is what erasure deletes."""
 
+    async def close(self) -> None:
+        """Nothing to release: the keys live in this service's own database."""
+
 
 async def destroy(conn: asyncpg.Connection, pseudonyms: Iterable[str]) -> int:
     """Crypto-shred the caregivers' keys, in the erasure's transaction."""
