@@ -71,7 +71,7 @@ class BodyLimitMiddleware:
 
 # Served only on the internal listener when a service has one (``<P>_INTERNAL_PORT``): the
 # proxy never routes them, and the public port answers 404 as if they did not exist.
-INTERNAL_PATHS = ("/metrics", "/docs", "/redoc", "/openapi.json", "/asyncapi", "/asyncapi.json", "/internal")
+INTERNAL_PATHS = ("/metrics", "/docs", "/openapi.json", "/asyncapi", "/asyncapi.json", "/internal")
 
 
 def is_internal_path(path: str) -> bool:

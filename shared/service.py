@@ -1,4 +1,4 @@
-"""The application shell every service shares: a plain FastAPI app whose lifespan applies
+"""The application shell every service shares: a FastAPI app (its API docs served offline: shared/docs.py) whose lifespan applies
 migrations, opens the pool, ensures topics, starts the broker, the outbox relay and any
 background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
 (database, broker, every consumer lane and every loop's heartbeat) and ``/metrics``, and
@@ -26,6 +26,7 @@ from shared import operations
 from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
+from shared.docs import documented_app
 from shared.http import BodyLimitMiddleware, InternalListenerMiddleware, install_unavailable_handler
 from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
@@ -156,7 +157,7 @@ def create_service_app(
             runtime._pool = None
             log.info("service stopped")
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan, version="1.0.0")
+    app = documented_app(title=title, description=description, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
     # What the service publishes to, for the Kafka ACLs (deploy/kafka_acls.py); patterns are
     # topics made at run time, e.g. one per municipality ("municipality.{code}.events.v1").

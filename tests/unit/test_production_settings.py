@@ -208,10 +208,10 @@ def test_sasl_ssl_with_scram_and_a_ca_file(clean_env, tmp_path):
 # --- The internal listener ----------------------------------------------------------------------
 
 APP = """
-from fastapi import FastAPI
 from shared.config import ServiceSettings
+from shared.docs import documented_app
 from shared.service import serve
-app = FastAPI()
+app = documented_app()
 @app.get("/v1/things")
 def things(): return {{"ok": True}}
 @app.get("/metrics")
@@ -235,7 +235,8 @@ def test_metrics_and_docs_answer_only_on_the_internal_port():
             except httpx.TransportError:
                 assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
                 time.sleep(0.1)
-        for path in ("/metrics", "/docs", "/openapi.json", "/internal/dead-letters"):
+        for path in ("/metrics", "/docs", "/docs/assets/swagger-ui-bundle.js", "/openapi.json",
+                     "/internal/dead-letters"):
             assert httpx.get(public_url + path).status_code == 404, path
             assert httpx.get(internal_url + path).status_code == 200, path
         # A Host header naming the internal port does not help: the socket decides.
