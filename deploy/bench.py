@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from deploy.stack import REPO, Stack, StackConfig
-from shared.config import STACK_FILE
+from shared.config import running_stack
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 
@@ -194,13 +194,6 @@ async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> d
 MAKE_RUN_URL = "http://127.0.0.1:8080"
 
 
-def _make_run_broker() -> str | None:
-    try:
-        return json.loads(STACK_FILE.read_text()).get("broker")
-    except (OSError, ValueError):
-        return None
-
-
 def _answers(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
@@ -229,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     url, broker = args.url, args.broker
     if url is None and not args.fresh and _answers(MAKE_RUN_URL):
         url = MAKE_RUN_URL
-        broker = broker or _make_run_broker()
+        broker = broker or (running_stack() or {}).get("broker")
         print(f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
               file=sys.stderr)
     if url is None:

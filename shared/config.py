@@ -28,14 +28,22 @@ ENCRYPTED_SSLMODES = ("require", "verify-ca", "verify-full")
 STACK_FILE = Path(__file__).resolve().parent.parent / ".data" / "stack.json"
 
 
-def running_stack_database(service: str) -> str | None:
-    """The database URL of ``service`` in the embedded stack that is running now, if any."""
+def running_stack() -> dict[str, Any] | None:
+    """What the embedded stack that is running now wrote about itself, if one runs."""
     path = Path(os.environ.get("STS_STACK_FILE") or STACK_FILE)
     try:
         stack = json.loads(path.read_text())
         os.kill(int(stack["pid"]), 0)  # the stack that wrote it still runs
-        return stack["databases"][service]
+        return dict(stack)
     except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def running_stack_database(service: str) -> str | None:
+    """The database URL of ``service`` in the embedded stack that is running now, if any."""
+    try:
+        return (running_stack() or {})["databases"][service]
+    except (KeyError, TypeError):
         return None
 
 

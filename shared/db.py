@@ -6,8 +6,11 @@ then the service's own). An advisory lock keeps two replicas from migrating at o
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +118,15 @@ async def migrate(dsn: str, service_migrations: Path) -> list[str]:
 # timeout, unknown database or role): worth one line to the operator, not a traceback.
 CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError,
                      asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InterfaceError)
+
+
+def run_cli(main: Coroutine[Any, Any, int], dsn: str, env_name: str) -> int:
+    """Run a CLI's coroutine; an unreachable database is one line on stderr and exit code 2."""
+    try:
+        return asyncio.run(main)
+    except CONNECTION_ERRORS as exc:
+        print(connection_failure(dsn, env_name, exc), file=sys.stderr)
+        return 2
 
 
 def connection_failure(dsn: str, env_name: str, exc: BaseException) -> str:

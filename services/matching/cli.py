@@ -12,7 +12,6 @@ be read. The last line is the summary."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ import asyncpg
 
 from services.matching import hsds, repository
 from services.matching.config import MatchingSettings
-from shared.db import CONNECTION_ERRORS, connection_failure, migrate
+from shared.db import migrate, run_cli
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -80,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     exp.add_argument("path", type=Path, help="a JSON file, or a directory for --format csv")
     exp.add_argument("--format", choices=["json", "csv"], default="json")
     args = parser.parse_args(argv)
-    try:
-        return asyncio.run(_run(args))
-    except CONNECTION_ERRORS as exc:
-        print(connection_failure(args.database_url or MatchingSettings().database_url, "MATCHING_DATABASE_URL", exc),
-              file=sys.stderr)
-        return 2
+    return run_cli(_run(args), args.database_url or MatchingSettings().database_url, "MATCHING_DATABASE_URL")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ Municipalities' credentials are issued by the municipalities service:
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import uuid
 from collections.abc import Sequence
@@ -40,7 +39,7 @@ from services.signals.sessions import new_token
 from shared import auth
 from shared.contracts import SourceKind
 from shared.crypto import MasterKeyring
-from shared.db import CONNECTION_ERRORS, connection_failure, migrate
+from shared.db import migrate, run_cli
 
 
 async def _run(args: argparse.Namespace) -> int:
@@ -151,12 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     link.add_argument("--hours", type=float, default=24, help="how long the link works (default 24)")
     link.add_argument("--base-url", help="where the signals service is reached; default SIGNALS_PUBLIC_URL")
     args = parser.parse_args(argv)
-    try:
-        return asyncio.run(_run(args))
-    except CONNECTION_ERRORS as exc:
-        print(connection_failure(args.database_url or SignalsSettings().database_url, "SIGNALS_DATABASE_URL", exc),
-              file=sys.stderr)
-        return 2
+    return run_cli(_run(args), args.database_url or SignalsSettings().database_url, "SIGNALS_DATABASE_URL")
 
 
 if __name__ == "__main__":

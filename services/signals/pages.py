@@ -262,13 +262,17 @@ async def confirm(request: Request, token: str) -> Response:
 # --- the caregiver's own status page -----------------------------------------------------
 
 
+def _link_refused(request: Request) -> HTMLResponse:
+    return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
+                    ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."), 403)
+
+
 @router.get("/mijn/{signal_id}", response_class=HTMLResponse)
 async def caregiver_status(
     request: Request, signal_id: UUID, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)],
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
-        return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-                        ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."), 403)
+        return _link_refused(request)
     async with _pool(request).acquire() as conn:
         found = await repository.signal_and_stages(conn, signal_id)
     if found is None:
@@ -283,8 +287,7 @@ async def erase_own(
     request: Request, signal_id: UUID, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)],
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
-        return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-                        ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."), 403)
+        return _link_refused(request)
     async with _pool(request).acquire() as conn:
         await service.erase_own_submission(conn, _settings(request), signal_id)
     return _message(request, ("Uw gegevens worden gewist", "Your data is being erased"),
