@@ -1,0 +1,38 @@
+"""The unit of work: one connection, one transaction, and the events the state change publishes.
+
+A use case in a service's ``service`` module takes a unit of work and never opens connections
+or transactions itself. Event handlers get theirs from the consumer, which already holds the
+transaction with the inbox row in it (shared/consumer.py); routes open one with ``begin``. The
+events a use case publishes go to the outbox in the same transaction, so they leave if and only
+if the state change commits. Each service subclasses it to add its repositories, and its unit
+tests use an in-memory fake with the same attributes (tests/fakes.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import asyncpg
+
+from shared.contracts import Envelope
+from shared.outbox import add_event
+
+
+class UnitOfWork:
+    """A connection inside an open transaction; subclasses add the service's repositories."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def publish(self, topic: str, event: Envelope[Any]) -> None:
+        """Queue ``event`` for ``topic`` in this transaction's outbox."""
+        await add_event(self.conn, topic, event)
+
+    @classmethod
+    @asynccontextmanager
+    async def begin(cls, pool: asyncpg.Pool) -> AsyncIterator[Self]:
+        """A unit of work of its own (for routes and jobs): committed when the block ends,
+        rolled back when it raises."""
+        async with pool.acquire() as conn, conn.transaction():
+            yield cls(conn)

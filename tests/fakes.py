@@ -1,0 +1,22 @@
+"""In-memory fakes for the unit tests of the services' use cases: a unit of work that keeps the
+events it would publish. Services' fakes subclass it and add in-memory repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shared.contracts import Envelope
+
+
+class FakeUnitOfWork:
+    """Stands in for shared.uow.UnitOfWork: no connection, the published events in a list."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Envelope[Any]]] = []
+
+    async def publish(self, topic: str, event: Envelope[Any]) -> None:
+        self.published.append((topic, event))
+
+    def events(self, topic: str | None = None) -> list[Envelope[Any]]:
+        """What was published, optionally only to ``topic``, in order."""
+        return [event for to, event in self.published if topic is None or to == topic]
