@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 .PHONY: run test bench chaos install clean help
 
 help:
-	@echo "make run    - start the whole system on the embedded default with demo data"
+	@echo "make run    - start the whole system on the embedded default with demo data (ARGS=\"--replicas 2\": two instances of each consumer service)"
 	@echo "make test   - run all tests (unit, integration, end-to-end)"
 	@echo "make bench  - post signals at a rate and report throughput and latency"
 	@echo "make chaos  - faults while signals flow; counts lost, duplicate and post-erasure mail (ARGS=--help)"

@@ -14,6 +14,9 @@ of a schedule drawn from ``--seed`` (printed first, so a run can be repeated):
 
     kill-<service>    SIGKILL of the service; the supervisor restarts it
     kill-notify-x4    SIGKILL of notify four times, each while it has e-mail to deliver
+    kill-replicas     with --replicas 2 or more: SIGKILL of one instance of each scaled-out
+                      service (screening, matching, notify, municipalities), held down
+                      while the other instances take over their partitions and work
     stop-<service>    SIGSTOP for longer than the consumer session timeout, then SIGCONT
     postgres-down     PostgreSQL stopped immediately (pg_ctl stop -m immediate), held 5-30 s
     broker-kill       SIGKILL of the broker (in memory): the supervisor restarts it, the
@@ -55,7 +58,7 @@ import httpx
 
 from deploy.mailbox import journal
 from deploy.run import DEMO_PRIVACY_OFFICER_KEY, seed_demo
-from deploy.stack import SERVICES, Stack, StackConfig
+from deploy.stack import REPLICATED, SERVICES, Stack, StackConfig, instance_name
 
 DEMO_SIGNAL = json.loads((Path(__file__).parent / "demo" / "signal.json").read_text())
 GP_KEY, WIJKTEAM_KEY = "demo-gp-key", "demo-wijkteam-key"  # seeded by deploy.run.seed_demo
@@ -71,12 +74,13 @@ ERASURE_GRACE_SECONDS = 5.0
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 SCENARIOS = (
-    *(f"kill-{name}" for name in SERVICES), "kill-notify-x4",
+    *(f"kill-{name}" for name in SERVICES), "kill-notify-x4", "kill-replicas",
     *(f"stop-{name}" for name in SERVICES), "postgres-down", "broker-kill", "mailbox-down",
 )
-# The short run kills notify four times while it delivers (issue 9's check) rather than once.
+# The short run kills notify four times while it delivers (issue 9's check) rather than once,
+# and with --replicas one instance of each scaled-out service (issue 16's check).
 SHORT_SCENARIOS = ("kill-notify-x4", "kill-screening", "stop-matching", "postgres-down", "broker-kill",
-                   "mailbox-down")
+                   "mailbox-down", "kill-replicas")
 
 DEFINITIONS = f"""\
 lost: an accepted (202) signal whose caregiver was not erased and whose status view (GET
@@ -341,6 +345,10 @@ def schedule(scenarios: list[str], seed: int, short: bool) -> list[Step]:
             hold = rng.uniform(5, 8) if short else rng.uniform(5, 30)
         elif name == "mailbox-down":
             hold = 15 if short else 60
+        elif name == "kill-replicas":
+            # Past the session timeout, so the group drops the dead members and the survivors
+            # take over their partitions before the dead ones come back.
+            hold = SESSION_TIMEOUT_SECONDS + (10 if short else rng.uniform(15, 30))
         else:
             hold = 0
         steps.append(Step(name, round(hold, 1), round(rng.uniform(3, 5) if short else rng.uniform(5, 10), 1)))
@@ -389,6 +397,19 @@ async def apply(stack: Stack, step: Step, console: Console, rng: random.Random) 
             await asyncio.to_thread(stack.kill, "notify")
             console.event(f"  SIGKILL notify ({round_}/4)")
             await wait_all_up(stack, 90)
+    elif name == "kill-replicas":
+        # The last instance of each: the first keeps the name the other scenarios use.
+        victims = [instance_name(service, stack.config.replicas) for service in REPLICATED]
+        for victim in victims:
+            stack.pause(victim)
+        try:
+            for victim in victims:
+                await asyncio.to_thread(stack.kill, victim)
+            console.event(f"  SIGKILL {', '.join(victims)}; held down {step.hold:.0f} s")
+            await asyncio.sleep(step.hold)
+        finally:
+            for victim in victims:
+                stack.resume(victim)
     elif name.startswith("kill-"):
         await asyncio.to_thread(stack.kill, name.removeprefix("kill-"))
     elif name.startswith("stop-"):
@@ -710,9 +731,9 @@ async def drive(stack: Stack, console: Console, supervisor: Supervisor, options:
         await asyncio.sleep(max(remaining, options.tail))
     finally:
         # Heal: nothing held, nothing frozen; the supervisor brings back what is down.
-        for name in ("postgres", "broker", "mailbox", *SERVICES):
+        for name in ("postgres", "broker", "mailbox", *stack.services):
             stack.resume(name)
-        for name in SERVICES:
+        for name in stack.services:
             stack.send_signal(name, signal.SIGCONT)
         load.stop.set()
         await generator
@@ -734,7 +755,7 @@ def run(options: argparse.Namespace) -> Report:
 
     data_dir = (options.data_dir or Path(tempfile.mkdtemp(prefix="sts-chaos-"))).resolve()
     console = Console()
-    config = StackConfig.ephemeral(data_dir)
+    config = StackConfig.ephemeral(data_dir, replicas=options.replicas)
     # PostgreSQL is crashed on purpose (stop -m immediate): without fsync and synchronous
     # commit a commit already acknowledged would be lost with it, and the count would blame
     # the pipeline for the test set-up.
@@ -750,7 +771,7 @@ def run(options: argparse.Namespace) -> Report:
         supervisor.halt.set()
         if supervisor.is_alive():
             supervisor.join()
-        for name in SERVICES:  # a service left frozen would not stop
+        for name in stack.services:  # a service left frozen would not stop
             stack.send_signal(name, signal.SIGCONT)
         stack.stop()
     (data_dir / "chaos-result.json").write_text(json.dumps(asdict(report), indent=2, default=str))
@@ -780,6 +801,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", type=float, default=30,
                    help="stop waiting when nothing is pending and nothing changed this long (default 30 s)")
     p.add_argument("--data-dir", type=Path, help="the stack's data directory (default: a new temporary one)")
+    p.add_argument("--replicas", type=int, default=1,
+                   help="instances of screening, matching, notify and municipalities (default 1)")
     return p
 
 
@@ -787,6 +810,10 @@ def options_from(argv: list[str] | None = None) -> argparse.Namespace:
     options = parser().parse_args(argv)
     if not options.scenario:
         options.scenario = list(SHORT_SCENARIOS if options.short else SCENARIOS)
+        if options.replicas < 2:
+            options.scenario.remove("kill-replicas")
+    elif "kill-replicas" in options.scenario and options.replicas < 2:
+        parser().error("kill-replicas needs --replicas 2 or more")
     if options.settle_timeout is None:
         options.settle_timeout = 150 if options.short else 300
     if options.rate is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -164,12 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / ".data", help="default: .data/")
     parser.add_argument("--no-demo", action="store_true", help="do not seed demo keys and social map")
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
+    parser.add_argument("--replicas", type=int, default=int(os.environ.get("STS_REPLICAS", "1")),
+                        help="instances of screening, matching, notify and municipalities; the n-th on its "
+                             "first instance's port + 100 * (n - 1) (default 1, or $STS_REPLICAS)")
     args = parser.parse_args(argv)
+    if args.replicas < 1:
+        parser.error("--replicas must be 1 or more")
 
     def say(text: str) -> None:
         print(f"[run] {text}", flush=True)
 
-    stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), log_format=args.log_format), progress=say)
+    stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), log_format=args.log_format,
+                              replicas=args.replicas), progress=say)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -29,7 +29,15 @@ from pathlib import Path
 import httpx
 
 SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators")
+# The consumer services that scale out: their instances share each topic's partitions through
+# one consumer group, and their relays and jobs take turns on the shared database.
+REPLICATED = ("screening", "matching", "notify", "municipalities")
 COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
+
+
+def instance_name(service: str, number: int) -> str:
+    """``screening`` for the first instance, ``screening-2`` for the second, ..."""
+    return service if number == 1 else f"{service}-{number}"
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -245,7 +253,8 @@ class ServiceProcess:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
-    module: str = ""  # default: services.<name>.main
+    module: str = ""  # default: services.<service>.main
+    service: str = ""  # the service this process is an instance of (default: name)
     # The broker lost its data since this service last replayed its outbox: every start
     # replays until one got as far as answering /healthz (the replay is in its lifespan).
     replay_owed: bool = False
@@ -255,11 +264,12 @@ class ServiceProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *, replay_outbox: bool = False) -> None:
+        service = self.service or self.name
         env = {**os.environ, **self.env}
-        env[f"{self.name.upper()}_OUTBOX_REPLAY_ON_START"] = "true" if replay_outbox else "false"
+        env[f"{service.upper()}_OUTBOX_REPLAY_ON_START"] = "true" if replay_outbox else "false"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", self.module or f"services.{self.name}.main"],
+            [sys.executable, "-m", self.module or f"services.{service}.main"],
             cwd=REPO, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
             start_new_session=True,
         )
@@ -339,14 +349,22 @@ class StackConfig:
     postgres_url: str | None = None  # an admin URL; one database per service is created
     database_prefix: str = ""
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Instances of each REPLICATED service; the n-th listens on ``ports["<service>-<n>"]`` if
+    # given, else on its first instance's port + 100 * (n - 1) (8181 for a second screening).
+    replicas: int = 1
+
+    def port_of(self, service: str, number: int) -> int:
+        return self.ports.get(instance_name(service, number), self.ports[service] + 100 * (number - 1))
 
     @classmethod
-    def ephemeral(cls, data_dir: Path) -> StackConfig:
+    def ephemeral(cls, data_dir: Path, replicas: int = 1) -> StackConfig:
         """Free ports and a fast, non-durable database: for tests and benchmarks."""
+        instances = [instance_name(name, number) for name in SERVICES
+                     for number in range(1, (replicas if name in REPLICATED else 1) + 1)]
         return cls(
             data_dir=data_dir, pg_port=free_port(), kafka_port=free_port(),
-            ports={name: free_port() for name in SERVICES}, smtp_port=free_port(), mailbox_port=free_port(),
-            durable_postgres=False,
+            ports={name: free_port() for name in instances}, smtp_port=free_port(), mailbox_port=free_port(),
+            durable_postgres=False, replicas=replicas,
         )
 
 
@@ -369,9 +387,15 @@ class Stack:
                 "MAILBOX_SMTP_PORT": str(config.smtp_port), "MAILBOX_HTTP_PORT": str(config.mailbox_port),
             }, logs / "mailbox.log", module="deploy.mailbox",
         )
+        # Every process of the stack by instance name: the first instance of each service under
+        # the service's name, further ones of a REPLICATED service as ``<service>-<n>``.
         self.services = {
-            name: ServiceProcess(name, config.ports[name], self._service_env(name), logs / f"{name}.log")
+            instance_name(name, number): ServiceProcess(
+                instance_name(name, number), config.port_of(name, number),
+                self._service_env(name, config.port_of(name, number)),
+                logs / f"{instance_name(name, number)}.log", service=name)
             for name in SERVICES
+            for number in range(1, (config.replicas if name in REPLICATED else 1) + 1)
         }
         # Supervision state: what is held down on purpose, and when each component may be
         # restarted next (a component that keeps dying is retried ever more slowly, up to 30 s,
@@ -381,14 +405,14 @@ class Stack:
         self._restarts: dict[str, tuple[int, float]] = {}  # component -> (quick restarts in a row, last)
         self._pg_unanswered = 0  # supervision steps in a row PostgreSQL ran but did not answer
 
-    def _service_env(self, name: str) -> dict[str, str]:
+    def _service_env(self, name: str, port: int) -> dict[str, str]:
         prefix = name.upper() + "_"
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap,
             "KAFKA_IDEMPOTENCE": str(self.config.kafka_idempotence).lower(),
             f"{prefix}DATABASE_URL": self.postgres.dsn(self.config.database_prefix + name),
             f"{prefix}HOST": "127.0.0.1",
-            f"{prefix}PORT": str(self.config.ports[name]),
+            f"{prefix}PORT": str(port),
             f"{prefix}LOG_FORMAT": self.config.log_format,
             # The key holder, where the other services fetch caregivers' data keys.
             "STS_KEYS_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
@@ -409,7 +433,8 @@ class Stack:
                 "CASEWORK_INSECURE_COOKIES": "true"} if name == "casework" else {}),
             # The console watches every other service of this stack, wherever their ports are.
             **({"OPERATORS_SERVICES": json.dumps({other: f"http://127.0.0.1:{port}"
-                                                  for other, port in self.config.ports.items() if other != name}),
+                                                  for other, port in self.config.ports.items()
+                                                  if other in SERVICES and other != name}),
                 "OPERATORS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}"}
                if name == "operators" else {}),
             **self.config.extra_env,
@@ -453,7 +478,7 @@ class Stack:
     def _write_stack_file(self) -> None:
         """Tell the command-line tools where this stack's databases are (shared.config reads it
         while this process lives), so ``python -m services.matching.cli import ...`` just works."""
-        databases = {name: service.env[f"{name.upper()}_DATABASE_URL"] for name, service in self.services.items()}
+        databases = {name: self.services[name].env[f"{name.upper()}_DATABASE_URL"] for name in SERVICES}
         self.stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": databases,
                                                "broker": self.broker.bootstrap}, indent=2) + "\n")
 
@@ -470,7 +495,7 @@ class Stack:
 
     def pause(self, component: str) -> None:
         """Stop supervising ``component`` (one of COMPONENTS) until ``resume``."""
-        if component not in COMPONENTS:
+        if component not in (*COMPONENTS, *self.services):
             raise ValueError(f"unknown component {component!r}; one of {', '.join(COMPONENTS)}")
         with self._lock:
             self._paused.add(component)

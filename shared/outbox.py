@@ -1,9 +1,11 @@
 """Transactional outbox: ``add_event`` in the state change's transaction, ``OutboxRelay``
 publishes afterwards.
 
-The relay claims pending rows with ``FOR UPDATE SKIP LOCKED`` (so replicas never publish the
-same row concurrently), publishes them in id order, waits for the broker's acks and only
-then marks them published. A crash between publish and mark re-publishes: delivery is at
+Replicas of a service share one outbox: a relay publishes only while it holds the database's
+relay lock (a transaction-level advisory lock), so one batch is in flight at a time and a
+caregiver's events leave in id order even with several instances; the others find the lock
+taken and wait for the next round. The relay publishes its batch in id order, waits for the
+broker's acks and only then marks the rows published. A crash between publish and mark re-publishes: delivery is at
 least once, and consumers are idempotent through their inbox. The relay never dies on an
 error: it backs off and tries again, and re-opens its LISTEN connection after a database
 restart (polling meanwhile)."""
@@ -92,6 +94,10 @@ def new_event(
         correlation_id=correlation_id,
         causation_id=causation_id,
     )
+
+
+# The relay lock's key in pg_advisory locks: an arbitrary constant, the same in every instance.
+RELAY_LOCK = 7_300_001
 
 
 class OutboxRelay:
@@ -195,10 +201,12 @@ class OutboxRelay:
 
     async def publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():
+            # Two relays publishing disjoint batches at once could reorder one key's events.
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", RELAY_LOCK):
+                return 0
             rows = await conn.fetch(
                 """SELECT id, topic, key, headers, body, body_bytes FROM outbox
-                   WHERE published_at IS NULL ORDER BY id LIMIT $1
-                   FOR UPDATE SKIP LOCKED""",
+                   WHERE published_at IS NULL ORDER BY id LIMIT $1""",
                 self._batch_size,
             )
             if not rows:

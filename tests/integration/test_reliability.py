@@ -20,7 +20,7 @@ from shared.contracts import Envelope, Topics
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool
 from shared.kafka import create_broker, ensure_topics, with_dlqs
 from shared.metrics import Metrics
-from shared.outbox import OutboxRelay, add_event, new_event
+from shared.outbox import RELAY_LOCK, OutboxRelay, add_event, new_event
 
 pytestmark = pytest.mark.integration
 
@@ -124,6 +124,20 @@ async def test_outbox_events_are_published_and_consumed_once(harness: Harness) -
     await harness.until(lambda: _count(harness, 5))
     assert sorted(await harness.seen()) == [0, 1, 2, 3, 4]
     assert await harness.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+
+async def test_relays_of_several_instances_take_turns(harness: Harness) -> None:
+    # Two relays publishing disjoint batches at once could reorder one caregiver's events:
+    # while one holds the relay lock (here: the test), every other relay publishes nothing.
+    async with harness.pool.acquire() as holder, holder.transaction():
+        await holder.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
+        await _emit(harness, envelope(7))
+        second_instance = OutboxRelay(harness.pool, None, harness.metrics)  # type: ignore[arg-type]
+        assert await second_instance.publish_batch() == 0
+        await asyncio.sleep(0.6)  # the running relay's rounds (every 0.2 s) find the lock taken too
+        assert await harness.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1
+    await harness.until(lambda: _count(harness, 1))
+    assert await harness.seen() == [7]
 
 
 async def test_a_rolled_back_transaction_publishes_nothing(harness: Harness) -> None:

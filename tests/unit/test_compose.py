@@ -360,6 +360,18 @@ def published(service: dict[str, Any]) -> list[str]:
     return [str(p) for p in service.get("ports", [])]
 
 
+def test_consumer_services_scale_out_and_the_rest_run_once(compose):
+    # Instances of one service must not clash on a fixed name or a published port.
+    for name in ("screening", "matching", "notify", "municipalities"):
+        service = compose["services"][name]
+        assert int(service["deploy"]["replicas"]) == 2, name
+        assert "container_name" not in service and "ports" not in service, name
+    # The replica e2e run (tests/e2e/test_chaos.py) scales the consumer services only, so
+    # the front doors run once in the shape that is tested.
+    for name in ("signals", "casework", "operators"):
+        assert "replicas" not in compose["services"][name].get("deploy", {}), name
+
+
 def test_only_the_proxy_is_published(compose):
     for name, service in compose["services"].items():
         if name != PROXY:

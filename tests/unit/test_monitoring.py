@@ -10,6 +10,7 @@ import json
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -122,8 +123,18 @@ def test_the_dashboards_cover_what_operators_watch() -> None:
 
 def test_prometheus_scrapes_every_service_and_exporter() -> None:
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
-    jobs = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
+    def target(job: dict[str, Any]) -> str:
+        # A scaled-out service is found through DNS (every instance), the rest by name.
+        if "dns_sd_configs" in job:
+            [sd] = job["dns_sd_configs"]
+            return f"{sd['names'][0]}:{sd['port']}"
+        return str(job["static_configs"][0]["targets"][0])
+
+    jobs = {job["job_name"]: target(job) for job in config["scrape_configs"]}
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for job in config["scrape_configs"]:
+        if "dns_sd_configs" in job:
+            assert "replicas" in compose[job["job_name"]]["deploy"], job["job_name"]
     for job in ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators"):
         host, port = jobs[job].split(":")
         assert host == job and host in compose
