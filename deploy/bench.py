@@ -4,19 +4,25 @@
                                                # (watch it on the operator console), else a fresh stack
     make bench ARGS="--count 500 --rate 50"
     make bench ARGS="--fresh"                  # always a fresh embedded stack of its own
+    make bench ARGS="--replicas 1 2"           # a fresh stack with one, then two instances of
+                                               # screening, matching, notify and municipalities
+    make bench ARGS="--ingest-only --count 3000 --rate 1000"   # the API alone: accepted/s
     python -m deploy.bench --url http://127.0.0.1:8080 --key demo-gp-key   # a running stack
 
 Throughput is accepted signals per second (ingest) and notified signals per second (end to
 end); latency is, per signal, the time from ``received`` to the first ``notified`` stage in
 its status timeline. Next to them, the same run measures a bare relay on the same broker
 (consume → produce over four topics, batched, no database): the ceiling the pipeline's
-end-to-end rate is compared with. Results are printed and written to ``bench-results/``."""
+end-to-end rate is compared with. On a fresh stack it reports every service process's memory
+(RSS) before the signals and after them. Results are printed and written to
+``bench-results/``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import platform
 import statistics
 import sys
@@ -66,11 +72,13 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def run(url: str, key: str, count: int, rate: float, timeout: float) -> dict[str, Any]:
+async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
+              ingest_only: bool = False) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     run_id = uuid.uuid4().hex[:6]
     ids: list[str] = []
     failures: list[str] = []
+    retries: list[int] = []
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         bar = Progress("posting", count)
@@ -78,8 +86,16 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
         inflight: set[asyncio.Task[None]] = set()
 
         async def post(i: int) -> None:
+            # As a partner's client would: a shed request (503/429) is sent again with the same
+            # Idempotency-Key after its Retry-After; the retries are counted, not hidden.
+            once = {**headers, "Idempotency-Key": f"bench-{run_id}-{i}"}
             try:
-                response = await client.post("/v1/signals", json=signal_for(i, run_id), headers=headers)
+                while True:
+                    response = await client.post("/v1/signals", json=signal_for(i, run_id), headers=once)
+                    if response.status_code not in (429, 503):
+                        break
+                    retries.append(response.status_code)
+                    await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
                 response.raise_for_status()
             except httpx.HTTPError as exc:  # overload shows as client timeouts: count, don't hide
                 failures.append(f"{type(exc).__name__}: {exc}"[:200])
@@ -98,6 +114,11 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
         await asyncio.gather(*inflight)
         ingest_seconds = time.monotonic() - started
         bar.close()
+        if ingest_only:
+            return {"mode": "ingest-only", "count": count, "rate_requested_per_s": rate, "accepted": len(ids),
+                    "post_failures": len(failures), "post_failure_examples": sorted(set(failures))[:3],
+                    "posts_shed_and_retried": len(retries), "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
+                    "not_notified_within_timeout": 0}
 
         bar = Progress("notified", count)
         latencies: dict[str, float] = {}
@@ -129,6 +150,7 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float) -> di
         "accepted": len(ids),
         "post_failures": len(failures),
         "post_failure_examples": sorted(set(failures))[:3],
+        "posts_shed_and_retried": len(retries),
         "notified": len(values),
         "not_notified_within_timeout": len(pending),
         "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
@@ -190,6 +212,21 @@ async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> d
     return {"messages": messages, "hops": hops, "throughput_per_s": round(messages / seconds, 1)}
 
 
+def rss_mib(stack: Stack) -> dict[str, float]:
+    """Resident memory of every service process of ``stack`` (MiB), from /proc."""
+    sizes = {}
+    for name, service in stack.services.items():
+        if service.process is None:
+            continue
+        try:
+            status = Path(f"/proc/{service.process.pid}/status").read_text()
+        except OSError:  # exited meanwhile
+            continue
+        kib = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        sizes[name] = round(kib / 1024, 1)
+    return sizes
+
+
 # `make run`'s ingest API: a benchmark into it shows on its operator console as it runs.
 MAKE_RUN_URL = "http://127.0.0.1:8080"
 
@@ -201,6 +238,40 @@ def _answers(url: str) -> bool:
         return False
 
 
+def measure(url: str, broker: str | None, args: argparse.Namespace, stack: Stack | None = None) -> dict[str, Any]:
+    """One measurement against the ingest API at ``url``: the bare relay on ``broker`` first
+    (when known), then the signals; with ``stack`` (a fresh one) the services' memory too."""
+    relay = None
+    if broker and args.relay_messages and not args.ingest_only:
+        print(f"[bench] bare relay: {args.relay_messages} messages through 4 hops on {broker}", file=sys.stderr)
+        relay = asyncio.run(bare_relay(broker, args.relay_messages))
+    rss_before = rss_mib(stack) if stack else None
+    result = asyncio.run(run(url, args.key, args.count, args.rate, args.timeout, ingest_only=args.ingest_only))
+    if relay:
+        result["bare_relay"] = relay
+        result["end_to_end_share_of_relay_pct"] = round(
+            100 * result["end_to_end_throughput_per_s"] / relay["throughput_per_s"], 2)
+    if stack:
+        result["replicas"] = stack.config.replicas
+        result["rss_mib"] = {"start": rss_before, "end": rss_mib(stack)}
+    return result
+
+
+def fresh_stack(replicas: int) -> Stack:
+    from deploy.run import seed_demo
+
+    config = StackConfig.ephemeral(Path(tempfile.mkdtemp(prefix="sts-bench-")), replicas=replicas)
+    config.extra_env = {"NOTIFY_MAILBOX_DIR": str(config.data_dir / "mailbox")}
+    stack = Stack(config, progress=lambda t: print(f"[bench] {t}", file=sys.stderr))
+    try:
+        stack.start()
+        seed_demo(stack, lambda t: print(f"[bench] {t}", file=sys.stderr))
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,6 +281,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running ingest API; default: the one of `make run` if it answers, "
                                       "else a fresh embedded stack")
     parser.add_argument("--fresh", action="store_true", help="start a fresh embedded stack even if `make run` runs")
+    parser.add_argument("--replicas", type=int, nargs="+", metavar="N",
+                        help="instances of screening, matching, notify and municipalities on a fresh stack; "
+                             "several values measure one fresh stack each (e.g. --replicas 1 2)")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="measure the ingest API alone: accepted signals per second, no waiting for notified")
     parser.add_argument("--key", default="demo-gp-key", help="API key (default demo-gp-key)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where to write the JSON result")
     parser.add_argument("--broker", help="the stack's Kafka bootstrap servers, for the bare relay next to a --url "
@@ -217,45 +293,41 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-messages", type=int, default=20_000,
                         help="messages through the bare relay (default 20000; 0: skip it)")
     args = parser.parse_args(argv)
+    if args.replicas and args.url:
+        parser.error("--replicas starts fresh stacks of its own: leave out --url")
+    if any(n < 1 for n in args.replicas or []):
+        parser.error("--replicas takes counts of 1 or more")
 
-    stack = None
     url, broker = args.url, args.broker
-    if url is None and not args.fresh and _answers(MAKE_RUN_URL):
+    if url is None and not args.fresh and not args.replicas and _answers(MAKE_RUN_URL):
         url = MAKE_RUN_URL
         broker = broker or (running_stack() or {}).get("broker")
         print(f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
               file=sys.stderr)
-    if url is None:
-        from deploy.run import seed_demo
-
-        config = StackConfig.ephemeral(Path(tempfile.mkdtemp(prefix="sts-bench-")))
-        config.extra_env = {"NOTIFY_MAILBOX_DIR": str(config.data_dir / "mailbox")}
-        stack = Stack(config, progress=lambda t: print(f"[bench] {t}", file=sys.stderr))
-        stack.start()
-        seed_demo(stack, lambda t: print(f"[bench] {t}", file=sys.stderr))
-        url, broker = stack.services["signals"].url, stack.broker.bootstrap
-    try:
-        relay = None
-        if broker and args.relay_messages:
-            print(f"[bench] bare relay: {args.relay_messages} messages through 4 hops on {broker}", file=sys.stderr)
-            relay = asyncio.run(bare_relay(broker, args.relay_messages))
-        result = asyncio.run(run(url, args.key, args.count, args.rate, args.timeout))
-        if relay:
-            result["bare_relay"] = relay
-            result["end_to_end_share_of_relay_pct"] = round(
-                100 * result["end_to_end_throughput_per_s"] / relay["throughput_per_s"], 2)
-    finally:
-        if stack:
+    runs: list[dict[str, Any]] = []
+    if url is not None:
+        runs.append(measure(url, broker, args))
+    for replicas in args.replicas or ([] if url is not None else [1]):
+        stack = fresh_stack(replicas)
+        try:
+            runs.append(measure(stack.services["signals"].url, stack.broker.bootstrap, args, stack))
+        finally:
             stack.stop()
-    result["machine"] = {"cpus": __import__("os").cpu_count(), "python": platform.python_version(),
-                         "platform": platform.platform(), "broker": "tansu (embedded)" if stack else "given"}
+    fresh = url is None
+    result: dict[str, Any] = runs[0] if len(runs) == 1 else {"runs": runs}
+    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                         "platform": platform.platform(), "broker": "tansu (embedded)" if fresh else "given"}
     result["at"] = datetime.now().isoformat(timespec="seconds")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
+    if len(runs) > 1:
+        for r in runs:
+            print(f"[bench] {r['replicas']} instance(s): ingest {r['ingest_throughput_per_s']}/s, end to end "
+                  f"{r.get('end_to_end_throughput_per_s', '-')}/s", file=sys.stderr)
     print(f"written to {out}", file=sys.stderr)
-    return 0 if result["not_notified_within_timeout"] == 0 and result["post_failures"] == 0 else 1
+    return 0 if all(r["not_notified_within_timeout"] == 0 and r["post_failures"] == 0 for r in runs) else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Idempotent event consumption that waits out outages and dead-letters only what is broken.
 
-For every record: parse the envelope (a record that is not one is poison: dead-lettered at
-once), route by ``event_type`` (unknown types are ignored, contracts are additive), decrypt
+For every record: skip it when its ``event_type`` header names an event this service does not
+handle (contracts are additive), parse the envelope (a record that is not one is poison:
+dead-lettered at once), route by its ``event_type`` (unknown types are ignored), decrypt
 its sealed signal (``shared.sealing``; a destroyed data key means the caregiver was erased:
 the event is dropped like a tombstoned one; the key holder away is an outage), then in
 ONE transaction: park the event if its key has an unresolved dead letter on this topic (so
@@ -163,6 +164,12 @@ class EventConsumer:
             body=body,
         )
         try:
+            # Most records on a topic are events this service does not handle: the relay's
+            # event-type header tells so without parsing the body (a record without the
+            # header is parsed, and routed or dead-lettered, as before).
+            if consumed.headers.get("event_type", "") not in ("", *routes):
+                self._metrics.messages.labels(topic, "ignored").inc()
+                return
             try:
                 raw = RawEnvelope.model_validate_json(body)
             except ValidationError as exc:

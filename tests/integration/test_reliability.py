@@ -38,11 +38,12 @@ class Harness:
     calls: list[int] = field(default_factory=list)
     fail_times: dict[int, int] = field(default_factory=dict)
 
-    async def publish_raw(self, body: bytes, key: bytes = b"k") -> None:
+    async def publish_raw(self, body: bytes, key: bytes = b"k", headers: dict[str, str] | None = None) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await producer.start()
         try:
-            await producer.send_and_wait(self.topic, body, key=key)
+            await producer.send_and_wait(self.topic, body, key=key,
+                                         headers=[(k, v.encode()) for k, v in (headers or {}).items()])
         finally:
             await producer.stop()
 
@@ -197,6 +198,15 @@ async def test_poison_records_go_to_the_dlq_without_retries(harness: Harness) ->
     assert any("payload.n" in e for e in errors)
     assert any("negative ping -1" in e for e in errors)
     assert harness.calls.count(-1) == 1
+
+
+async def test_events_of_other_types_are_skipped_by_their_header_unread(harness: Harness) -> None:
+    # Not parsed at all: even a body that is no envelope is not this service's poison.
+    await harness.publish_raw(b"\xff\xfe not json", headers={"event_type": "test.other"})
+    await _emit(harness, envelope(4))
+    await harness.until(lambda: _count(harness, 1))
+    await harness.until(lambda: _metric_async(harness, "ignored", 1))
+    assert await harness.pool.fetchval("SELECT count(*) FROM dead_letters") == 0
 
 
 async def _count(h: Harness, n: int) -> bool:
