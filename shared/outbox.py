@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -26,10 +26,9 @@ from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared.contracts import CaregiverErased, Envelope, ErasureScope
-from shared.logging import describe_error
 from shared.metrics import Metrics
 from shared.sealing import wire
-from shared.worker import Heartbeat
+from shared.worker import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -117,27 +116,24 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._retention_hours = retention_hours
-        self._wakeup = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
         self._listen_conn: asyncpg.Connection | None = None
-        self.heartbeat = Heartbeat("outbox-relay", stale_after=max(poll_seconds * 3, 30.0))
+        self._last_purge = 0.0
+        self._loop = Periodic(
+            "outbox-relay", poll_seconds, self._round, stale_after=max(poll_seconds * 3, 30.0),
+            retry_seconds=0.2, on_error=lambda _: self._metrics.publish_errors.inc(),
+        )
+        self.heartbeat = self._loop.heartbeat
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-        self.heartbeat.task = self._task
+        await self._loop.start()
 
     async def stop(self) -> None:
         """Finish the batch in flight, then stop."""
-        self._stopping = True
-        self._wakeup.set()
-        if self._task:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._loop.stop()
         await self._drop_listener()
 
     def _on_notify(self, *_: Any) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     async def _listen(self) -> None:
         """(Re-)open the LISTEN connection when it is gone, e.g. after a database restart."""
@@ -170,34 +166,16 @@ class OutboxRelay:
         with contextlib.suppress(Exception):
             await self._pool.release(conn)
 
-    async def _run(self) -> None:
-        failures = 0
-        last_purge = 0.0
-        loop = asyncio.get_running_loop()
-        while not self._stopping:
-            self.heartbeat.beat()
-            self._wakeup.clear()
-            try:
-                # A NOTIFY missed while the listener was away is covered by this round.
-                await self._listen()
-                published = await self.publish_batch()
-                failures = 0
-                if loop.time() - last_purge > 60:
-                    await self.purge()
-                    last_purge = loop.time()
-            except Exception as exc:  # the broker or database is away: back off, keep rows
-                failures += 1
-                self._metrics.publish_errors.inc()
-                log.warning("outbox publish failed", error=describe_error(exc), attempt=failures)
-                await self._sleep(min(0.2 * 2 ** min(failures, 10), 10.0) * random.uniform(0.5, 1.0))
-                continue
-            if published < self._batch_size:
-                await self._sleep(self._poll_seconds)
-
-    async def _sleep(self, seconds: float) -> None:
-        """Wait, but wake for a NOTIFY or a stop."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wakeup.wait(), seconds)
+    async def _round(self) -> object:
+        """One round: (re-)listen, publish a batch, purge now and then. A failure (the broker
+        or database away) is retried by the loop with backoff; the rows stay."""
+        # A NOTIFY missed while the listener was away is covered by this round.
+        await self._listen()
+        published = await self.publish_batch()
+        if time.monotonic() - self._last_purge > 60:
+            await self.purge()
+            self._last_purge = time.monotonic()
+        return Periodic.AGAIN if published >= self._batch_size else None
 
     async def publish_batch(self) -> int:
         async with self._pool.acquire() as conn, conn.transaction():

@@ -1,10 +1,16 @@
-"""Background loops: ``Periodic`` runs a coroutine every few seconds until the service
-stops, and ``Heartbeat`` is how any loop shows ``/healthz`` that it is still turning."""
+"""Background loops: ``Periodic`` is the one loop every background job of every service runs
+on (the outbox relay, notify's delivery worker, the sweepers and purges), and ``Heartbeat`` is
+how a loop shows ``/healthz`` that it is still turning.
+
+A round that failed is retried after a capped, jittered backoff (a database or broker away is
+waited out, never the end of the job); a round that left work behind runs again at once; and
+``wake()`` starts the next round early (a NOTIFY, a freed delivery slot)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Awaitable, Callable
 
@@ -42,35 +48,78 @@ class Heartbeat:
 
 
 class Periodic:
+    """Runs ``job`` every ``every_seconds`` until stopped.
+
+    ``job`` returning ``Periodic.AGAIN`` means it left work behind (a full batch): the next
+    round starts at once. A failed round is logged and counted (``on_error``) and the next one
+    waits ``retry_seconds`` doubled per failure in a row, up to ``max_retry_seconds``, with
+    jitter; without ``retry_seconds`` it waits the usual interval."""
+
+    AGAIN = object()
+
     def __init__(
         self, name: str, every_seconds: float, job: Callable[[], Awaitable[object]],
-        *, stale_after: float | None = None,
+        *, stale_after: float | None = None, retry_seconds: float | None = None,
+        max_retry_seconds: float = 10.0, on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.name = name
         self.every_seconds = every_seconds
         self.job = job
+        self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self.on_error = on_error
         # A round may take a while (a slow dependency, a big batch): allow for it generously.
         self.heartbeat = Heartbeat(name, stale_after or every_seconds * 2 + 120)
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Start the next round now rather than after the interval."""
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.name)
         self.heartbeat.task = self._task
 
     async def stop(self) -> None:
+        """Finish the round in flight, then stop."""
         self._stop.set()
+        self._wake.set()
         if self._task:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
+        failures = 0
         while not self._stop.is_set():
             self.heartbeat.beat()
+            # Cleared before the round: a wake-up that comes during it starts the next one.
+            self._wake.clear()
             try:
-                await self.job()
+                outcome = await self.job()
+                failures = 0
             except Exception as exc:  # the next round tries again; a crash would stop the job
-                log.warning("periodic job failed", job=self.name, error=describe_error(exc))
+                failures += 1
+                if self.on_error is not None:
+                    self.on_error(exc)
+                log.warning("periodic job failed", job=self.name, error=describe_error(exc), attempt=failures)
+                await self._sleep(self._retry_delay(failures))
+                continue
             self.heartbeat.beat()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self.every_seconds)
+            if outcome is not Periodic.AGAIN:
+                await self._sleep(self.every_seconds)
+
+    def _retry_delay(self, failures: int) -> float:
+        if self.retry_seconds is None:
+            return self.every_seconds
+        return min(self.retry_seconds * 2 ** min(failures, 10), self.max_retry_seconds) * random.uniform(0.5, 1.0)
+
+    async def _sleep(self, seconds: float) -> None:
+        """Wait, but wake for ``wake()`` or a stop."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)

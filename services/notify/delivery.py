@@ -42,7 +42,7 @@ from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
 from shared.logging import describe_error, redact
 from shared.service import Runtime
-from shared.worker import Heartbeat
+from shared.worker import Periodic
 
 log = structlog.get_logger(__name__)
 
@@ -62,13 +62,17 @@ class DeliveryWorker:
         s = ctx.settings
         self.breakers = Breakers(s.delivery_breaker_failures, s.delivery_breaker_cooloff_seconds,
                                  s.delivery_breaker_max_cooloff_seconds)
-        # A round takes at most a claim and a poll interval; two minutes without one is a hang.
-        self.heartbeat = Heartbeat("delivery", stale_after=120)
         self._inflight: set[asyncio.Task[None]] = set()
-        self._stopping = asyncio.Event()
-        self._slot_freed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        # The last round took every free slot: more may be due, so a freed slot starts the next.
+        self._full = False
         self._observed_at = 0.0
+        # A round takes at most a claim and a poll interval; two minutes without one is a hang.
+        # Rounds that fail (the database is away) back off up to _MAX_ROUND_BACKOFF_SECONDS.
+        self._loop = Periodic(
+            "delivery", s.delivery_poll_seconds, self._round, stale_after=120,
+            retry_seconds=s.delivery_poll_seconds, max_retry_seconds=_MAX_ROUND_BACKOFF_SECONDS,
+        )
+        self.heartbeat = self._loop.heartbeat
 
     @property
     def settings(self) -> NotifySettings:
@@ -82,16 +86,13 @@ class DeliveryWorker:
     # --- running ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="delivery-worker")
-        self.heartbeat.task = self._task
+        await self._loop.start()
 
     async def stop(self) -> None:
         """Stop claiming, let the sends in flight finish and record their outcomes within the
         shutdown grace period (minus a margin); a send still running then is cut off and left
         to its lease: it is sent again, with the same id, after the lease ran out."""
-        self._stopping.set()
-        if self._task:
-            await self._task
+        await self._loop.stop()
         if self._inflight:
             grace = max(0.5, self.settings.shutdown_grace_seconds - _SHUTDOWN_MARGIN_SECONDS)
             _, cut = await asyncio.wait(set(self._inflight), timeout=grace)
@@ -105,34 +106,11 @@ class DeliveryWorker:
             with contextlib.suppress(Exception):
                 await channel.close()
 
-    async def _run(self) -> None:
-        failed_rounds = 0
-        while not self._stopping.is_set():
-            self.heartbeat.beat()
-            self._slot_freed.clear()
-            try:
-                free = self.settings.delivery_concurrency - len(self._inflight)
-                claimed = self._dispatch(await self.claim(free)) if free > 0 else 0
-                await self._observe_now_and_then()
-                failed_rounds = 0
-            except Exception as exc:  # the database may be away: wait it out, never die
-                failed_rounds += 1
-                delay = min(_MAX_ROUND_BACKOFF_SECONDS, self.settings.delivery_poll_seconds * 2 ** failed_rounds)
-                log.warning("delivery round failed", error=describe_error(exc), retry_in=delay)
-                await self._pause(delay)
-                continue
-            # Every slot taken: more may be due, so claim again as soon as one frees up.
-            await self._pause(self.settings.delivery_poll_seconds, until_slot_freed=claimed == free)
-
-    async def _pause(self, seconds: float, *, until_slot_freed: bool = False) -> None:
-        """Sleep; wake early on stop(), or when a send finishes if asked to."""
-        events = [self._stopping, self._slot_freed] if until_slot_freed else [self._stopping]
-        waits = [asyncio.ensure_future(event.wait()) for event in events]
-        try:
-            await asyncio.wait(waits, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+    async def _round(self) -> None:
+        """Claim what is due for the free slots and start sending it; the sends run on."""
+        free = self.settings.delivery_concurrency - len(self._inflight)
+        self._full = (self._dispatch(await self.claim(free)) if free > 0 else 0) == free
+        await self._observe_now_and_then()
 
     def _dispatch(self, rows: list[Any]) -> int:
         for row in rows:
@@ -143,7 +121,9 @@ class DeliveryWorker:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
-        self._slot_freed.set()
+        if self._full:
+            self._full = False
+            self._loop.wake()
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("delivery task failed", error=describe_error(exc))
 
