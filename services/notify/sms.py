@@ -54,19 +54,24 @@ def is_stop(text: str) -> bool:
 class SmsGateway(Protocol):
     async def send(self, to: str, text: str, reference: str) -> None: ...
 
+    async def close(self) -> None: ...
+
 
 class HttpSmsGateway:
     def __init__(self, url: str, token: str | None, timeout: float) -> None:
         self.url = url
         self.token = token
-        self.timeout = timeout
+        # One client for every message: a client per message built a TLS context each time.
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def send(self, to: str, text: str, reference: str) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            response = await client.post(self.url, json={"to": to, "text": text, "reference": reference},
-                                         headers=headers)
+        response = await self._client.post(self.url, json={"to": to, "text": text, "reference": reference},
+                                           headers=headers)
         check_http_answer(response.status_code, "the SMS gateway")
+
+    async def close(self) -> None:
+        await self._client.aclose()
 
 
 class SmsChannel:
@@ -80,7 +85,7 @@ class SmsChannel:
         await self.gateway.send(number, message.body_text, message.notification_id)
 
     async def close(self) -> None:
-        pass
+        await self.gateway.close()
 
 
 class InboundSms(BaseModel):

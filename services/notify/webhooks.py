@@ -22,6 +22,13 @@ class WebhookChannel:
         self.timeout = timeout
         self.allow_http_hosts = allow_http_hosts
         self.user_agent = user_agent
+        # One client for every delivery: a client per delivery built a TLS context each time.
+        self._client: httpx.AsyncClient | None = None
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
+        return self._client
 
     async def send(self, message: Outgoing) -> None:
         if not message.secret:
@@ -32,14 +39,15 @@ class WebhookChannel:
             "X-Delivery-Id": message.notification_id,
             "X-Event-Type": message.kind,
         }
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
-            try:
-                response = await webhooks.post_signed(
-                    client, message.to, message.secret, message.body_text.encode(), headers,
-                    allow_http_hosts=self.allow_http_hosts)
-            except webhooks.UnsafeWebhookURL as exc:
-                raise PermanentDeliveryError(f"{exc} ({exc.reason})") from exc
+        try:
+            response = await webhooks.post_signed(
+                self._http(), message.to, message.secret, message.body_text.encode(), headers,
+                allow_http_hosts=self.allow_http_hosts)
+        except webhooks.UnsafeWebhookURL as exc:
+            raise PermanentDeliveryError(f"{exc} ({exc.reason})") from exc
         check_http_answer(response.status_code, "the webhook")
 
     async def close(self) -> None:
-        pass
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
