@@ -13,7 +13,6 @@ restart (polling meanwhile)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -21,16 +20,14 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import structlog
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
 from shared.contracts import CaregiverErased, Envelope, ErasureScope
+from shared.listener import Listener, notify
 from shared.metrics import Metrics
 from shared.sealing import wire
 from shared.worker import Periodic
-
-log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "outbox"
 
@@ -60,7 +57,7 @@ async def add_event(conn: asyncpg.Connection, topic: str, envelope: Envelope[Any
         body,
     )
     # Delivered on commit only; wakes the relay so latency is not bound to its poll interval.
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    await notify(conn, NOTIFY_CHANNEL)
 
 
 async def add_record(
@@ -73,7 +70,7 @@ async def add_record(
            VALUES ($1, $2, $3, $4, $5)""",
         uuid.uuid4(), topic, key or "", dict(headers), body,
     )
-    await conn.execute("SELECT pg_notify($1, '')", NOTIFY_CHANNEL)
+    await notify(conn, NOTIFY_CHANNEL)
 
 
 def new_event(
@@ -116,13 +113,13 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._retention_hours = retention_hours
-        self._listen_conn: asyncpg.Connection | None = None
         self._last_purge = 0.0
         self._loop = Periodic(
             "outbox-relay", poll_seconds, self._round, stale_after=max(poll_seconds * 3, 30.0),
             retry_seconds=0.2, on_error=lambda _: self._metrics.publish_errors.inc(),
         )
         self.heartbeat = self._loop.heartbeat
+        self._listener = Listener(lambda: pool, NOTIFY_CHANNEL, self._loop.wake)
 
     async def start(self) -> None:
         await self._loop.start()
@@ -130,47 +127,13 @@ class OutboxRelay:
     async def stop(self) -> None:
         """Finish the batch in flight, then stop."""
         await self._loop.stop()
-        await self._drop_listener()
-
-    def _on_notify(self, *_: Any) -> None:
-        self._loop.wake()
-
-    async def _listen(self) -> None:
-        """(Re-)open the LISTEN connection when it is gone, e.g. after a database restart."""
-        if self._listening():
-            return
-        await self._drop_listener()
-        conn = await self._pool.acquire()
-        try:
-            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-            # Lost (database restart): wake up to re-listen now, not after the poll interval.
-            conn.add_termination_listener(self._on_notify)
-        except BaseException:
-            await self._pool.release(conn)
-            raise
-        self._listen_conn = conn
-        log.info("outbox relay listening")
-
-    def _listening(self) -> bool:
-        try:
-            return self._listen_conn is not None and not self._listen_conn.is_closed()
-        except asyncpg.InterfaceError:  # the pool took back the connection when it died
-            return False
-
-    async def _drop_listener(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is None:
-            return
-        with contextlib.suppress(Exception):
-            await conn.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-        with contextlib.suppress(Exception):
-            await self._pool.release(conn)
+        await self._listener.close()
 
     async def _round(self) -> object:
         """One round: (re-)listen, publish a batch, purge now and then. A failure (the broker
         or database away) is retried by the loop with backoff; the rows stay."""
         # A NOTIFY missed while the listener was away is covered by this round.
-        await self._listen()
+        await self._listener.ensure()
         published = await self.publish_batch()
         if time.monotonic() - self._last_purge > 60:
             await self.purge()

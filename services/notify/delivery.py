@@ -40,6 +40,8 @@ from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
+from services.notify.repository import DELIVERY_CHANNEL
+from shared.listener import Listener
 from shared.logging import describe_error, redact
 from shared.service import Runtime
 from shared.worker import Periodic
@@ -73,6 +75,8 @@ class DeliveryWorker:
             retry_seconds=s.delivery_poll_seconds, max_retry_seconds=_MAX_ROUND_BACKOFF_SECONDS,
         )
         self.heartbeat = self._loop.heartbeat
+        # A committed new or re-sent message wakes the loop (repository.DELIVERY_CHANNEL).
+        self._listener = Listener(lambda: runtime.pool, DELIVERY_CHANNEL, self._loop.wake)
 
     @property
     def settings(self) -> NotifySettings:
@@ -93,6 +97,7 @@ class DeliveryWorker:
         shutdown grace period (minus a margin); a send still running then is cut off and left
         to its lease: it is sent again, with the same id, after the lease ran out."""
         await self._loop.stop()
+        await self._listener.close()
         if self._inflight:
             grace = max(0.5, self.settings.shutdown_grace_seconds - _SHUTDOWN_MARGIN_SECONDS)
             _, cut = await asyncio.wait(set(self._inflight), timeout=grace)
@@ -108,6 +113,7 @@ class DeliveryWorker:
 
     async def _round(self) -> None:
         """Claim what is due for the free slots and start sending it; the sends run on."""
+        await self._listener.ensure()
         free = self.settings.delivery_concurrency - len(self._inflight)
         self._full = (self._dispatch(await self.claim(free)) if free > 0 else 0) == free
         await self._observe_now_and_then()

@@ -12,6 +12,7 @@ import asyncpg
 
 from services.notify.domain import Referrer
 from services.notify.lifecycle import OPEN
+from shared.listener import notify
 from shared.retention import Purge
 
 _OPEN = sorted(status.value for status in OPEN)
@@ -25,11 +26,18 @@ def _insert(table: str, row: dict[str, Any]) -> tuple[str, list[Any]]:
 
 # --- notifications -------------------------------------------------------------------------
 
+# The LISTEN/NOTIFY channel that wakes the delivery workers (shared.listener).
+DELIVERY_CHANNEL = "notify_delivery"
+
 
 async def insert_notification(conn: asyncpg.Connection, **row: Any) -> bool:
-    """Insert unless the dedupe key exists; True when this call created it."""
+    """Insert unless the dedupe key exists; True when this call created it. A new message
+    wakes the delivery workers when the transaction commits."""
     sql, args = _insert("notifications", row)
-    return bool(await conn.fetchval(f"{sql} ON CONFLICT (dedupe_key) DO NOTHING RETURNING true", *args))
+    created = bool(await conn.fetchval(f"{sql} ON CONFLICT (dedupe_key) DO NOTHING RETURNING true", *args))
+    if created:
+        await notify(conn, DELIVERY_CHANNEL)
+    return created
 
 
 async def claim_due(
@@ -106,6 +114,7 @@ async def resend_failed(
     """Make failed messages pending again, due now, with a new retry window; they keep their
     id (so the Message-ID / delivery id) and their attempt count. An erased one stays failed:
     it has no content left."""
+    await notify(conn, DELIVERY_CHANNEL)
     return await conn.fetch(
         """UPDATE notifications SET status = 'pending', next_attempt_at = now(), retry_window_from = now(),
                lease_until = NULL

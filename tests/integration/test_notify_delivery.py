@@ -165,7 +165,8 @@ async def test_a_relay_that_is_down_opens_the_breaker_and_everything_goes_out_on
     notify: Notify,
 ) -> None:
     port = free_port()  # nothing listens yet: connection refused
-    use_smtp(notify, port, delivery_breaker_failures=2, delivery_breaker_cooloff_seconds=0.2)
+    # A cool-off long enough that the three rounds below run inside it even on a busy machine.
+    use_smtp(notify, port, delivery_breaker_failures=2, delivery_breaker_cooloff_seconds=2.0)
     await notify.on_matches(proposed(matches=[match("a"), match("b"), match("c")]))
     worker = notify.worker()
     assert await worker.deliver_due() == 5  # four mails and the referrer's status-view entry
@@ -260,6 +261,25 @@ async def test_shutdown_waits_for_the_send_in_flight_or_leaves_it_to_its_lease(
         assert await notify.worker().deliver_due() == 1, "after its lease it is sent again, alone"
     assert server.count() == {SLOW: 1 if finishes_in_time else 2, **{p: 1 for p in PROVIDERS}}
     assert {s for s, _ in (await statuses(notify)).values()} == {"delivered"}
+
+
+async def test_a_committed_message_wakes_the_running_worker_before_its_next_poll(
+    notify: Notify, relay: tuple[Relay, Controller],
+) -> None:
+    server, controller = relay
+    use_smtp(notify, controller.port, delivery_poll_seconds=120.0)
+    worker = notify.worker()
+    await worker.start()
+    try:
+        await asyncio.sleep(1.0)  # its first round found nothing; the next poll is two minutes away
+        await notify.on_matches(proposed(matches=[match("a"), match("b")]))
+
+        async def all_sent() -> bool:
+            return len(server.received) == 3
+
+        await until(all_sent, "the commit's NOTIFY woke the worker", timeout=15)
+    finally:
+        await worker.stop()
 
 
 async def test_a_broken_webhook_host_pauses_that_host_only(notify: Notify, receiver: Receiver) -> None:

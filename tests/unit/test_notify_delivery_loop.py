@@ -4,9 +4,8 @@ fake pool: it survives a database that is away, keeps its heartbeat and goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
 
@@ -88,21 +87,58 @@ class Conn:
     async def fetchval(self, *args: Any) -> float:
         return 0.0
 
+    # What the loop's LISTEN connection needs (shared.listener).
+    async def add_listener(self, *args: Any) -> None:
+        pass
+
+    async def remove_listener(self, *args: Any) -> None:
+        pass
+
+    def add_termination_listener(self, *args: Any) -> None:
+        pass
+
+    def is_closed(self) -> bool:
+        return False
+
 
 class FlakyPool:
-    """A pool whose database is away for the first few acquisitions."""
+    """A pool whose database is away for the first few acquisitions (as a block, and as the
+    plain acquire the LISTEN connection uses)."""
 
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.claims = 0
 
-    @contextlib.asynccontextmanager
-    async def acquire(self) -> AsyncIterator[Conn]:
+    def _connect(self) -> Conn:
         if self.failures:
             self.failures -= 1
             raise ConnectionRefusedError("database away")
-        self.claims += 1
-        yield Conn()
+        return Conn()
+
+    def acquire(self) -> _Acquire:
+        return _Acquire(self)
+
+    async def release(self, conn: Conn) -> None:
+        pass
+
+
+class _Acquire:
+    def __init__(self, pool: FlakyPool) -> None:
+        self.pool = pool
+
+    def __await__(self) -> Generator[Any, None, Conn]:
+        return self._conn().__await__()
+
+    async def _conn(self) -> Conn:
+        return self.pool._connect()
+
+    async def __aenter__(self) -> Conn:
+        conn = self.pool._connect()
+        self.pool.claims += 1
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
 
 
 async def test_the_loop_survives_a_database_outage_and_keeps_beating() -> None:
