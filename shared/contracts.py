@@ -334,14 +334,35 @@ class MatchesProposed(_Contract):
     signal: SignalReceived
 
 
+class RecipientRole(StrEnum):
+    """Whom a message is for."""
+
+    CAREGIVER = "caregiver"
+    REFERRER = "referrer"  # the partner organisation that posted the signal
+    PROVIDER = "provider"  # a proposed service (or the Wmo desk) asked to accept a referral
+    CONSULTANT = "consultant"  # the municipality's caregiver consultant
+    RESIDENT = "resident"  # someone who voiced a concern about a caregiver (confirmation mail)
+
+
+class DeliveryStatus(StrEnum):
+    """Where a message is. Only outcomes travel in ``notification.sent`` (delivered, failed,
+    suppressed); pending and erased stay inside notify."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"  # never sent: no consent, do not contact, no usable address
+    ERASED = "erased"  # the caregiver was erased before it went out
+
+
 class NotificationSent(_Contract):
     signal_id: UUID
     case_id: UUID
     notification_id: UUID
-    recipient_role: str  # caregiver | referrer | provider | consultant
+    recipient_role: RecipientRole
     channel: str
     template: str
-    status: str  # delivered | failed | suppressed
+    status: DeliveryStatus
     sent_at: datetime
     detail: str | None = None
 
@@ -640,6 +661,8 @@ FIELD_NOTES: dict[str, str] = {
     "MatchesProposed.matches": "the proposals, best first; the consultant's entry when escalated",
     "MatchesProposed.no_match_reason": "why nothing matched (the consultant takes over)",
     "NotificationSent.notification_id": "the message's id (e-mail Message-ID, webhook X-Delivery-Id)",
+    "NotificationSent.recipient_role": "whom the message was for",
+    "NotificationSent.status": "the outcome: delivered, failed or suppressed",
     "NotificationSent.channel": "email, sms, webhook, status_view or none",
     "NotificationSent.template": "which message",
     "NotificationSent.sent_at": "when the outcome was recorded",

@@ -7,13 +7,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
+from enum import StrEnum
 from typing import Any
 
 from services.matching.pc4 import PC4_CENTROIDS, pc4_of
 from services.matching.taxonomy import TAXONOMY, TERMS
 from shared import municipalities
 
-STATUSES = ("active", "inactive", "defunct", "temporarily closed")
+
+class ServiceStatus(StrEnum):
+    """HSDS ``service.status`` (the migration's CHECK lists the same values)."""
+
+    ACTIVE = "active"
+    INACTIVE = "inactive"
+    DEFUNCT = "defunct"
+    TEMPORARILY_CLOSED = "temporarily closed"
+
+
+STATUSES = tuple(status.value for status in ServiceStatus)
 TOOI_MUNICIPALITY = "https://identifier.overheid.nl/tooi/id/gemeente/"
 
 
