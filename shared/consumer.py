@@ -119,6 +119,8 @@ class EventConsumer:
         self._waiting: dict[int, _Waiting] = {}
         self._subscribers: dict[str, Any] = {}
         self.topics: list[str] = []
+        # The event types handled per topic (the rest are ignored): the event catalogue reads it.
+        self.event_types: dict[str, tuple[str, ...]] = {}
 
     def subscribe(self, routes: dict[str, dict[str, Route]]) -> None:
         """One subscriber per topic, each in its own consumer group (``<service>.<topic>``,
@@ -126,6 +128,7 @@ class EventConsumer:
         handled in parallel, each partition in order, so one caregiver's events stay ordered."""
         for topic, topic_routes in routes.items():
             self.topics.append(topic)
+            self.event_types[topic] = tuple(topic_routes)
             subscriber = self._broker.subscriber(
                 topic,
                 group_id=self.group(topic),

@@ -334,14 +334,35 @@ class MatchesProposed(_Contract):
     signal: SignalReceived
 
 
+class RecipientRole(StrEnum):
+    """Whom a message is for."""
+
+    CAREGIVER = "caregiver"
+    REFERRER = "referrer"  # the partner organisation that posted the signal
+    PROVIDER = "provider"  # a proposed service (or the Wmo desk) asked to accept a referral
+    CONSULTANT = "consultant"  # the municipality's caregiver consultant
+    RESIDENT = "resident"  # someone who voiced a concern about a caregiver (confirmation mail)
+
+
+class DeliveryStatus(StrEnum):
+    """Where a message is. Only outcomes travel in ``notification.sent`` (delivered, failed,
+    suppressed); pending and erased stay inside notify."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    SUPPRESSED = "suppressed"  # never sent: no consent, do not contact, no usable address
+    ERASED = "erased"  # the caregiver was erased before it went out
+
+
 class NotificationSent(_Contract):
     signal_id: UUID
     case_id: UUID
     notification_id: UUID
-    recipient_role: str  # caregiver | referrer | provider | consultant
+    recipient_role: RecipientRole
     channel: str
     template: str
-    status: str  # delivered | failed | suppressed
+    status: DeliveryStatus
     sent_at: datetime
     detail: str | None = None
 
@@ -551,4 +572,140 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     EventType.CASE_ANSWERS_RECORDED: CaseAnswersRecorded,
     EventType.CASE_HANDED_OFF: CaseHandedOff,
     EventType.CASE_CLOSED: CaseClosed,
+}
+
+
+# --- field descriptions (docs/events.md) ------------------------------------------------
+
+#: What a payload field means, for the event catalogue (``python -m deploy.catalogue``) where
+#: the field has no comment beside it: by field name where the name means the same in every
+#: payload, by ``Model.field`` where it does not. A new field gets a comment or a line here.
+FIELD_NOTES: dict[str, str] = {
+    "signal_id": "the signal's id, given at intake; the referrer's reference to it",
+    "case_id": "the caregiver's case at screening (signals about one caregiver merged)",
+    "signal_ids": "the signals concerned",
+    "case_ids": "the cases concerned",
+    "signal": "the signal as far as this stage may see it (sealed on the wire)",
+    "result": "the case's screening result",
+    "municipality_code": "CBS code of the caregiver's municipality, e.g. GM0327",
+    "risk_level": "in_balance, at_risk, overburdened or crisis",
+    "note": "free text for the people who act on it",
+    "reason": "why, in words a person can read out",
+    "service_id": "the HSDS service id on the social map",
+    "service_name": "the service's name on the social map",
+    "reservation_id": "the place held for this proposal",
+    "Source.kind": "who noticed: the kind of organisation or person",
+    "Source.reference": "the referrer's own reference (e.g. its file number)",
+    "Caregiver.name": "the caregiver's name",
+    "Caregiver.email": "one e-mail address",
+    "Caregiver.phone": "a phone number (SMS)",
+    "Caregiver.birth_year": "for the age factor and the pseudonym; never a full date",
+    "Caregiver.postcode": "PC4 or PC6; for the area and the pseudonym",
+    "Caregiver.preferred_language": "the language of messages and of services looked for",
+    "Caregiver.contact_preference": "how the caregiver wants to be reached; do_not_contact suppresses every message",
+    "CareRecipient.relationship": "the caregiver's relation to the person cared for",
+    "CareRecipient.condition": "free text (Dutch or English); screening recognises e.g. dementia",
+    "CareRecipient.age": "age of the person cared for",
+    "CareSituation.hours_per_week": "hours of care a week",
+    "CareSituation.duration_months": "how long the care has gone on",
+    "CareSituation.lives_together": "the caregiver lives with the person cared for",
+    "CareSituation.combines_with_work": "the caregiver also has paid work",
+    "InstrumentAnswers.id": "the instrument (GET /v1/instruments), e.g. ediz_plus",
+    "InstrumentAnswers.answers": "one answer value per item, in the instrument's order",
+    "Consent.contact_caregiver": "the caregiver may be contacted",
+    "Consent.share_with_providers": "the caregiver's details may go to the proposed providers",
+    "Consent.obtained_by": "who obtained the consent",
+    "Consent.obtained_at": "when",
+    "SealedSignal.personal": "ciphertext of the fields every stage may need",
+    "SealedSignal.screening": "ciphertext of the fields only screening needs",
+    "CareTask.task": "the kind of care task",
+    "CareTask.effort": "how heavy the caregiver finds it",
+    "CareTask.hours_per_week": "hours a week spent on it",
+    "CareTask.has_help": "someone else helps with it",
+    "SignalReceived.organisation_id": "the partner organisation that posted the signal",
+    "SignalReceived.organisation_name": "its name",
+    "SignalReceived.received_at": "when signals accepted it",
+    "SignalReceived.source": "who noticed",
+    "SignalReceived.caregiver": "the person the signal is about",
+    "SignalReceived.care_recipient": "the person cared for (screening only)",
+    "SignalReceived.care_situation": "load factors of the balance model",
+    "SignalReceived.observations": "signs the referrer noticed (screening only)",
+    "SignalReceived.instrument": "a completed burden instrument (screening only)",
+    "SignalReceived.consent": "what the caregiver agreed to",
+    "SignalReceived.urgency": "normal, high or crisis, as the referrer judged",
+    "SignalReceived.note": "the referrer's free text (screening only)",
+    "SignalReceived.sealed": "the personal fields, encrypted (event version 2)",
+    "SignalReceived.care_tasks": "per care task: effort, hours, help (self-referral)",
+    "ScreeningResult.instrument": "the instrument scored, if any",
+    "ScreeningResult.instrument_version": "its version",
+    "ScreeningResult.score": "the instrument's score",
+    "ScreeningResult.band": "the instrument's band for the score",
+    "ScreeningResult.risk_level": "the judgement",
+    "ScreeningResult.reasons": "why, in plain English sentences",
+    "ScreeningResult.needs": "what would help; matching looks for services covering them",
+    "ScreeningResult.next_instrument": "the instrument to administer next",
+    "SignalScreened.screened_at": "when screening judged it",
+    "CaseEscalated.escalated_at": "when the case was escalated",
+    "CaseEscalated.reason": "why the caregiver consultant must act",
+    "MatchExplanation.covers_needs": "the needs the service covers",
+    "MatchExplanation.eligibility": "why the caregiver is eligible",
+    "MatchExplanation.score_parts": "the ranking's parts: need coverage, distance, capacity, freshness, preference",
+    "ProposedMatch.organization_name": "the organisation offering the service",
+    "ProposedMatch.category": "the service's taxonomy category",
+    "ProposedMatch.score": "the ranking score, 0 to 1",
+    "ProposedMatch.contact_email": "where the referral goes",
+    "ProposedMatch.address": "the service's address",
+    "ProposedMatch.url": "the service's website",
+    "ProposedMatch.explanation": "why this service was proposed",
+    "MatchesProposed.proposed_at": "when matching proposed",
+    "MatchesProposed.matches": "the proposals, best first; the consultant's entry when escalated",
+    "MatchesProposed.no_match_reason": "why nothing matched (the consultant takes over)",
+    "NotificationSent.notification_id": "the message's id (e-mail Message-ID, webhook X-Delivery-Id)",
+    "NotificationSent.recipient_role": "whom the message was for",
+    "NotificationSent.status": "the outcome: delivered, failed or suppressed",
+    "NotificationSent.channel": "email, sms, webhook, status_view or none",
+    "NotificationSent.template": "which message",
+    "NotificationSent.sent_at": "when the outcome was recorded",
+    "NotificationSent.detail": "why a message failed or was suppressed, without personal data",
+    "RescreenDue.last_signal_id": "the case's latest signal",
+    "RescreenDue.risk_level": "the case's level when the re-screen was scheduled",
+    "RescreenDue.due_at": "when the re-screen fell due",
+    "ReferralUpdated.referral_id": "the referral to one provider",
+    "ReferralUpdated.status": "the FHIR Task status",
+    "ReferralUpdated.reason_code": "why a provider rejected (or a referral failed)",
+    "ReferralUpdated.note": "the provider's free text (never shown to the referrer)",
+    "ReferralUpdated.updated_at": "when the status changed",
+    "ReferralUpdated.signal": "the signal, for re-matching after a rejection",
+    "ReferralUpdated.result": "the screening result, for re-matching after a rejection",
+    "FollowUpRecorded.support_arrived": "the caregiver's answer",
+    "FollowUpRecorded.recorded_at": "when they answered",
+    "FollowUpRecorded.note": "the caregiver's own words",
+    "CaregiverErased.erasure_id": "the erasure request",
+    "CaregiverErased.caregiver_pseudonym": "the caregiver's keyed-HMAC pseudonym",
+    "CaregiverErased.signal_ids": "the signals to erase",
+    "CaregiverErased.case_ids": "the cases to erase",
+    "CaregiverErased.requested_at": "when it was asked",
+    "CaregiverErased.scope": "caregiver (the person everywhere) or signals (only these)",
+    "SelfReferralConfirmationRequested.referral_id": "the waiting self-referral",
+    "SelfReferralConfirmationRequested.email": "the address that must confirm",
+    "SelfReferralConfirmationRequested.name": "the name given",
+    "SelfReferralConfirmationRequested.language": "the language of the confirmation mail",
+    "SelfReferralConfirmationRequested.confirm_url": "the link that opens the confirmation page",
+    "SelfReferralConfirmationRequested.expires_at": "after this the submission is deleted unconfirmed",
+    "CaseTakenUp.taken_up_at": "when the case entered the queue",
+    "CaseAnswersRecorded.signal": "the consultant's signal carrying the answers",
+    "CaseAnswersRecorded.recorded_at": "when the answers were recorded",
+    "CaseHandedOff.handed_off_at": "when the consultant handed off",
+    "CaseHandedOff.desk": "the municipality's Wmo desk, as a proposal notify refers to",
+    "CaseHandedOff.note": "the consultant's note for the desk",
+    "CaseClosed.reason": "why the case was closed",
+    "CaseClosed.closed_at": "when",
+    "Envelope.event_id": "unique per event; consumers dedupe on it (inbox)",
+    "Envelope.event_type": "what happened; selects the payload",
+    "Envelope.occurred_at": "when the producer made the event",
+    "Envelope.correlation_id": "follows one signal through every service and log line",
+    "Envelope.causation_id": "the event this one was made in response to",
+    "Envelope.producer": "the producing service",
+    "Envelope.subject": "the caregiver's pseudonym: the Kafka key, so one caregiver's events stay in order",
+    "Envelope.payload": "the event type's payload, below",
 }

@@ -13,9 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from deploy.stack import REPO, EmbeddedPostgres, Tansu, create_databases, free_port
 from tests.tools import CHROMIUM_ARGS, ensure_debian_tool
+
+# The property tests check what holds, not how fast: on two cores shared with a stack, an
+# example can take longer than hypothesis' 200 ms default deadline without anything wrong.
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 # Screenshots of the browser tests, kept as test artifacts (CI can collect this folder).
 ARTIFACTS = REPO / "test-artifacts"

@@ -13,11 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.contracts import DERAILED_CARE, ContactPreference, RiskLevel, ScreeningResult, SignalReceived, Urgency
+from shared.contracts import (
+    DERAILED_CARE,
+    ContactPreference,
+    ReferralStatus,
+    RiskLevel,
+    ScreeningResult,
+    SignalReceived,
+    Urgency,
+)
 
 MUNICIPALITY, REGIONAL_FALLBACK = "municipality", "regional_fallback"
 # Referral statuses in which the provider has not answered yet.
-_UNANSWERED = {"requested"}
+_UNANSWERED = {ReferralStatus.REQUESTED}
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import asyncpg
 
 from shared import access_log
 from shared.access_log import Action, Actor
+from shared.contracts import ReferralStatus
 
 
 def digest(token: str) -> str:
@@ -177,8 +178,8 @@ async def events(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg.Record
 async def propose(conn: asyncpg.Connection, case_id: UUID, service_id: str, service_name: str, at: datetime) -> None:
     await conn.execute(
         """INSERT INTO case_referrals (case_id, service_id, service_name, status, created_at, updated_at)
-           VALUES ($1, $2, $3, 'requested', $4, $4) ON CONFLICT (case_id, service_id) DO NOTHING""",
-        case_id, service_id, service_name, at)
+           VALUES ($1, $2, $3, $5, $4, $4) ON CONFLICT (case_id, service_id) DO NOTHING""",
+        case_id, service_id, service_name, at, ReferralStatus.REQUESTED.value)
 
 
 async def referral_update(conn: asyncpg.Connection, case_id: UUID, service_id: str, referral_id: UUID,

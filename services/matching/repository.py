@@ -17,7 +17,8 @@ from uuid import UUID
 import asyncpg
 
 from services.matching.domain import Candidate, haversine_km
-from services.matching.hsds import Organization, Service, to_service_full
+from services.matching.hsds.model import Organization, Service
+from services.matching.hsds.writers import to_service_full
 from services.matching.pc4 import centroid
 from services.matching.taxonomy import TAXONOMY
 from shared.retention import Purge

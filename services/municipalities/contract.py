@@ -44,8 +44,8 @@ class ReleasedGroup(BaseModel):
     no_match_reason: str | None = Field(None, description="matches.proposed: why nothing could be proposed")
     time_to_support: str | None = Field(None, description="hours band from the signal to the proposal "
                                         "(matches.proposed) or to the accepted referral (referral.updated)")
-    referral_status: str | None = None
-    rejection_reason: str | None = None
+    referral_status: str | None = Field(None, description="referral.updated: the provider's answer (FHIR Task status)")
+    rejection_reason: str | None = Field(None, description="referral.updated: the reason code of a rejection")
     support_arrived: bool | None = Field(None, description="followup.recorded: did the support arrive?")
 
 

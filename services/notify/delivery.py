@@ -41,6 +41,7 @@ from services.notify.context import NotifyContext
 from services.notify.domain import STATUS_VIEW
 from services.notify.notifications import report
 from services.notify.repository import DELIVERY_CHANNEL
+from shared.contracts import DeliveryStatus
 from shared.listener import Listener
 from shared.logging import describe_error, redact
 from shared.service import Runtime
@@ -199,19 +200,19 @@ class DeliveryWorker:
             self.breakers.succeeded(key)
         self.ctx.metrics.breaker_state.labels(key).set(int(self.breakers.state(key)))
 
-    def _outcome(self, row: Any, error: Exception | None) -> tuple[str, str | None, float | None]:
+    def _outcome(self, row: Any, error: Exception | None) -> tuple[DeliveryStatus, str | None, float | None]:
         """(status, detail, retry in seconds) for a send's result."""
         if error is None:
-            return "delivered", None, None
+            return DeliveryStatus.DELIVERED, None, None
         detail = describe_error(error)
         if isinstance(error, PermanentDeliveryError):
-            return "failed", detail, None
+            return DeliveryStatus.FAILED, detail, None
         s = self.settings
         delay = min(s.delivery_max_backoff_seconds, s.delivery_backoff_seconds * 2 ** max(0, row["attempts"] - 1))
         window_ends = row["retry_window_from"] + timedelta(hours=s.delivery_retry_window_hours)
         if datetime.now(UTC) + timedelta(seconds=delay) > window_ends:
-            return "failed", f"gave up after {row['attempts']} attempts: {detail}", None
-        return "pending", redact(repr(error)), delay
+            return DeliveryStatus.FAILED, f"gave up after {row['attempts']} attempts: {detail}", None
+        return DeliveryStatus.PENDING, redact(repr(error)), delay
 
     async def _record(self, row: Any, error: Exception | None) -> None:
         """Record the outcome in its own transaction. The database may be away for a moment:
@@ -224,7 +225,7 @@ class DeliveryWorker:
                 async with self.runtime.pool.acquire() as conn, conn.transaction():
                     recorded = await repository.record_outcome(conn, row["id"], row["attempts"], status, detail,
                                                                retry_in)
-                    if recorded and status != "pending":
+                    if recorded and status is not DeliveryStatus.PENDING:
                         await report(conn, self.ctx, dict(row), status, detail)
                 break
             except Exception as exc:
@@ -237,9 +238,9 @@ class DeliveryWorker:
         ids = {"notification_id": str(row["id"]), "channel": row["channel"], "attempt": row["attempts"]}
         if not recorded:
             log.info("outcome not recorded: the notification was erased or finished meanwhile", outcome=status, **ids)
-        elif status == "failed":
+        elif status is DeliveryStatus.FAILED:
             log.error("notification failed", error=detail, **ids)
-        elif status == "pending":
+        elif status is DeliveryStatus.PENDING:
             self.ctx.metrics.deliveries.labels(row["channel"], "retry").inc()
             log.warning("notification will be retried", retry_in=retry_in, error=detail, **ids)
 

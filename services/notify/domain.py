@@ -28,14 +28,14 @@ from shared.contracts import (
     ContactPreference,
     MatchesProposed,
     ProposedMatch,
+    RecipientRole,
     ReferralStatus,
     ScreeningResult,
     SelfReferralConfirmationRequested,
     SignalReceived,
 )
 
-CAREGIVER, REFERRER, PROVIDER, CONSULTANT = "caregiver", "referrer", "provider", "consultant"
-RESIDENT = "resident"  # someone who voiced a concern about a caregiver
+R = RecipientRole
 EMAIL, SMS, WEBHOOK, STATUS_VIEW, NONE = "email", "sms", "webhook", "status_view", "none"
 # The channels a caregiver's contact preference maps to; phone and post are a person's job.
 _CAREGIVER_CHANNELS = {ContactPreference.EMAIL: EMAIL, ContactPreference.SMS: SMS}
@@ -63,7 +63,7 @@ class ReferralRef:
 
 @dataclass(frozen=True)
 class Planned:
-    recipient_role: str
+    recipient_role: RecipientRole
     channel: str
     address: str | None
     template: str
@@ -74,7 +74,7 @@ class Planned:
     referral_id: UUID | None = None
 
 
-def dedupe_key(scope: Any, role: str, address: str | None, template: str, variant: str = "") -> str:
+def dedupe_key(scope: Any, role: RecipientRole, address: str | None, template: str, variant: str = "") -> str:
     """One message per scope (case, signal or referral), recipient and template; the variant
     tells genuinely different messages apart (another proposal set, another status). The
     caregiver's own address never goes in (callers pass None): their case already names
@@ -191,20 +191,20 @@ def plan_proposals(
     # the proposals a little, and a second, slightly different overview would only confuse.
     # A re-match after a decline is news for the caregiver, so it gets its own message.
     planned.append(Planned(
-        CAREGIVER, channel, address, "caregiver_proposals", language,
-        dedupe_key(event.case_id, CAREGIVER, None, "caregiver_proposals",
+        R.CAREGIVER, channel, address, "caregiver_proposals", language,
+        dedupe_key(event.case_id, R.CAREGIVER, None, "caregiver_proposals",
                    f"rematch:{proposal_set}" if rematch else ""),
         base | {"caregiver_name": signal.caregiver.name or "", "status_url": signal.status_url,
                 "social_map_url": social_map_url}, reason))
 
     r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)
     planned.append(Planned(
-        REFERRER, r_channel, r_address, "referrer_update", r_language,
-        dedupe_key(event.signal_id, REFERRER, r_address, "referrer_update", proposal_set),
+        R.REFERRER, r_channel, r_address, "referrer_update", r_language,
+        dedupe_key(event.signal_id, R.REFERRER, r_address, "referrer_update", proposal_set),
         base | {"caregiver_contacted": reason is None, "caregiver_reason": reason}))
 
     for match in event.matches:
-        role = CONSULTANT if match.consultant else PROVIDER
+        role = R.CONSULTANT if match.consultant else R.PROVIDER
         template = "consultant_referral" if match.consultant else "provider_referral"
         ref = referrals.get(match.service_id)
         if ref is None:
@@ -244,8 +244,8 @@ def plan_referral_update(
         "status": status.value, "reason_code": referral["reason_code"],
     }
     return Planned(
-        REFERRER, channel, address, "referrer_referral_status", language,
-        dedupe_key(referral["id"], REFERRER, address, "referrer_referral_status", status.value),
+        R.REFERRER, channel, address, "referrer_referral_status", language,
+        dedupe_key(referral["id"], R.REFERRER, address, "referrer_referral_status", status.value),
         context, referral_id=referral["id"])
 
 
@@ -259,7 +259,7 @@ def referral_context(referral: Mapping[str, Any], links: Mapping[str, str], resp
 
 
 def plan_reminder(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> Planned:
-    role = CONSULTANT if referral["consultant"] else PROVIDER
+    role = R.CONSULTANT if referral["consultant"] else R.PROVIDER
     address = referral["contact_email"]
     return Planned(
         role, EMAIL if address else NONE, address, "provider_reminder", "nl",
@@ -272,8 +272,8 @@ def plan_escalation(referral: Mapping[str, Any], consultant_email: str | None, r
     """The provider did not answer in time: the area's caregiver consultant steps in."""
     signal = SignalReceived.model_validate(referral["signal"])
     return Planned(
-        CONSULTANT, EMAIL if consultant_email else NONE, consultant_email, "consultant_escalation", "nl",
-        dedupe_key(referral["id"], CONSULTANT, consultant_email, "consultant_escalation"),
+        R.CONSULTANT, EMAIL if consultant_email else NONE, consultant_email, "consultant_escalation", "nl",
+        dedupe_key(referral["id"], R.CONSULTANT, consultant_email, "consultant_escalation"),
         referral_context(referral, {}, respond_by),
         None if consultant_email else
         f"no caregiver consultant known for {signal.caregiver.municipality_code}",
@@ -288,8 +288,8 @@ def plan_follow_up(
     signal = SignalReceived.model_validate(follow_up["signal"])
     channel, address, reason = caregiver_route(signal, channels)
     return Planned(
-        CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
-        dedupe_key(follow_up["case_id"], CAREGIVER, None, "caregiver_followup"),
+        R.CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
+        dedupe_key(follow_up["case_id"], R.CAREGIVER, None, "caregiver_followup"),
         {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services],
          "status_url": signal.status_url, **links},
         reason)
@@ -297,7 +297,7 @@ def plan_follow_up(
 
 def plan_confirmation(request: SelfReferralConfirmationRequested) -> Planned:
     """The double opt-in of the public front door: the link that confirms a submission."""
-    role = RESIDENT if request.concern else CAREGIVER
+    role = R.RESIDENT if request.concern else R.CAREGIVER
     return Planned(
         role, EMAIL, request.email, "selfreferral_confirmation", request.language.value,
         dedupe_key(request.referral_id, role, request.email, "selfreferral_confirmation"),
@@ -306,7 +306,7 @@ def plan_confirmation(request: SelfReferralConfirmationRequested) -> Planned:
 
 def should_follow_up(planned: Iterable[Planned]) -> bool:
     """Only a caregiver who was told about support is asked whether it arrived."""
-    return any(p.recipient_role == CAREGIVER and p.suppressed_reason is None for p in planned)
+    return any(p.recipient_role == R.CAREGIVER and p.suppressed_reason is None for p in planned)
 
 
 def _webhook_data(planned: Planned) -> dict[str, Any]:
@@ -343,8 +343,8 @@ def plan_handoff(event: MatchesProposed, ref: ReferralRef, note: str | None) -> 
         "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers), "note": note,
     }
     address = desk.contact_email
-    return Planned(PROVIDER, EMAIL if address else NONE, address, "wmo_handoff", "nl",
-                   dedupe_key(ref.id, PROVIDER, address, "wmo_handoff"), context,
+    return Planned(R.PROVIDER, EMAIL if address else NONE, address, "wmo_handoff", "nl",
+                   dedupe_key(ref.id, R.PROVIDER, address, "wmo_handoff"), context,
                    None if address else "no e-mail address for the Wmo desk", referral_id=ref.id)
 
 
@@ -354,8 +354,8 @@ def plan_closed(case_id: UUID, signal: SignalReceived, reason: str, reason_text:
     of condolence instead of any further question about the care."""
     channel, address, suppressed = caregiver_route(signal, channels)
     return Planned(
-        CAREGIVER, channel, address, "caregiver_closed", signal.caregiver.preferred_language.value,
-        dedupe_key(case_id, CAREGIVER, address, "caregiver_closed", reason),
+        R.CAREGIVER, channel, address, "caregiver_closed", signal.caregiver.preferred_language.value,
+        dedupe_key(case_id, R.CAREGIVER, address, "caregiver_closed", reason),
         {"caregiver_name": signal.caregiver.name or "", "deceased": reason == "deceased", "reason_text": reason_text},
         suppressed)
 

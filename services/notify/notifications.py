@@ -18,7 +18,13 @@ from services.notify import domain, repository
 from services.notify.context import NotifyContext
 from services.notify.sms import address_digest
 from services.notify.templates import render
-from shared.contracts import EventType, NotificationSent, Topics
+from shared.contracts import (
+    DeliveryStatus,
+    EventType,
+    NotificationSent,
+    RecipientRole,
+    Topics,
+)
 from shared.outbox import add_event, new_event
 
 
@@ -34,7 +40,7 @@ class Scope:
 
 
 async def report(
-    conn: asyncpg.Connection, ctx: NotifyContext, row: dict[str, Any], status: str, detail: str | None,
+    conn: asyncpg.Connection, ctx: NotifyContext, row: dict[str, Any], status: DeliveryStatus, detail: str | None,
 ) -> None:
     """Emit notification.sent for a message whose outcome is now known."""
     payload = NotificationSent(
@@ -62,7 +68,7 @@ def _content(notification_id: UUID, planned: domain.Planned, occurred_at: str) -
 async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, planned: domain.Planned) -> bool:
     """Store one planned message unless its dedupe key was seen; True when it is new."""
     notification_id = uuid4()
-    if (planned.recipient_role == domain.CAREGIVER and planned.address and not planned.suppressed_reason
+    if (planned.recipient_role == RecipientRole.CAREGIVER and planned.address and not planned.suppressed_reason
             and await repository.is_do_not_contact(conn, address_digest(planned.address))):
         planned = replace(planned, suppressed_reason="the caregiver replied STOP")
     if planned.suppressed_reason:
@@ -86,12 +92,12 @@ async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, plan
         "subject": subject,
         "body_text": text,
         "body_html": html,
-        "status": "suppressed" if planned.suppressed_reason else "pending",
+        "status": DeliveryStatus.SUPPRESSED if planned.suppressed_reason else DeliveryStatus.PENDING,
         "last_error": planned.suppressed_reason,
     }
     created = await repository.insert_notification(conn, **row)
     if created and planned.suppressed_reason:
-        await report(conn, ctx, row, "suppressed", planned.suppressed_reason)
+        await report(conn, ctx, row, DeliveryStatus.SUPPRESSED, planned.suppressed_reason)
     return created
 
 

@@ -12,10 +12,16 @@ import asyncpg
 
 from services.notify.domain import Referrer
 from services.notify.lifecycle import OPEN
+from shared.contracts import ReferralStatus
 from shared.listener import notify
 from shared.retention import Purge
 
 _OPEN = sorted(status.value for status in OPEN)
+# The same list as SQL text: ON CONFLICT infers the partial unique index of the open referrals
+# (migration 002) only from a predicate it can prove at planning time, so no parameter there.
+_OPEN_SQL = ", ".join(f"'{status}'" for status in _OPEN)
+# A referral the provider declined or that was called off: its service is no longer live.
+_DROPPED = [ReferralStatus.REJECTED.value, ReferralStatus.CANCELLED.value]
 
 
 def _insert(table: str, row: dict[str, Any]) -> tuple[str, list[Any]]:
@@ -134,7 +140,7 @@ async def insert_referral(conn: asyncpg.Connection, **row: Any) -> tuple[UUID, b
     sql, args = _insert("referrals", row)
     created = await conn.fetchval(
         f"""{sql} ON CONFLICT (case_id, service_id)
-            WHERE status IN ('requested', 'accepted', 'in-progress', 'on-hold') DO NOTHING RETURNING id""",
+            WHERE status IN ({_OPEN_SQL}) DO NOTHING RETURNING id""",
         *args,
     )
     if created is not None:
@@ -187,7 +193,8 @@ async def history(conn: asyncpg.Connection, referral_id: UUID) -> list[asyncpg.R
 
 async def rejected_service_ids(conn: asyncpg.Connection, case_id: UUID) -> list[str]:
     rows = await conn.fetch(
-        "SELECT DISTINCT service_id FROM referrals WHERE case_id = $1 AND status = 'rejected' ORDER BY 1", case_id
+        "SELECT DISTINCT service_id FROM referrals WHERE case_id = $1 AND status = $2 ORDER BY 1", case_id,
+        ReferralStatus.REJECTED.value,
     )
     return [r["service_id"] for r in rows]
 
@@ -195,7 +202,8 @@ async def rejected_service_ids(conn: asyncpg.Connection, case_id: UUID) -> list[
 async def was_rejected_before(conn: asyncpg.Connection, signal_id: UUID) -> bool:
     """A proposal for a signal with a declined referral is a re-match."""
     return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM referrals WHERE signal_id = $1 AND status = 'rejected')", signal_id
+        "SELECT EXISTS (SELECT 1 FROM referrals WHERE signal_id = $1 AND status = $2)", signal_id,
+        ReferralStatus.REJECTED.value,
     ))
 
 
@@ -213,8 +221,8 @@ async def live_services(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg
     """The services a case was referred to that did not decline or drop it."""
     return await conn.fetch(
         """SELECT service_id, service_name, organization_name, consultant FROM referrals
-           WHERE case_id = $1 AND status NOT IN ('rejected', 'cancelled') ORDER BY created_at""",
-        case_id,
+           WHERE case_id = $1 AND status <> ALL($2::text[]) ORDER BY created_at""",
+        case_id, _DROPPED,
     )
 
 

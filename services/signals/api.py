@@ -17,11 +17,11 @@ from fastapi.responses import JSONResponse
 
 from services.signals import domain, pages, repository, service
 from services.signals.config import SignalsSettings
+from services.signals.domain import Organisation, Stage
 from services.signals.erasure import Requester, erase
 from services.signals.handlers import register_handlers
 from services.signals.keys import KeyHolder
 from services.signals.metrics import PipelineMetrics
-from services.signals.repository import Organisation
 from services.signals.schemas import (
     Accepted,
     DataKey,
@@ -128,7 +128,7 @@ async def post_signal(
 
 def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
     body = Accepted(
-        id=signal_id, status="received",
+        id=signal_id, status=Stage.RECEIVED,
         status_url=str(request.url_for("get_signal", signal_id=signal_id)),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from services.signals.repository import Organisation
 from services.signals.schemas import (
     ErasureCaregiver,
     FollowUpView,
@@ -28,6 +29,35 @@ from services.signals.schemas import (
 from shared.contracts import SignalReceived, SourceKind
 from shared.instruments import Catalogue
 from shared.pseudonym import identity_basis, pseudonymise
+
+
+class Stage(StrEnum):
+    """A step in a signal's timeline, recorded from the events downstream services emit."""
+
+    RECEIVED = "received"
+    SCREENED = "screened"
+    ESCALATED = "escalated"
+    MATCHED = "matched"
+    NOTIFIED = "notified"
+    REFERRAL = "referral"
+    FOLLOW_UP = "follow_up"
+    RESCREEN_DUE = "rescreen_due"
+    TAKEN_UP = "taken_up"
+    CLOSED = "closed"
+
+
+# How far along the pipeline a signal is; its status is the furthest of these it reached (the
+# funnel the metrics count). The other stages only add to the timeline: rank -1 never wins, so
+# a referral's answer, the follow-up, a due re-screen or the consultant's steps leave it as is.
+PROGRESS = (Stage.RECEIVED, Stage.SCREENED, Stage.ESCALATED, Stage.MATCHED, Stage.NOTIFIED)
+STAGE_RANK: dict[Stage, int] = {stage: PROGRESS.index(stage) if stage in PROGRESS else -1 for stage in Stage}
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: UUID
+    name: str
+    kind: str
 
 
 def request_hash(signal: SignalIn) -> str:
@@ -137,24 +167,24 @@ _SCREENING_FIELDS = set(ScreeningView.model_fields) - {"case_id"}
 
 def _summary(stage: str, detail: dict[str, Any]) -> str | None:
     match stage:
-        case "screened":
+        case Stage.SCREENED:
             return f"risk level {detail['result']['risk_level']}"
-        case "escalated":
+        case Stage.ESCALATED:
             return CONSULTANT_INVOLVED
-        case "matched":
+        case Stage.MATCHED:
             n = len(detail.get("matches", []))
             return f"{n} proposal(s)" if n else detail.get("no_match_reason")
-        case "notified":
+        case Stage.NOTIFIED:
             return f"{detail['recipient_role']} via {detail['channel']}: {detail['status']}"
-        case "referral":
+        case Stage.REFERRAL:
             return f"{detail['service_name']}: {detail['status']}"
-        case "follow_up":
+        case Stage.FOLLOW_UP:
             return "support arrived" if detail["support_arrived"] else "support did not arrive"
-        case "rescreen_due":
+        case Stage.RESCREEN_DUE:
             return "re-screening due"
-        case "taken_up":
+        case Stage.TAKEN_UP:
             return TAKEN_UP
-        case "closed":
+        case Stage.CLOSED:
             return CLOSED
     return None
 
@@ -167,14 +197,14 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
     follow_up = taken_up = closed = None
     for row in stages:
         detail = row["detail"]
-        if row["stage"] == "screened":
+        if row["stage"] == Stage.SCREENED:
             screening = ScreeningView(**{k: v for k, v in detail["result"].items() if k in _SCREENING_FIELDS})
-        elif row["stage"] == "escalated":
+        elif row["stage"] == Stage.ESCALATED:
             escalation = {"at": row["occurred_at"], "summary": CONSULTANT_INVOLVED}
-        elif row["stage"] == "matched":
+        elif row["stage"] == Stage.MATCHED:
             matches = detail.get("matches", [])
             no_match_reason = detail.get("no_match_reason")
-        elif row["stage"] == "notified":
+        elif row["stage"] == Stage.NOTIFIED:
             notifications.append(
                 NotificationView(
                     recipient=detail["recipient_role"], channel=detail["channel"],
@@ -182,14 +212,14 @@ def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
                     at=row["occurred_at"], detail=detail.get("detail"),
                 )
             )
-        elif row["stage"] == "referral":
+        elif row["stage"] == Stage.REFERRAL:
             # Stages come in time order: the last update of a referral is its status.
             referrals[detail["referral_id"]] = ReferralView(**detail, at=row["occurred_at"])
-        elif row["stage"] == "follow_up":
+        elif row["stage"] == Stage.FOLLOW_UP:
             follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row["occurred_at"])
-        elif row["stage"] == "taken_up":
+        elif row["stage"] == Stage.TAKEN_UP:
             taken_up = taken_up or {"at": row["occurred_at"], "summary": TAKEN_UP}
-        elif row["stage"] == "closed":
+        elif row["stage"] == Stage.CLOSED:
             closed = {"at": row["occurred_at"], "summary": CLOSED}
     return SignalStatus(
         id=signal["id"],

@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 
 from services.signals import repository
+from services.signals.domain import Stage
 from shared.consumer import Route
 from shared.contracts import (
     CaseClosed,
@@ -36,7 +37,7 @@ log = structlog.get_logger(__name__)
 
 async def _record(
     conn: asyncpg.Connection, event: Envelope[Any], signal_id: UUID,
-    stage: str, occurred_at: datetime, detail: dict[str, Any], case_id: UUID | None = None,
+    stage: Stage, occurred_at: datetime, detail: dict[str, Any], case_id: UUID | None = None,
 ) -> None:
     known = await repository.add_stage(conn, signal_id, stage, occurred_at, event.event_id, detail, case_id=case_id)
     if not known:  # e.g. erased, or a signal from another environment: nothing to update
@@ -46,13 +47,13 @@ async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened])
     p = event.payload
     # A producer from before own_result sent only the case's judgement.
     detail = {"result": (p.own_result or p.result).model_dump(mode="json")}
-    await _record(conn, event, p.signal_id, "screened", p.screened_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, Stage.SCREENED, p.screened_at, detail, p.case_id)
 
 
 async def on_escalated(conn: asyncpg.Connection, event: Envelope[CaseEscalated]) -> None:
     p = event.payload
     # Not the reason nor the level: they are the case's, built from other organisations' signals.
-    await _record(conn, event, p.signal_id, "escalated", p.escalated_at, {}, p.case_id)
+    await _record(conn, event, p.signal_id, Stage.ESCALATED, p.escalated_at, {}, p.case_id)
 
 
 async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
@@ -61,46 +62,46 @@ async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed])
         "matches": [m.model_dump(mode="json", exclude={"contact_email"}) for m in p.matches],
         "no_match_reason": p.no_match_reason,
     }
-    await _record(conn, event, p.signal_id, "matched", p.proposed_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, Stage.MATCHED, p.proposed_at, detail, p.case_id)
 
 
 async def on_notification(conn: asyncpg.Connection, event: Envelope[NotificationSent]) -> None:
     p = event.payload
     detail = p.model_dump(mode="json", include={"recipient_role", "channel", "template", "status", "detail"})
-    await _record(conn, event, p.signal_id, "notified", p.sent_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, Stage.NOTIFIED, p.sent_at, detail, p.case_id)
 
 
 async def on_referral(conn: asyncpg.Connection, event: Envelope[ReferralUpdated]) -> None:
     p = event.payload
     # Not the note: free text from a provider has no place in the referrer's view.
     detail = p.model_dump(mode="json", include={"referral_id", "service_name", "status", "reason_code", "updated_by"})
-    await _record(conn, event, p.signal_id, "referral", p.updated_at, detail, p.case_id)
+    await _record(conn, event, p.signal_id, Stage.REFERRAL, p.updated_at, detail, p.case_id)
 
 
 async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
     p = event.payload
-    await _record(conn, event, p.signal_id, "follow_up", p.recorded_at,
+    await _record(conn, event, p.signal_id, Stage.FOLLOW_UP, p.recorded_at,
                   {"support_arrived": p.support_arrived}, p.case_id)
 
 
 async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]) -> None:
     p = event.payload
     # Not the level: it is the case's.
-    await _record(conn, event, p.last_signal_id, "rescreen_due", p.due_at, {}, p.case_id)
+    await _record(conn, event, p.last_signal_id, Stage.RESCREEN_DUE, p.due_at, {}, p.case_id)
 
 
 async def on_taken_up(conn: asyncpg.Connection, event: Envelope[CaseTakenUp]) -> None:
     p = event.payload
     # Only that a person has it: not why, not which queue, not the other signals.
     for signal_id in p.signal_ids:
-        await _record(conn, event, signal_id, "taken_up", p.taken_up_at, {}, p.case_id)
+        await _record(conn, event, signal_id, Stage.TAKEN_UP, p.taken_up_at, {}, p.case_id)
 
 
 async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
     p = event.payload
     # Not the reason: it is about the caregiver's life (a death, a move), not the referrer's.
     for signal_id in p.signal_ids:
-        await _record(conn, event, signal_id, "closed", p.closed_at, {}, p.case_id)
+        await _record(conn, event, signal_id, Stage.CLOSED, p.closed_at, {}, p.case_id)
 
 
 def register_handlers(runtime: Runtime) -> None:

@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncpg
 from prometheus_client import CollectorRegistry, Gauge
 
-FUNNEL = ("received", "screened", "escalated", "matched", "notified")
+from services.signals.domain import PROGRESS, Stage
+
+FUNNEL = tuple(stage.value for stage in PROGRESS)
 QUANTILES = (0.5, 0.95, 0.99)
 
 
@@ -34,16 +36,16 @@ class PipelineMetrics:
             self.stage.labels(stage).set(counts.get(stage, 0))
         latencies = await pool.fetchrow(
             """WITH firsts AS (
-                   SELECT signal_id, min(occurred_at) FILTER (WHERE stage = 'received') AS received,
-                          min(occurred_at) FILTER (WHERE stage = 'notified') AS notified
+                   SELECT signal_id, min(occurred_at) FILTER (WHERE stage = $2) AS received,
+                          min(occurred_at) FILTER (WHERE stage = $3) AS notified
                    FROM signal_stages
                    WHERE signal_id IN (SELECT signal_id FROM signal_stages
-                                       WHERE stage = 'notified' AND occurred_at > now() - interval '1 hour')
+                                       WHERE stage = $3 AND occurred_at > now() - interval '1 hour')
                    GROUP BY signal_id)
                SELECT percentile_cont($1::float8[]) WITHIN GROUP
                         (ORDER BY EXTRACT(EPOCH FROM notified - received)) AS q
                FROM firsts WHERE received IS NOT NULL""",
-            list(QUANTILES),
+            list(QUANTILES), Stage.RECEIVED.value, Stage.NOTIFIED.value,
         )
         for quantile, value in zip(QUANTILES, latencies["q"] or [0.0] * len(QUANTILES), strict=True):
             self.latency.labels(str(quantile)).set(value or 0.0)

@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.signals import domain, forms, repository, service, sessions
 from services.signals.config import SignalsSettings
-from services.signals.repository import Organisation
+from services.signals.domain import Organisation
 from shared.instruments import load_catalogue
 from shared.municipalities import municipalities
 from shared.pages import Pages, form_fields, language_of, translator, with_language

@@ -3,29 +3,14 @@ erasures."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.signals.domain import STAGE_RANK, Organisation, Stage
 from shared.retention import Purge
-
-# How far along the pipeline a stage is; the signal's status is its furthest stage. A
-# referral's answer, the follow-up and a due re-screen only add to the timeline: rank -1
-# never wins, so they leave the status as it is.
-STAGE_RANK = {
-    "received": 0, "screened": 1, "escalated": 2, "matched": 3, "notified": 4,
-    "referral": -1, "follow_up": -1, "rescreen_due": -1, "taken_up": -1, "closed": -1,
-}
-
-
-@dataclass(frozen=True)
-class Organisation:
-    id: UUID
-    name: str
-    kind: str
 
 
 async def organisation(conn: asyncpg.Connection, organisation_id: UUID) -> Organisation | None:
@@ -74,11 +59,11 @@ async def insert_signal(
         signal_id, organisation_id, pseudonym, municipality_code, source_kind, urgency,
         received_at, body,
     )
-    await add_stage(conn, signal_id, "received", received_at, event_id, {})
+    await add_stage(conn, signal_id, Stage.RECEIVED, received_at, event_id, {})
 
 
 async def add_stage(
-    conn: asyncpg.Connection, signal_id: UUID, stage: str, occurred_at: datetime,
+    conn: asyncpg.Connection, signal_id: UUID, stage: Stage, occurred_at: datetime,
     event_id: UUID, detail: dict[str, Any], case_id: UUID | None = None,
 ) -> bool:
     """Record a stage; returns False when the signal is unknown here."""

@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from services.signals import domain
-from services.signals.repository import STAGE_RANK
+from services.signals.domain import STAGE_RANK
 
 T0 = datetime(2026, 11, 20, 10, tzinfo=UTC)
 
