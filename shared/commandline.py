@@ -116,12 +116,13 @@ def email(value: str) -> str:
     return value
 
 
-def progress(label: str, total: int | None = None, *, unit: str = "it") -> tqdm[Any]:
+def progress(label: str, total: int | None = None, *, unit: str = "it", bar_format: str | None = None) -> tqdm[Any]:
     """A progress bar on stderr, drawn only when stderr is a terminal (quiet in logs and pipes).
 
     ``bar.update(n)`` advances it; ``bar.write(line)`` prints a line above it; close it (or use
-    it as a context manager) when done."""
-    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True)
+    it as a context manager) when done; ``bar_format="{desc}"`` makes it a status line."""
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True,
+                bar_format=bar_format)
 
 
 @dataclass(frozen=True)
