@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import pytest
+from pydantic_settings import SettingsConfigDict
 
 from deploy.stack import free_port
 from shared.commandline import Invocation, Refused, Tool, progress, render
@@ -18,7 +19,7 @@ from shared.config import ServiceSettings
 
 
 class _Settings(ServiceSettings):
-    model_config = {"env_prefix": "CLITEST_", "extra": "ignore"}
+    model_config = SettingsConfigDict(env_prefix="CLITEST_", extra="ignore")
 
 
 def _tool() -> tuple[Tool[_Settings], list[str]]:
