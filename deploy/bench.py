@@ -19,7 +19,6 @@ end-to-end rate is compared with. On a fresh stack it reports every service proc
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -36,25 +35,10 @@ from typing import Any
 import httpx
 
 from deploy.stack import REPO, Stack, StackConfig
+from shared.commandline import new_parser, progress
 from shared.config import running_stack
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
-
-
-class Progress:
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total, self.done, self.started = label, total, 0, time.monotonic()
-
-    def update(self, done: int) -> None:
-        self.done = done
-        width = 30
-        filled = int(width * done / self.total) if self.total else width
-        rate = done / max(time.monotonic() - self.started, 1e-9)
-        sys.stderr.write(f"\r{self.label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:7.1f}/s")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
 
 
 def signal_for(i: int, run: str) -> dict[str, Any]:
@@ -81,7 +65,7 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
     retries: list[int] = []
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        bar = Progress("posting", count)
+        bar = progress("posting", count, unit="signals")
         started = time.monotonic()
         inflight: set[asyncio.Task[None]] = set()
 
@@ -101,7 +85,7 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
                 failures.append(f"{type(exc).__name__}: {exc}"[:200])
                 return
             ids.append(response.json()["id"])
-            bar.update(len(ids))
+            bar.update(1)
 
         for i in range(count):
             # Open-loop pacing: send on schedule whether or not earlier requests finished.
@@ -120,7 +104,7 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
                     "posts_shed_and_retried": len(retries), "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
                     "not_notified_within_timeout": 0}
 
-        bar = Progress("notified", count)
+        bar = progress("notified", count, unit="signals")
         latencies: dict[str, float] = {}
         pending = set(ids)
         deadline = time.monotonic() + timeout
@@ -137,7 +121,7 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
                         datetime.fromisoformat(stages["notified"]) - datetime.fromisoformat(stages["received"])
                     ).total_seconds()
                     pending.discard(signal_id)
-                    bar.update(len(latencies))
+                    bar.update(1)
             if pending:
                 await asyncio.sleep(0.5)
         bar.close()
@@ -273,8 +257,7 @@ def fresh_stack(replicas: int) -> Stack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("python -m deploy.bench", __doc__)
     parser.add_argument("--count", type=int, default=2000, help="signals to post (default 2000)")
     parser.add_argument("--rate", type=float, default=100, help="signals per second (default 100)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all to be notified")

@@ -59,6 +59,7 @@ import httpx
 from deploy.mailbox import journal
 from deploy.run import DEMO_PRIVACY_OFFICER_KEY, seed_demo
 from deploy.stack import REPLICATED, SERVICES, Stack, StackConfig, instance_name
+from shared.commandline import new_parser, progress
 
 DEMO_SIGNAL = json.loads((Path(__file__).parent / "demo" / "signal.json").read_text())
 GP_KEY, WIJKTEAM_KEY = "demo-gp-key", "demo-wijkteam-key"  # seeded by deploy.run.seed_demo
@@ -148,12 +149,11 @@ def signal_body(run: str, caregiver: Caregiver, second: bool) -> dict[str, Any]:
 
 
 class Console:
-    """Event lines on stdout; one progress line on stderr, redrawn in place on a terminal."""
+    """Event lines on stdout; one status line on stderr below them (tqdm), drawn only on a terminal."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self._last_progress = 0.0
+        self._status = progress("", bar_format="{desc}")
         self._lock = threading.Lock()
         self.lines: list[str] = []
 
@@ -164,18 +164,11 @@ class Console:
         line = f"[chaos {self.elapsed():6.1f}s] {text}"
         with self._lock:
             self.lines.append(line)
-            if self.tty:
-                sys.stderr.write("\r\033[K")
-            print(line, flush=True)
+            self._status.write(line, file=sys.stdout)  # above the status line, which is redrawn
 
     def progress(self, text: str) -> None:
         with self._lock:
-            if self.tty:
-                sys.stderr.write(f"\r\033[K{text}")
-                sys.stderr.flush()
-            elif time.monotonic() - self._last_progress >= 10:
-                self._last_progress = time.monotonic()
-                print(text, file=sys.stderr, flush=True)
+            self._status.set_description_str(text)
 
 
 class Load:
@@ -780,8 +773,7 @@ def run(options: argparse.Namespace) -> Report:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deploy.chaos", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = new_parser("python -m deploy.chaos", __doc__)
     p.add_argument("--seed", type=int, default=1, help="draws the schedule, holds and load (default 1)")
     p.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
                    help=f"run only this scenario (repeatable); one of: {', '.join(SCENARIOS)}")

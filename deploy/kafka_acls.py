@@ -20,13 +20,13 @@ Why each operation:
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.cli import SERVICES
+from shared.commandline import new_parser
 from shared.kafka import with_dlqs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,9 +115,8 @@ def parse(text: str) -> list[Acl]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(prog="python -m deploy.kafka_acls", description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                  epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    cli = new_parser("python -m deploy.kafka_acls", __doc__.split("\n\n")[0],
+                     epilog="\n\n".join(__doc__.split("\n\n")[2:]))
     cli.add_argument("--output", type=Path, help="write the table to this file instead of printing it")
     cli.add_argument("--check", action="store_true", help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale")
     args = cli.parse_args(argv)

@@ -14,7 +14,6 @@ MAILBOX_HOST, MAILBOX_SMTP_PORT and MAILBOX_HTTP_PORT environment variables."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import html
 import json
@@ -34,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from shared.commandline import new_parser
 
 JOURNAL = "journal.jsonl"
 # Recipients at this domain are refused (550): how to see a permanent delivery failure.
@@ -222,8 +223,7 @@ class Mailbox:
 
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
-    parser = argparse.ArgumentParser(prog="python -m deploy.mailbox", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("python -m deploy.mailbox", __doc__)
     parser.add_argument("--dir", type=Path, default=Path(env("MAILBOX_DIR", ".data/mailbox")),
                         help="where messages are kept (default: .data/mailbox)")
     parser.add_argument("--host", default=env("MAILBOX_HOST", "127.0.0.1"), help="default: 127.0.0.1")

@@ -7,7 +7,6 @@ broker, the mailbox) and prints what it restarted; the services' logs are in .da
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import signal
@@ -22,6 +21,7 @@ import asyncpg
 
 from deploy.stack import REPO, Stack, StackConfig
 from shared import auth
+from shared.commandline import new_parser
 
 DEMO_ORGANISATIONS = [
     ("Huisartsenpraktijk De Linde (demo)", "gp", "demo-gp-key", "praktijk@delinde.example.nl"),
@@ -160,8 +160,7 @@ Press Ctrl-C to stop.
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = new_parser("python -m deploy.run", __doc__)
     parser.add_argument("--data-dir", type=Path, default=REPO / ".data", help="default: .data/")
     parser.add_argument("--no-demo", action="store_true", help="do not seed demo keys and social map")
     parser.add_argument("--log-format", choices=["json", "console"], default="json")

@@ -16,11 +16,13 @@ time), and the last-used time is written at most once a minute per key."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import hmac
 import math
 import secrets
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -36,7 +38,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from shared import ratelimit
-from shared.cli import table
+from shared.commandline import Commands, Invocation, Refused, instant
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 MIN_KEY_LENGTH = 32
@@ -250,12 +252,12 @@ def bearer_credential(
 # --- CLI pieces -------------------------------------------------------------------------------
 
 
-def add_issue_arguments(parser: Any) -> None:
+def add_issue_arguments(parser: argparse.ArgumentParser) -> None:
     """--key, --label, --expires, --rate-per-minute for an ``issue-…`` command."""
     parser.add_argument("--key", help=f"use this key instead of a random one (at least {MIN_KEY_LENGTH} random "
                                       "characters; weak values are refused)")
     parser.add_argument("--label", default="", help="a note on who holds the key")
-    parser.add_argument("--expires", type=_moment, help="expiry, ISO 8601 (e.g. 2027-06-30); default: none")
+    parser.add_argument("--expires", type=instant, help="expiry, ISO 8601 (e.g. 2027-06-30); default: none")
     parser.add_argument("--rate-per-minute", type=int, help="this key's rate limit (default: the scope's setting)")
 
 
@@ -270,27 +272,39 @@ def new_key(given: str | None) -> str:
     return given
 
 
-def _moment(value: str) -> datetime:
-    moment = datetime.fromisoformat(value)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+async def issue_from_command(cmd: Invocation[Any], scopes: Sequence[Scope], subject: str, holder: str) -> int:
+    """Issue the key an ``issue-…`` command asked for (``add_issue_arguments``); print it once,
+    and its id on stderr."""
+    args = cmd.args
+    try:
+        key = new_key(args.key)
+        key_id = await issue(cmd.conn, key=key, scopes=scopes, subject=subject, holder=holder, label=args.label,
+                             expires_at=args.expires, rate_per_minute=args.rate_per_minute)
+    except KeyRefused as exc:
+        raise Refused(str(exc), field="--key") from exc
+    print(key)
+    print(f"id {key_id} (scopes: {', '.join(scopes)}; the key is shown only now)", file=sys.stderr)
+    return 0
 
 
-def add_key_admin_commands(sub: Any) -> None:
+def add_key_admin_commands(commands: Commands[Any]) -> None:
     """``list-keys`` and ``revoke-key --id`` for a service CLI."""
-    sub.add_parser("list-keys", help="every key by id, scope, subject, expiry and last use (never the key itself)")
-    revoke_parser = sub.add_parser("revoke-key", help="revoke a key by its id (shown by issue and list-keys); "
-                                                      "final: the same key is never accepted again")
+    commands.command("list-keys", _list_keys,
+                     help="every key by id, scope, subject, expiry and last use (never the key itself)")
+    revoke_parser = commands.command("revoke-key", _revoke_key, help="revoke a key by its id (shown by issue and "
+                                     "list-keys); final: the same key is never accepted again")
     revoke_parser.add_argument("--id", required=True, type=UUID, help="the key's id")
 
 
-async def run_key_admin_command(conn: asyncpg.Connection, command: str, args: Any) -> bool:
-    """Run ``list-keys`` or ``revoke-key``; False when ``command`` is neither."""
-    if command == "list-keys":
-        rows = [dict(r) | {"scopes": ",".join(r["scopes"])} for r in await list_keys(conn)]
-        print(table(rows, ("id", "scopes", "subject", "holder", "label", "created_at", "expires_at",
-                           "last_used_at", "revoked_at", "rate_per_minute")))
-        return True
-    if command == "revoke-key":
-        print("revoked" if await revoke(conn, args.id) else "no such active key")
-        return True
-    return False
+async def _list_keys(cmd: Invocation[Any]) -> int:
+    rows = [dict(r) | {"scopes": ",".join(r["scopes"])} for r in await list_keys(cmd.conn)]
+    cmd.show(rows, ("id", "scopes", "subject", "holder", "label", "created_at", "expires_at", "last_used_at",
+                    "revoked_at", "rate_per_minute"), empty="no keys")
+    return 0
+
+
+async def _revoke_key(cmd: Invocation[Any]) -> int:
+    if not await revoke(cmd.conn, cmd.args.id):
+        raise Refused("no active key with this id", field="--id", code=1)
+    print("revoked")
+    return 0

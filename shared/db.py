@@ -6,11 +6,8 @@ then the service's own). An advisory lock keeps two replicas from migrating at o
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -120,13 +117,11 @@ CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asy
                      asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InterfaceError)
 
 
-def run_cli(main: Coroutine[Any, Any, int], dsn: str, env_name: str) -> int:
-    """Run a CLI's coroutine; an unreachable database is one line on stderr and exit code 2."""
-    try:
-        return asyncio.run(main)
-    except CONNECTION_ERRORS as exc:
-        print(connection_failure(dsn, env_name, exc), file=sys.stderr)
-        return 2
+async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
+    """One connection decoding json and jsonb as the services' pools do (a command-line tool's)."""
+    conn = await asyncpg.connect(dsn, timeout=timeout)
+    await _init_connection(conn)
+    return conn
 
 
 def connection_failure(dsn: str, env_name: str, exc: BaseException) -> str:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, MutableMapping
+from types import TracebackType
 from typing import Any
 
 import structlog
@@ -52,7 +54,7 @@ def _redact_value(value: Any) -> Any:
     return redact(str(value))  # rendered as text anyway; an exception's text is the usual case
 
 
-def redact_event(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_event(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: runs after exceptions are formatted, right before rendering."""
     return {key: _redact_value(value) for key, value in event_dict.items()}
 
@@ -108,9 +110,25 @@ def configure_logging(service: str, fmt: str = "json", level: str = "INFO") -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # FastStream gives its logger a handler of its own that bypasses the root's.
-    faststream = logging.getLogger("faststream")
-    faststream.handlers.clear()
-    faststream.propagate = True
+    # FastStream and uvicorn give their loggers handlers of their own (plain text, ANSI
+    # colours) that bypass the root's; uvicorn only when it is given a log_config, which
+    # shared.service never does.
+    for library in ("faststream", "faststream.access", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(library)
+        logger.handlers.clear()
+        logger.propagate = True
     for noisy in ("aiokafka", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Python's warnings and uncaught exceptions (of the main thread and of others) would go to
+    # stderr as plain text: log them as JSON lines too.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda hook: _log_uncaught(hook.exc_type, hook.exc_value or hook.exc_type(),
+                                                      hook.exc_traceback)
+
+
+def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    logging.getLogger("uncaught").critical("uncaught exception", exc_info=(kind, exc, tb))

@@ -243,7 +243,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         raise SystemExit(f"{settings.env_name('internal_port')} must differ from {settings.env_name('port')}")
     config = uvicorn.Config(InternalListenerMiddleware(app, settings.internal_port),
                             host=settings.host, port=settings.port, **options)
-    internal = uvicorn.Config(app, host=settings.internal_host or settings.host, port=settings.internal_port)
+    internal = uvicorn.Config(app, host=settings.internal_host or settings.host, port=settings.internal_port,
+                              log_config=None)  # uvicorn's own would print plain text
     sockets = [config.bind_socket(), internal.bind_socket()]
     log.info("internal listener", host=internal.host, port=internal.port)
     uvicorn.Server(config).run(sockets=sockets)

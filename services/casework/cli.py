@@ -12,74 +12,64 @@ municipality in no region lands in the operator's default region (CASEWORK_DEFAU
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import re
 import sys
-
-import asyncpg
 
 from services.casework import repository, service
 from services.casework.api import MIGRATIONS
 from services.casework.config import CaseworkSettings
+from shared.commandline import Invocation, Refused, Tool, email, municipality
 from shared.contracts import utcnow
-from shared.db import migrate
+
+Command = Invocation[CaseworkSettings]
+TOOL = Tool.for_service("python -m services.casework.cli", __doc__, CaseworkSettings, MIGRATIONS)
 
 
-def _code(value: str) -> str:
-    if not re.fullmatch(r"GM\d{4}", value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not a CBS municipality code like GM0327")
-    return value
-
-
-async def _run(args: argparse.Namespace) -> int:
-    settings = CaseworkSettings()
-    dsn = args.database_url or settings.database_url
-    await migrate(dsn, MIGRATIONS)
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            if args.command == "issue-consultant":
-                consultant_id = await repository.add_consultant(
-                    conn, args.name, args.email, args.municipality, args.fallback_region)
-                print(await service.issue_sign_in_link(conn, settings, consultant_id, utcnow()))
-            elif args.command == "sign-in-link":
-                consultant = await repository.consultant_by_email(conn, args.email)
-                if consultant is None:
-                    print(f"no consultant with e-mail {args.email}", file=sys.stderr)
-                    return 1
-                print(await service.issue_sign_in_link(conn, settings, consultant["id"], utcnow()))
-            elif args.command == "set-region":
-                await repository.set_region(conn, args.name, args.municipality)
-                print(f"region {args.name}: {', '.join(sorted(set(args.municipality)))}")
-            elif args.command == "set-wmo-desk":
-                await repository.set_wmo_desk(conn, args.municipality, args.name, args.email)
-                print(f"Wmo desk of {args.municipality}: {args.name} <{args.email}>")
-    finally:
-        await conn.close()
+async def _issue_consultant(cmd: Command) -> int:
+    args = cmd.args
+    consultant_id = await repository.add_consultant(cmd.conn, args.name, args.email, args.municipality,
+                                                    args.fallback_region)
+    print(await service.issue_sign_in_link(cmd.conn, cmd.settings, consultant_id, utcnow()))
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.casework.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="defaults to CASEWORK_DATABASE_URL")
-    sub = parser.add_subparsers(dest="command", required=True)
-    issue = sub.add_parser("issue-consultant", help="add (or update) a consultant and print a one-time sign-in link")
-    issue.add_argument("--municipality", required=True, type=_code, help="the consultant's municipality, e.g. GM0327")
-    issue.add_argument("--name", required=True, help="the consultant's name, shown in case histories")
-    issue.add_argument("--email", required=True, help="identifies the consultant (for new sign-in links)")
-    issue.add_argument("--fallback-region", help="also serve this region's fallback queue (the back-up)")
-    link = sub.add_parser("sign-in-link", help="print a new one-time sign-in link for a consultant")
-    link.add_argument("--email", required=True)
-    region = sub.add_parser("set-region", help="set the municipalities of a region (its fallback queue)")
-    region.add_argument("--name", required=True)
-    region.add_argument("--municipality", required=True, action="append", type=_code, help="repeat for each")
-    desk = sub.add_parser("set-wmo-desk", help="the municipality's Wmo desk, for hand-offs")
-    desk.add_argument("--municipality", required=True, type=_code)
-    desk.add_argument("--name", required=True)
-    desk.add_argument("--email", required=True)
-    return asyncio.run(_run(parser.parse_args(argv)))
+async def _sign_in_link(cmd: Command) -> int:
+    consultant = await repository.consultant_by_email(cmd.conn, cmd.args.email)
+    if consultant is None:
+        raise Refused(f"no consultant with e-mail {cmd.args.email}", field="--email", code=1)
+    print(await service.issue_sign_in_link(cmd.conn, cmd.settings, consultant["id"], utcnow()))
+    return 0
+
+
+async def _set_region(cmd: Command) -> int:
+    await repository.set_region(cmd.conn, cmd.args.name, cmd.args.municipality)
+    print(f"region {cmd.args.name}: {', '.join(sorted(set(cmd.args.municipality)))}")
+    return 0
+
+
+async def _set_wmo_desk(cmd: Command) -> int:
+    args = cmd.args
+    await repository.set_wmo_desk(cmd.conn, args.municipality, args.name, args.email)
+    print(f"Wmo desk of {args.municipality}: {args.name} <{args.email}>")
+    return 0
+
+
+issue = TOOL.command("issue-consultant", _issue_consultant,
+                     help="add (or update) a consultant and print a one-time sign-in link")
+issue.add_argument("--municipality", required=True, type=municipality,
+                   help="the consultant's municipality, e.g. GM0327")
+issue.add_argument("--name", required=True, help="the consultant's name, shown in case histories")
+issue.add_argument("--email", required=True, type=email, help="identifies the consultant (for new sign-in links)")
+issue.add_argument("--fallback-region", help="also serve this region's fallback queue (the back-up)")
+TOOL.command("sign-in-link", _sign_in_link, help="print a new one-time sign-in link for a consultant").add_argument(
+    "--email", required=True)
+region = TOOL.command("set-region", _set_region, help="set the municipalities of a region (its fallback queue)")
+region.add_argument("--name", required=True)
+region.add_argument("--municipality", required=True, action="append", type=municipality, help="repeat for each")
+desk = TOOL.command("set-wmo-desk", _set_wmo_desk, help="the municipality's Wmo desk, for hand-offs")
+desk.add_argument("--municipality", required=True, type=municipality)
+desk.add_argument("--name", required=True)
+desk.add_argument("--email", required=True, type=email)
+main = TOOL.main
 
 
 if __name__ == "__main__":

@@ -12,40 +12,15 @@ key is never valid again.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
-
-import asyncpg
 
 from services.municipalities.api import MIGRATIONS
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from shared import auth, municipality_codes
-from shared.db import migrate
+from shared.commandline import Invocation, Tool
 
-
-async def _run(args: argparse.Namespace) -> int:
-    dsn = args.database_url or MunicipalitiesSettings().database_url
-    await migrate(dsn, MIGRATIONS)
-    conn = await asyncpg.connect(dsn)
-    try:
-        async with conn.transaction():
-            if args.command == "issue-key":
-                key = auth.new_key(args.key)
-                key_id = await auth.issue(
-                    conn, key=key, scopes=[auth.Scope.MUNICIPALITY_READ], subject=args.municipality,
-                    holder=municipality_codes.municipalities()[args.municipality], label=args.label,
-                    expires_at=args.expires, rate_per_minute=args.rate_per_minute)
-                print(key)
-                print(f"id {key_id} (the key is shown only now)", file=sys.stderr)
-            else:
-                await auth.run_key_admin_command(conn, args.command, args)
-    except auth.KeyRefused as exc:
-        print(f"error: --key: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        await conn.close()
-    return 0
+TOOL = Tool.for_service("python -m services.municipalities.cli", __doc__, MunicipalitiesSettings, MIGRATIONS)
 
 
 def _municipality_code(value: str) -> str:
@@ -57,16 +32,18 @@ def _municipality_code(value: str) -> str:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.municipalities.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--database-url", help="defaults to MUNICIPALITIES_DATABASE_URL")
-    sub = parser.add_subparsers(dest="command", required=True)
-    issue = sub.add_parser("issue-key", help="issue a municipality's credential (printed once; only its hash is stored)")
-    issue.add_argument("--municipality", required=True, type=_municipality_code, help="CBS code, e.g. GM0327")
-    auth.add_issue_arguments(issue)
-    auth.add_key_admin_commands(sub)
-    return asyncio.run(_run(parser.parse_args(argv)))
+async def _issue_key(cmd: Invocation[MunicipalitiesSettings]) -> int:
+    code = cmd.args.municipality
+    return await auth.issue_from_command(cmd, [auth.Scope.MUNICIPALITY_READ], code,
+                                         municipality_codes.municipalities()[code])
+
+
+issue = TOOL.command("issue-key", _issue_key,
+                     help="issue a municipality's credential (printed once; only its hash is stored)")
+issue.add_argument("--municipality", required=True, type=_municipality_code, help="CBS code, e.g. GM0327")
+auth.add_issue_arguments(issue)
+auth.add_key_admin_commands(TOOL)
+main = TOOL.main
 
 
 if __name__ == "__main__":

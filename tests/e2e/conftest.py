@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from deploy.run import seed_casework, seed_demo
-from deploy.stack import REPO, Stack, StackConfig
+from deploy.stack import REPO, Stack, StackConfig, free_port
 
 DEMO_SIGNAL = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 GP_KEY = "demo-gp-key"
@@ -40,6 +40,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "SCREENING_RESCREEN_CHECK_SECONDS": "1",
         # Half the demo's minute: a record that finds no k is suppressed sooner.
         "MUNICIPALITIES_MAX_DELAY_SECONDS": "30",
+        # One service with an internal listener: the set-up in which uvicorn would bring its
+        # own plain-text log handlers (tests/e2e/test_json_logs.py).
+        "OPERATORS_INTERNAL_PORT": str(free_port()),
     }
     stack = Stack(config, progress=print)
     try:

@@ -182,7 +182,7 @@ async def test_the_access_log_shows_who_touched_a_signal(
         variable = f"{name.upper()}_DATABASE_URL"
         monkeypatch.setenv(variable, process.env[variable])
     capsys.readouterr()
-    assert await cli.run(cli.parser().parse_args(["access-log", "--subject", signal_id])) == 0
+    assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["access-log", "--subject", signal_id])) == 0
     shown = capsys.readouterr().out
     lines = [line.split() for line in shown.splitlines()[1:]]
     # at, service, role, credential, organisation, on behalf of, action, type, id, outcome
@@ -192,6 +192,6 @@ async def test_the_access_log_shows_who_touched_a_signal(
     assert len({line[4] for line in lines}) == 2  # the GP and the neighbourhood team, by id
     assert person["name"] not in shown and person["email"] not in shown
 
-    assert await cli.run(cli.parser().parse_args(["access-log", "--limit", "20"])) == 0
+    assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["access-log", "--limit", "20"])) == 0
     recent = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
     assert any(line[2] == "privacy_officer" and line[6] == "erase" and line[9] == "not_found" for line in recent)

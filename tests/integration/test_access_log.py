@@ -70,7 +70,7 @@ async def test_the_cli_merges_every_services_log_and_says_which_it_could_not_rea
         await notify.close()
 
     capsys.readouterr()  # the migrations' log lines
-    code = await cli.run(cli.parser().parse_args(["access-log", "--subject", str(referral)]))
+    code = await cli.TOOL.run(cli.TOOL.parser.parse_args(["access-log", "--subject", str(referral)]))
 
     out, err = capsys.readouterr()
     rows = out.splitlines()
@@ -80,6 +80,6 @@ async def test_the_cli_merges_every_services_log_and_says_which_it_could_not_rea
     # here: said, and not 0.
     assert code == 1 and err.count("no access log yet") == 5
 
-    code = await cli.run(cli.parser().parse_args(["--service", "notify", "access-log"]))
+    code = await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "notify", "access-log"]))
     out, err = capsys.readouterr()
     assert code == 0 and err == "" and len(out.splitlines()) == 3

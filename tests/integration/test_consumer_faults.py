@@ -159,14 +159,14 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
 
         # The operator sees the dead letter with its parked followers, and the record in full.
         monkeypatch.setenv("MATCHING_DATABASE_URL", database_url)
-        assert await cli.run(cli.parser().parse_args(["--service", "matching", "dead-letters", "list"])) == 0
+        assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "list"])) == 0
         out = capsys.readouterr().out.splitlines()  # the services' logs share stdout here
         listing = out[next(i for i, line in enumerate(out) if line.startswith("id  status")):]
         assert listing[0].split()[:3] == ["id", "status", "created_at"]
         rows = [line for line in listing[1:] if line.split()[0].isdigit()]
         assert [line.split()[1] for line in rows] == ["dead", "parked", "parked"]
         assert "cannot handle 1" in rows[0]
-        assert await cli.run(cli.parser().parse_args(["--service", "matching", "dead-letters", "show",
+        assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "show",
                                                       str(dead["id"])])) == 0
         out = capsys.readouterr().out
         shown = json.loads(out[out.index("{\n"):])
@@ -174,8 +174,8 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
 
         # The operator fixes the cause and replays: the dead letter, then its followers, in order.
         rig.failing.clear()
-        args = cli.parser().parse_args(["--service", "matching", "dead-letters", "replay", str(dead["id"])])
-        assert await cli.run(args) == 0
+        args = cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "replay", str(dead["id"])])
+        assert await cli.TOOL.run(args) == 0
         await rig.until(lambda: _has(rig, 3, 1, 2, 4))
         assert await rig.seen() == [3, 1, 2, 4]
         statuses = await rig.pool.fetch("SELECT status, resolved_at FROM dead_letters ORDER BY id")

@@ -4,6 +4,8 @@ import json
 import logging
 
 import pytest
+import structlog
+import uvicorn
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.logging import configure_logging, describe_error, redact, redact_event
@@ -54,3 +56,17 @@ def test_stdlib_and_faststream_lines_are_json_and_redacted(capsys: pytest.Captur
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["event"] for line in lines] == ["handled [e-mail]", "boom"]
     assert "[phone]" in lines[1]["exception"] and "12345678" not in lines[1]["exception"]
+
+
+def test_library_lines_are_json_with_the_bound_correlation_id(capsys: pytest.CaptureFixture[str]) -> None:
+    uvicorn.Config(app=None, log_config=uvicorn.config.LOGGING_CONFIG)  # uvicorn's own plain-text handlers
+    configure_logging("test")
+    structlog.contextvars.bind_contextvars(correlation_id="corr-1")
+    logging.getLogger("uvicorn.error").info("Started server process")
+    logging.getLogger("faststream.access.kafka").info("consumer assigned")
+    structlog.contextvars.unbind_contextvars("correlation_id")
+    out = capsys.readouterr()
+    assert "\x1b" not in out.out and out.err == ""
+    lines = [json.loads(line) for line in out.out.splitlines()]
+    assert [(line["logger"], line["correlation_id"]) for line in lines] == [
+        ("uvicorn.error", "corr-1"), ("faststream.access.kafka", "corr-1")]

@@ -10,7 +10,8 @@ import asyncpg
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError, NodeNotReadyError, RecordTooLargeError
 
-from shared.cli import parser, table
+from shared.cli import TOOL
+from shared.commandline import table
 from shared.failures import is_infrastructure_failure
 from shared.tombstones import erased_ids_named
 from shared.worker import Heartbeat, Periodic
@@ -83,10 +84,10 @@ def test_table_aligns_and_cuts() -> None:
 
 
 def test_the_cli_names_its_commands() -> None:
-    args = parser().parse_args(["--service", "notify", "dead-letters", "replay", "--all", "--topic", "t"])
-    assert (args.service, args.action, args.all, args.topic, args.id) == ("notify", "replay", True, "t", None)
+    args = TOOL.parser.parse_args(["--service", "notify", "dead-letters", "replay", "--all", "--topic", "t"])
+    assert (args.service, args.handler.__name__, args.all, args.topic, args.id) == ("notify", "_replay", True, "t", None)
     with pytest.raises(SystemExit):
-        parser().parse_args(["--service", "nowhere", "dead-letters", "list"])
+        TOOL.parser.parse_args(["--service", "nowhere", "dead-letters", "list"])
 
 
 def test_an_outage_is_a_503_with_retry_after_and_a_bug_stays_a_500() -> None:
