@@ -19,7 +19,7 @@ import sys
 
 import asyncpg
 
-from services.casework import repository, service
+from services.casework import service
 from services.casework.api import MIGRATIONS
 from services.casework.config import CaseworkSettings
 from shared.contracts import utcnow
@@ -39,21 +39,22 @@ async def _run(args: argparse.Namespace) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         async with conn.transaction():
+            uow = service.CaseworkUnitOfWork(conn)
             if args.command == "issue-consultant":
-                consultant_id = await repository.add_consultant(
-                    conn, args.name, args.email, args.municipality, args.fallback_region)
-                print(await service.issue_sign_in_link(conn, settings, consultant_id, utcnow()))
+                consultant_id = await uow.cases.add_consultant(
+                    args.name, args.email, args.municipality, args.fallback_region)
+                print(await service.issue_sign_in_link(uow, settings, consultant_id, utcnow()))
             elif args.command == "sign-in-link":
-                consultant = await repository.consultant_by_email(conn, args.email)
+                consultant = await uow.cases.consultant_by_email(args.email)
                 if consultant is None:
                     print(f"no consultant with e-mail {args.email}", file=sys.stderr)
                     return 1
-                print(await service.issue_sign_in_link(conn, settings, consultant["id"], utcnow()))
+                print(await service.issue_sign_in_link(uow, settings, consultant["id"], utcnow()))
             elif args.command == "set-region":
-                await repository.set_region(conn, args.name, args.municipality)
+                await uow.cases.set_region(args.name, args.municipality)
                 print(f"region {args.name}: {', '.join(sorted(set(args.municipality)))}")
             elif args.command == "set-wmo-desk":
-                await repository.set_wmo_desk(conn, args.municipality, args.name, args.email)
+                await uow.cases.set_wmo_desk(args.municipality, args.name, args.email)
                 print(f"Wmo desk of {args.municipality}: {args.name} <{args.email}>")
     finally:
         await conn.close()

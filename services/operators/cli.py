@@ -15,7 +15,7 @@ import sys
 
 import asyncpg
 
-from services.operators import repository, service
+from services.operators import service
 from services.operators.api import MIGRATIONS
 from services.operators.config import OperatorsSettings
 from shared.db import migrate
@@ -27,11 +27,13 @@ async def _run(args: argparse.Namespace) -> int:
     await migrate(dsn, MIGRATIONS)
     conn = await asyncpg.connect(dsn)
     try:
-        if args.command == "issue-operator":
-            print(await service.issue_operator(conn, settings, args.name, token=args.token, reusable=args.reusable,
-                                               valid_minutes=args.valid_minutes))
-            return 0
-        revoked = await repository.revoke(conn, args.name)
+        async with conn.transaction():
+            uow = service.OperatorsUnitOfWork(conn)
+            if args.command == "issue-operator":
+                print(await service.issue_operator(uow, settings, args.name, token=args.token, reusable=args.reusable,
+                                                   valid_minutes=args.valid_minutes))
+                return 0
+            revoked = await uow.operators.revoke(args.name)
         print("revoked" if revoked else f"no active operator {args.name!r}", file=sys.stdout if revoked else sys.stderr)
         return 0 if revoked else 1
     finally:

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import asyncpg
 
-from services.signals import keys, repository
+from services.signals import keys
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
+from services.signals.repository import SignalsRepository
 from services.signals.sessions import new_token
 from shared import auth
 from shared.contracts import SourceKind
@@ -50,7 +51,7 @@ async def _run(args: argparse.Namespace) -> int:
     try:
         async with conn.transaction():
             if args.command == "add-organisation":
-                org_id = await repository.upsert_organisation(conn, args.name, args.kind)
+                org_id = await SignalsRepository(conn).upsert_organisation(args.name, args.kind)
                 print(f"organisation {args.name!r} ({args.kind}): {org_id}")
             elif args.command == "issue-key":
                 org = await conn.fetchrow("SELECT id, name FROM organisations WHERE name = $1", args.organisation)
@@ -63,16 +64,16 @@ async def _run(args: argparse.Namespace) -> int:
             elif args.command == "keys":
                 return await _keys(conn, settings, args)
             elif args.command == "sign-in-link":
-                organisation = await repository.organisation_by_name(conn, args.organisation)
+                organisation = await SignalsRepository(conn).organisation_by_name(args.organisation)
                 if organisation is None:
                     print(f"error: no organisation named {args.organisation!r}", file=sys.stderr)
                     return 2
                 token, token_hash = new_token()
-                await repository.add_sign_in_token(conn, token_hash, organisation.id, args.hours)
+                await SignalsRepository(conn).add_sign_in_token(token_hash, organisation.id, args.hours)
                 base = (args.base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
                 print(f"{base}/melden/link/{token}")
             elif args.command == "erasure-log":
-                for row in await repository.erasure_log(conn, args.limit):
+                for row in await SignalsRepository(conn).erasure_log(args.limit):
                     print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
                           f"{row['requester']!r} ({row['requested_by']})  scope {row['scope']}  by {row['identified_by']}  "
                           f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}")

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from services.signals.repository import Organisation
 from services.signals.schemas import (
     ErasureCaregiver,
     FollowUpView,
@@ -25,9 +26,78 @@ from services.signals.schemas import (
     SignalStatus,
     TimelineEntry,
 )
-from shared.contracts import SignalReceived, SourceKind
+from shared.contracts import CaregiverErased, ErasureScope, SignalReceived, SourceKind
 from shared.instruments import Catalogue
 from shared.pseudonym import identity_basis, pseudonymise
+
+# How far along the pipeline a stage is; the signal's status is its furthest stage. A
+# referral's answer, the follow-up and a due re-screen only add to the timeline: rank -1
+# never wins, so they leave the status as it is.
+STAGE_RANK = {
+    "received": 0, "screened": 1, "escalated": 2, "matched": 3, "notified": 4,
+    "referral": -1, "follow_up": -1, "rescreen_due": -1, "taken_up": -1, "closed": -1,
+}
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: UUID
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True)
+class Signal:
+    """A stored signal as its status view needs it (the body stays sealed in the store)."""
+
+    id: UUID
+    status: str
+    received_at: datetime
+    case_id: UUID | None = None
+    caregiver_pseudonym: str | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a signal's timeline, recorded from a downstream event."""
+
+    stage: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for an erasure: an organisation (for its own signals) or a privacy officer (for the person)."""
+
+    id: UUID
+    name: str
+    role: str  # partner | privacy_officer
+
+    @property
+    def scope(self) -> ErasureScope:
+        return ErasureScope.CAREGIVER if self.role == "privacy_officer" else ErasureScope.SIGNALS
+
+
+@dataclass(frozen=True)
+class SelfReferral:
+    """A self-referral or a resident's concern waiting for (or past) its confirmation."""
+
+    id: UUID
+    concern: bool
+    body: dict[str, Any] | None
+    signal_id: UUID | None
+    live: bool
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """An erasure as its requester sees it; ``unpublished``: its events still waiting for the relay."""
+
+    id: UUID
+    requested_at: datetime
+    scope: str
+    unpublished: int
 
 
 def request_hash(signal: SignalIn) -> str:
@@ -85,6 +155,20 @@ def erasure_request_digest(
     """The meaning of an erasure request, so the same request twice is one erasure."""
     canonical = json.dumps([str(requester_id), scope, sorted(pseudonyms), sorted(str(i) for i in signal_ids or [])])
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def caregiver_erased(
+    erasure_id: UUID, requester: Requester, pseudonym: str, signals: Sequence[Signal], requested_at: datetime,
+) -> CaregiverErased:
+    """The event that carries an erasure of one caregiver to the other services."""
+    theirs = [s for s in signals if s.caregiver_pseudonym == pseudonym]
+    # A withdrawal leaves the case: it holds other organisations' signals.
+    cases = ([] if requester.scope is ErasureScope.SIGNALS
+             else list(dict.fromkeys(s.case_id for s in theirs if s.case_id)))
+    return CaregiverErased(
+        erasure_id=erasure_id, caregiver_pseudonym=pseudonym, signal_ids=[s.id for s in theirs],
+        case_ids=cases, requested_at=requested_at, requested_by=requester.id, scope=requester.scope,
+    )
 
 
 def received_event(
@@ -159,44 +243,44 @@ def _summary(stage: str, detail: dict[str, Any]) -> str | None:
     return None
 
 
-def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
+def status_view(signal: Signal, stages: Sequence[Stage]) -> SignalStatus:
     screening = escalation = no_match_reason = None
     matches: list[dict[str, Any]] = []
     notifications: list[NotificationView] = []
     referrals: dict[str, ReferralView] = {}
     follow_up = taken_up = closed = None
     for row in stages:
-        detail = row["detail"]
-        if row["stage"] == "screened":
+        detail = row.detail
+        if row.stage == "screened":
             screening = ScreeningView(**{k: v for k, v in detail["result"].items() if k in _SCREENING_FIELDS})
-        elif row["stage"] == "escalated":
-            escalation = {"at": row["occurred_at"], "summary": CONSULTANT_INVOLVED}
-        elif row["stage"] == "matched":
+        elif row.stage == "escalated":
+            escalation = {"at": row.occurred_at, "summary": CONSULTANT_INVOLVED}
+        elif row.stage == "matched":
             matches = detail.get("matches", [])
             no_match_reason = detail.get("no_match_reason")
-        elif row["stage"] == "notified":
+        elif row.stage == "notified":
             notifications.append(
                 NotificationView(
                     recipient=detail["recipient_role"], channel=detail["channel"],
                     template=detail["template"], status=detail["status"],
-                    at=row["occurred_at"], detail=detail.get("detail"),
+                    at=row.occurred_at, detail=detail.get("detail"),
                 )
             )
-        elif row["stage"] == "referral":
+        elif row.stage == "referral":
             # Stages come in time order: the last update of a referral is its status.
-            referrals[detail["referral_id"]] = ReferralView(**detail, at=row["occurred_at"])
-        elif row["stage"] == "follow_up":
-            follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row["occurred_at"])
-        elif row["stage"] == "taken_up":
-            taken_up = taken_up or {"at": row["occurred_at"], "summary": TAKEN_UP}
-        elif row["stage"] == "closed":
-            closed = {"at": row["occurred_at"], "summary": CLOSED}
+            referrals[detail["referral_id"]] = ReferralView(**detail, at=row.occurred_at)
+        elif row.stage == "follow_up":
+            follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row.occurred_at)
+        elif row.stage == "taken_up":
+            taken_up = taken_up or {"at": row.occurred_at, "summary": TAKEN_UP}
+        elif row.stage == "closed":
+            closed = {"at": row.occurred_at, "summary": CLOSED}
     return SignalStatus(
-        id=signal["id"],
-        status=signal["status"],
-        received_at=signal["received_at"],
+        id=signal.id,
+        status=signal.status,
+        received_at=signal.received_at,
         timeline=[
-            TimelineEntry(stage=r["stage"], at=r["occurred_at"], summary=_summary(r["stage"], r["detail"]))
+            TimelineEntry(stage=r.stage, at=r.occurred_at, summary=_summary(r.stage, r.detail))
             for r in stages
         ],
         screening=screening,
