@@ -16,7 +16,13 @@ import pytest
 
 from services.casework import service
 from services.casework.config import CaseworkSettings
-from shared.contracts import CaregiverErased, ErasureScope, EventType, SignalReceived, Topics
+from shared.contracts import (
+    CaregiverErased,
+    ErasureScope,
+    EventType,
+    SignalReceived,
+    Topics,
+)
 from tests.fakes import FakeUnitOfWork
 
 DEMO = json.loads((Path(__file__).parents[2] / "deploy" / "demo" / "signal.json").read_text())
