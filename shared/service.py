@@ -105,9 +105,14 @@ def create_service_app(
     workers: Sequence[Callable[[Runtime], Worker]] = (),
     description: str = "",
     retention: Callable[[Any], Sequence[Purge]] | None = None,
+    on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
 ) -> FastAPI:
     """``retention`` gives the service's own purges (``shared.retention``) from its settings;
-    the retention job also runs the purges every service shares."""
+    the retention job also runs the purges every service shares. ``on_startup`` hooks run
+    once the database is migrated and the pool open, before topics are ensured and the relay
+    starts (a topic the relay may replay onto must exist by then); ``on_shutdown`` hooks run
+    first when the service stops, in reverse order, before consumers and workers stop."""
     settings = runtime.settings
     purges = [*shared_purges(settings), *(retention(settings) if retention else [])]
     configure_logging(settings.service_name, settings.log_format, settings.log_level)
@@ -119,6 +124,8 @@ def create_service_app(
             settings.database_url, size=settings.database_pool_size,
             acquire_timeout=settings.database_acquire_timeout_seconds,
         )
+        for hook in on_startup:
+            await hook(runtime)
         await ensure_topics(settings.kafka, with_dlqs([*produces, *runtime.consumer.topics]))
         if settings.outbox_replay_on_start:
             replayed = await replay_retained(runtime.pool)
@@ -139,6 +146,9 @@ def create_service_app(
             yield
         finally:
             log.info("service stopping")
+            for hook in reversed(on_shutdown):
+                with contextlib.suppress(Exception):
+                    await hook(runtime)
             # Stop consuming first (an in-flight event finishes and commits within the grace
             # period; one cut off is redelivered), then the workers (the relay publishes what
             # it holds), then the producer and the pool. A record held during an outage is

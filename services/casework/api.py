@@ -7,6 +7,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from services.casework.config import CaseworkSettings
+from services.casework.dependencies import CaseworkContext
 from services.casework.handlers import register_handlers
 from services.casework.pages import router
 from shared.contracts import Topics
@@ -18,10 +19,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     settings = settings or CaseworkSettings()
     runtime = create_runtime(settings)
-    register_handlers(runtime)
+    context = CaseworkContext(settings, runtime)
+    register_handlers(runtime, context)
     app = create_service_app(
         runtime, title="signal-to-support: casework", migrations=MIGRATIONS, produces=[Topics.CASEWORK],
         description="The caregiver consultant's workbench: work queues, case pages and actions.",
     )
+    app.state.context = context
     app.include_router(router)
     return app

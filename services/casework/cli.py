@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 
-from services.casework import repository, service
+from services.casework import service
 from services.casework.api import MIGRATIONS
 from services.casework.config import CaseworkSettings
 from shared.commandline import Invocation, Refused, Tool, email, municipality
@@ -26,29 +26,29 @@ TOOL = Tool.for_service("python -m services.casework.cli", __doc__, CaseworkSett
 
 async def _issue_consultant(cmd: Command) -> int:
     args = cmd.args
-    consultant_id = await repository.add_consultant(cmd.conn, args.name, args.email, args.municipality,
+    consultant_id = await service.CaseworkUnitOfWork(cmd.conn).cases.add_consultant(args.name, args.email, args.municipality,
                                                     args.fallback_region)
-    print(await service.issue_sign_in_link(cmd.conn, cmd.settings, consultant_id, utcnow()))
+    print(await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant_id, utcnow()))
     return 0
 
 
 async def _sign_in_link(cmd: Command) -> int:
-    consultant = await repository.consultant_by_email(cmd.conn, cmd.args.email)
+    consultant = await service.CaseworkUnitOfWork(cmd.conn).cases.consultant_by_email(cmd.args.email)
     if consultant is None:
         raise Refused(f"no consultant with e-mail {cmd.args.email}", field="--email", code=1)
-    print(await service.issue_sign_in_link(cmd.conn, cmd.settings, consultant["id"], utcnow()))
+    print(await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant["id"], utcnow()))
     return 0
 
 
 async def _set_region(cmd: Command) -> int:
-    await repository.set_region(cmd.conn, cmd.args.name, cmd.args.municipality)
+    await service.CaseworkUnitOfWork(cmd.conn).cases.set_region(cmd.args.name, cmd.args.municipality)
     print(f"region {cmd.args.name}: {', '.join(sorted(set(cmd.args.municipality)))}")
     return 0
 
 
 async def _set_wmo_desk(cmd: Command) -> int:
     args = cmd.args
-    await repository.set_wmo_desk(cmd.conn, args.municipality, args.name, args.email)
+    await service.CaseworkUnitOfWork(cmd.conn).cases.set_wmo_desk(args.municipality, args.name, args.email)
     print(f"Wmo desk of {args.municipality}: {args.name} <{args.email}>")
     return 0
 

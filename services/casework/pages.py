@@ -6,6 +6,7 @@ session's CSRF token, and answers with a redirect (so a reload never repeats an 
 from __future__ import annotations
 
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -17,8 +18,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from services.casework import labels, repository, service
+from services.casework import labels, service
 from services.casework.config import CaseworkSettings
+from services.casework.dependencies import CaseworkContext, context_of
 from shared.contracts import CloseReason
 from shared.http import form_fields
 
@@ -38,7 +40,7 @@ def _environment() -> Environment:
 
 
 def _settings(request: Request) -> CaseworkSettings:
-    return request.app.state.runtime.settings
+    return context_of(request).settings
 
 
 def _now() -> datetime:
@@ -70,8 +72,8 @@ async def _consultant(request: Request) -> Any:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
-    async with request.app.state.runtime.pool.acquire() as conn:
-        return await repository.session(conn, token, _now())
+    async with context_of(request).begin() as uow:
+        return await uow.cases.session(token, _now())
 
 
 def _signed_out(request: Request) -> HTMLResponse:
@@ -82,8 +84,8 @@ def _signed_out(request: Request) -> HTMLResponse:
 
 @router.get("/aanmelden", response_class=HTMLResponse)
 async def sign_in(request: Request, token: str = "") -> Response:
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        signed_in = await service.sign_in(conn, _settings(request), token, _now()) if token else None
+    async with context_of(request).begin() as uow:
+        signed_in = await service.sign_in(uow, _settings(request), token, _now()) if token else None
     if signed_in is None:
         if await _consultant(request) is not None:  # the link was used already, in this browser
             return RedirectResponse("/", status_code=303)
@@ -101,8 +103,8 @@ async def sign_in(request: Request, token: str = "") -> Response:
 async def sign_out(request: Request) -> Response:
     consultant, form = await _consultant(request), await form_fields(request)
     if consultant is not None and _csrf_ok(consultant, form):
-        async with request.app.state.runtime.pool.acquire() as conn:
-            await repository.end_session(conn, request.cookies[SESSION_COOKIE])
+        async with context_of(request).begin() as uow:
+            await uow.cases.end_session(request.cookies[SESSION_COOKIE])
     response = _message(request, "Afgemeld", "U bent afgemeld.", 200)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -113,8 +115,8 @@ async def workbench(request: Request) -> HTMLResponse:
     consultant = await _consultant(request)
     if consultant is None:
         return _signed_out(request)
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        view = await service.workbench(conn, _settings(request), consultant, _now())
+    async with context_of(request).begin() as uow:
+        view = await service.workbench(uow, _settings(request), consultant, _now())
     return render(request, "workbench", consultant=consultant, hours=_settings(request).crisis_deadline_hours, **view)
 
 
@@ -129,8 +131,8 @@ async def case_page(request: Request, case_id: UUID) -> HTMLResponse:
 async def _case(request: Request, consultant: Any, case_id: UUID, error: str | None = None,
                 status_code: int = 200) -> HTMLResponse:
     try:
-        async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-            view = await service.case_page(conn, _settings(request), consultant, case_id, _now())
+        async with context_of(request).begin() as uow:
+            view = await service.case_page(uow, _settings(request), consultant, case_id, _now())
     except service.Refused as refused:
         return _message(request, "Niet gevonden", str(refused), refused.status)
     return render(request, "case", status_code, consultant=consultant, error=error,
@@ -146,34 +148,42 @@ def _one(form: dict[str, list[str]], name: str) -> str:
     return (form.get(name) or [""])[0].strip()
 
 
+Action = Callable[[service.CaseworkUnitOfWork, CaseworkContext, Any, UUID, dict[str, list[str]], datetime],
+                  Awaitable[None]]
+
+
+def _answers(form: dict[str, list[str]]) -> list[int | None]:
+    count = int(_one(form, "items") or 0)
+    return [int(v) if (v := _one(form, f"item{i}")).lstrip("-").isdigit() else None
+            for i in range(1, min(count, 100) + 1)]
+
+
+# Each form of the case page, to its use case.
+ACTIONS: dict[str, Action] = {
+    "contact": lambda uow, ctx, who, case_id, form, now: service.record_contact(
+        uow, ctx.settings, who, case_id, _one(form, "kind"), _one(form, "outcome"), _one(form, "note") or None, now),
+    "note": lambda uow, ctx, who, case_id, form, now: service.add_note(
+        uow, ctx.settings, who, case_id, _one(form, "note"), now),
+    "answers": lambda uow, ctx, who, case_id, form, now: service.record_answers(
+        uow, ctx.settings, ctx.keys, who, case_id, _one(form, "instrument"), _answers(form), now),
+    "handoff": lambda uow, ctx, who, case_id, form, now: service.hand_off(
+        uow, ctx.settings, who, case_id, _one(form, "note") or None, now),
+    "close": lambda uow, ctx, who, case_id, form, now: service.close(
+        uow, ctx.settings, who, case_id, _one(form, "reason"), now),
+}
+
+
 async def _act(request: Request, case_id: UUID, action: str, done: str) -> Response:
     """Check the session and CSRF token, run the action in one transaction, then redirect."""
     consultant = await _consultant(request)
     if consultant is None:
         return _signed_out(request)
-    form = await form_fields(request)
+    form, context = await form_fields(request), context_of(request)
     if not _csrf_ok(consultant, form):
         return _message(request, "Formulier verlopen", "Laad de pagina opnieuw en probeer het nog eens.", 403)
-    settings, now = _settings(request), _now()
     try:
-        async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-            match action:
-                case "contact":
-                    await service.record_contact(conn, settings, consultant, case_id, _one(form, "kind"),
-                                                 _one(form, "outcome"), _one(form, "note") or None, now)
-                case "note":
-                    await service.add_note(conn, settings, consultant, case_id, _one(form, "note"), now)
-                case "answers":
-                    instrument = _one(form, "instrument")
-                    count = int(_one(form, "items") or 0)
-                    answers = [int(v) if (v := _one(form, f"item{i}")).lstrip("-").isdigit() else None
-                               for i in range(1, min(count, 100) + 1)]
-                    await service.record_answers(conn, settings, request.app.state.runtime.keys, consultant, case_id,
-                                                 instrument, answers, now)
-                case "handoff":
-                    await service.hand_off(conn, settings, consultant, case_id, _one(form, "note") or None, now)
-                case "close":
-                    await service.close(conn, settings, consultant, case_id, _one(form, "reason"), now)
+        async with context.begin() as uow:
+            await ACTIONS[action](uow, context, consultant, case_id, form, _now())
     except service.Refused as refused:
         return await _case(request, consultant, case_id, error=str(refused), status_code=refused.status)
     return RedirectResponse(f"/zaken/{case_id}?gedaan={done}", status_code=303)

@@ -3,6 +3,7 @@ and the pages behind the signed links in its messages."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -16,6 +17,7 @@ from services.notify.deadlines import deadline_worker
 from services.notify.delivery import DeliveryWorker
 from services.notify.handlers import register_handlers
 from services.notify.metrics import NotifyMetrics
+from services.notify.service import NotifyUnitOfWork
 from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
@@ -39,34 +41,40 @@ def delivery_channels(settings: NotifySettings) -> dict[str, Channel]:
 def create_app(settings: NotifySettings | None = None, clock: Clock | None = None) -> FastAPI:
     settings = settings or NotifySettings()
     runtime = create_runtime(settings)
-    metrics = NotifyMetrics(runtime.metrics.registry)
-    runtime.metric_refreshers.append(metrics.refresh)
-    ctx = NotifyContext.create(settings, metrics, clock or SystemClock())
+    ctx = NotifyContext.create(settings, NotifyMetrics(runtime.metrics.registry), clock or SystemClock())
+    runtime.metric_refreshers.append(ctx.metrics.refresh)
     register_handlers(runtime, ctx)
+    app = create_service_app(
+        runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
+        workers=[lambda rt: _delivery_worker(app, rt, ctx), deadline_worker(ctx), _confirmation_blanker(settings)],
+        retention=repository.retention_purges, description=DESCRIPTION,
+    )
+    app.state.notify = ctx
+    for routes in (provider_api.router, pages.router, inbound_router):
+        app.include_router(routes)
+    install_error_handlers(app)
+    return app
 
-    def delivery_worker(rt: Runtime) -> DeliveryWorker:
-        worker = DeliveryWorker(rt, ctx, delivery_channels(settings))
-        # Its breaker_states, for operators; its heartbeat is in /healthz.
-        app.state.delivery = worker
-        return worker
 
-    def confirmation_blanker(rt: Runtime) -> Periodic:
+DESCRIPTION = ("Tells the caregiver, the referrer and the providers, and closes the loop: providers answer "
+               "referrals here (API or signed link), deadlines remind and escalate, and the caregiver is asked "
+               "whether the support arrived.")
+
+
+def _delivery_worker(app: FastAPI, runtime: Runtime, ctx: NotifyContext) -> DeliveryWorker:
+    worker = DeliveryWorker(runtime, ctx, delivery_channels(ctx.settings))
+    # Its breaker_states, for operators; its heartbeat is in /healthz.
+    app.state.delivery = worker
+    return worker
+
+
+def _confirmation_blanker(settings: NotifySettings) -> Callable[[Runtime], Periodic]:
+    """A self-referral's confirmation message loses its address once it cannot be used any more."""
+    def make(runtime: Runtime) -> Periodic:
         async def blank() -> None:
-            async with rt.pool.acquire() as conn:
-                await repository.blank_old_confirmations(conn, settings.confirmation_keep_hours)
+            async with NotifyUnitOfWork.begin(runtime.pool) as uow:
+                await repository.blank_old_confirmations(uow.conn, settings.confirmation_keep_hours)
 
         return Periodic("confirmation-blanker", 600, blank)
 
-    app = create_service_app(
-        runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
-        workers=[delivery_worker, deadline_worker(ctx), confirmation_blanker], retention=repository.retention_purges,
-        description="Tells the caregiver, the referrer and the providers, and closes the loop: providers "
-        "answer referrals here (API or signed link), deadlines remind and escalate, and the caregiver is "
-        "asked whether the support arrived.",
-    )
-    app.state.notify = ctx
-    install_error_handlers(app)
-    app.include_router(provider_api.router)
-    app.include_router(pages.router)
-    app.include_router(inbound_router)
-    return app
+    return make

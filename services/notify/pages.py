@@ -5,38 +5,25 @@ link never acts on its own."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qs
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
-from services.notify import follow_ups, lifecycle, referrals, repository
-from services.notify.context import NotifyContext
+from services.notify import follow_ups, repository, service
+from services.notify.dependencies import begin, context_of
 from services.notify.links import ACCEPT, DECLINE, NO, YES
+from services.notify.service import CAREGIVER_LINK, provider_actor
 from services.notify.templates import render_page
-from shared import access_log
-from shared.access_log import Action, Actor
-from shared.contracts import ReferralStatus, RejectionReason, SignalReceived
+from shared.access_log import Action
+from shared.contracts import RejectionReason, SignalReceived
 
 router = APIRouter(include_in_schema=False)
 
 Expires = Annotated[int, Query(alias="exp")]
 Signature = Annotated[str, Query(alias="sig", max_length=128)]
-
-
-def _ctx(request: Request) -> NotifyContext:
-    return request.app.state.notify
-
-
-# Whoever holds a valid signed link: the provider it was sent to, or the caregiver.
-PROVIDER_LINK = Actor("provider", "signed-link")
-CAREGIVER_LINK = Actor("caregiver", "signed-link")
-
-
-def _provider(referral: Any) -> Actor:
-    return Actor(PROVIDER_LINK.role, PROVIDER_LINK.id, referral["service_id"]) if referral else PROVIDER_LINK
 
 
 def _message(title: str, text: str, status_code: int) -> HTMLResponse:
@@ -59,13 +46,13 @@ async def referral_page(
     request: Request, referral_id: UUID, action: Literal["accept", "decline"], exp: Expires, sig: Signature,
     reason: RejectionReason = RejectionReason.NO_CAPACITY,
 ) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not ctx.links.valid(ACCEPT if action == "accept" else DECLINE, referral_id, exp, sig, ctx.clock.now()):
         return _link_refused()
-    async with request.app.state.runtime.pool.acquire() as conn:
-        referral = await repository.referral(conn, referral_id)
-        await access_log.record(conn, _provider(referral), Action.READ, "referral", referral_id,
-                                outcome="ok" if referral else "not_found")
+    async with begin(request) as uow:
+        referral = await repository.referral(uow.conn, referral_id)
+        await uow.log_access(provider_actor(referral), Action.READ, "referral", referral_id,
+                             outcome="ok" if referral else "not_found")
     if referral is None:
         return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
     return HTMLResponse(render_page("referral", "nl", referral=referral, action=action, reason=reason.value,
@@ -76,36 +63,36 @@ async def referral_page(
 async def referral_answer(
     request: Request, referral_id: UUID, action: Literal["accept", "decline"], exp: Expires, sig: Signature,
 ) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not ctx.links.valid(ACCEPT if action == "accept" else DECLINE, referral_id, exp, sig, ctx.clock.now()):
         return _link_refused()
     form = await _form(request)
-    status = ReferralStatus.ACCEPTED if action == "accept" else ReferralStatus.REJECTED
     try:
         reason = RejectionReason(form.get("reason", "other")) if action == "decline" else None
     except ValueError:
         return _message("Onbekende reden", f"{form.get('reason')!r} is geen reden die wij kennen.", 422)
-    note = (form.get("note") or "").strip()[:2000] or None
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        current = await repository.referral(conn, referral_id)
-        if current is None:
-            return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
-        by = "consultant" if current["consultant"] else "provider"
-        try:
-            referral, change = await referrals.change_status(conn, ctx, referral_id, status, reason, note, by)
-            await access_log.record(conn, _provider(current), Action.UPDATE, "referral", referral_id)
-        except lifecycle.IllegalTransition:
-            return HTMLResponse(render_page(
-                "referral", "nl", referral=current, action=action, reason=None,
-                outcome="Deze aanmelding heeft al een andere status; er is niets veranderd."), status_code=409)
-    outcome = ("Dank u wel, uw antwoord is vastgelegd." if change.changed
+    async with begin(request) as uow:
+        answered = await service.answer_referral(uow, ctx, referral_id, action == "accept", reason,
+                                                 (form.get("note") or "").strip()[:2000] or None)
+    return _answered(answered, action)
+
+
+def _answered(answered: service.Answered, action: str) -> HTMLResponse:
+    if answered.before is None:
+        return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
+    if answered.illegal:
+        return HTMLResponse(render_page(
+            "referral", "nl", referral=answered.before, action=action, reason=None,
+            outcome="Deze aanmelding heeft al een andere status; er is niets veranderd."), status_code=409)
+    outcome = ("Dank u wel, uw antwoord is vastgelegd." if answered.changed
                else "Dit antwoord was al vastgelegd; er is niets veranderd.")
-    return HTMLResponse(render_page("referral", "nl", referral=referral, action=action, reason=None, outcome=outcome))
+    return HTMLResponse(render_page("referral", "nl", referral=answered.after, action=action, reason=None,
+                                    outcome=outcome))
 
 
 async def _follow_up_language(request: Request, follow_up_id: UUID) -> str | None:
-    async with request.app.state.runtime.pool.acquire() as conn:
-        row = await repository.follow_up(conn, follow_up_id)
+    async with begin(request) as uow:
+        row = await repository.follow_up(uow.conn, follow_up_id)
     if row is None or row["signal"] is None:
         return None
     return SignalReceived.model_validate(row["signal"]).caregiver.preferred_language.value
@@ -115,12 +102,13 @@ async def _follow_up_language(request: Request, follow_up_id: UUID) -> str | Non
 async def follow_up_page(
     request: Request, follow_up_id: UUID, answer: Literal["yes", "no"], exp: Expires, sig: Signature,
 ) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not ctx.links.valid(YES if answer == "yes" else NO, follow_up_id, exp, sig, ctx.clock.now()):
         return _link_refused()
     language = await _follow_up_language(request, follow_up_id)
-    await access_log.record(request.app.state.runtime.pool, CAREGIVER_LINK, Action.READ, "follow_up", follow_up_id,
-                            outcome="ok" if language else "not_found")
+    async with begin(request) as uow:
+        await uow.log_access(CAREGIVER_LINK, Action.READ, "follow_up", follow_up_id,
+                             outcome="ok" if language else "not_found")
     if language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=None))
@@ -130,14 +118,14 @@ async def follow_up_page(
 async def follow_up_answer(
     request: Request, follow_up_id: UUID, answer: Literal["yes", "no"], exp: Expires, sig: Signature,
 ) -> HTMLResponse:
-    ctx = _ctx(request)
+    ctx = context_of(request)
     if not ctx.links.valid(YES if answer == "yes" else NO, follow_up_id, exp, sig, ctx.clock.now()):
         return _link_refused()
     language = await _follow_up_language(request, follow_up_id)
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
-        recorded = await follow_ups.record_answer(conn, ctx, follow_up_id, answer == "yes")
-        await access_log.record(conn, CAREGIVER_LINK, Action.UPDATE, "follow_up", follow_up_id,
-                                outcome="ok" if recorded is not None else "not_found")
+    async with begin(request) as uow:
+        recorded = await follow_ups.record_answer(uow.conn, ctx, follow_up_id, answer == "yes")
+        await uow.log_access(CAREGIVER_LINK, Action.UPDATE, "follow_up", follow_up_id,
+                             outcome="ok" if recorded is not None else "not_found")
     if recorded is None or language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=recorded))

@@ -14,10 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.notify import lifecycle, referrals, repository
+from services.notify.dependencies import begin
 from shared import access_log
 from shared.access_log import Action, Actor
 from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
+
 
 class StatusUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -95,7 +97,8 @@ async def list_referrals(
     request: Request, service_id: Provider, actor: ProviderActor,
     status_filter: Annotated[ReferralStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with begin(request) as uow:
+        conn = uow.conn
         rows = await repository.referrals_for_service(conn, service_id, status_filter.value if status_filter else None)
         await access_log.record(conn, actor, Action.READ, "referral", [row["id"] for row in rows])
         return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
@@ -103,7 +106,8 @@ async def list_referrals(
 
 @router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history")
 async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
-    async with request.app.state.runtime.pool.acquire() as conn:
+    async with begin(request) as uow:
+        conn = uow.conn
         referral = await _own(conn, request, referral_id, actor, Action.READ)
         await access_log.record(conn, actor, Action.READ, "referral", referral_id)
         return referrals.view(referral, await repository.history(conn, referral_id))
@@ -116,7 +120,8 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
 )
 async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor) -> dict[str, Any]:
     ctx = request.app.state.notify
-    async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
+    async with begin(request) as uow:
+        conn = uow.conn
         current = await _own(conn, request, referral_id, actor, Action.UPDATE)
         by = "consultant" if current["consultant"] else "provider"
         try:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from services.operators import repository, service
+from services.operators import service
 from services.operators.api import MIGRATIONS
 from services.operators.config import OperatorsSettings
 from shared.commandline import Invocation, Refused, Tool
@@ -29,13 +29,13 @@ def _token(value: str) -> str:
 
 async def _issue_operator(cmd: Command) -> int:
     args = cmd.args
-    print(await service.issue_operator(cmd.conn, cmd.settings, args.name, token=args.token, reusable=args.reusable,
+    print(await service.issue_operator(service.OperatorsUnitOfWork(cmd.conn), cmd.settings, args.name, token=args.token, reusable=args.reusable,
                                        valid_minutes=args.valid_minutes))
     return 0
 
 
 async def _revoke_operator(cmd: Command) -> int:
-    if not await repository.revoke(cmd.conn, cmd.args.name):
+    if not await service.OperatorsUnitOfWork(cmd.conn).operators.revoke(cmd.args.name):
         raise Refused(f"no active operator {cmd.args.name!r}", field="--name", code=1)
     print("revoked")
     return 0

@@ -10,9 +10,11 @@ from typing import Any
 
 import asyncpg
 
-from services.operators import domain, repository
+from services.operators import domain
 from services.operators.config import OperatorsSettings
 from services.operators.monitor import Monitor
+from services.operators.repository import OperatorsRepository
+from shared.uow import UnitOfWork
 
 # Rates and latency percentiles are taken over this window of readings.
 RATE_WINDOW_SECONDS = 30.0
@@ -22,38 +24,42 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def issue_operator(conn: asyncpg.Connection, settings: OperatorsSettings, name: str, *,
+class OperatorsUnitOfWork(UnitOfWork):
+    """The operators' table of sign-in links and sessions, in one transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        super().__init__(conn)
+        self.operators = OperatorsRepository(conn)
+
+
+async def issue_operator(uow: OperatorsUnitOfWork, settings: OperatorsSettings, name: str, *,
                          token: str | None = None, reusable: bool = False,
                          valid_minutes: float | None = None) -> str:
     """Create (or re-enable) the operator and return a sign-in link; one use unless reusable."""
     token = token or domain.new_token()
-    async with conn.transaction():
-        operator_id = await repository.add_operator(conn, name)
-        await repository.add_link(conn, operator_id, domain.hash_token(token),
-                                  _now() + timedelta(minutes=valid_minutes or settings.sign_in_link_minutes), reusable)
+    operator_id = await uow.operators.add_operator(name)
+    await uow.operators.add_link(operator_id, domain.hash_token(token),
+                                 _now() + timedelta(minutes=valid_minutes or settings.sign_in_link_minutes), reusable)
     return f"{settings.public_url.rstrip('/')}/sign-in?token={token}"
 
 
-async def sign_in(pool: asyncpg.Pool, settings: OperatorsSettings, link_token: str) -> str | None:
+async def sign_in(uow: OperatorsUnitOfWork, settings: OperatorsSettings, link_token: str) -> str | None:
     """Exchange a sign-in link's token for a new session token; None if the link is not valid."""
     session = domain.new_token()
-    async with pool.acquire() as conn, conn.transaction():
-        operator_id = await repository.use_link(conn, domain.hash_token(link_token), _now())
-        if operator_id is None:
-            return None
-        await repository.add_session(conn, operator_id, domain.hash_token(session),
-                                     _now() + timedelta(hours=settings.session_hours))
+    operator_id = await uow.operators.use_link(domain.hash_token(link_token), _now())
+    if operator_id is None:
+        return None
+    await uow.operators.add_session(operator_id, domain.hash_token(session),
+                                    _now() + timedelta(hours=settings.session_hours))
     return session
 
 
-async def operator_for(pool: asyncpg.Pool, session_token: str) -> str | None:
-    async with pool.acquire() as conn:
-        return await repository.operator_for_session(conn, domain.hash_token(session_token), _now())
+async def operator_for(uow: OperatorsUnitOfWork, session_token: str) -> str | None:
+    return await uow.operators.operator_for_session(domain.hash_token(session_token), _now())
 
 
-async def sign_out(pool: asyncpg.Pool, session_token: str) -> None:
-    async with pool.acquire() as conn:
-        await repository.end_session(conn, domain.hash_token(session_token))
+async def sign_out(uow: OperatorsUnitOfWork, session_token: str) -> None:
+    await uow.operators.end_session(domain.hash_token(session_token))
 
 
 @dataclass(frozen=True)

@@ -4,21 +4,25 @@ withdraw their signals; the privacy officer erases a person (see ``erasure``).""
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
-from uuid import UUID, uuid4
+from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, status
 from fastapi import Path as FastAPIPath
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from services.signals import domain, pages, repository, service
 from services.signals.config import SignalsSettings
-from services.signals.domain import Organisation, Stage
-from services.signals.erasure import Requester, erase
+from services.signals.dependencies import (
+    Context,
+    Partner,
+    SignalsContext,
+    authenticate_erasure,
+    erasure_actor,
+    partner,
+)
+from services.signals.domain import Requester, Stage
 from services.signals.handlers import register_handlers
 from services.signals.keys import KeyHolder
 from services.signals.metrics import PipelineMetrics
@@ -31,9 +35,9 @@ from services.signals.schemas import (
     SignalIn,
     SignalStatus,
 )
-from shared import access_log
-from shared.access_log import Action, Actor
-from shared.auth import Credential, Scope, bearer_credential
+from services.signals.service import SignalsUnitOfWork
+from shared.access_log import Actor
+from shared.auth import Scope
 from shared.contracts import Topics
 from shared.crypto import MasterKeyring
 from shared.http import install_error_handlers
@@ -43,39 +47,6 @@ from shared.service import Runtime, create_runtime, create_service_app
 from shared.worker import Periodic
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-def runtime_of(request: Request) -> Runtime:
-    return request.app.state.runtime
-
-
-async def _organisation_of(request: Request, credential: Credential) -> Organisation:
-    async with runtime_of(request).pool.acquire() as conn:
-        organisation = await repository.organisation(conn, UUID(credential.subject))
-    if organisation is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key's organisation no longer exists",
-                            headers={"WWW-Authenticate": "Bearer"})
-    return organisation
-
-
-@dataclass(frozen=True)
-class Partner:
-    """The organisation a partner key belongs to, and how the access log names the caller."""
-
-    organisation: Organisation
-    actor: Actor
-
-
-def partner(scope: Scope) -> Any:
-    """The partner whose key holds ``scope``."""
-    credential = bearer_credential(scope, scheme_name="PartnerKey", what="partner API key")
-
-    # A default, not Annotated: the annotation would be resolved by name, and ``credential`` is local.
-    async def caller(request: Request, found: Credential = Depends(credential)) -> Partner:
-        organisation = await _organisation_of(request, found)
-        return Partner(organisation, Actor("partner", f"key:{found.id}", str(organisation.id)))
-
-    return Depends(caller)
 
 
 router = APIRouter(prefix="/v1", tags=["signals"])
@@ -100,22 +71,17 @@ router = APIRouter(prefix="/v1", tags=["signals"])
 async def post_signal(
     signal: SignalIn,
     request: Request,
+    context: Context,
     caller: Annotated[Partner, partner(Scope.INGEST)],
     idempotency_key: Annotated[
         str | None, Header(max_length=200, description="Retries with the same key return the first answer")
     ] = None,
     x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
-    organisation, actor = caller.organisation, caller.actor
-    if errors := domain.instrument_errors(signal, load_catalogue()) + domain.source_kind_errors(signal, organisation):
-        raise RequestValidationError(errors)
-    runtime = runtime_of(request)
-    async with runtime.pool.acquire() as conn:
-        intake = await service.intake_signal(conn, runtime.settings, key_holder(runtime), organisation,  # type: ignore[arg-type]
-                                             signal, idempotency_key=idempotency_key,
+    async with SignalsUnitOfWork.begin(context.pool) as uow:
+        intake = await service.intake_signal(uow, context.settings, context.keyring, caller.organisation, signal,
+                                             actor=caller.actor, idempotency_key=idempotency_key,
                                              correlation_id=x_correlation_id)
-        if not intake.conflict:
-            await access_log.record(conn, actor, Action.CREATE, "signal", intake.signal_id)
     if intake.conflict:
         return JSONResponse(
             {"error": "idempotency_key_reused", "detail": [{
@@ -143,40 +109,14 @@ def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
 )
 async def get_signal(
     signal_id: UUID,
-    request: Request,
+    context: Context,
     caller: Annotated[Partner, partner(Scope.READ_STATUS)],
 ) -> SignalStatus:
-    async with runtime_of(request).pool.acquire() as conn:
-        found = await repository.signal_with_stages(conn, signal_id, caller.organisation.id)
-        await access_log.record(conn, caller.actor, Action.READ, "signal", signal_id,
-                                outcome="ok" if found else "not_found")
+    async with SignalsUnitOfWork.begin(context.pool) as uow:
+        found = await service.signal_status(uow, signal_id, caller.organisation.id, caller.actor)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such signal for this organisation")
     return domain.status_view(*found)
-
-
-erasure_credential = bearer_credential(Scope.ERASE_OWN, Scope.PRIVACY_OFFICER, scheme_name="PartnerKey",
-                                       what="partner API key or privacy officer's credential")
-
-
-async def authenticate_erasure(
-    request: Request, credential: Annotated[Credential, Depends(erasure_credential)],
-) -> Requester:
-    """A partner key (its own signals) or a privacy officer's credential (the person)."""
-    if Scope.PRIVACY_OFFICER in credential.scopes:
-        return Requester(UUID(credential.subject), credential.holder, "privacy_officer")
-    organisation = await _organisation_of(request, credential)
-    return Requester(organisation.id, organisation.name, "partner")
-
-
-async def erasure_actor(
-    requester: Annotated[Requester, Depends(authenticate_erasure)],
-    credential: Annotated[Credential, Depends(erasure_credential)],
-) -> Actor:
-    """The access log's name for the requester: a privacy officer acts for the controller."""
-    if requester.role == "privacy_officer":
-        return Actor("privacy_officer", str(requester.id), on_behalf_of="controller")
-    return Actor("partner", f"key:{credential.id}", str(requester.id))
 
 
 @router.post(
@@ -197,56 +137,17 @@ async def erasure_actor(
                404: {"description": "No signal about this caregiver (of your organisation, with a partner key)"}},
 )
 async def request_erasure(
-    erasure: ErasureIn, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
-    actor: Annotated[Actor, Depends(erasure_actor)],
+    erasure: ErasureIn, request: Request, context: Context,
+    requester: Annotated[Requester, Depends(authenticate_erasure)], actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> JSONResponse:
-    runtime = runtime_of(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
-    key = settings.pseudonym_key.get_secret_value().encode()
-    pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
-    # The person as the access log names them: digests of the pseudonyms, or the signal ids.
-    subject = (("caregiver", [domain.subject_digest(p) for p in pseudonyms]) if erasure.caregiver
-               else ("signal", erasure.signal_ids or []))
-    if erasure.scope is not None and erasure.scope is not requester.scope:
-        if requester.role == "partner":
-            async with runtime.pool.acquire() as conn:  # a partner reaching for the person: logged
-                await access_log.record(conn, actor, Action.ERASE, *subject, outcome="forbidden")
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "a partner key withdraws only its own signals "
-                                "(scope 'signals'); erasing the person across organisations is the privacy officer's")
-        raise RequestValidationError([{
-            "loc": ("body", "scope"), "type": "scope_for_role",
-            "msg": "the privacy officer's credential erases the person everywhere: scope 'caregiver'"}])
-    if erasure.caregiver and not pseudonyms:
-        raise RequestValidationError([{
-            "loc": ("body", "caregiver"), "type": "missing_identity",
-            "msg": "give name, birth_year and postcode together, or email, or phone"}])
-    digest = domain.erasure_request_digest(requester.id, requester.scope.value, pseudonyms, erasure.signal_ids)
-    posted_by = requester.id if requester.role == "partner" else None
-    async with runtime.pool.acquire() as conn:
-        async with conn.transaction():
-            erasure_id = await repository.lock_erasure_request(conn, digest)
-            caregivers = []
-            if erasure_id is None:
-                caregivers = await repository.caregivers_of(
-                    conn, pseudonyms=pseudonyms, signal_ids=erasure.signal_ids, posted_by=posted_by)
-            if caregivers:
-                erasure_id = uuid4()
-                await erase(
-                    conn, erasure_id=erasure_id, requester=requester, pseudonyms=caregivers,
-                    identified_by="identity" if erasure.caregiver else "signal_ids", request_digest=digest,
-                    requested_at=datetime.now(UTC), producer=settings.service_name,
-                )
-                await access_log.record(conn, actor, Action.ERASE, "erasure", erasure_id)
-                await access_log.record(conn, actor, Action.ERASE, *subject)
-            elif erasure_id is not None:  # the same request again: it names the earlier erasure
-                await access_log.record(conn, actor, Action.READ, "erasure", erasure_id)
-        if erasure_id is None:  # logged too: asking about a person is an access of its own
-            await access_log.record(conn, actor, Action.ERASE, *subject, outcome="not_found")
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "your organisation posted no signal about this caregiver"
-                                if posted_by else "no signal about this caregiver")
+    async with SignalsUnitOfWork.begin(context.pool) as uow:
+        outcome = await service.request_erasure(uow, context.settings, erasure, requester, actor)
+    if outcome.refused is not None:  # raised after the commit: the refusal stays in the access log
+        raise outcome.refused
+    assert outcome.erasure_id is not None
     body = ErasureAccepted(
-        id=erasure_id, status="propagating", scope=requester.scope,
-        status_url=str(request.url_for("get_erasure", erasure_id=erasure_id)),
+        id=outcome.erasure_id, status="propagating", scope=requester.scope,
+        status_url=str(request.url_for("get_erasure", erasure_id=outcome.erasure_id)),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
 
@@ -260,20 +161,15 @@ async def request_erasure(
     responses={404: {"description": "No such erasure asked for with this credential's organisation or officer"}},
 )
 async def get_erasure(
-    erasure_id: UUID, request: Request, requester: Annotated[Requester, Depends(authenticate_erasure)],
+    erasure_id: UUID, context: Context, requester: Annotated[Requester, Depends(authenticate_erasure)],
     actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> ErasureStatus:
-    async with runtime_of(request).pool.acquire() as conn:
-        row = await repository.erasure_of(conn, erasure_id, requester.id)
-        await access_log.record(conn, actor, Action.READ, "erasure", erasure_id, outcome="ok" if row else "not_found")
-    if row is None:
+    async with SignalsUnitOfWork.begin(context.pool) as uow:
+        found = await service.erasure_status(uow, erasure_id, requester, actor)
+    if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such erasure for this organisation")
-    return ErasureStatus(id=row["id"], requested_at=row["requested_at"], scope=row["scope"],
-                         status="propagating" if row["unpublished"] else "propagated")
-
-
-def key_holder(runtime: Runtime) -> KeyHolder:
-    return runtime.keys  # type: ignore[return-value]
+    return ErasureStatus(id=found.id, requested_at=found.requested_at, scope=found.scope,
+                         status="propagating" if found.unpublished else "propagated")
 
 
 # Service-to-service only: not in the OpenAPI document, refused without the internal token.
@@ -282,10 +178,10 @@ internal = APIRouter(prefix="/internal", include_in_schema=False, dependencies=[
 
 @internal.get("/keys/{key_id}")
 async def get_data_key(
-    request: Request, key_id: Annotated[str, FastAPIPath(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    context: Context, key_id: Annotated[str, FastAPIPath(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
 ) -> DataKey:
     """A caregiver's data key for a consuming service, which keeps it in memory only."""
-    key = await key_holder(runtime_of(request)).data_key(key_id)
+    key = await context.keys.data_key(key_id)
     if key is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such data key (destroyed by an erasure, or unknown)")
     return DataKey(key_id=key_id, key=base64.b64encode(key).decode())
@@ -304,28 +200,29 @@ async def list_instruments() -> list[Instrument]:
 def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
-    keyring = MasterKeyring.parse(settings.encryption_master_keys.get_secret_value())
-    runtime.keys = KeyHolder(keyring, lambda: runtime.pool)
-    register_handlers(runtime)
-    def purge_unconfirmed(rt: Runtime) -> Periodic:
-        # Unconfirmed self-referrals keep their personal data for a day at most.
-        async def purge() -> None:
-            async with rt.pool.acquire() as conn:
-                await service.purge_unconfirmed(conn)
-
-        return Periodic("self-referral-purge", settings.self_referral_purge_seconds, purge)
-
+    # The key holder: consumed sealed events are opened with this service's own keys.
+    runtime.keys = keys = KeyHolder(MasterKeyring.parse(settings.encryption_master_keys.get_secret_value()),
+                                    lambda: runtime.pool)
+    register_handlers(runtime, context := SignalsContext(settings, runtime, keys))
     runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
     app = create_service_app(
-        runtime,
-        title="signal-to-support: signals",
-        description="Ingest API for signals about overburdened informal caregivers.",
-        migrations=MIGRATIONS,
+        runtime, title="signal-to-support: signals", description=DESCRIPTION, migrations=MIGRATIONS,
         produces=[Topics.SIGNALS], retention=repository.retention_purges,
-        workers=[purge_unconfirmed],
+        workers=[lambda rt: _purge_unconfirmed(rt, settings.self_referral_purge_seconds)],
     )
-    app.include_router(router)
-    app.include_router(internal)
-    app.include_router(pages.router)
+    app.state.context = context
+    for routes in (router, internal, pages.router):
+        app.include_router(routes)
     install_error_handlers(app)
     return app
+
+
+DESCRIPTION = "Ingest API for signals about overburdened informal caregivers."
+
+
+def _purge_unconfirmed(runtime: Runtime, seconds: float) -> Periodic:
+    """Unconfirmed self-referrals keep their personal data for a day at most."""
+    async def purge() -> None:
+        async with SignalsUnitOfWork.begin(runtime.pool) as uow:
+            await service.purge_unconfirmed(uow)
+    return Periodic("self-referral-purge", seconds, purge)

@@ -28,10 +28,11 @@ import sys
 import uuid
 from pathlib import Path
 
-from services.signals import keys, repository
+from services.signals import keys
 from services.signals.api import MIGRATIONS
 from services.signals.config import SignalsSettings
 from services.signals.domain import Organisation
+from services.signals.repository import SignalsRepository
 from services.signals.sessions import new_token
 from shared import auth
 from shared.commandline import Invocation, Refused, Tool
@@ -45,14 +46,14 @@ ERASURE_COLUMNS = ("requested_at", "erasure_id", "role", "requester", "requested
 
 
 async def _organisation(cmd: Command) -> Organisation:
-    organisation = await repository.organisation_by_name(cmd.conn, cmd.args.organisation)
+    organisation = await SignalsRepository(cmd.conn).organisation_by_name(cmd.args.organisation)
     if organisation is None:
         raise Refused(f"no organisation named {cmd.args.organisation!r}", field="--organisation")
     return organisation
 
 
 async def _add_organisation(cmd: Command) -> int:
-    org_id = await repository.upsert_organisation(cmd.conn, cmd.args.name, cmd.args.kind)
+    org_id = await SignalsRepository(cmd.conn).upsert_organisation(cmd.args.name, cmd.args.kind)
     print(f"organisation {cmd.args.name!r} ({cmd.args.kind}): {org_id}")
     return 0
 
@@ -69,7 +70,7 @@ async def _issue_privacy_officer_key(cmd: Command) -> int:
 async def _sign_in_link(cmd: Command) -> int:
     organisation = await _organisation(cmd)
     token, token_hash = new_token()
-    await repository.add_sign_in_token(cmd.conn, token_hash, organisation.id, cmd.args.hours)
+    await SignalsRepository(cmd.conn).add_sign_in_token(token_hash, organisation.id, cmd.args.hours)
     settings = cmd.settings
     base = (cmd.args.base_url or settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
     print(f"{base}/melden/link/{token}")
@@ -78,7 +79,7 @@ async def _sign_in_link(cmd: Command) -> int:
 
 async def _erasure_log(cmd: Command) -> int:
     rows = [dict(row) | {"subjects": ",".join(d[:16] for d in row["subject_digests"])}
-            for row in await repository.erasure_log(cmd.conn, cmd.args.limit)]
+            for row in await SignalsRepository(cmd.conn).erasure_log(cmd.args.limit)]
     cmd.show(rows, ERASURE_COLUMNS, empty="no erasures")
     return 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -26,9 +27,62 @@ from services.signals.schemas import (
     SignalStatus,
     TimelineEntry,
 )
-from shared.contracts import SignalReceived, SourceKind
+from shared.contracts import CaregiverErased, ErasureScope, SignalReceived, SourceKind
 from shared.instruments import Catalogue
 from shared.pseudonym import identity_basis, pseudonymise
+
+@dataclass(frozen=True)
+class Signal:
+    """A stored signal as its status view needs it (the body stays sealed in the store)."""
+
+    id: UUID
+    status: str
+    received_at: datetime
+    case_id: UUID | None = None
+    caregiver_pseudonym: str | None = None
+
+
+@dataclass(frozen=True)
+class StageRecord:
+    """One step of a signal's timeline, recorded from a downstream event."""
+
+    stage: str
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Requester:
+    """Who asks for an erasure: an organisation (for its own signals) or a privacy officer (for the person)."""
+
+    id: UUID
+    name: str
+    role: str  # partner | privacy_officer
+
+    @property
+    def scope(self) -> ErasureScope:
+        return ErasureScope.CAREGIVER if self.role == "privacy_officer" else ErasureScope.SIGNALS
+
+
+@dataclass(frozen=True)
+class SelfReferral:
+    """A self-referral or a resident's concern waiting for (or past) its confirmation."""
+
+    id: UUID
+    concern: bool
+    body: dict[str, Any] | None
+    signal_id: UUID | None
+    live: bool
+
+
+@dataclass(frozen=True)
+class ErasureRecord:
+    """An erasure as its requester sees it; ``unpublished``: its events still waiting for the relay."""
+
+    id: UUID
+    requested_at: datetime
+    scope: str
+    unpublished: int
 
 
 class Stage(StrEnum):
@@ -117,6 +171,20 @@ def erasure_request_digest(
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def caregiver_erased(
+    erasure_id: UUID, requester: Requester, pseudonym: str, signals: Sequence[Signal], requested_at: datetime,
+) -> CaregiverErased:
+    """The event that carries an erasure of one caregiver to the other services."""
+    theirs = [s for s in signals if s.caregiver_pseudonym == pseudonym]
+    # A withdrawal leaves the case: it holds other organisations' signals.
+    cases = ([] if requester.scope is ErasureScope.SIGNALS
+             else list(dict.fromkeys(s.case_id for s in theirs if s.case_id)))
+    return CaregiverErased(
+        erasure_id=erasure_id, caregiver_pseudonym=pseudonym, signal_ids=[s.id for s in theirs],
+        case_ids=cases, requested_at=requested_at, requested_by=requester.id, scope=requester.scope,
+    )
+
+
 def received_event(
     signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime,
     status_url: str | None = None,
@@ -189,44 +257,44 @@ def _summary(stage: str, detail: dict[str, Any]) -> str | None:
     return None
 
 
-def status_view(signal: Any, stages: list[Any]) -> SignalStatus:
+def status_view(signal: Signal, stages: Sequence[StageRecord]) -> SignalStatus:
     screening = escalation = no_match_reason = None
     matches: list[dict[str, Any]] = []
     notifications: list[NotificationView] = []
     referrals: dict[str, ReferralView] = {}
     follow_up = taken_up = closed = None
     for row in stages:
-        detail = row["detail"]
-        if row["stage"] == Stage.SCREENED:
+        detail = row.detail
+        if row.stage == Stage.SCREENED:
             screening = ScreeningView(**{k: v for k, v in detail["result"].items() if k in _SCREENING_FIELDS})
-        elif row["stage"] == Stage.ESCALATED:
-            escalation = {"at": row["occurred_at"], "summary": CONSULTANT_INVOLVED}
-        elif row["stage"] == Stage.MATCHED:
+        elif row.stage == Stage.ESCALATED:
+            escalation = {"at": row.occurred_at, "summary": CONSULTANT_INVOLVED}
+        elif row.stage == Stage.MATCHED:
             matches = detail.get("matches", [])
             no_match_reason = detail.get("no_match_reason")
-        elif row["stage"] == Stage.NOTIFIED:
+        elif row.stage == Stage.NOTIFIED:
             notifications.append(
                 NotificationView(
                     recipient=detail["recipient_role"], channel=detail["channel"],
                     template=detail["template"], status=detail["status"],
-                    at=row["occurred_at"], detail=detail.get("detail"),
+                    at=row.occurred_at, detail=detail.get("detail"),
                 )
             )
-        elif row["stage"] == Stage.REFERRAL:
+        elif row.stage == Stage.REFERRAL:
             # Stages come in time order: the last update of a referral is its status.
-            referrals[detail["referral_id"]] = ReferralView(**detail, at=row["occurred_at"])
-        elif row["stage"] == Stage.FOLLOW_UP:
-            follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row["occurred_at"])
-        elif row["stage"] == Stage.TAKEN_UP:
-            taken_up = taken_up or {"at": row["occurred_at"], "summary": TAKEN_UP}
-        elif row["stage"] == Stage.CLOSED:
-            closed = {"at": row["occurred_at"], "summary": CLOSED}
+            referrals[detail["referral_id"]] = ReferralView(**detail, at=row.occurred_at)
+        elif row.stage == Stage.FOLLOW_UP:
+            follow_up = FollowUpView(support_arrived=detail["support_arrived"], at=row.occurred_at)
+        elif row.stage == Stage.TAKEN_UP:
+            taken_up = taken_up or {"at": row.occurred_at, "summary": TAKEN_UP}
+        elif row.stage == Stage.CLOSED:
+            closed = {"at": row.occurred_at, "summary": CLOSED}
     return SignalStatus(
-        id=signal["id"],
-        status=signal["status"],
-        received_at=signal["received_at"],
+        id=signal.id,
+        status=signal.status,
+        received_at=signal.received_at,
         timeline=[
-            TimelineEntry(stage=r["stage"], at=r["occurred_at"], summary=_summary(r["stage"], r["detail"]))
+            TimelineEntry(stage=r.stage, at=r.occurred_at, summary=_summary(r.stage, r.detail))
             for r in stages
         ],
         screening=screening,

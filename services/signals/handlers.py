@@ -11,10 +11,11 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import structlog
 
-from services.signals import repository
+from services.signals import service
+from services.signals.dependencies import SignalsContext
 from services.signals.domain import Stage
+from services.signals.service import SignalsUnitOfWork
 from shared.consumer import Route
 from shared.contracts import (
     CaseClosed,
@@ -32,16 +33,14 @@ from shared.contracts import (
 )
 from shared.service import Runtime
 
-log = structlog.get_logger(__name__)
-
 
 async def _record(
     conn: asyncpg.Connection, event: Envelope[Any], signal_id: UUID,
     stage: Stage, occurred_at: datetime, detail: dict[str, Any], case_id: UUID | None = None,
 ) -> None:
-    known = await repository.add_stage(conn, signal_id, stage, occurred_at, event.event_id, detail, case_id=case_id)
-    if not known:  # e.g. erased, or a signal from another environment: nothing to update
-        log.warning("stage for unknown signal ignored", signal_id=str(signal_id), stage=stage)
+    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, [signal_id], stage, occurred_at, detail,
+                               case_id)
+
 
 async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened]) -> None:
     p = event.payload
@@ -93,18 +92,19 @@ async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]
 async def on_taken_up(conn: asyncpg.Connection, event: Envelope[CaseTakenUp]) -> None:
     p = event.payload
     # Only that a person has it: not why, not which queue, not the other signals.
-    for signal_id in p.signal_ids:
-        await _record(conn, event, signal_id, Stage.TAKEN_UP, p.taken_up_at, {}, p.case_id)
+    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.TAKEN_UP, p.taken_up_at, {},
+                               p.case_id)
 
 
 async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
     p = event.payload
     # Not the reason: it is about the caregiver's life (a death, a move), not the referrer's.
-    for signal_id in p.signal_ids:
-        await _record(conn, event, signal_id, Stage.CLOSED, p.closed_at, {}, p.case_id)
+    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.CLOSED, p.closed_at, {},
+                               p.case_id)
 
 
-def register_handlers(runtime: Runtime) -> None:
+def register_handlers(runtime: Runtime, context: SignalsContext) -> None:
+    """The same signature in every service; the stages need nothing of the context."""
     runtime.consumer.subscribe({
         Topics.SCREENING: {
             EventType.SIGNAL_SCREENED: Route(SignalScreened, on_screened),

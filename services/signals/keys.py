@@ -23,20 +23,6 @@ class KeyHolder:
         self.keyring = keyring
         self._pool = pool
 
-    async def for_caregiver(self, conn: asyncpg.Connection, pseudonym: str) -> tuple[str, bytes]:
-        """The caregiver's key id and data key, created on their first signal. Two signals
-        about one caregiver at once end with one key: the second waits on the unique row."""
-        select = "SELECT key_id, wrapped FROM data_keys WHERE caregiver_pseudonym = $1"
-        row = await conn.fetchrow(select, pseudonym)
-        if row is None:
-            key_id, key = crypto.new_key_id(), crypto.new_data_key()
-            await conn.execute(
-                """INSERT INTO data_keys (key_id, caregiver_pseudonym, wrapped) VALUES ($1, $2, $3)
-                   ON CONFLICT (caregiver_pseudonym) DO NOTHING""",
-                key_id, pseudonym, self.keyring.wrap(key_id, key))
-            row = await conn.fetchrow(select, pseudonym)
-        return row["key_id"], self.keyring.unwrap(row["key_id"], row["wrapped"])
-
     async def data_key(self, key_id: str, subject: str = "") -> bytes | None:
         """A key by id, ``None`` once destroyed (``shared.sealing.KeySource``)."""
         wrapped = await self._pool().fetchval("SELECT wrapped FROM data_keys WHERE key_id = $1", key_id)
@@ -49,13 +35,33 @@ class KeyHolder:
         """Nothing to release: the keys live in this service's own database."""
 
 
-async def destroy(conn: asyncpg.Connection, pseudonyms: Iterable[str]) -> int:
-    """Crypto-shred the caregivers' keys, in the erasure's transaction."""
-    key_ids = await conn.fetch(
-        "DELETE FROM data_keys WHERE caregiver_pseudonym = ANY($1::text[]) RETURNING key_id", list(pseudonyms))
-    await conn.executemany("INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                           [(row["key_id"],) for row in key_ids])
-    return len(key_ids)
+class DataKeys:
+    """The data keys table, inside a unit of work's transaction."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def for_caregiver(self, pseudonym: str, keyring: crypto.MasterKeyring) -> tuple[str, bytes]:
+        """The caregiver's key id and data key, created on their first signal. Two signals
+        about one caregiver at once end with one key: the second waits on the unique row."""
+        select = "SELECT key_id, wrapped FROM data_keys WHERE caregiver_pseudonym = $1"
+        row = await self.conn.fetchrow(select, pseudonym)
+        if row is None:
+            key_id, key = crypto.new_key_id(), crypto.new_data_key()
+            await self.conn.execute(
+                """INSERT INTO data_keys (key_id, caregiver_pseudonym, wrapped) VALUES ($1, $2, $3)
+                   ON CONFLICT (caregiver_pseudonym) DO NOTHING""",
+                key_id, pseudonym, keyring.wrap(key_id, key))
+            row = await self.conn.fetchrow(select, pseudonym)
+        return row["key_id"], keyring.unwrap(row["key_id"], row["wrapped"])
+
+    async def destroy(self, pseudonyms: Iterable[str]) -> int:
+        """Crypto-shred the caregivers' keys, in the erasure's transaction."""
+        key_ids = await self.conn.fetch(
+            "DELETE FROM data_keys WHERE caregiver_pseudonym = ANY($1::text[]) RETURNING key_id", list(pseudonyms))
+        await self.conn.executemany("INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                                    [(row["key_id"],) for row in key_ids])
+        return len(key_ids)
 
 
 async def rotate(conn: asyncpg.Connection, keyring: crypto.MasterKeyring) -> int:

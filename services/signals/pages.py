@@ -12,17 +12,21 @@ Routes only translate between HTTP and the use cases in ``service``."""
 from __future__ import annotations
 
 import time
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.signals import domain, forms, repository, service, sessions
+from services.signals import domain, forms, service, sessions
 from services.signals.config import SignalsSettings
+from services.signals.dependencies import context_of
 from services.signals.domain import Organisation
+from services.signals.schemas import SignalIn
+from services.signals.service import SignalsUnitOfWork
 from shared.instruments import load_catalogue
 from shared.municipalities import municipalities
 from shared.pages import Pages, form_fields, language_of, translator, with_language
@@ -33,15 +37,15 @@ STATUS_LINK_DAYS = 365
 
 
 def _settings(request: Request) -> SignalsSettings:
-    return request.app.state.runtime.settings
+    return context_of(request).settings
 
 
 def _secret(request: Request) -> str:
     return _settings(request).page_secret.get_secret_value()
 
 
-def _pool(request: Request):  # noqa: ANN202 - asyncpg's pool
-    return request.app.state.runtime.pool
+def _begin(request: Request) -> AbstractAsyncContextManager[SignalsUnitOfWork]:
+    return SignalsUnitOfWork.begin(context_of(request).pool)
 
 
 def public_url(request: Request) -> str:
@@ -72,8 +76,8 @@ async def _signed_in(request: Request) -> tuple[Organisation, str] | None:
     organisation_id = sessions.read_session(_secret(request), cookie, time.time())
     if organisation_id is None or cookie is None:
         return None
-    async with _pool(request).acquire() as conn:
-        organisation = await repository.organisation_by_id(conn, organisation_id)
+    async with _begin(request) as uow:
+        organisation = await uow.signals.organisation(organisation_id)
     return (organisation, cookie) if organisation else None
 
 
@@ -94,8 +98,8 @@ async def login_page(request: Request) -> HTMLResponse:
 @router.post("/melden/inloggen")
 async def login(request: Request) -> Response:
     key = forms.one(await form_fields(request), "api_key") or ""
-    async with _pool(request).acquire() as conn:
-        organisation = await repository.organisation_for_key(conn, key) if key else None
+    async with _begin(request) as uow:
+        organisation = await uow.signals.organisation_for_key(key) if key else None
     if organisation is None:
         t = translator(language_of(request))
         return pages.render(request, "login.html.j2", 401, error=t(
@@ -105,8 +109,8 @@ async def login(request: Request) -> Response:
 
 @router.get("/melden/link/{token}")
 async def sign_in_link(request: Request, token: str) -> Response:
-    async with _pool(request).acquire() as conn:
-        organisation_id = await repository.use_sign_in_token(conn, sessions.digest(token))
+    async with _begin(request) as uow:
+        organisation_id = await uow.signals.use_sign_in_token(sessions.digest(token))
     if organisation_id is None:
         return _message(request, ("Deze inloglink werkt niet (meer)", "This sign-in link does not work (any more)"),
                         ("Een inloglink werkt één keer en verloopt. Log in met de sleutel van uw organisatie.",
@@ -150,18 +154,26 @@ async def post_signal_form(request: Request) -> Response:
     if not sessions.csrf_valid(_secret(request), cookie, forms.one(fields, "csrf") or ""):
         return _message(request, ("Formulier verlopen", "Form expired"),
                         ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."), 403)
-    catalogue = load_catalogue()
     kind = forms.one(fields, "source_kind") or organisation.kind
-    signal, errors = forms.validate(forms.professional_signal(fields, kind, catalogue.get(forms.EDIZ).item_count))
-    if signal is not None:
-        errors = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}"
-                  for e in domain.instrument_errors(signal, catalogue) + domain.source_kind_errors(signal, organisation)]
+    signal, errors = _checked(forms.professional_signal(fields, kind, _ediz_items()), organisation)
     if signal is None or errors:
         return _form_page(request, organisation, cookie, fields, errors, 422)
-    async with _pool(request).acquire() as conn:
-        intake = await service.intake_signal(conn, _settings(request), request.app.state.runtime.keys, organisation, signal,
-                                             idempotency_key=forms.one(fields, "csrf_nonce"))
+    async with _begin(request) as uow:
+        intake = await service.intake_signal(uow, _settings(request), context_of(request).keyring, organisation,
+                                             signal, idempotency_key=forms.one(fields, "csrf_nonce"))
     return RedirectResponse(with_language(f"/melden/signalen/{intake.signal_id}", language_of(request)), 303)
+
+
+def _ediz_items() -> int:
+    return load_catalogue().get(forms.EDIZ).item_count
+
+
+def _checked(data: dict[str, Any], organisation: Organisation | None) -> tuple[SignalIn | None, list[str]]:
+    """The form's signal and its errors as lines for the page (the schema's, then the use case's)."""
+    signal, errors = forms.validate(data)
+    if signal is not None:
+        errors = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in service.check_signal(signal, organisation)]
+    return signal, errors
 
 
 @router.get("/melden/signalen/{signal_id}", response_class=HTMLResponse)
@@ -169,8 +181,8 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
     if (signed_in := await _signed_in(request)) is None:
         return _to_login(request)
     organisation, _ = signed_in
-    async with _pool(request).acquire() as conn:
-        found = await repository.signal_with_stages(conn, signal_id, organisation.id)
+    async with _begin(request) as uow:
+        found = await service.signal_status(uow, signal_id, organisation.id)
     if found is None:
         return _message(request, ("Onbekende melding", "Unknown signal"),
                         ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."), 404)
@@ -200,36 +212,40 @@ async def submit_self_referral(request: Request) -> Response:
     fields = await form_fields(request)
     concern = forms.one(fields, "kind") == "concern"
     email = forms.one(fields, "reporter_email" if concern else "caregiver_email")
-    catalogue = load_catalogue()
-    data = forms.concern(fields) if concern else forms.self_referral(
-        fields, catalogue.get(forms.EDIZ).item_count, datetime.now(UTC))
-    signal, errors = forms.validate(data)
-    if signal is not None:
-        errors = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in domain.instrument_errors(signal, catalogue)]
+    signal, errors = _checked(forms.concern(fields) if concern else forms.self_referral(
+        fields, _ediz_items(), datetime.now(UTC)), None)
     if not email or "@" not in email:
         errors.append(translator(language_of(request))(
             "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
             "e-mail: fill in your e-mail address; you will get a link to confirm"))
-    if signal is None or errors:
+    if signal is None or errors or not email:
         return pages.render(request, "concern.html.j2" if concern else "self_referral.html.j2", 422, errors=errors,
                             v=lambda name: forms.one(fields, name) or "", **_common())
-    language = language_of(request)
-    base = public_url(request)
+    name = forms.one(fields, "reporter_name" if concern else "caregiver_name")
+    return await _submit(request, signal, email=email, name=name, concern=concern)
+
+
+async def _submit(request: Request, signal: SignalIn, *, email: str, name: str | None, concern: bool) -> Response:
+    language, base, context = language_of(request), public_url(request), context_of(request)
     try:
-        async with _pool(request).acquire() as conn:
+        async with _begin(request) as uow:
             await service.submit_self_referral(
-                conn, _settings(request), request.app.state.runtime.keys, signal, email=email, language=language, client=_client(request),
-                name=forms.one(fields, "reporter_name" if concern else "caregiver_name"), concern=concern,
+                uow, context.settings, context.keyring, signal, email=email, language=language,
+                client=_client(request), name=name, concern=concern,
                 confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language))
     except service.RateLimited:
-        return _message(request, ("Even geduld", "Please wait"),
-                        ("U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
-                         "You sent several forms in the last hour. Please try again in an hour."), 429)
-    return _message(request, ("Kijk in uw e-mail", "Check your e-mail"),
-                    ("Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan wij "
-                     "met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u invulde.",
-                     "We sent you an e-mail with a link. Only when you follow it and confirm do we start. If you do "
-                     "not confirm within a day, we delete what you filled in."), 202)
+        return _message(request, *RATE_LIMITED, 429)
+    return _message(request, *CHECK_YOUR_EMAIL, 202)
+
+
+RATE_LIMITED = (("Even geduld", "Please wait"),
+                ("U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
+                 "You sent several forms in the last hour. Please try again in an hour."))
+CHECK_YOUR_EMAIL = (("Kijk in uw e-mail", "Check your e-mail"),
+                    ("Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan "
+                     "wij met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u "
+                     "invulde.", "We sent you an e-mail with a link. Only when you follow it and confirm do we start. "
+                     "If you do not confirm within a day, we delete what you filled in."))
 
 
 @router.get("/aanmelden/bevestigen/{token}", response_class=HTMLResponse)
@@ -240,23 +256,27 @@ async def confirm_page(request: Request, token: str) -> HTMLResponse:
 
 @router.post("/aanmelden/bevestigen/{token}")
 async def confirm(request: Request, token: str) -> Response:
-    settings, secret, base, now = _settings(request), _secret(request), public_url(request), time.time()
-    async with _pool(request).acquire() as conn:
+    context, secret, base, now = context_of(request), _secret(request), public_url(request), time.time()
+    async with _begin(request) as uow:
         confirmed = await service.confirm_self_referral(
-            conn, settings, request.app.state.runtime.keys, token, lambda signal_id: caregiver_status_url(base, secret, signal_id, now))
+            uow, context.settings, context.keyring, token, lambda signal_id: caregiver_status_url(base, secret, signal_id, now))
     if confirmed is None:
         return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
                         ("De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier "
                          "opnieuw in.", "The link is unknown or older than a day; what you filled in has been deleted. "
                          "Please fill in the form again."), 404)
     if confirmed.concern:
-        return _message(request, ("Dank u wel", "Thank you"),
+        return _concern_passed_on(request)
+    url = caregiver_status_url("", secret, confirmed.signal_id, now)
+    return RedirectResponse(with_language(url, language_of(request)), status_code=303)
+
+
+def _concern_passed_on(request: Request) -> HTMLResponse:
+    return _message(request, ("Dank u wel", "Thank you"),
                         ("Uw zorg is doorgegeven aan de mantelzorgconsulent van de gemeente. Die neemt de situatie "
                          "zorgvuldig op; de persoon om wie het gaat krijgt van ons geen bericht.",
                          "Your concern has been passed to the municipality's caregiver consultant, who will look into "
                          "it carefully; the person concerned gets no message from us."), 200)
-    url = caregiver_status_url("", secret, confirmed.signal_id, now)
-    return RedirectResponse(with_language(url, language_of(request)), status_code=303)
 
 
 # --- the caregiver's own status page -----------------------------------------------------
@@ -273,8 +293,8 @@ async def caregiver_status(
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
         return _link_refused(request)
-    async with _pool(request).acquire() as conn:
-        found = await repository.signal_and_stages(conn, signal_id)
+    async with _begin(request) as uow:
+        found = await uow.signals.signal_and_stages(signal_id)
     if found is None:
         return _message(request, ("Niets (meer) bekend", "Nothing (left) on record"),
                         ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."), 404)
@@ -288,8 +308,8 @@ async def erase_own(
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
         return _link_refused(request)
-    async with _pool(request).acquire() as conn:
-        await service.erase_own_submission(conn, _settings(request), signal_id)
+    async with _begin(request) as uow:
+        await service.erase_own_submission(uow, _settings(request), signal_id)
     return _message(request, ("Uw gegevens worden gewist", "Your data is being erased"),
                     ("Wij wissen uw aanmelding en alles wat daaruit volgde, in alle onderdelen van Signaal naar Steun. "
                      "U krijgt hierover geen berichten meer.",

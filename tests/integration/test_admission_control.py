@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from deploy.stack import REPO, EmbeddedPostgres, create_databases, free_port
-from services.signals import repository
+from services.signals.repository import SignalsRepository
 from services.signals.api import create_app
 from services.signals.config import SignalsSettings
 from shared import auth
@@ -51,7 +51,7 @@ async def test_ingest_answers_503_during_a_database_outage_and_a_retry_is_accept
     headers = {"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": f"retry-{uuid.uuid4()}"}
     async with app.router.lifespan_context(app):
         async with app.state.runtime.pool.acquire() as conn:
-            organisation = await repository.upsert_organisation(conn, "Admission test practice", "gp")
+            organisation = await SignalsRepository(conn).upsert_organisation("Admission test practice", "gp")
             await auth.issue(conn, key=API_KEY, scopes=auth.PARTNER_SCOPES, subject=str(organisation))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://signals") as client:

@@ -36,8 +36,8 @@ async def test_rotation_rewraps_every_data_key_and_the_old_master_key_can_go(dat
     try:
         old = keys.KeyHolder(MasterKeyring.parse(_spec("m1", m1)), lambda: pool)
         async with pool.acquire() as conn:
-            made = {p: await old.for_caregiver(conn, p) for p in ("p1", "p2", "p3")}
-            assert await old.for_caregiver(conn, "p1") == made["p1"], "one key per caregiver"
+            made = {p: await keys.DataKeys(conn).for_caregiver(p, old.keyring) for p in ("p1", "p2", "p3")}
+            assert await keys.DataKeys(conn).for_caregiver("p1", old.keyring) == made["p1"], "one key per caregiver"
         wrapped = [r["wrapped"] for r in await pool.fetch("SELECT wrapped FROM data_keys")]
         assert all(w.startswith("v1.m1.") for w in wrapped) and len(wrapped) == 3
 
@@ -53,7 +53,7 @@ async def test_rotation_rewraps_every_data_key_and_the_old_master_key_can_go(dat
         # Erasure destroys p1's key; a backup from before brings it back; shred-erased ends it again.
         backup = await pool.fetchrow("SELECT * FROM data_keys WHERE caregiver_pseudonym = 'p1'")
         async with pool.acquire() as conn, conn.transaction():
-            assert await keys.destroy(conn, ["p1"]) == 1
+            assert await keys.DataKeys(conn).destroy(["p1"]) == 1
         assert await new_only.data_key(made["p1"][0]) is None
         exported = _cli(database_url, _spec("m2", m2), "keys", "list-erased")
         assert exported.split() == [made["p1"][0]]

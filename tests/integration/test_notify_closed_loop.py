@@ -23,13 +23,12 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.notify import pages, provider_api, repository
+from services.notify import pages, provider_api, repository, service
 from services.notify.api import MIGRATIONS, delivery_channels
 from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.deadlines import run_once
 from services.notify.delivery import DeliveryWorker
-from services.notify.handlers import make_handlers
 from services.notify.metrics import NotifyMetrics
 from shared.auth import Scope, issue
 from shared.contracts import CaregiverErased, EventType, MatchesProposed
@@ -65,18 +64,16 @@ class Notify:
     registry: CollectorRegistry
 
     async def on_matches(self, payload: MatchesProposed) -> None:
-        on_matches, *_ = make_handlers(self.ctx)
         event = new_event(EventType.MATCHES_PROPOSED, payload, producer="matching", subject="pseudonym-1",
                           correlation_id=f"corr-{payload.signal_id}")
         async with self.pool.acquire() as conn, conn.transaction():
-            await on_matches(conn, event)
+            await service.propose(service.NotifyUnitOfWork(conn), self.ctx, event)
 
     async def on_erased(self, payload: CaregiverErased) -> None:
-        _, on_erased, _ = make_handlers(self.ctx)
         event = new_event(EventType.CAREGIVER_ERASED, payload, producer="signals", subject="pseudonym-1",
                           correlation_id="erase")
         async with self.pool.acquire() as conn, conn.transaction():
-            await on_erased(conn, event)
+            await service.forget_caregiver(service.NotifyUnitOfWork(conn), self.ctx, event.payload)
 
     async def events(self, event_type: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(

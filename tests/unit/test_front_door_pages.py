@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from services.matching import search
 from services.matching.taxonomy import terms_for
 from services.signals import domain, forms, sessions
-from services.signals.repository import Organisation
+from services.signals.domain import Organisation
 from shared.municipalities import find, municipalities, province_of
 
 SECRET = "s" * 32

@@ -30,7 +30,7 @@ def test_referrals_show_their_latest_status_and_the_follow_up_its_answer():
         _stage("follow_up", 20, support_arrived=False),
         _stage("rescreen_due", 30, risk_level="overburdened"),
     ]
-    view = domain.status_view(signal, stages)
+    view = domain.status_view(domain.Signal(**signal), [domain.StageRecord(**s) for s in stages])
     assert [(r.service_name, r.status.value, r.reason_code) for r in view.referrals] == [
         ("Respijthuis", "rejected", "no_capacity"), ("Mantelzorgcafé", "requested", None)]
     assert view.referrals[0].updated_by == "provider" and view.referrals[0].at == T0 + timedelta(minutes=9)

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.signals import domain
-from services.signals.repository import Organisation
+from services.signals.domain import Organisation
 from services.signals.schemas import SignalIn
 from shared.contracts import SourceKind
 from deploy.stack import REPO
@@ -69,7 +69,7 @@ def test_status_view_follows_the_furthest_stage():
         {"stage": "notified", "occurred_at": now, "detail": {"recipient_role": "referrer", "channel": "status_view",
                                                               "template": "referrer_update", "status": "delivered"}},
     ]
-    view = domain.status_view(signal, stages)
+    view = domain.status_view(domain.Signal(**signal), [domain.StageRecord(**s) for s in stages])
     assert [t.stage for t in view.timeline] == ["received", "screened", "matched", "notified"]
     assert view.screening.band == "heavy" and view.no_match_reason == "no services in area"
     assert view.notifications[0].recipient == "referrer"
