@@ -31,7 +31,7 @@ def test_the_view_shows_no_case_and_an_escalation_only_as_a_consultant_involved(
                                 "risk_level": "crisis"}),
         _stage("rescreen_due", 3, {"risk_level": "crisis"}),
     ]
-    view = domain.status_view(domain.Signal(**signal), [domain.Stage(**s) for s in stages])
+    view = domain.status_view(domain.Signal(**signal), [domain.StageRecord(**s) for s in stages])
     text = view.model_dump_json()
     assert str(CASE) not in text and "case_id" not in text
     assert "crisis" not in text and "independent" not in text
