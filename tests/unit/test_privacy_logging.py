@@ -2,6 +2,7 @@
 
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -9,6 +10,17 @@ import uvicorn
 from pydantic import BaseModel, Field, ValidationError
 
 from shared.logging import configure_logging, describe_error, redact, redact_event
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """configure_logging writes to the stdout of the test (capsys), closed after it: later
+    tests get the default configuration back, not a closed stream."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    structlog.reset_defaults()
+    root.handlers[:], root.level = handlers, level
 
 
 @pytest.mark.parametrize("text", [
