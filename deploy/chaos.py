@@ -552,7 +552,7 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
     accepted = load.accepted()
     live = [(c, p) for c, p in accepted if not c.erased]
     found = await statuses(load, live)
-    lost = [p.signal_id for _, p in live if not outcome(found.get(p.signal_id, {}))]  # type: ignore[arg-type]
+    lost = [p.signal_id for _, p in live if p.signal_id and not outcome(found.get(p.signal_id, {}))]
 
     notifications = {str(r["id"]): r for r in await fetch(
         stack, "notify", "SELECT id, signal_id, case_id, template, recipient_role, status FROM notifications")}

@@ -115,7 +115,7 @@ def messages(directory: Path) -> list[Path]:
 
 
 def parse(path: Path) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(path.read_bytes())  # type: ignore[return-value]
+    return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
 
 
 def _linked(text: str) -> str:
@@ -207,7 +207,7 @@ class Mailbox:
     @property
     def url(self) -> str:
         host, port = self.http.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

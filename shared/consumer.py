@@ -321,7 +321,7 @@ class EventConsumer:
                      waited_seconds=round(time.time() - waiting.since, 1))
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._settings.max_backoff_seconds, self._settings.backoff_seconds * 2 ** min(attempt - 1, 30))
+        ceiling = min(self._settings.max_backoff_seconds, self._settings.backoff_seconds * 2.0 ** min(attempt - 1, 30))
         return ceiling * random.uniform(0.5, 1.0)  # jitter: lanes do not retry in lockstep
 
     async def _pause(self, seconds: float) -> None:

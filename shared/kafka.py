@@ -29,7 +29,8 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
     if not kafka.security_protocol.endswith("SSL"):
         return None
     # Verifies the broker's certificate and host name against the CA file (or the system's).
-    return create_ssl_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    context: ssl.SSLContext = create_ssl_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    return context
 
 
 def client_security(kafka: KafkaSettings) -> dict[str, Any]:

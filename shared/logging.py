@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -52,7 +52,7 @@ def _redact_value(value: Any) -> Any:
     return redact(str(value))  # rendered as text anyway; an exception's text is the usual case
 
 
-def redact_event(logger: Any, method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_event(logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> dict[str, Any]:
     """structlog processor: runs after exceptions are formatted, right before rendering."""
     return {key: _redact_value(value) for key, value in event_dict.items()}
 

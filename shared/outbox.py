@@ -23,7 +23,7 @@ import structlog
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel
 
-from shared.contracts import CaregiverErased, Envelope, ErasureScope
+from shared.contracts import CaregiverErased, Envelope, ErasureScope, P
 from shared.logging import describe_error
 from shared.metrics import Metrics
 from shared.sealing import wire
@@ -77,14 +77,18 @@ async def add_record(
 
 def new_event(
     event_type: str,
-    payload: BaseModel,
+    payload: P,
     *,
     producer: str,
     subject: str,
     correlation_id: str,
-    causation_id: Any = None,
-) -> Envelope[Any]:
-    return Envelope[type(payload)](  # type: ignore[misc]
+    causation_id: UUID | None = None,
+) -> Envelope[P]:
+    # Parametrised by the payload's own class at run time: pydantic serialises a field by its
+    # declared type, so this keeps every field of the payload. mypy cannot follow a type argument
+    # known only at run time.
+    envelope_type: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    return envelope_type(
         event_type=event_type,
         payload=payload,
         producer=producer,

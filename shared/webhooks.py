@@ -108,7 +108,7 @@ def forbidden(address: Address) -> bool:
 
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ async def post_signed(
 
 def backoff_seconds(failures: int, base: float, maximum: float) -> float:
     """The wait after ``failures`` failed attempts in a row at one webhook: doubling, capped."""
-    return min(base * 2 ** max(failures - 1, 0), maximum)
+    return min(base * 2.0 ** max(failures - 1, 0), maximum)
 
 
 async def gather_bounded(jobs: Iterable[Awaitable[T]], limit: int) -> list[T]:

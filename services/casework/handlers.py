@@ -57,7 +57,7 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
         p, now = event.payload, utcnow()
         signal = p.signal
         await _ensure(conn, p.case_id, event.subject, signal)
-        case = await repository.case(conn, p.case_id, lock=True)
+        case = await repository.case_for_update(conn, p.case_id)
         added = await repository.add_signal(conn, p.case_id, signal.model_dump(mode="json"),
                                             (p.own_result or p.result).model_dump(mode="json"))
         derailed = domain.is_derailed(signal, p.result)
@@ -82,7 +82,7 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
     async def on_escalated(conn: asyncpg.Connection, event: Envelope[CaseEscalated]) -> None:
         p = event.payload
         await _ensure(conn, p.case_id, event.subject, p.signal)
-        case = await repository.case(conn, p.case_id, lock=True)
+        case = await repository.case_for_update(conn, p.case_id)
         await repository.update_case(conn, p.case_id, utcnow(), escalated_at=case["escalated_at"] or p.escalated_at,
                                      escalation_reason=p.reason)
         await after(conn, p.case_id)
@@ -139,8 +139,8 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
             "follow_up": on_follow_up, "rescreen_due": on_rescreen_due, "erased": on_erased}
 
 
-def register_handlers(runtime: Runtime) -> None:
-    h = make_handlers(runtime.settings)  # type: ignore[arg-type]
+def register_handlers(runtime: Runtime[CaseworkSettings]) -> None:
+    h = make_handlers(runtime.settings)
     runtime.consumer.subscribe({
         Topics.SIGNALS: {EventType.CAREGIVER_ERASED: Route(CaregiverErased, h["erased"])},
         Topics.SCREENING: {

@@ -168,6 +168,10 @@ def _rule(pattern: str, dutch: Callable[[re.Match[str]], str]) -> _Rule:
     return re.compile(f"^{pattern}$"), dutch
 
 
+def _fixed(dutch: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: dutch
+
+
 def _p(text: str) -> str:
     return _PHRASES.get(text, text)
 
@@ -199,7 +203,7 @@ _RULES: list[_Rule] = [
     _rule(r"balance model: (\d+) points \(load (\d+), reduced capacity (\d+), signs of strain (\d+)\); (.+)",
           lambda m: f"balansmodel: {m[1]} punten (draaglast {m[2]}, minder draagkracht {m[3]}, "
                     f"tekenen van overbelasting {m[4]}); {_band(m[5])}"),
-    *(_rule(re.escape(en), lambda m, nl=nl: nl) for en, nl in {
+    *(_rule(re.escape(en), _fixed(nl)) for en, nl in {
         "the person cared for shows behaviour problems": "de naaste vertoont gedragsproblemen",
         "nobody to take over the care": "niemand om de zorg over te nemen",
         "financial problems": "financiële problemen",

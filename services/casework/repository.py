@@ -135,6 +135,15 @@ async def case(conn: asyncpg.Connection, case_id: UUID, *, lock: bool = False) -
     return await conn.fetchrow(f"SELECT * FROM cases WHERE id = $1{' FOR UPDATE' if lock else ''}", case_id)
 
 
+async def case_for_update(conn: asyncpg.Connection, case_id: UUID) -> asyncpg.Record:
+    """The case, locked; a handler that updates it made it exist first. A case that is not
+    there is an error (retried, then dead-lettered), not an update to skip."""
+    row = await case(conn, case_id, lock=True)
+    if row is None:
+        raise LookupError(f"no case {case_id}")
+    return row
+
+
 async def add_signal(conn: asyncpg.Connection, case_id: UUID, signal: dict[str, Any], own_result: Any) -> bool:
     return await conn.fetchval(
         """INSERT INTO case_signals (signal_id, case_id, received_at, organisation_name, source_kind, urgency,

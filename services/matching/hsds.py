@@ -412,7 +412,7 @@ class _Reader:
         available = self.get(d, path, "available", _integer(0, 1_000_000), required=True, drops="capacity")
         maximum = self.get(d, path, "maximum", _integer(0, 1_000_000), drops="capacity")
         updated = self.get(d, path, "updated", _datetime, required=True, drops="capacity")
-        if len(self.issues) > before:
+        if unit_id is None or unit_name is None or len(self.issues) > before:
             return None
         if maximum is not None and available > maximum:
             self.issue(d, path, "available", f"{available} exceeds maximum {maximum}; capacity left out")
@@ -453,7 +453,7 @@ class _Reader:
             areas += [self.service_area(a, a_path) for a_path, a in self.items(sal, s_path, "service_areas")]
         areas += [self.service_area(a, a_path) for a_path, a in self.items(d, "", "service_areas")]
 
-        languages = {}
+        languages: dict[str, Language] = {}
         for l_path, lang in self.items(d, "", "languages"):
             lang_id = self.get(lang, l_path, "id", _code, required=True, drops="language")
             code = self.get(lang, l_path, "code", _language, required=True, drops="language")

@@ -6,7 +6,6 @@ nothing, and the dedupe keys keep a re-sent proposal from sending a message twic
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 from uuid import uuid4
 
 import asyncpg
@@ -16,7 +15,7 @@ from services.notify.context import NotifyContext
 from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
 from services.notify.templates import labels
-from shared.consumer import Route
+from shared.consumer import Handler, Route
 from shared.contracts import (
     CaregiverErased,
     CaseClosed,
@@ -33,7 +32,7 @@ from shared.tombstones import record_tombstone
 from shared.service import Runtime
 
 
-def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
+def make_handlers(ctx: NotifyContext) -> tuple[Handler, Handler, Handler]:
     async def on_matches(conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
         p = event.payload
         signal = p.signal
@@ -85,7 +84,7 @@ def make_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
     return on_matches, on_erased, on_confirmation_requested
 
 
-def make_casework_handlers(ctx: NotifyContext) -> tuple[Any, Any]:
+def make_casework_handlers(ctx: NotifyContext) -> tuple[Handler, Handler]:
     """The caregiver consultant's hand-off to the Wmo desk (a referral like any other) and
     the caregiver's message when the consultant closes the case."""
 

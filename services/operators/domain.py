@@ -221,10 +221,13 @@ def series(history: Iterable[Mapping[str, Reading]], services: Sequence[str]) ->
         times.append(round(max(r.at for r in moment.values()), 3))
         for s in services:
             new, old = moment.get(s), answered.get(s)
-            reachable = new is not None and new.reachable
+            if new is None or not new.reachable:
+                throughput[s].append(None)
+                lag[s].append(None)
+                continue
             throughput[s].append(round(rate(old, new, "sts_messages_handled_total", outcome="processed"), 3)
-                                 if reachable and old else None)
-            lag[s].append(new.total("sts_consumer_lag") if reachable else None)
+                                 if old else None)
+            lag[s].append(new.total("sts_consumer_lag"))
         new, old = moment.get("signals"), answered.get("signals")
         ingest.append(round(rate(old, new, "sts_http_requests_total", route="/v1/signals", method="POST",
                                  status="202"), 3) if new is not None and new.reachable and old else None)

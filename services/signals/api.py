@@ -45,7 +45,7 @@ from shared.worker import Periodic
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def runtime_of(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime[SignalsSettings]:
     return request.app.state.runtime
 
 
@@ -111,7 +111,7 @@ async def post_signal(
         raise RequestValidationError(errors)
     runtime = runtime_of(request)
     async with runtime.pool.acquire() as conn:
-        intake = await service.intake_signal(conn, runtime.settings, key_holder(runtime), organisation,  # type: ignore[arg-type]
+        intake = await service.intake_signal(conn, runtime.settings, key_holder(runtime), organisation,
                                              signal, idempotency_key=idempotency_key,
                                              correlation_id=x_correlation_id)
         if not intake.conflict:
@@ -201,7 +201,7 @@ async def request_erasure(
     actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> JSONResponse:
     runtime = runtime_of(request)
-    settings: SignalsSettings = runtime.settings  # type: ignore[assignment]
+    settings = runtime.settings
     key = settings.pseudonym_key.get_secret_value().encode()
     pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
     # The person as the access log names them: digests of the pseudonyms, or the signal ids.
@@ -272,7 +272,7 @@ async def get_erasure(
                          status="propagating" if row["unpublished"] else "propagated")
 
 
-def key_holder(runtime: Runtime) -> KeyHolder:
+def key_holder(runtime: Runtime[SignalsSettings]) -> KeyHolder:
     return runtime.keys  # type: ignore[return-value]
 
 

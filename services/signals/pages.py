@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Query, Request
@@ -53,7 +53,7 @@ def caregiver_status_url(base_url: str, secret: str, signal_id: UUID, now: float
     return f"{base_url}/mijn/{signal_id}?exp={expires}&sig={sessions.status_signature(secret, signal_id, expires)}"
 
 
-def _common() -> dict[str, object]:
+def _common() -> dict[str, Any]:
     return {"ediz": load_catalogue().get(forms.EDIZ), "municipalities": list(municipalities().values()),
             "observations": forms.OBSERVATIONS, "tasks": forms.TASKS, "efforts": forms.EFFORTS,
             "contact": forms.CONTACT, "urgencies": forms.URGENCY, "source_kinds": forms.SOURCE_KINDS}
@@ -95,7 +95,7 @@ async def login_page(request: Request) -> HTMLResponse:
 async def login(request: Request) -> Response:
     key = forms.one(await form_fields(request), "api_key") or ""
     async with _pool(request).acquire() as conn:
-        organisation = await repository.organisation_for_key(conn, key) if key else None
+        organisation = await service.organisation_for_key(conn, key) if key else None
     if organisation is None:
         t = translator(language_of(request))
         return pages.render(request, "login.html.j2", 401, error=t(
@@ -199,7 +199,7 @@ def _client(request: Request) -> str:
 async def submit_self_referral(request: Request) -> Response:
     fields = await form_fields(request)
     concern = forms.one(fields, "kind") == "concern"
-    email = forms.one(fields, "reporter_email" if concern else "caregiver_email")
+    email = forms.one(fields, "reporter_email" if concern else "caregiver_email") or ""
     catalogue = load_catalogue()
     data = forms.concern(fields) if concern else forms.self_referral(
         fields, catalogue.get(forms.EDIZ).item_count, datetime.now(UTC))

@@ -17,7 +17,8 @@ from services.signals.erasure import Requester, erase
 from services.signals.repository import Organisation
 from services.signals.schemas import SignalIn
 from services.signals.sessions import digest, new_token
-from shared import sealing
+from shared import auth, sealing
+from shared.auth import Scope
 from shared.contracts import EventType, SelfReferralConfirmationRequested, Topics
 from shared.outbox import add_event, new_event
 
@@ -153,6 +154,15 @@ async def confirm_self_referral(
                              None if concern else status_url(signal_id))
         await repository.confirm_self_referral(conn, row["id"], signal_id)
     return Confirmed(signal_id, concern)
+
+
+async def organisation_for_key(conn: asyncpg.Connection, key: str) -> Organisation | None:
+    """The partner organisation that signs in to the signal form with its API key: the key
+    must be live and allowed to post signals."""
+    credential = await auth.credential_for_key(conn, key)
+    if credential is None or Scope.INGEST not in credential.scopes:
+        return None
+    return await repository.organisation(conn, UUID(credential.subject))
 
 
 async def purge_unconfirmed(conn: asyncpg.Connection) -> int:

@@ -24,7 +24,7 @@ import pytest
 
 from deploy.run import DEMO_SOCIAL_MAP, sign_in_link
 from deploy.stack import REPO, Stack
-from tests.e2e.conftest import make_signal, post, query
+from tests.e2e.conftest import GP_KEY, make_signal, post, query
 
 pytestmark = pytest.mark.e2e
 
@@ -183,6 +183,17 @@ async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_st
     await page.goto(link)
     await page.goto(link)
     assert "werkt niet" in await page.locator("h1").inner_text()
+
+
+async def test_a_professional_signs_in_to_the_form_with_the_organisation_s_key(page: Any, stack: Stack) -> None:
+    await page.goto(f"{stack.services['signals'].url}/melden/inloggen")
+    await page.get_by_label("Sleutel van uw organisatie").fill("not-a-key-anyone-was-given")
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.get_by_role("alert").filter(has_text="Deze sleutel kennen wij niet").wait_for()
+    await page.get_by_label("Sleutel van uw organisatie").fill(GP_KEY)
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.get_by_role("heading", name="Een mantelzorger melden").wait_for()
+    assert any(c["name"] == "sts_session" for c in await page.context.cookies())
 
 
 async def test_the_api_binds_the_source_kind_to_the_organisation(client: httpx.AsyncClient) -> None:
