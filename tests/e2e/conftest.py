@@ -42,8 +42,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "MUNICIPALITIES_MAX_DELAY_SECONDS": "30",
     }
     stack = Stack(config, progress=print)
+
+    def seed(s: Stack) -> None:
+        seed_demo(s, print)
+        seed_casework(s, print)
+
     try:
-        stack.start(seed=lambda s: (seed_demo(s, print), seed_casework(s, print)))
+        stack.start(seed=seed)
         yield stack
     finally:
         stack.stop()

@@ -213,7 +213,7 @@ async def test_a_new_consumer_handles_an_old_version_plaintext_event(client: htt
     signal_id = uuid.uuid4()
     payload = signal | {"signal_id": str(signal_id), "organisation_id": str(uuid.uuid4()),
                         "organisation_name": "GP van voor de versleuteling", "received_at": "2026-11-25T10:00:00Z"}
-    event = {"event_id": str(uuid.uuid4()), "event_type": "signal.received", "version": 1,
+    event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "event_type": "signal.received", "version": 1,
              "correlation_id": str(signal_id), "producer": "signals", "subject": f"old-{signal_id}",
              "payload": payload}
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)

@@ -53,9 +53,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime:
-    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,  # type: ignore[arg-type]
-                      metrics=Metrics("municipalities"), consumer=None)  # type: ignore[arg-type]
+def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime[MunicipalitiesSettings]:
+    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,
+                      metrics=Metrics("municipalities"), consumer=None)
     runtime._pool = pool
     return runtime
 

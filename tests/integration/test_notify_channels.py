@@ -38,7 +38,7 @@ pytestmark = pytest.mark.integration
 
 
 def read_mail(directory: Path) -> list[EmailMessage]:
-    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())  # type: ignore[misc]
+    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
             for p in sorted(directory.glob("*.eml"))]
 
 

@@ -58,7 +58,7 @@ class Harness:
         consumer = AIOKafkaConsumer(Topics.dlq(self.topic), bootstrap_servers=self.bootstrap,
                                     auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4()}")
         await consumer.start()
-        records = []
+        records: list[Any] = []
         try:
             async with asyncio.timeout(20):
                 while len(records) < count:

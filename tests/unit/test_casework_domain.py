@@ -3,6 +3,7 @@ see them, and screening's reasons in Dutch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -35,7 +36,7 @@ def case(**changes: Any) -> dict[str, Any]:
             "rescreen_due_at": None, "support_not_arrived_at": None, "municipality_code": "GM0327"} | changes
 
 
-def codes(c: dict[str, Any], referrals: list[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
+def codes(c: dict[str, Any], referrals: Sequence[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
     return [r.code for r in domain.queue_reasons(c, referrals, now, crisis_deadline=HOURS, unanswered_after=DAYS)]
 
 
@@ -101,7 +102,7 @@ def test_routing_to_the_municipality_or_the_regional_fallback():
 
 def test_who_may_see_a_case():
     me = {"municipality_code": "GM0327", "fallback_region": "Vangnet"}
-    kw = {"covered": ["GM0327", "GM0307"], "regions": {}, "default_region": "Vangnet"}
+    kw: dict[str, Any] = {"covered": ["GM0327", "GM0307"], "regions": {}, "default_region": "Vangnet"}
     assert domain.may_see(case(), me, [], **kw)
     assert domain.may_see(case(municipality_code="GM1680"), me, [], **kw), "the fallback queue"
     assert not domain.may_see(case(municipality_code="GM0307"), me, [], **kw), "another consultant's case"

@@ -21,10 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-try:  # tests/unit may or may not be a package
-    from . import compose_schema
-except ImportError:
-    import compose_schema
+from tests.unit import compose_schema
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -75,7 +72,7 @@ class MissingVariable(Exception):
 
 def references(text: str) -> list[tuple[str, str | None, str | None]]:
     """(name, operator, argument) of every ${...} or $NAME in ``text``; ``$$`` is an escape."""
-    found = []
+    found: list[tuple[str, str | None, str | None]] = []
     for match in REFERENCE.finditer(text):
         if match["escaped"]:
             continue

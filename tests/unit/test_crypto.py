@@ -86,6 +86,9 @@ class Keys:
     def forget_subject(self, subject: str) -> None:
         pass
 
+    async def close(self) -> None:
+        pass
+
 
 def sealed_signal(key: bytes) -> SignalReceived:
     signal = proposed(note="Moeder heeft dementie, vader is boos", caregiver={"name": "Piet Puk"}).signal

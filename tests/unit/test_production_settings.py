@@ -19,12 +19,13 @@ from services.municipalities.config import MunicipalitiesSettings
 from services.notify.config import NotifySettings
 from services.screening.config import ScreeningSettings
 from services.signals.config import SignalsSettings
-from shared.config import KafkaSettings
+from shared.config import KafkaSettings, ServiceSettings
 from shared.kafka import broker_security, client_security
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = {"signals": SignalsSettings, "screening": ScreeningSettings, "matching": MatchingSettings,
-            "notify": NotifySettings, "municipalities": MunicipalitiesSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "signals": SignalsSettings, "screening": ScreeningSettings, "matching": MatchingSettings,
+    "notify": NotifySettings, "municipalities": MunicipalitiesSettings}
 STRONG = "9f1c2a0e7b3d4c5a6e8f0a1b2c3d4e5f"
 
 

@@ -54,7 +54,7 @@ def calm(**changes) -> SignalReceived:
 def answers(instrument_id: str, total: int) -> dict:
     """Answers to ``instrument_id`` adding up to ``total`` (first items first)."""
     instrument = CATALOGUE.get(instrument_id)
-    by_score = {}
+    by_score: dict[int, int] = {}
     for value in instrument.answer_values:
         by_score.setdefault(instrument.scoring.item_score(value), value)
     top, result = max(by_score), []
