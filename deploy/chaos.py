@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -207,10 +208,8 @@ class Load:
             # Open loop: on schedule whether or not earlier posts are still being retried.
             delay = started + index / self.options.rate - time.monotonic()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def drain(self) -> None:
         """Wait for the posts and erasures still being retried."""
@@ -623,13 +622,16 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
 
 
 def summary(report: Report) -> str:
-    lines = ["", "schedule (seed %d):" % report.seed,
+    lines = ["", f"schedule (seed {report.seed}):",
              f"  {'#':>2}  {'scenario':<18} {'gap s':>6} {'hold s':>7} {'recovered in s':>15}  note"]
     for i, step in enumerate(report.schedule, 1):
         recovered = "-" if step["recovered_in"] is None else f"{step['recovered_in']:.1f}"
         lines.append(f"  {i:>2}  {step['scenario']:<18} {step['gap']:>6.1f} {step['hold']:>7.1f} "
                      f"{recovered:>15}  {step['note']}")
-    verdict = lambda n: "ok" if n == 0 else "FAIL"  # noqa: E731
+
+    def verdict(n: int) -> str:
+        return "ok" if n == 0 else "FAIL"
+
     rows = [
         ("signals accepted", report.signals_accepted, ""),
         ("signals not accepted (client gave up)", report.signals_not_accepted, verdict(report.signals_not_accepted)),

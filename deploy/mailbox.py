@@ -57,14 +57,14 @@ class Maildrop:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
         if address.lower().endswith("@" + REFUSED_DOMAIN):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         trace = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
@@ -171,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.directory / name
         return path if _NAME.match(name) and path.is_file() else None
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         route, _, name = self.path.partition("?")[0].lstrip("/").partition("/")
         if route == "":
             self._send(HTTPStatus.OK, index_page(self.directory))

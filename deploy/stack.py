@@ -226,8 +226,7 @@ class Tansu:
 
     def kill(self) -> None:
         """kill -9: the broker and everything it held in memory are gone."""
-        if self.alive():
-            assert self.process is not None
+        if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait()
 
@@ -305,9 +304,8 @@ class ServiceProcess:
             return "(no log)"
 
     def stop(self, timeout: float = 20) -> None:
-        if not self.alive():
+        if self.process is None or not self.alive():
             return
-        assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
@@ -317,8 +315,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """kill -9: no graceful shutdown, as a crash would be."""
-        if self.alive():
-            assert self.process is not None
+        if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait()
 

@@ -4,6 +4,7 @@ for the embedded broker, SASL (SCRAM) over TLS with the service's own principal 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -98,15 +99,13 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[str]) -> None:
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if not missing:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another service created it in the meantime
             await admin.create_topics(
                 [
                     NewTopic(t, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
                     for t in missing
                 ]
             )
-        except TopicAlreadyExistsError:  # another service created it in the meantime
-            pass
         log.info("topics created", topics=missing, partitions=kafka.partitions)
     finally:
         await admin.close()

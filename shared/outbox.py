@@ -21,7 +21,6 @@ from uuid import UUID
 import asyncpg
 import structlog
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 
 from shared.contracts import CaregiverErased, Envelope, ErasureScope, P
 from shared.logging import describe_error
@@ -187,7 +186,8 @@ class OutboxRelay:
                 failures += 1
                 self._metrics.publish_errors.inc()
                 log.warning("outbox publish failed", error=describe_error(exc), attempt=failures)
-                await self._sleep(min(0.2 * 2 ** min(failures, 10), 10.0) * random.uniform(0.5, 1.0))
+                # Jittered backoff; nothing secret depends on the random draw.
+                await self._sleep(min(0.2 * 2 ** min(failures, 10), 10.0) * random.uniform(0.5, 1.0))  # noqa: S311
                 continue
             if published < self._batch_size:
                 await self._sleep(self._poll_seconds)

@@ -95,9 +95,9 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def forbidden(address: Address) -> bool:
     """Whether a webhook may not connect to this address."""
-    if isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None:
-        if forbidden(inner):
-            return True
+    if (isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None
+            and forbidden(inner)):
+        return True
     return (
         address in METADATA_ADDRESSES or address.is_loopback or address.is_private or address.is_link_local
         or address.is_multicast or address.is_reserved or address.is_unspecified

@@ -120,7 +120,8 @@ class WebhookDelivery:
         return sum(delivered)
 
     async def _deliver(self, hook: asyncpg.Record) -> int:
-        assert self._http is not None
+        if self._http is None:
+            raise RuntimeError("the webhook worker is not started")
         pool = self._runtime.pool
         events = await repository.events_after(pool, hook["municipality_code"], hook["delivered_seq"], WEBHOOK_BATCH)
         for n, event in enumerate(events):

@@ -226,7 +226,8 @@ async def claim_due_escalations(conn: asyncpg.Connection, now: datetime, limit: 
 
 
 async def mark_deadline(conn: asyncpg.Connection, referral_id: UUID, column: str, at: datetime) -> None:
-    assert column in ("reminded_at", "escalated_at")
+    if column not in ("reminded_at", "escalated_at"):  # a column name goes into the SQL below
+        raise ValueError(f"not a deadline column: {column!r}")
     await conn.execute(f"UPDATE referrals SET {column} = $2 WHERE id = $1", referral_id, at)
 
 

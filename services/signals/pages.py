@@ -40,7 +40,7 @@ def _secret(request: Request) -> str:
     return _settings(request).page_secret.get_secret_value()
 
 
-def _pool(request: Request):  # noqa: ANN202 - asyncpg's pool
+def _pool(request: Request):
     return request.app.state.runtime.pool
 
 

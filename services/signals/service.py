@@ -146,7 +146,8 @@ async def confirm_self_referral(
             return Confirmed(row["signal_id"], concern)
         organisation = await repository.organisation_by_name(
             conn, RESIDENT_ORGANISATION if concern else SELF_ORGANISATION)
-        assert organisation is not None, "migration 060 creates the front-door organisations"
+        if organisation is None:
+            raise RuntimeError("the front-door organisations are missing: migration 060 creates them")
         signal = SignalIn.model_validate(row["body"])
         signal_id = uuid4()
         # A resident's concern is about someone else: no status link, nothing that contacts them.
@@ -176,7 +177,8 @@ async def erase_own_submission(conn: asyncpg.Connection, settings: SignalsSettin
     professionals posted about them is theirs to withdraw or the privacy officer's to erase."""
     async with conn.transaction():
         organisation = await repository.organisation_by_name(conn, SELF_ORGANISATION)
-        assert organisation is not None, "migration 060 creates the front-door organisations"
+        if organisation is None:
+            raise RuntimeError("the front-door organisations are missing: migration 060 creates them")
         pseudonyms = await repository.caregivers_of(conn, pseudonyms=[], signal_ids=[signal_id],
                                                     posted_by=organisation.id)
         if not pseudonyms:

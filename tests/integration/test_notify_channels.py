@@ -6,7 +6,6 @@ counted by its circuit breaker rather than failing messages one by one."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import subprocess
@@ -189,7 +188,7 @@ class Refusing:
     def __init__(self, reply: str) -> None:
         self.reply = reply
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         return self.reply
 
 
@@ -264,7 +263,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"headers": dict(self.headers), "body": body, "received": time.time()})
                 self.send_response(receiver.answers.pop(0) if receiver.answers else 204)

@@ -167,7 +167,7 @@ async def test_a_redelivered_proposal_sends_nothing_twice(notify: Notify) -> Non
 async def test_provider_api_answers_and_refuses(notify: Notify) -> None:
     event = proposed(matches=[match("a"), match("b")])
     await notify.on_matches(event)
-    a, b = await notify.referrals(event.case_id)
+    a, _ = await notify.referrals(event.case_id)
     url = f"/v1/referrals/{a['id']}"
     assert (await notify.api.get(url)).status_code == 401
     assert (await notify.api.get(url, headers=auth("wrong"))).status_code == 401

@@ -266,7 +266,7 @@ def test_app_services_wait_for_healthy_kafka_and_postgres_and_the_kafka_acls(com
 
 
 def test_app_services_run_the_image_with_their_command(compose):
-    for name, port in APP_SERVICES.items():
+    for name in APP_SERVICES:
         service = compose["services"][name]
         assert service["build"]["context"] == "."
         assert service["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
@@ -420,7 +420,7 @@ def test_healthchecks_hit_each_service_port(compose):
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(self.status if self.path == "/healthz" else 404)
         self.end_headers()
 

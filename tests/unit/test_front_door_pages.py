@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from services.matching import search
 from services.matching.taxonomy import terms_for
 from services.signals import domain, forms, sessions
 from services.signals.repository import Organisation
+from services.signals.schemas import SignalIn
 from shared.municipalities import find, municipalities, province_of
 
 SECRET = "s" * 32
 ORG = uuid.uuid4()
-DEMO_MAP = json.loads(open("services/matching/demo/social_map.json", encoding="utf-8").read())
+DEMO_MAP = json.loads(Path("services/matching/demo/social_map.json").read_text(encoding="utf-8"))
 
 
 def test_a_session_cookie_names_the_organisation_until_it_expires_and_cannot_be_forged() -> None:
@@ -98,7 +100,10 @@ def test_a_self_referral_consents_itself_and_a_concern_never_contacts_the_person
 
 def test_the_source_kind_is_bound_to_the_organisation_kind() -> None:
     gp = Organisation(ORG, "Huisartsenpraktijk", "gp")
-    signal = lambda kind: forms.validate({"source": {"kind": kind}, "caregiver": {"municipality_code": "GM0327"}})[0]  # noqa: E731
+
+    def signal(kind: str) -> SignalIn:
+        return forms.validate({"source": {"kind": kind}, "caregiver": {"municipality_code": "GM0327"}})[0]
+
     assert domain.source_kind_errors(signal("gp"), gp) == []
     assert domain.source_kind_errors(signal("practice_nurse"), gp) == []
     [error] = domain.source_kind_errors(signal("resident"), gp)

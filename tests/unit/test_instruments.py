@@ -204,7 +204,7 @@ def test_a_municipality_adds_an_instrument_with_a_file(tmp_path):
     ({"unexpected": True}, "Extra inputs are not permitted"),
 ])
 def test_a_broken_file_is_refused_naming_the_file(tmp_path, change, complaint):
-    with pytest.raises(ValueError, match="extra.json") as info:
+    with pytest.raises(ValueError, match=r"extra\.json") as info:
         _catalogue_with(tmp_path, QUICK | change)
     assert complaint in str(info.value)
 
