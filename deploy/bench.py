@@ -44,7 +44,9 @@ class Progress:
         width = 30
         filled = int(width * done / self.total) if self.total else width
         rate = done / max(time.monotonic() - self.started, 1e-9)
-        sys.stderr.write(f"\r{self.label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:7.1f}/s")
+        sys.stderr.write(
+            f"\r{self.label:<9} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} {rate:7.1f}/s"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:

@@ -605,18 +605,28 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
 
     erased = [c for c in load.caregivers if c.erased]
     return Report(
-        seed=options.seed, data_dir=str(stack.config.data_dir),
+        seed=options.seed,
+        data_dir=str(stack.config.data_dir),
         schedule=[asdict(s) for s in steps],
-        caregivers=len(load.caregivers), signals_accepted=len(accepted),
+        caregivers=len(load.caregivers),
+        signals_accepted=len(accepted),
         signals_not_accepted=sum(1 for c in load.caregivers for p in c.posts if p.gave_up),
         signals_notified=sum(outcome(s) for s in found.values()),
         caregivers_erased=len(erased),
         signals_erased=sum(1 for c in erased for p in c.posts if p.signal_id),
-        settled=settled, lost=lost, duplicates=duplicates, redeliveries=redeliveries, unknown_message_ids=unknown,
-        sends_after_erasure=after_erasure, erasures_not_applied=not_applied, capacity_rows=len(rows), capacity_broken=broken,
+        settled=settled,
+        lost=lost,
+        duplicates=duplicates,
+        redeliveries=redeliveries,
+        unknown_message_ids=unknown,
+        sends_after_erasure=after_erasure,
+        erasures_not_applied=not_applied,
+        capacity_rows=len(rows),
+        capacity_broken=broken,
         services_without_count=uncounted,
         failed_notifications=sum(1 for r in notifications.values() if r["status"] == "failed"),
-        retries=dict(load.retries), supervisor_actions=supervisor.actions,
+        retries=dict(load.retries),
+        supervisor_actions=supervisor.actions,
         caregiver_emails=sorted({c.email for c, _ in live}),
     )
 

@@ -1,9 +1,10 @@
 """The local mailbox of the embedded stack: an SMTP server (aiosmtpd) that accepts every
 message (except for addresses at ``refused.example.nl``, which it refuses with ``550`` as a
-real relay refuses an unknown user, echoing the address) and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
-is also appended to ``journal.jsonl`` in the same directory (received_at, Message-ID,
-envelope recipients, subject, file), so a test can count what the server actually received,
-a repeated delivery of the same Message-ID included.
+real relay refuses an unknown user, echoing the address) and keeps it as an ``.eml`` file,
+and a small web page to read them. Every receipt is also appended to ``journal.jsonl`` in
+the same directory (received_at, Message-ID, envelope recipients, subject, file), so a test
+can count what the server actually received, a repeated delivery of the same Message-ID
+included.
 
     python -m deploy.mailbox --dir .data/mailbox --smtp-port 2525 --http-port 8025
 
@@ -42,7 +43,8 @@ REFUSED_DOMAIN = "refused.example.nl"
 _NAME = re.compile(r"^[\w.-]+\.eml$")
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}dt{font-weight:600}dd{margin:0 0 .4rem 0}"""
 
 
@@ -185,8 +187,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 part = parse(path).get_body(preferencelist=("html",))
                 # The mail's HTML is untrusted content: no scripts, no requests, links open apart.
-                self._send(HTTPStatus.OK, (part.get_content() if part else "").encode(), "text/html; charset=utf-8",
-                           {"Content-Security-Policy": "sandbox allow-popups; default-src 'none'; style-src 'unsafe-inline'"})
+                self._send(
+                    HTTPStatus.OK,
+                    (part.get_content() if part else "").encode(),
+                    "text/html; charset=utf-8",
+                    {"Content-Security-Policy": "sandbox allow-popups; default-src 'none'; style-src 'unsafe-inline'"},
+                )
         else:
             self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<h1>Not found</h1>"))
 

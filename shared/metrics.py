@@ -65,7 +65,9 @@ class Metrics:
             ["status"], registry=registry
         )
         self.ready = Gauge(
-            "sts_ready", "1 when /healthz answers ready (database, broker, every lane and loop), else 0.", registry=registry
+            "sts_ready",
+            "1 when /healthz answers ready (database, broker, every lane and loop), else 0.",
+            registry=registry,
         )
         self.up = Gauge("sts_up", "1 while the service runs.", ["service"], registry=registry)
         self.up.labels(service).set(1)

@@ -1,6 +1,6 @@
-"""The application shell every service shares: a FastAPI app (its API docs served offline: shared/docs.py) whose lifespan applies
-migrations, opens the pool, ensures topics, starts the broker, the outbox relay and any
-background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
+"""The application shell every service shares: a FastAPI app (its API docs served offline:
+shared/docs.py) whose lifespan applies migrations, opens the pool, ensures topics, starts the
+broker, the outbox relay and any background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
 (database, broker, every consumer lane and every loop's heartbeat) and ``/metrics``, and
 answers 503 with Retry-After when a dependency is away; the service adds its own routers
 and handlers."""

@@ -105,8 +105,9 @@ CLOSE_REASONS: dict[str, dict[str, str]] = {
 
 # What follows each closing reason, shown before the consultant confirms.
 CLOSE_FOLLOWS: dict[str, dict[str, str]] = {
-    "support_in_place": {"nl": "Herhaalmetingen gaan door volgens schema; de verwijzer hoort dat de zaak is afgesloten.",
-                         "en": "Re-screens continue on schedule; the referrer hears the case was closed."},
+    "support_in_place": {
+        "nl": "Herhaalmetingen gaan door volgens schema; de verwijzer hoort dat de zaak is afgesloten.",
+        "en": "Re-screens continue on schedule; the referrer hears the case was closed."},
     "declined": {"nl": "Geen herhaalmetingen meer; de verwijzer hoort dat de zaak is afgesloten.",
                  "en": "No further re-screens; the referrer hears the case was closed."},
     "moved": {"nl": "Geen herhaalmetingen meer hier; een nieuw signaal in de nieuwe gemeente start opnieuw.",
@@ -209,7 +210,8 @@ _RULES: list[_Rule] = [
         "financial problems": "financiële problemen",
         "socially isolated: a small network to lean on": "sociaal geïsoleerd: een klein netwerk om op te leunen",
         "observed exhaustion": "uitputting gezien", "observed emotional distress": "emotionele nood gezien",
-        "observed depressive symptoms": "depressieve klachten gezien", "observed sleep problems": "slaapproblemen gezien",
+        "observed depressive symptoms": "depressieve klachten gezien",
+        "observed sleep problems": "slaapproblemen gezien",
         "observed physical complaints": "lichamelijke klachten gezien", "observed tension": "spanning gezien",
         "observed problems at work": "problemen op het werk gezien",
         "observed strain in the relationship": "spanning in de relatie gezien",

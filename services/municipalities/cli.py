@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url", help="defaults to MUNICIPALITIES_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
-    issue = sub.add_parser("issue-key", help="issue a municipality's credential (printed once; only its hash is stored)")
+    issue = sub.add_parser(
+        "issue-key", help="issue a municipality's credential (printed once; only its hash is stored)"
+    )
     issue.add_argument("--municipality", required=True, type=_municipality_code, help="CBS code, e.g. GM0327")
     auth.add_issue_arguments(issue)
     auth.add_key_admin_commands(sub)

@@ -136,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database-url", help="defaults to NOTIFY_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    issue = sub.add_parser("issue-provider-key", help="issue a provider API key (printed once; only its hash is stored)")
+    issue = sub.add_parser(
+        "issue-provider-key", help="issue a provider API key (printed once; only its hash is stored)"
+    )
     issue.add_argument("--service-id", required=True, help="the service's id on the social map")
     auth.add_issue_arguments(issue)
     auth.add_key_admin_commands(sub)

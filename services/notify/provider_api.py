@@ -114,7 +114,9 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
     summary="Answer a referral: accept, reject (with a reason), and report progress",
     responses={409: {"description": "the referral cannot go from its status to this one"}},
 )
-async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor) -> dict[str, Any]:
+async def update_status(
+    request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor
+) -> dict[str, Any]:
     ctx = request.app.state.notify
     async with request.app.state.runtime.pool.acquire() as conn, conn.transaction():
         current = await _own(conn, request, referral_id, actor, Action.UPDATE)

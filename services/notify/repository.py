@@ -231,7 +231,7 @@ async def mark_deadline(conn: asyncpg.Connection, referral_id: UUID, column: str
     await conn.execute(f"UPDATE referrals SET {column} = $2 WHERE id = $1", referral_id, at)
 
 
-# --- partners and consultants (provider keys are shared.auth credentials) --------------------------------------------------
+# --- partners and consultants (provider keys are shared.auth credentials) -----------------------
 
 
 async def partner(conn: asyncpg.Connection, organisation_id: UUID) -> Referrer | None:

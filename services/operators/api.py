@@ -75,10 +75,14 @@ def register_routes(app: FastAPI) -> None:
         return RedirectResponse("/console", status_code=303)
 
     @app.get("/sign-in", tags=["console"], summary="Exchange a sign-in link for a session cookie")
-    async def sign_in(request: Request, lang: Lang, token: Annotated[str, Query(min_length=8, max_length=200)]) -> Response:
+    async def sign_in(
+        request: Request, lang: Lang, token: Annotated[str, Query(min_length=8, max_length=200)]
+    ) -> Response:
         session = await service.sign_in(_runtime(request).pool, request.app.state.settings, token)
         if session is None:
-            if (held := request.cookies.get(SESSION_COOKIE)) and await service.operator_for(_runtime(request).pool, held):
+            if (held := request.cookies.get(SESSION_COOKIE)) and await service.operator_for(
+                _runtime(request).pool, held
+            ):
                 return RedirectResponse(f"/console?lang={lang}", status_code=303)  # a used link, already signed in
             return page("message.html.j2", lang, 401, message=LABELS[lang]["sign_in_failed"], hint=ISSUE_HINT)
         response = RedirectResponse(f"/console?lang={lang}", status_code=303)

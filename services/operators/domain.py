@@ -188,7 +188,9 @@ FUNNEL = ("received", "screened", "escalated", "matched", "notified")
 def pipeline_panel(latest: Mapping[str, Reading]) -> PipelinePanel:
     """The pipeline and the domain from each service's latest reading (absent ones count 0)."""
     empty = Reading(service="", at=0, reachable=False, ready=False)
-    signals, screening, matching, notify = (latest.get(n, empty) for n in ("signals", "screening", "matching", "notify"))
+    signals, screening, matching, notify = (
+        latest.get(n, empty) for n in ("signals", "screening", "matching", "notify")
+    )
     funnel = signals.by("sts_pipeline_signals_last_hour", "stage")
     latency = signals.by("sts_pipeline_ingest_to_notified_seconds", "quantile")
     return PipelinePanel(

@@ -73,9 +73,12 @@ async def _run(args: argparse.Namespace) -> int:
                 print(f"{base}/melden/link/{token}")
             elif args.command == "erasure-log":
                 for row in await repository.erasure_log(conn, args.limit):
-                    print(f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
-                          f"{row['requester']!r} ({row['requested_by']})  scope {row['scope']}  by {row['identified_by']}  "
-                          f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}")
+                    print(
+                        f"{row['requested_at']:%Y-%m-%dT%H:%M:%SZ}  erasure {row['erasure_id']}  {row['role']} "
+                        f"{row['requester']!r} ({row['requested_by']})  scope {row['scope']}  "
+                        f"by {row['identified_by']}  "
+                        f"signals {row['signals_erased']}  subjects {','.join(d[:16] for d in row['subject_digests'])}"
+                    )
             else:
                 await auth.run_key_admin_command(conn, args.command, args)
     except auth.KeyRefused as exc:
@@ -110,7 +113,9 @@ async def _issue(conn: asyncpg.Connection, args: argparse.Namespace, scopes: Seq
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m services.signals.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m services.signals.cli", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--database-url", help="defaults to SIGNALS_DATABASE_URL")
     sub = parser.add_subparsers(dest="command", required=True)
     add = sub.add_parser("add-organisation", help="create or update a partner organisation")

@@ -136,9 +136,18 @@ async def signal_form(request: Request) -> Response:
 def _form_page(request: Request, organisation: Organisation, cookie: str, values: forms.Form,
                errors: list[str], status_code: int) -> HTMLResponse:
     return pages.render(
-        request, "signal_form.html.j2", status_code, organisation=organisation, errors=errors, values=values,
-        v=lambda name: forms.one(values, name) or "", nonce=str(uuid4()), allowed_kinds=domain.allowed_source_kinds(organisation.kind),
-        csrf=sessions.csrf_token(_secret(request), cookie), **_common())
+        request,
+        "signal_form.html.j2",
+        status_code,
+        organisation=organisation,
+        errors=errors,
+        values=values,
+        v=lambda name: forms.one(values, name) or "",
+        nonce=str(uuid4()),
+        allowed_kinds=domain.allowed_source_kinds(organisation.kind),
+        csrf=sessions.csrf_token(_secret(request), cookie),
+        **_common(),
+    )
 
 
 @router.post("/melden")
@@ -148,19 +157,31 @@ async def post_signal_form(request: Request) -> Response:
     organisation, cookie = signed_in
     fields = await form_fields(request)
     if not sessions.csrf_valid(_secret(request), cookie, forms.one(fields, "csrf") or ""):
-        return _message(request, ("Formulier verlopen", "Form expired"),
-                        ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."), 403)
+        return _message(
+            request,
+            ("Formulier verlopen", "Form expired"),
+            ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."),
+            403,
+        )
     catalogue = load_catalogue()
     kind = forms.one(fields, "source_kind") or organisation.kind
     signal, errors = forms.validate(forms.professional_signal(fields, kind, catalogue.get(forms.EDIZ).item_count))
     if signal is not None:
-        errors = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}"
-                  for e in domain.instrument_errors(signal, catalogue) + domain.source_kind_errors(signal, organisation)]
+        errors = [
+            f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}"
+            for e in domain.instrument_errors(signal, catalogue) + domain.source_kind_errors(signal, organisation)
+        ]
     if signal is None or errors:
         return _form_page(request, organisation, cookie, fields, errors, 422)
     async with _pool(request).acquire() as conn:
-        intake = await service.intake_signal(conn, _settings(request), request.app.state.runtime.keys, organisation, signal,
-                                             idempotency_key=forms.one(fields, "csrf_nonce"))
+        intake = await service.intake_signal(
+            conn,
+            _settings(request),
+            request.app.state.runtime.keys,
+            organisation,
+            signal,
+            idempotency_key=forms.one(fields, "csrf_nonce"),
+        )
     return RedirectResponse(with_language(f"/melden/signalen/{intake.signal_id}", language_of(request)), 303)
 
 
@@ -172,8 +193,12 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
     async with _pool(request).acquire() as conn:
         found = await repository.signal_with_stages(conn, signal_id, organisation.id)
     if found is None:
-        return _message(request, ("Onbekende melding", "Unknown signal"),
-                        ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."), 404)
+        return _message(
+            request,
+            ("Onbekende melding", "Unknown signal"),
+            ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."),
+            404,
+        )
     return pages.render(request, "signal_status.html.j2", status=domain.status_view(*found), organisation=organisation,
                         refresh=True)
 
@@ -201,11 +226,16 @@ async def submit_self_referral(request: Request) -> Response:
     concern = forms.one(fields, "kind") == "concern"
     email = forms.one(fields, "reporter_email" if concern else "caregiver_email") or ""
     catalogue = load_catalogue()
-    data = forms.concern(fields) if concern else forms.self_referral(
-        fields, catalogue.get(forms.EDIZ).item_count, datetime.now(UTC))
+    data = (
+        forms.concern(fields)
+        if concern
+        else forms.self_referral(fields, catalogue.get(forms.EDIZ).item_count, datetime.now(UTC))
+    )
     signal, errors = forms.validate(data)
     if signal is not None:
-        errors = [f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in domain.instrument_errors(signal, catalogue)]
+        errors = [
+            f"{'.'.join(map(str, e['loc'][1:]))}: {e['msg']}" for e in domain.instrument_errors(signal, catalogue)
+        ]
     if not email or "@" not in email:
         errors.append(translator(language_of(request))(
             "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
@@ -218,18 +248,32 @@ async def submit_self_referral(request: Request) -> Response:
     try:
         async with _pool(request).acquire() as conn:
             await service.submit_self_referral(
-                conn, _settings(request), request.app.state.runtime.keys, signal, email=email, language=language, client=_client(request),
-                name=forms.one(fields, "reporter_name" if concern else "caregiver_name"), concern=concern,
-                confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language))
+                conn,
+                _settings(request),
+                request.app.state.runtime.keys,
+                signal,
+                email=email,
+                language=language,
+                client=_client(request),
+                name=forms.one(fields, "reporter_name" if concern else "caregiver_name"),
+                concern=concern,
+                confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language),
+            )
     except service.RateLimited:
         return _message(request, ("Even geduld", "Please wait"),
                         ("U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
                          "You sent several forms in the last hour. Please try again in an hour."), 429)
-    return _message(request, ("Kijk in uw e-mail", "Check your e-mail"),
-                    ("Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan wij "
-                     "met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u invulde.",
-                     "We sent you an e-mail with a link. Only when you follow it and confirm do we start. If you do "
-                     "not confirm within a day, we delete what you filled in."), 202)
+    return _message(
+        request,
+        ("Kijk in uw e-mail", "Check your e-mail"),
+        (
+            "Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan wij "
+            "met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u invulde.",
+            "We sent you an e-mail with a link. Only when you follow it and confirm do we start. If you do "
+            "not confirm within a day, we delete what you filled in.",
+        ),
+        202,
+    )
 
 
 @router.get("/aanmelden/bevestigen/{token}", response_class=HTMLResponse)
@@ -243,7 +287,12 @@ async def confirm(request: Request, token: str) -> Response:
     settings, secret, base, now = _settings(request), _secret(request), public_url(request), time.time()
     async with _pool(request).acquire() as conn:
         confirmed = await service.confirm_self_referral(
-            conn, settings, request.app.state.runtime.keys, token, lambda signal_id: caregiver_status_url(base, secret, signal_id, now))
+            conn,
+            settings,
+            request.app.state.runtime.keys,
+            token,
+            lambda signal_id: caregiver_status_url(base, secret, signal_id, now),
+        )
     if confirmed is None:
         return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
                         ("De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier "
@@ -276,8 +325,12 @@ async def caregiver_status(
     async with _pool(request).acquire() as conn:
         found = await repository.signal_and_stages(conn, signal_id)
     if found is None:
-        return _message(request, ("Niets (meer) bekend", "Nothing (left) on record"),
-                        ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."), 404)
+        return _message(
+            request,
+            ("Niets (meer) bekend", "Nothing (left) on record"),
+            ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."),
+            404,
+        )
     return pages.render(request, "caregiver_status.html.j2", status=domain.status_view(*found),
                         refresh=True, query=f"exp={exp}&sig={sig}", social_map_url=_settings(request).social_map_url)
 

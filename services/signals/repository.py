@@ -1,5 +1,5 @@
-"""SQL for the signals store: organisations (their keys are ``shared.auth`` credentials), signals, idempotency keys, stages,
-erasures."""
+"""SQL for the signals store: organisations (their keys are ``shared.auth`` credentials),
+signals, idempotency keys, stages, erasures."""
 
 from __future__ import annotations
 
@@ -270,8 +270,10 @@ async def add_self_referral(conn: asyncpg.Connection, *, id: UUID, token_hash: s
 async def self_referral_for_token(conn: asyncpg.Connection, token_hash: str) -> asyncpg.Record | None:
     """The submission this confirmation link belongs to, locked; also when already confirmed."""
     return await conn.fetchrow(
-        "SELECT id, concern, body, signal_id, expires_at > now() AS live FROM self_referrals WHERE token_hash = $1 FOR UPDATE",
-        token_hash)
+        "SELECT id, concern, body, signal_id, expires_at > now() AS live FROM self_referrals "
+        "WHERE token_hash = $1 FOR UPDATE",
+        token_hash,
+    )
 
 
 async def confirm_self_referral(conn: asyncpg.Connection, referral_id: UUID, signal_id: UUID) -> None:

@@ -31,8 +31,15 @@ class Intake:
 
 
 async def intake_signal(
-    conn: asyncpg.Connection, settings: SignalsSettings, keys: KeyHolder, organisation: Organisation, signal: SignalIn, *,
-    idempotency_key: str | None = None, correlation_id: str | None = None, status_url: str | None = None,
+    conn: asyncpg.Connection,
+    settings: SignalsSettings,
+    keys: KeyHolder,
+    organisation: Organisation,
+    signal: SignalIn,
+    *,
+    idempotency_key: str | None = None,
+    correlation_id: str | None = None,
+    status_url: str | None = None,
 ) -> Intake:
     """Store a validated signal and its ``signal.received`` event in one transaction.
 

@@ -125,7 +125,9 @@ async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: 
     reporter = f"buur-{uuid.uuid4().hex[:8]}@example.nl"
     await page.goto(f"{stack.services['signals'].url}/aanmelden/zorg")
     await page.locator("#caregiver_name").fill("Mevrouw Overbelast")
-    await page.get_by_label("Wat ziet u?").fill("Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit.")
+    await page.get_by_label("Wat ziet u?").fill(
+        "Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit."
+    )
     await page.get_by_label("Uitputting").check()
     await page.get_by_label("Uw e-mailadres").fill(reporter)
     await page.get_by_role("button", name="Zorg doorgeven").click()
@@ -227,7 +229,11 @@ async def test_the_readme_import_command_works_next_to_the_running_stack(stack: 
     assert result.returncode == 0, result.stderr
     assert "36 services: 0 created, 0 updated, 36 unchanged" in result.stdout
 
-    failed = import_social_map(stack, DEMO_SOCIAL_MAP, STS_STACK_FILE=str(stack.stack_file.with_name("no-such-stack.json")),
-                               MATCHING_DATABASE_URL="postgresql://postgres@127.0.0.1:1/matching")
+    failed = import_social_map(
+        stack,
+        DEMO_SOCIAL_MAP,
+        STS_STACK_FILE=str(stack.stack_file.with_name("no-such-stack.json")),
+        MATCHING_DATABASE_URL="postgresql://postgres@127.0.0.1:1/matching",
+    )
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert failed.stderr.count("\n") == 1 and "cannot reach the database" in failed.stderr

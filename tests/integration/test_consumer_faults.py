@@ -154,7 +154,9 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         [copy] = await _read(rig.bootstrap, Topics.dlq(rig.topic), 1)
         headers = {k: v.decode() for k, v in copy.headers}
         assert headers["dlq_error"] == "cannot handle 1" and headers["dlq_origin_topic"] == rig.topic
-        assert headers["dlq_consumer_group"] == f"{rig.group}.{rig.topic}" and headers["dlq_attempts"] == str(dead["attempts"])
+        assert headers["dlq_consumer_group"] == f"{rig.group}.{rig.topic}" and headers["dlq_attempts"] == str(
+            dead["attempts"]
+        )
         assert copy.key == b"alice" and json.loads(copy.value)["event_id"] == dead["event_id"]
 
         # The operator sees the dead letter with its parked followers, and the record in full.

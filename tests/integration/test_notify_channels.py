@@ -310,8 +310,9 @@ async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiv
     document = json.loads(receiver.requests[-1]["body"])
     assert document["type"] == "referrer_update" and document["signal_id"] == str(event.signal_id)
     assert document["language"] == "en" and document["data"]["caregiver_contacted"] is False
-    assert document["data"]["proposals"] == [{"service_name": "Mantelzorgcafé a", "organization_name": "Welzijn Leusden",
-                                              "consultant": False}]
+    assert document["data"]["proposals"] == [
+        {"service_name": "Mantelzorgcafé a", "organization_name": "Welzijn Leusden", "consultant": False}
+    ]
     assert (await notify.notifications(recipient_role="referrer"))[0]["status"] == "delivered"
 
 

@@ -98,9 +98,14 @@ async def harness(database_url: str, kafka: Any) -> AsyncIterator[Harness]:
             raise RuntimeError(f"transient failure for {n}")
         await conn.execute("INSERT INTO seen (n) VALUES ($1)", n)
 
-    consumer = EventConsumer(broker, lambda: pool, metrics,
-                             ConsumerSettings(group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01,
-                                              dead_letter_after_seconds=0))
+    consumer = EventConsumer(
+        broker,
+        lambda: pool,
+        metrics,
+        ConsumerSettings(
+            group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01, dead_letter_after_seconds=0
+        ),
+    )
     consumer.subscribe({topic: {"test.ping": Route(Ping, handle)}})
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=0.2)
     await broker.start()

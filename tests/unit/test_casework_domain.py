@@ -120,19 +120,33 @@ def test_the_consultants_signal_carries_the_answers_and_not_the_crisis():
     assert own.caregiver == latest.caregiver and own.note is None and own.source.kind.value == "other"
 
 
-@pytest.mark.parametrize(("english", "dutch"), [
-    ("EDIZ-plus score 11 of 15: band heavy (9–15), a high-burden band: overburdened",
-     "EDIZ-plus-score 11 van 15: zwaar (9–15), een zware band: overbelast"),
-    ("balance model: 7 points (load 6, reduced capacity 1, signs of strain 0); 4 to 7 reads as at risk",
-     "balansmodel: 7 punten (draaglast 6, minder draagkracht 1, tekenen van overbelasting 0); "
-     "4 tot en met 7 is risico op overbelasting"),
-    ("signs of derailed care observed: neglect (Veilig Thuis can advise)",
-     "signalen van ontspoorde zorg: verwaarlozing (Veilig Thuis kan adviseren)"),
-    ("the referrer reported a crisis", "de verwijzer meldde een crisis"),
-    ("2 signals from 2 independent sources (gp, resident): confidence medium",
-     "2 signalen van 2 onafhankelijke bronnen (huisarts, buurtbewoner): betrouwbaarheid gemiddeld"),
-    ("next: administer EDIZ-plus to measure the burden", "volgende stap: neem de EDIZ-plus af om de belasting te meten"),
-])
+@pytest.mark.parametrize(
+    ("english", "dutch"),
+    [
+        (
+            "EDIZ-plus score 11 of 15: band heavy (9–15), a high-burden band: overburdened",
+            "EDIZ-plus-score 11 van 15: zwaar (9–15), een zware band: overbelast",
+        ),
+        (
+            "balance model: 7 points (load 6, reduced capacity 1, signs of strain 0); 4 to 7 reads as at risk",
+            "balansmodel: 7 punten (draaglast 6, minder draagkracht 1, tekenen van overbelasting 0); "
+            "4 tot en met 7 is risico op overbelasting",
+        ),
+        (
+            "signs of derailed care observed: neglect (Veilig Thuis can advise)",
+            "signalen van ontspoorde zorg: verwaarlozing (Veilig Thuis kan adviseren)",
+        ),
+        ("the referrer reported a crisis", "de verwijzer meldde een crisis"),
+        (
+            "2 signals from 2 independent sources (gp, resident): confidence medium",
+            "2 signalen van 2 onafhankelijke bronnen (huisarts, buurtbewoner): betrouwbaarheid gemiddeld",
+        ),
+        (
+            "next: administer EDIZ-plus to measure the burden",
+            "volgende stap: neem de EDIZ-plus af om de belasting te meten",
+        ),
+    ],
+)
 def test_screening_reasons_in_dutch(english, dutch):
     assert labels.reason(english, "nl") == (dutch, True)
     assert labels.reason(english, "en") == (english, True)

@@ -320,7 +320,9 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         prefix = name.upper() + "_"
         env = app_env(compose, name)
-        aliases = {f.validation_alias: n for n, f in settings_cls.model_fields.items() if isinstance(f.validation_alias, str)}
+        aliases = {
+            f.validation_alias: n for n, f in settings_cls.model_fields.items() if isinstance(f.validation_alias, str)
+        }
         for key in env:
             if key.startswith("KAFKA_"):
                 field = key.removeprefix("KAFKA_").lower()
@@ -557,7 +559,9 @@ def test_kafka_runs_kraft_from_the_checked_in_configuration(compose):
     assert "zookeeper" not in yaml.safe_dump(compose).lower(), "no ZooKeeper service or setting"
     assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"] and props["log.dirs"] == "/var/lib/kafka/data"
     check = " ".join(kafka["healthcheck"]["test"])
-    assert "kafka-broker-api-versions.sh --bootstrap-server kafka:9092 --command-config /tmp/sts/admin.properties" in check
+    assert (
+        "kafka-broker-api-versions.sh --bootstrap-server kafka:9092 --command-config /tmp/sts/admin.properties" in check
+    )
 
 
 def test_kafka_listeners_are_sasl_ssl_with_scram():
@@ -686,7 +690,10 @@ def test_the_lock_covers_the_runtime_dependencies_at_their_pinned_versions():
         assert pins[name][0] == version, f"{name}: pyproject pins {version}, the lock {pins[name][0]}"
     for name, (version, hashes) in pins.items():
         assert hashes >= 1, f"{name}=={version} has no hash"
-    for name in (*EMBEDDED_ONLY, *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"]))):
+    for name in (
+        *EMBEDDED_ONLY,
+        *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"])),
+    ):
         assert normalise(name) not in pins, f"{name} is a development package, not for the image"
 
 
@@ -702,7 +709,9 @@ def test_the_embedded_tools_are_an_extra_that_make_installs():
 
 
 def test_dockerignore():
-    entries = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    entries = {
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
+    }
     for required in (".venv", ".data", ".git", "tests", "deploy", "**/__pycache__", ".pytest_cache", ".env"):
         assert required in entries, f".dockerignore lacks {required}"
     for needed in ("requirements.lock", "pyproject.toml", "shared", "services"):

@@ -130,7 +130,12 @@ def test_respijt_finds_respite_care_by_the_taxonomy_s_dutch_words() -> None:
 def test_a_card_shows_address_hours_contact_eligibility_and_languages() -> None:
     [card] = [search.card(r) for r in _records() if r["name"] == "Mantelzorgconsulent Leusden"]
     assert card.addresses == ["Plein 4, 3831 AA Leusden"]
-    assert card.hours[0] == {"days": "MO,TU,TH", "opens": "09:00", "closes": "17:00", "description": "Spreekuur op afspraak."}
+    assert card.hours[0] == {
+        "days": "MO,TU,TH",
+        "opens": "09:00",
+        "closes": "17:00",
+        "description": "Spreekuur op afspraak.",
+    }
     assert card.contacts[0]["phones"] == ["+31 33 000 3777"]
     assert card.eligibility and card.languages == ["Nederlands", "Engels"]
     assert search.day_names("MO,TU,TH", "nl") == "ma, di, do"

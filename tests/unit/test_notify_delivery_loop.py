@@ -118,7 +118,9 @@ async def test_the_loop_survives_a_database_outage_and_keeps_beating() -> None:
             assert time.monotonic() < deadline, "the loop did not resume after the outage"
             await asyncio.sleep(0.01)
         assert worker._task is not None and not worker._task.done(), "an error never ends the loop"
-        assert worker.heartbeat.alive() and worker.heartbeat.age() < time.monotonic() - started, "it beat after the outage"
+        assert worker.heartbeat.alive() and worker.heartbeat.age() < time.monotonic() - started, (
+            "it beat after the outage"
+        )
     finally:
         await worker.stop()
     assert worker._task.done()

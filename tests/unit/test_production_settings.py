@@ -72,7 +72,9 @@ def test_development_is_the_default_and_checks_nothing(clean_env, name):
     assert settings.production_problems() == []
 
 
-SECRET_VARIABLES = [(name, settings.SECRETS, field) for name, settings in SETTINGS.items() for field in settings.SECRETS]
+SECRET_VARIABLES = [
+    (name, settings.SECRETS, field) for name, settings in SETTINGS.items() for field in settings.SECRETS
+]
 
 
 @pytest.mark.parametrize("name, secrets, field", SECRET_VARIABLES, ids=[f"{n}-{f}" for n, _, f in SECRET_VARIABLES])
