@@ -82,7 +82,8 @@ async def record_outcome(
 async def oldest_pending_age(conn: asyncpg.Connection) -> float:
     """Seconds since the oldest message still waiting to be sent was planned (0: none)."""
     return float(await conn.fetchval(
-        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications WHERE status = 'pending'"))
+        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications "
+        "WHERE status = 'pending'"))
 
 
 async def list_notifications(

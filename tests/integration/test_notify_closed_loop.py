@@ -93,7 +93,8 @@ class Notify:
                                      case_id)
 
     def worker(self, channels: dict[str, Any] | None = None) -> DeliveryWorker:
-        return DeliveryWorker(SimpleNamespace(pool=self.pool), self.ctx,  # type: ignore[arg-type]
+        runtime: Any = SimpleNamespace(pool=self.pool)  # the worker reads only the pool
+        return DeliveryWorker(runtime, self.ctx,
                               channels if channels is not None else delivery_channels(self.ctx.settings))
 
     def metric(self, name: str, **labels: str) -> float:
