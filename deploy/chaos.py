@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import signal
@@ -204,10 +205,8 @@ class Load:
             # Open loop: on schedule whether or not earlier posts are still being retried.
             delay = started + index / self.options.rate - time.monotonic()
             if delay > 0:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stop.wait(), delay)
-                except TimeoutError:
-                    pass
 
     async def drain(self) -> None:
         """Wait for the posts and erasures still being retried."""
@@ -566,7 +565,7 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
     accepted = load.accepted()
     live = [(c, p) for c, p in accepted if not c.erased]
     found = await statuses(load, live)
-    lost = [p.signal_id for _, p in live if not outcome(found.get(p.signal_id, {}))]  # type: ignore[arg-type]
+    lost = [p.signal_id for _, p in live if p.signal_id and not outcome(found.get(p.signal_id, {}))]
 
     notifications = {str(r["id"]): r for r in await fetch(
         stack, "notify", "SELECT id, signal_id, case_id, template, recipient_role, status FROM notifications")}
@@ -620,30 +619,43 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
 
     erased = [c for c in load.caregivers if c.erased]
     return Report(
-        seed=options.seed, data_dir=str(stack.config.data_dir),
+        seed=options.seed,
+        data_dir=str(stack.config.data_dir),
         schedule=[asdict(s) for s in steps],
-        caregivers=len(load.caregivers), signals_accepted=len(accepted),
+        caregivers=len(load.caregivers),
+        signals_accepted=len(accepted),
         signals_not_accepted=sum(1 for c in load.caregivers for p in c.posts if p.gave_up),
         signals_notified=sum(outcome(s) for s in found.values()),
         caregivers_erased=len(erased),
         signals_erased=sum(1 for c in erased for p in c.posts if p.signal_id),
-        settled=settled, lost=lost, duplicates=duplicates, redeliveries=redeliveries, unknown_message_ids=unknown,
-        sends_after_erasure=after_erasure, erasures_not_applied=not_applied, capacity_rows=len(rows), capacity_broken=broken,
+        settled=settled,
+        lost=lost,
+        duplicates=duplicates,
+        redeliveries=redeliveries,
+        unknown_message_ids=unknown,
+        sends_after_erasure=after_erasure,
+        erasures_not_applied=not_applied,
+        capacity_rows=len(rows),
+        capacity_broken=broken,
         services_without_count=uncounted,
         failed_notifications=sum(1 for r in notifications.values() if r["status"] == "failed"),
-        retries=dict(load.retries), supervisor_actions=supervisor.actions,
+        retries=dict(load.retries),
+        supervisor_actions=supervisor.actions,
         caregiver_emails=sorted({c.email for c, _ in live}),
     )
 
 
 def summary(report: Report) -> str:
-    lines = ["", "schedule (seed %d):" % report.seed,
+    lines = ["", f"schedule (seed {report.seed}):",
              f"  {'#':>2}  {'scenario':<18} {'gap s':>6} {'hold s':>7} {'recovered in s':>15}  note"]
     for i, step in enumerate(report.schedule, 1):
         recovered = "-" if step["recovered_in"] is None else f"{step['recovered_in']:.1f}"
         lines.append(f"  {i:>2}  {step['scenario']:<18} {step['gap']:>6.1f} {step['hold']:>7.1f} "
                      f"{recovered:>15}  {step['note']}")
-    verdict = lambda n: "ok" if n == 0 else "FAIL"  # noqa: E731
+
+    def verdict(n: int) -> str:
+        return "ok" if n == 0 else "FAIL"
+
     rows = [
         ("signals accepted", report.signals_accepted, ""),
         ("signals not accepted (client gave up)", report.signals_not_accepted, verdict(report.signals_not_accepted)),

@@ -118,7 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     cli = new_parser("python -m deploy.kafka_acls", __doc__.split("\n\n")[0],
                      epilog="\n\n".join(__doc__.split("\n\n")[2:]))
     cli.add_argument("--output", type=Path, help="write the table to this file instead of printing it")
-    cli.add_argument("--check", action="store_true", help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale")
+    cli.add_argument(
+        "--check", action="store_true", help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale"
+    )
     args = cli.parse_args(argv)
     text = render(all_acls())
     if args.check:

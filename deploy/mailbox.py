@@ -1,9 +1,10 @@
 """The local mailbox of the embedded stack: an SMTP server (aiosmtpd) that accepts every
 message (except for addresses at ``refused.example.nl``, which it refuses with ``550`` as a
-real relay refuses an unknown user, echoing the address) and keeps it as an ``.eml`` file, and a small web page to read them. Every receipt
-is also appended to ``journal.jsonl`` in the same directory (received_at, Message-ID,
-envelope recipients, subject, file), so a test can count what the server actually received,
-a repeated delivery of the same Message-ID included.
+real relay refuses an unknown user, echoing the address) and keeps it as an ``.eml`` file,
+and a small web page to read them. Every receipt is also appended to ``journal.jsonl`` in
+the same directory (received_at, Message-ID, envelope recipients, subject, file), so a test
+can count what the server actually received, a repeated delivery of the same Message-ID
+included.
 
     python -m deploy.mailbox --dir .data/mailbox --smtp-port 2525 --http-port 8025
 
@@ -43,7 +44,8 @@ REFUSED_DOMAIN = "refused.example.nl"
 _NAME = re.compile(r"^[\w.-]+\.eml$")
 _URL = re.compile(r"https?://[^\s<>\"']+")
 _STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;color:#222}
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
+table{border-collapse:collapse;width:100%}
+td,th{border-bottom:1px solid #ddd;padding:.4rem;text-align:left;vertical-align:top}
 pre{white-space:pre-wrap;background:#f6f6f6;padding:1rem}dt{font-weight:600}dd{margin:0 0 .4rem 0}"""
 
 
@@ -58,14 +60,14 @@ class Maildrop:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
                           rcpt_options: list[str]) -> str:
         if address.lower().endswith("@" + REFUSED_DOMAIN):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd's name)
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
         trace = (f"X-Envelope-From: {envelope.mail_from}\r\n"
                  f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
@@ -116,7 +118,7 @@ def messages(directory: Path) -> list[Path]:
 
 
 def parse(path: Path) -> EmailMessage:
-    return BytesParser(policy=policy.default).parsebytes(path.read_bytes())  # type: ignore[return-value]
+    return BytesParser(policy=policy.default).parsebytes(path.read_bytes())
 
 
 def _linked(text: str) -> str:
@@ -172,7 +174,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.directory / name
         return path if _NAME.match(name) and path.is_file() else None
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         route, _, name = self.path.partition("?")[0].lstrip("/").partition("/")
         if route == "":
             self._send(HTTPStatus.OK, index_page(self.directory))
@@ -186,8 +188,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 part = parse(path).get_body(preferencelist=("html",))
                 # The mail's HTML is untrusted content: no scripts, no requests, links open apart.
-                self._send(HTTPStatus.OK, (part.get_content() if part else "").encode(), "text/html; charset=utf-8",
-                           {"Content-Security-Policy": "sandbox allow-popups; default-src 'none'; style-src 'unsafe-inline'"})
+                self._send(
+                    HTTPStatus.OK,
+                    (part.get_content() if part else "").encode(),
+                    "text/html; charset=utf-8",
+                    {"Content-Security-Policy": "sandbox allow-popups; default-src 'none'; style-src 'unsafe-inline'"},
+                )
         else:
             self._send(HTTPStatus.NOT_FOUND, _page("Not found", "<h1>Not found</h1>"))
 
@@ -208,7 +214,7 @@ class Mailbox:
     @property
     def url(self) -> str:
         host, port = self.http.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)

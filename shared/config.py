@@ -42,7 +42,8 @@ def running_stack() -> dict[str, Any] | None:
 def running_stack_database(service: str) -> str | None:
     """The database URL of ``service`` in the embedded stack that is running now, if any."""
     try:
-        return (running_stack() or {})["databases"][service]
+        url: str = (running_stack() or {})["databases"][service]
+        return url
     except (KeyError, TypeError):
         return None
 

@@ -331,8 +331,9 @@ class EventConsumer:
                      waited_seconds=round(time.time() - waiting.since, 1))
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._settings.max_backoff_seconds, self._settings.backoff_seconds * 2 ** min(attempt - 1, 30))
-        return ceiling * random.uniform(0.5, 1.0)  # jitter: lanes do not retry in lockstep
+        ceiling = min(self._settings.max_backoff_seconds, self._settings.backoff_seconds * 2.0 ** min(attempt - 1, 30))
+        # Jitter, so that lanes do not retry in lockstep; nothing secret depends on it.
+        return ceiling * random.uniform(0.5, 1.0)  # noqa: S311
 
     async def _pause(self, seconds: float) -> None:
         try:
@@ -372,7 +373,7 @@ class EventConsumer:
                         continue
                     try:
                         position = await asyncio.wait_for(member.position(partition), 1)
-                    except Exception:  # rebalancing or stopping: skip this round
+                    except Exception:  # noqa: S112 - rebalancing or stopping: skip this round, nothing to log
                         continue
                     self._metrics.lag.labels(topic, str(partition.partition)).set(max(highwater - position, 0))
 

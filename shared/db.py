@@ -28,7 +28,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
-class BoundedPool(asyncpg.Pool):
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no stubs: its Pool is Any
     """A pool whose ``acquire`` gives up after ``acquire_timeout`` seconds by default.
 
     Without it a request or a consumer waits as long as the database is away or the pool is

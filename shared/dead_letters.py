@@ -45,13 +45,14 @@ async def unresolved_for_key(
 
     A record that was not even an event (no event id) blocks nothing: it has no order to keep
     and could never be recognised when replayed."""
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, event_id, status FROM dead_letters
            WHERE consumer = $1 AND topic = $2 AND key = $3 AND status = ANY($4::text[])
              AND event_id IS NOT NULL
            ORDER BY id""",
         consumer, topic, key, list(UNRESOLVED),
     )
+    return rows
 
 
 async def park(conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, behind: int) -> None:
@@ -68,7 +69,7 @@ async def record_dead_letter(
     A replayed event that fails again becomes the same dead letter again, and the followers
     replayed after it are parked behind it once more."""
     error_text = describe_error(error)[:2000]
-    again = None
+    again: int | None = None
     if record.event_id is not None:
         again = await conn.fetchval(
             """UPDATE dead_letters SET status = 'dead', error_type = $4, error = $5,
@@ -112,13 +113,14 @@ async def _insert(
     conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, *, status: str, error_type: str,
     error: str, attempts: int,
 ) -> int:
-    return await conn.fetchval(
+    dead_letter_id: int = await conn.fetchval(
         """INSERT INTO dead_letters (topic, partition, "offset", consumer, event_id, event_type,
                error_type, error, attempts, body, key, headers, status)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id""",
         record.topic, record.partition, record.offset, consumer, record.event_id, record.event_type,
         error_type, error, attempts, record.body, record.key, dict(record.headers), status,
     )
+    return dead_letter_id
 
 
 # --- operator side -------------------------------------------------------------------
@@ -127,7 +129,7 @@ async def _insert(
 async def list_dead_letters(
     conn: asyncpg.Connection, *, topic: str | None = None, statuses: Sequence[str] = UNRESOLVED,
 ) -> list[asyncpg.Record]:
-    return await conn.fetch(
+    rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, created_at, status, topic, partition, "offset", key, event_type, event_id,
                   error_type, error, attempts, resolved_at
            FROM dead_letters
@@ -135,6 +137,7 @@ async def list_dead_letters(
            ORDER BY id""",
         list(statuses), topic,
     )
+    return rows
 
 
 async def get_dead_letter(conn: asyncpg.Connection, dead_letter_id: int) -> asyncpg.Record | None:

@@ -4,6 +4,7 @@ for the embedded broker, SASL (SCRAM) over TLS with the service's own principal 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 from collections.abc import Iterable
@@ -29,7 +30,8 @@ def _ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
     if not kafka.security_protocol.endswith("SSL"):
         return None
     # Verifies the broker's certificate and host name against the CA file (or the system's).
-    return create_ssl_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    context: ssl.SSLContext = create_ssl_context(cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None)
+    return context
 
 
 def client_security(kafka: KafkaSettings) -> dict[str, Any]:
@@ -97,15 +99,13 @@ async def ensure_topics(kafka: KafkaSettings, topics: Iterable[str]) -> None:
         missing = [t for t in dict.fromkeys(topics) if t not in existing]
         if not missing:
             return
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another service created it in the meantime
             await admin.create_topics(
                 [
                     NewTopic(t, num_partitions=kafka.partitions, replication_factor=kafka.replication_factor)
                     for t in missing
                 ]
             )
-        except TopicAlreadyExistsError:  # another service created it in the meantime
-            pass
         log.info("topics created", topics=missing, partitions=kafka.partitions)
     finally:
         await admin.close()

@@ -72,7 +72,8 @@ async def show_route(request: Request, dead_letter_id: int) -> dict[str, Any]:
     found = await show_dead_letter(_pool(request), dead_letter_id)
     if found is None:
         raise HTTPException(404, f"no dead letter {dead_letter_id}")
-    return jsonable_encoder(found)
+    body: dict[str, Any] = jsonable_encoder(found)
+    return body
 
 
 @router.post("/{dead_letter_id}/replay", summary="Put it and its parked followers back on the original topic")

@@ -21,9 +21,8 @@ from uuid import UUID
 
 import asyncpg
 from faststream.kafka import KafkaBroker
-from pydantic import BaseModel
 
-from shared.contracts import CaregiverErased, Envelope, ErasureScope
+from shared.contracts import CaregiverErased, Envelope, ErasureScope, P
 from shared.listener import Listener, notify
 from shared.metrics import Metrics
 from shared.sealing import wire
@@ -75,14 +74,18 @@ async def add_record(
 
 def new_event(
     event_type: str,
-    payload: BaseModel,
+    payload: P,
     *,
     producer: str,
     subject: str,
     correlation_id: str,
-    causation_id: Any = None,
-) -> Envelope[Any]:
-    return Envelope[type(payload)](  # type: ignore[misc]
+    causation_id: UUID | None = None,
+) -> Envelope[P]:
+    # Parametrised by the payload's own class at run time: pydantic serialises a field by its
+    # declared type, so this keeps every field of the payload. mypy cannot follow a type argument
+    # known only at run time.
+    envelope_type: type[Envelope[P]] = Envelope[type(payload)]  # type: ignore[misc,assignment]
+    return envelope_type(
         event_type=event_type,
         payload=payload,
         producer=producer,

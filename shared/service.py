@@ -1,6 +1,6 @@
-"""The application shell every service shares: a FastAPI app (its API docs served offline: shared/docs.py) whose lifespan applies
-migrations, opens the pool, ensures topics, starts the broker, the outbox relay and any
-background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
+"""The application shell every service shares: a FastAPI app (its API docs served offline:
+shared/docs.py) whose lifespan applies migrations, opens the pool, ensures topics, starts the
+broker, the outbox relay and any background workers, and stops them in reverse order on shutdown. It serves ``/healthz``
 (database, broker, every consumer lane and every loop's heartbeat) and ``/metrics``, and
 answers 503 with Retry-After when a dependency is away; the service adds its own routers
 and handlers."""
@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import structlog
@@ -39,6 +39,10 @@ from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
 
+# The settings class of one service: Runtime[SignalsSettings] gives its handlers and routes
+# `runtime.settings` as SignalsSettings, no cast.
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
 
 class Worker(Protocol):
     async def start(self) -> None: ...
@@ -46,10 +50,10 @@ class Worker(Protocol):
 
 
 @dataclass
-class Runtime:
+class Runtime(Generic[SettingsT]):
     """What handlers and routes of one service process share."""
 
-    settings: ServiceSettings
+    settings: SettingsT
     broker: KafkaBroker
     metrics: Metrics
     consumer: EventConsumer
@@ -69,15 +73,17 @@ class Runtime:
         return self._pool
 
 
-def create_runtime(settings: ServiceSettings) -> Runtime:
+def create_runtime(settings: SettingsT) -> Runtime[SettingsT]:
     broker = create_broker(
         settings.kafka, client_id=settings.service_name,
         graceful_timeout=settings.shutdown_grace_seconds,
     )
     metrics = Metrics(settings.service_name)
     keys = HttpKeySource(settings.keys_url, settings.internal_token, settings.key_cache_seconds)
-    runtime = Runtime(settings=settings, broker=broker, metrics=metrics, consumer=None, keys=keys)  # type: ignore[arg-type]
-    runtime.consumer = EventConsumer(
+    # The consumer reads the pool and the keys through the runtime when it handles a record
+    # (the pool opens in the lifespan; signals sets its own key store).
+    runtime: Runtime[SettingsT]
+    consumer = EventConsumer(
         broker,
         lambda: runtime.pool,
         metrics,
@@ -92,21 +98,22 @@ def create_runtime(settings: ServiceSettings) -> Runtime:
         ),
         keys_getter=lambda: runtime.keys,
     )
+    runtime = Runtime(settings=settings, broker=broker, metrics=metrics, consumer=consumer, keys=keys)
     return runtime
 
 
 def create_service_app(
-    runtime: Runtime,
+    runtime: Runtime[SettingsT],
     *,
     title: str,
     migrations: Path,
     produces: Sequence[str],
     produces_patterns: Sequence[str] = (),
-    workers: Sequence[Callable[[Runtime], Worker]] = (),
+    workers: Sequence[Callable[[Runtime[SettingsT]], Worker]] = (),
     description: str = "",
-    retention: Callable[[Any], Sequence[Purge]] | None = None,
-    on_startup: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
-    on_shutdown: Sequence[Callable[[Runtime], Awaitable[None]]] = (),
+    retention: Callable[[SettingsT], Sequence[Purge]] | None = None,
+    on_startup: Sequence[Callable[[Runtime[SettingsT]], Awaitable[None]]] = (),
+    on_shutdown: Sequence[Callable[[Runtime[SettingsT]], Awaitable[None]]] = (),
 ) -> FastAPI:
     """``retention`` gives the service's own purges (``shared.retention``) from its settings;
     the retention job also runs the purges every service shares. ``on_startup`` hooks run
@@ -138,7 +145,8 @@ def create_service_app(
         )
         started = runtime.workers = []
         retention_job = RetentionJob(lambda: runtime.pool, purges, settings.retention_check_seconds)
-        for worker in [relay, retention_job, *(make(runtime) for make in workers)]:
+        to_start: list[Worker] = [relay, retention_job, *(make(runtime) for make in workers)]
+        for worker in to_start:
             await worker.start()
             started.append(worker)
         log.info("service started", host=settings.host, port=settings.port)
@@ -177,7 +185,7 @@ def create_service_app(
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
 
     @app.middleware("http")
-    async def observe_requests(request: Request, call_next: Any) -> Response:
+    async def observe_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         structlog.contextvars.unbind_contextvars("correlation_id")
         if correlation_id := request.headers.get("x-correlation-id"):
             structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:200])
@@ -260,8 +268,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     uvicorn.Server(config).run(sockets=sockets)
 
 
-def run_service(name: str, description: str, settings_cls: type[ServiceSettings],
-                create_app: Callable[[Any], FastAPI]) -> None:
+def run_service(name: str, description: str, settings_cls: type[SettingsT],
+                create_app: Callable[[SettingsT], FastAPI]) -> None:
     """Entry point of ``python -m services.<name>.main``: ``--help``, then serve."""
     import argparse
 
@@ -274,7 +282,7 @@ def run_service(name: str, description: str, settings_cls: type[ServiceSettings]
     serve(create_app(settings), settings)
 
 
-def load_settings(settings_cls: type[ServiceSettings]) -> ServiceSettings:
+def load_settings(settings_cls: type[SettingsT]) -> SettingsT:
     """The settings from the environment, or exit with one line per wrong variable (no
     traceback): a value that does not parse, or what production refuses (``STS_ENV``)."""
     import sys

@@ -95,9 +95,9 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def forbidden(address: Address) -> bool:
     """Whether a webhook may not connect to this address."""
-    if isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None:
-        if forbidden(inner):
-            return True
+    if (isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None
+            and forbidden(inner)):
+        return True
     return (
         address in METADATA_ADDRESSES or address.is_loopback or address.is_private or address.is_link_local
         or address.is_multicast or address.is_reserved or address.is_unspecified
@@ -108,7 +108,7 @@ def forbidden(address: Address) -> bool:
 
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ async def post_signed(
 
 def backoff_seconds(failures: int, base: float, maximum: float) -> float:
     """The wait after ``failures`` failed attempts in a row at one webhook: doubling, capped."""
-    return min(base * 2 ** max(failures - 1, 0), maximum)
+    return min(base * 2.0 ** max(failures - 1, 0), maximum)
 
 
 async def gather_bounded(jobs: Iterable[Awaitable[T]], limit: int) -> list[T]:

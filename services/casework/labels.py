@@ -105,8 +105,9 @@ CLOSE_REASONS: dict[str, dict[str, str]] = {
 
 # What follows each closing reason, shown before the consultant confirms.
 CLOSE_FOLLOWS: dict[str, dict[str, str]] = {
-    "support_in_place": {"nl": "Herhaalmetingen gaan door volgens schema; de verwijzer hoort dat de zaak is afgesloten.",
-                         "en": "Re-screens continue on schedule; the referrer hears the case was closed."},
+    "support_in_place": {
+        "nl": "Herhaalmetingen gaan door volgens schema; de verwijzer hoort dat de zaak is afgesloten.",
+        "en": "Re-screens continue on schedule; the referrer hears the case was closed."},
     "declined": {"nl": "Geen herhaalmetingen meer; de verwijzer hoort dat de zaak is afgesloten.",
                  "en": "No further re-screens; the referrer hears the case was closed."},
     "moved": {"nl": "Geen herhaalmetingen meer hier; een nieuw signaal in de nieuwe gemeente start opnieuw.",
@@ -168,6 +169,10 @@ def _rule(pattern: str, dutch: Callable[[re.Match[str]], str]) -> _Rule:
     return re.compile(f"^{pattern}$"), dutch
 
 
+def _fixed(dutch: str) -> Callable[[re.Match[str]], str]:
+    return lambda _: dutch
+
+
 def _p(text: str) -> str:
     return _PHRASES.get(text, text)
 
@@ -199,13 +204,14 @@ _RULES: list[_Rule] = [
     _rule(r"balance model: (\d+) points \(load (\d+), reduced capacity (\d+), signs of strain (\d+)\); (.+)",
           lambda m: f"balansmodel: {m[1]} punten (draaglast {m[2]}, minder draagkracht {m[3]}, "
                     f"tekenen van overbelasting {m[4]}); {_band(m[5])}"),
-    *(_rule(re.escape(en), lambda m, nl=nl: nl) for en, nl in {
+    *(_rule(re.escape(en), _fixed(nl)) for en, nl in {
         "the person cared for shows behaviour problems": "de naaste vertoont gedragsproblemen",
         "nobody to take over the care": "niemand om de zorg over te nemen",
         "financial problems": "financiële problemen",
         "socially isolated: a small network to lean on": "sociaal geïsoleerd: een klein netwerk om op te leunen",
         "observed exhaustion": "uitputting gezien", "observed emotional distress": "emotionele nood gezien",
-        "observed depressive symptoms": "depressieve klachten gezien", "observed sleep problems": "slaapproblemen gezien",
+        "observed depressive symptoms": "depressieve klachten gezien",
+        "observed sleep problems": "slaapproblemen gezien",
         "observed physical complaints": "lichamelijke klachten gezien", "observed tension": "spanning gezien",
         "observed problems at work": "problemen op het werk gezien",
         "observed strain in the relationship": "spanning in de relatie gezien",

@@ -117,7 +117,8 @@ def consultant(request: MatchRequest, candidates: list[Candidate]) -> ProposedMa
         return None
     origin = _origin(request)
     best = min(eligible, key=lambda c: (
-        haversine_km(origin, (c.latitude, c.longitude)) if origin and c.latitude is not None else 0.0,
+        haversine_km(origin, (c.latitude, c.longitude))
+        if origin and c.latitude is not None and c.longitude is not None else 0.0,
         c.service_id))
     return ProposedMatch(
         service_id=best.service_id, service_name=best.service_name, organization_name=best.organization_name,

@@ -95,10 +95,10 @@ def make_handlers(settings: MatchingSettings, metrics: MatchingMetrics):
     return on_screened, on_referral, on_erased
 
 
-def register_handlers(runtime: Runtime) -> None:
+def register_handlers(runtime: Runtime[MatchingSettings]) -> None:
     metrics = MatchingMetrics(runtime.metrics.registry)
     runtime.metric_refreshers.append(metrics.refresh)
-    on_screened, on_referral, on_erased = make_handlers(runtime.settings, metrics)  # type: ignore[arg-type]
+    on_screened, on_referral, on_erased = make_handlers(runtime.settings, metrics)
     runtime.consumer.subscribe({
         Topics.SCREENING: {EventType.SIGNAL_SCREENED: Route(SignalScreened, on_screened)},
         Topics.NOTIFY: {EventType.REFERRAL_UPDATED: Route(ReferralUpdated, on_referral)},

@@ -6,7 +6,9 @@ from shared.service import run_service
 
 
 def main() -> None:
-    run_service("matching", "The matching service: proposes local support from the social map.", MatchingSettings, create_app)
+    run_service(
+        "matching", "The matching service: proposes local support from the social map.", MatchingSettings, create_app
+    )
 
 
 if __name__ == "__main__":

@@ -317,10 +317,14 @@ async def stored_records(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 async def confirm(conn: asyncpg.Connection, reservation_id: UUID) -> bool:
     """The provider accepted: the held place is taken for good."""
-    return await conn.fetchval(
-        "UPDATE reservation SET status = 'confirmed', updated_at = now() WHERE id = $1 AND status = 'held' RETURNING true",
-        reservation_id,
-    ) or False
+    return (
+        await conn.fetchval(
+            "UPDATE reservation SET status = 'confirmed', updated_at = now() "
+            "WHERE id = $1 AND status = 'held' RETURNING true",
+            reservation_id,
+        )
+        or False
+    )
 
 
 async def proposed_for(conn: asyncpg.Connection, case_id: UUID) -> frozenset[str]:

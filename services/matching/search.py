@@ -60,8 +60,15 @@ def card(record: dict[str, Any]) -> Card:
     addresses = list(dict.fromkeys(
         _address(a) for sal in record.get("service_at_locations") or []
         for a in (sal.get("location") or {}).get("addresses") or [] if a.get("address_1")))
-    hours = [{"days": s.get("byday") or "", "opens": (s.get("opens_at") or "")[:5], "closes": (s.get("closes_at") or "")[:5],
-              "description": s.get("description") or ""} for s in record.get("schedules") or []]
+    hours = [
+        {
+            "days": s.get("byday") or "",
+            "opens": (s.get("opens_at") or "")[:5],
+            "closes": (s.get("closes_at") or "")[:5],
+            "description": s.get("description") or "",
+        }
+        for s in record.get("schedules") or []
+    ]
     contacts = [{"name": c.get("name"), "title": c.get("title"), "email": c.get("email"),
                  "phones": [p.get("number") for p in c.get("phones") or [] if p.get("number")]}
                 for c in record.get("contacts") or []]

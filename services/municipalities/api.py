@@ -57,7 +57,7 @@ MAX_MONTHS = 36
 MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"])]
 
 
-def _runtime(request: Request) -> Runtime:
+def _runtime(request: Request) -> Runtime[MunicipalitiesSettings]:
     return request.app.state.runtime
 
 
@@ -110,7 +110,7 @@ async def events(
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this sequence number")] = None,
 ) -> StreamingResponse:
     runtime = _runtime(request)
-    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+    settings = runtime.settings
     if last_event_id is not None:
         cursor = last_event_id
     else:
@@ -146,7 +146,7 @@ class WebhookOut(BaseModel):
              summary="Subscribe a webhook to the municipality's stream")
 async def add_webhook(code: Municipality, webhook: WebhookIn, request: Request) -> WebhookOut:
     runtime = _runtime(request)
-    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+    settings = runtime.settings
     try:
         await webhooks.check_url(str(webhook.url), allow_http_hosts=settings.webhook_allow_http_hosts)
     except webhooks.UnsafeWebhookURL as exc:
@@ -192,7 +192,7 @@ async def _closed_months(
 ) -> tuple[dict[str, list[reports.Released]], list[str]]:
     """The released groups of each closed month asked for, and the months still open."""
     runtime = _runtime(request)
-    settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+    settings = runtime.settings
     now, delay = datetime.now(UTC), timedelta(seconds=settings.max_delay_seconds)
     months = _months(first, last)
     shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, delay)]

@@ -38,4 +38,4 @@ class MunicipalitiesSettings(ServiceSettings):
     # Development only: hosts (``host`` or ``host:port``) that a webhook may reach over plain
     # http and on a local address, e.g. a receiver on this machine. Empty: https to public
     # addresses only (see shared.webhooks).
-    webhook_allow_http_hosts: list[str] = []
+    webhook_allow_http_hosts: list[str] = Field(default_factory=list)

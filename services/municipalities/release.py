@@ -24,9 +24,9 @@ _RELEASE_LOCK = 0x4D55_4E49  # any constant; this service's own database
 
 
 class ReleaseWorker:
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime[MunicipalitiesSettings]) -> None:
         self._runtime = runtime
-        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+        self._settings = runtime.settings
         self._periodic = Periodic("release", self._settings.release_seconds, self.tick)
         # What a data protection officer (and an operator) watches: how much is suppressed.
         self._records = Counter(

@@ -114,8 +114,8 @@ def band_percentiles(groups: Sequence[Released]) -> Bands:
     if n.suppressed:
         return Bands(n=n)
     order = [COARSE_HOURS[label] for _, label in HOURS_BANDS]
-    values = sorted((COARSE_HOURS.get(g["time_to_support"], g["time_to_support"]) for g in timed
-                     for _ in range(g["count"])), key=lambda b: order.index(b))
+    values = sorted((COARSE_HOURS.get(g["time_to_support"]) or g["time_to_support"] for g in timed
+                     for _ in range(g["count"])), key=order.index)
 
     def at(q: float) -> str:
         return values[min(len(values) - 1, int(q * len(values)))]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -102,7 +103,7 @@ async def last_seq_before(conn: asyncpg.Connection | asyncpg.Pool, municipality_
 
 async def released_in(
     conn: asyncpg.Connection, municipality_code: str, months: list[str],
-) -> list[dict[str, object]]:
+) -> list[dict[str, Any]]:
     """The released groups of these months, for statistics."""
     rows = await conn.fetch(
         """SELECT body FROM released_groups WHERE municipality_code = $1 AND month = ANY($2::text[])

@@ -73,8 +73,9 @@ def set_on_stop_signals(event: asyncio.Event) -> Iterator[None]:
 
     def handler(sig: int, frame: FrameType | None) -> None:
         loop.call_soon_threadsafe(event.set)
-        if callable(previous[sig]):
-            previous[sig](sig, frame)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -93,9 +94,9 @@ class WebhookDelivery:
     its own progress, and a failing one backs off alone. A lease left by a crashed process
     runs out and the webhook is taken up again from its stored cursor."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime[MunicipalitiesSettings]) -> None:
         self._runtime = runtime
-        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+        self._settings = runtime.settings
         self._http: httpx.AsyncClient | None = None
         self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
         self.heartbeat = self._periodic.heartbeat  # shown by /healthz
@@ -119,7 +120,8 @@ class WebhookDelivery:
         return sum(delivered)
 
     async def _deliver(self, hook: asyncpg.Record) -> int:
-        assert self._http is not None
+        if self._http is None:
+            raise RuntimeError("the webhook worker is not started")
         pool = self._runtime.pool
         events = await repository.events_after(pool, hook["municipality_code"], hook["delivered_seq"], WEBHOOK_BATCH)
         for n, event in enumerate(events):

@@ -30,7 +30,8 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def delivery_channels(settings: NotifySettings) -> dict[str, Channel]:
     channels: dict[str, Channel] = {
-        "email": email_channel(settings), "webhook": WebhookChannel(settings.webhook_timeout, settings.webhook_allow_http_hosts),
+        "email": email_channel(settings),
+        "webhook": WebhookChannel(settings.webhook_timeout, settings.webhook_allow_http_hosts),
     }
     if settings.sms_url:
         token = settings.sms_token.get_secret_value() if settings.sms_token else None

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.config import ServiceSettings
@@ -53,7 +53,7 @@ class NotifySettings(ServiceSettings):
     max_body_bytes: int = 16 * 1024
     # Development only: hosts (``host`` or ``host:port``) a partner webhook may reach over plain
     # http and on a local address. Empty: https to public addresses only (shared.webhooks).
-    webhook_allow_http_hosts: list[str] = []
+    webhook_allow_http_hosts: list[str] = Field(default_factory=list)
 
     # Delivery (see services/notify/delivery.py). At most delivery_concurrency messages are
     # in flight, and as many SMTP connections are kept open for reuse.

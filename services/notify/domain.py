@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -282,7 +282,7 @@ def plan_escalation(referral: Mapping[str, Any], consultant_email: str | None, r
 
 def plan_follow_up(
     follow_up: Mapping[str, Any], channels: frozenset[str], links: Mapping[str, str],
-    services: list[Mapping[str, Any]],
+    services: Sequence[Mapping[str, Any]],
 ) -> Planned:
     """POM: ask the caregiver whether the support arrived, the way they want to be asked."""
     signal = SignalReceived.model_validate(follow_up["signal"])

@@ -118,7 +118,9 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
     summary="Answer a referral: accept, reject (with a reason), and report progress",
     responses={409: {"description": "the referral cannot go from its status to this one"}},
 )
-async def update_status(request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor) -> dict[str, Any]:
+async def update_status(
+    request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor
+) -> dict[str, Any]:
     ctx = request.app.state.notify
     async with begin(request) as uow:
         conn = uow.conn
@@ -128,8 +130,9 @@ async def update_status(request: Request, referral_id: UUID, update: StatusUpdat
             referral, _ = await referrals.change_status(
                 conn, ctx, referral_id, update.status, update.reason_code, update.note, by)
         except lifecycle.InvalidUpdate as exc:
-            raise RequestValidationError([{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}])
+            raise RequestValidationError(
+                [{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]) from exc
         except lifecycle.IllegalTransition as exc:
-            raise HTTPException(status.HTTP_409_CONFLICT, str(exc))
+            raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         await access_log.record(conn, actor, Action.UPDATE, "referral", referral_id)
         return referrals.view(referral, await repository.history(conn, referral_id))

@@ -96,7 +96,8 @@ async def record_outcome(
 async def oldest_pending_age(conn: asyncpg.Connection) -> float:
     """Seconds since the oldest message still waiting to be sent was planned (0: none)."""
     return float(await conn.fetchval(
-        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications WHERE status = 'pending'"))
+        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications "
+        "WHERE status = 'pending'"))
 
 
 async def list_notifications(
@@ -243,11 +244,12 @@ async def claim_due_escalations(conn: asyncpg.Connection, now: datetime, limit: 
 
 
 async def mark_deadline(conn: asyncpg.Connection, referral_id: UUID, column: str, at: datetime) -> None:
-    assert column in ("reminded_at", "escalated_at")
+    if column not in ("reminded_at", "escalated_at"):  # a column name goes into the SQL below
+        raise ValueError(f"not a deadline column: {column!r}")
     await conn.execute(f"UPDATE referrals SET {column} = $2 WHERE id = $1", referral_id, at)
 
 
-# --- partners and consultants (provider keys are shared.auth credentials) --------------------------------------------------
+# --- partners and consultants (provider keys are shared.auth credentials) -----------------------
 
 
 async def partner(conn: asyncpg.Connection, organisation_id: UUID) -> Referrer | None:

@@ -37,7 +37,8 @@ class Rendered:
 @cache
 def _environment(html: bool) -> Environment:
     return Environment(
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=html,
+        # Escaped for the HTML part; the plain-text part and SMS are not HTML, escaping would garble them.
+        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=html,  # noqa: S701
         trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
     )
 

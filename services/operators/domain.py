@@ -139,7 +139,7 @@ def service_panel(window: Sequence[Reading]) -> ServicePanel:
     p95 = histogram_quantile(0.95, old, new, "sts_handler_seconds")
     http_p95 = histogram_quantile(0.95, old, new, "sts_http_request_seconds")
     errors = sum(rate(old, new, "sts_http_requests_total", status=s)
-                 for s in {dict(l).get("status", "") for l in new.samples.get("sts_http_requests_total", {})}
+                 for s in {dict(labels).get("status", "") for labels in new.samples.get("sts_http_requests_total", {})}
                  if s.startswith("5"))
     return ServicePanel(
         name=latest.service, reachable=latest.reachable, ready=latest.ready,
@@ -153,8 +153,8 @@ def service_panel(window: Sequence[Reading]) -> ServicePanel:
         handler_p50_ms=None if p50 is None else p50 * 1000, handler_p95_ms=None if p95 is None else p95 * 1000,
         lag=new.total("sts_consumer_lag"),
         lag_by_partition=sorted(
-            (dict(l).get("topic", ""), dict(l).get("partition", ""), v)
-            for l, v in new.samples.get("sts_consumer_lag", {}).items()
+            (dict(labels).get("topic", ""), dict(labels).get("partition", ""), v)
+            for labels, v in new.samples.get("sts_consumer_lag", {}).items()
         ),
         outbox_pending=new.total("sts_outbox_pending"),
         outbox_oldest_s=new.total("sts_outbox_oldest_pending_age_seconds"),
@@ -188,7 +188,9 @@ FUNNEL = ("received", "screened", "escalated", "matched", "notified")
 def pipeline_panel(latest: Mapping[str, Reading]) -> PipelinePanel:
     """The pipeline and the domain from each service's latest reading (absent ones count 0)."""
     empty = Reading(service="", at=0, reachable=False, ready=False)
-    signals, screening, matching, notify = (latest.get(n, empty) for n in ("signals", "screening", "matching", "notify"))
+    signals, screening, matching, notify = (
+        latest.get(n, empty) for n in ("signals", "screening", "matching", "notify")
+    )
     funnel = signals.by("sts_pipeline_signals_last_hour", "stage")
     latency = signals.by("sts_pipeline_ingest_to_notified_seconds", "quantile")
     return PipelinePanel(

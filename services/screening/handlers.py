@@ -161,8 +161,8 @@ async def emit_due_rescreens(runtime: Runtime) -> int:
     return len(due)
 
 
-def register_handlers(runtime: Runtime) -> None:
-    on_signal = make_on_signal(runtime.settings, ScreeningMetrics(runtime.metrics.registry))  # type: ignore[arg-type]
+def register_handlers(runtime: Runtime[ScreeningSettings]) -> None:
+    on_signal = make_on_signal(runtime.settings, ScreeningMetrics(runtime.metrics.registry))
     runtime.consumer.subscribe({
         Topics.SIGNALS: {
             EventType.SIGNAL_RECEIVED: Route(SignalReceived, on_signal),

@@ -29,7 +29,10 @@ OBSERVATIONS = {
     Observation.RELATIONSHIP_STRAIN: ("Spanning in de relatie", "Strain in the relationship"),
     Observation.NO_TIME_FOR_SELF: ("Geen tijd voor zichzelf", "No time for themselves"),
     Observation.NO_BACKUP: ("Geen vervanging", "No one to take over"),
-    Observation.CARE_RECIPIENT_BEHAVIOUR: ("Moeilijk gedrag van de naaste", "Difficult behaviour of the person cared for"),
+    Observation.CARE_RECIPIENT_BEHAVIOUR: (
+        "Moeilijk gedrag van de naaste",
+        "Difficult behaviour of the person cared for",
+    ),
     Observation.NEGLECT: ("Verwaarlozing", "Neglect"),
     Observation.AGGRESSION: ("Agressie", "Aggression"),
     Observation.ABUSE: ("Mishandeling", "Abuse"),

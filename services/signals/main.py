@@ -6,7 +6,9 @@ from shared.service import run_service
 
 
 def main() -> None:
-    run_service("signals", "The signals ingest API: partner organisations post signals here.", SignalsSettings, create_app)
+    run_service(
+        "signals", "The signals ingest API: partner organisations post signals here.", SignalsSettings, create_app
+    )
 
 
 if __name__ == "__main__":

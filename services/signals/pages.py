@@ -57,7 +57,7 @@ def caregiver_status_url(base_url: str, secret: str, signal_id: UUID, now: float
     return f"{base_url}/mijn/{signal_id}?exp={expires}&sig={sessions.status_signature(secret, signal_id, expires)}"
 
 
-def _common() -> dict[str, object]:
+def _common() -> dict[str, Any]:
     return {"ediz": load_catalogue().get(forms.EDIZ), "municipalities": list(municipalities().values()),
             "observations": forms.OBSERVATIONS, "tasks": forms.TASKS, "efforts": forms.EFFORTS,
             "contact": forms.CONTACT, "urgencies": forms.URGENCY, "source_kinds": forms.SOURCE_KINDS}
@@ -140,9 +140,18 @@ async def signal_form(request: Request) -> Response:
 def _form_page(request: Request, organisation: Organisation, cookie: str, values: forms.Form,
                errors: list[str], status_code: int) -> HTMLResponse:
     return pages.render(
-        request, "signal_form.html.j2", status_code, organisation=organisation, errors=errors, values=values,
-        v=lambda name: forms.one(values, name) or "", nonce=str(uuid4()), allowed_kinds=domain.allowed_source_kinds(organisation.kind),
-        csrf=sessions.csrf_token(_secret(request), cookie), **_common())
+        request,
+        "signal_form.html.j2",
+        status_code,
+        organisation=organisation,
+        errors=errors,
+        values=values,
+        v=lambda name: forms.one(values, name) or "",
+        nonce=str(uuid4()),
+        allowed_kinds=domain.allowed_source_kinds(organisation.kind),
+        csrf=sessions.csrf_token(_secret(request), cookie),
+        **_common(),
+    )
 
 
 @router.post("/melden")
@@ -184,8 +193,12 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
     async with _begin(request) as uow:
         found = await service.signal_status(uow, signal_id, organisation.id)
     if found is None:
-        return _message(request, ("Onbekende melding", "Unknown signal"),
-                        ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."), 404)
+        return _message(
+            request,
+            ("Onbekende melding", "Unknown signal"),
+            ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."),
+            404,
+        )
     return pages.render(request, "signal_status.html.j2", status=domain.status_view(*found), organisation=organisation,
                         refresh=True)
 
@@ -296,8 +309,12 @@ async def caregiver_status(
     async with _begin(request) as uow:
         found = await uow.signals.signal_and_stages(signal_id)
     if found is None:
-        return _message(request, ("Niets (meer) bekend", "Nothing (left) on record"),
-                        ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."), 404)
+        return _message(
+            request,
+            ("Niets (meer) bekend", "Nothing (left) on record"),
+            ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."),
+            404,
+        )
     return pages.render(request, "caregiver_status.html.j2", status=domain.status_view(*found),
                         refresh=True, query=f"exp={exp}&sig={sig}", social_map_url=_settings(request).social_map_url)
 

@@ -1,5 +1,5 @@
-"""SQL for the signals store: organisations (their keys are ``shared.auth`` credentials), signals, idempotency keys, stages,
-erasures."""
+"""SQL for the signals store: organisations (their keys are ``shared.auth`` credentials),
+signals, idempotency keys, stages, erasures."""
 
 from __future__ import annotations
 

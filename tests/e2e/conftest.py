@@ -8,7 +8,6 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -45,8 +44,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "OPERATORS_INTERNAL_PORT": str(free_port()),
     }
     stack = Stack(config, progress=print)
+
+    def seed(s: Stack) -> None:
+        seed_demo(s, print)
+        seed_casework(s, print)
+
     try:
-        stack.start(seed=lambda s: (seed_demo(s, print), seed_casework(s, print)))
+        stack.start(seed=seed)
         yield stack
     finally:
         stack.stop()

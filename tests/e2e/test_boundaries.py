@@ -44,7 +44,9 @@ async def _propagated(client: httpx.AsyncClient, answer: httpx.Response, key: st
 
 async def _consumed(stack: Stack, erasure_id: str) -> None:
     """Every other service has handled the erasure's caregiver.erased events."""
-    [(event_ids,)] = await query(stack, "signals", "SELECT event_ids FROM erasures WHERE id = $1", uuid.UUID(erasure_id))
+    [(event_ids,)] = await query(
+        stack, "signals", "SELECT event_ids FROM erasures WHERE id = $1", uuid.UUID(erasure_id)
+    )
     async with asyncio.timeout(30):
         for service in ("screening", "matching", "notify", "municipalities"):
             while (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
@@ -74,8 +76,9 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
         until=lambda b: any(n["recipient"] == "referrer" for n in b["notifications"]))
 
     # Merging stays inside screening: one case holds both signals and judges them together.
-    [(case_id, pseudonym)] = await query(stack, "signals", "SELECT case_id, caregiver_pseudonym FROM signals WHERE id = $1",
-                                         uuid.UUID(gp_id))
+    [(case_id, pseudonym)] = await query(
+        stack, "signals", "SELECT case_id, caregiver_pseudonym FROM signals WHERE id = $1", uuid.UUID(gp_id)
+    )
     merged = await query(stack, "screening", "SELECT signal_id FROM screenings WHERE case_id = $1", case_id)
     assert {str(r["signal_id"]) for r in merged} == {gp_id, team_id}
     [(assessment,)] = await query(stack, "screening", "SELECT assessment FROM cases WHERE id = $1", case_id)
@@ -95,7 +98,9 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
         assert _leaks(message["subject"] + message["body_text"], gp_id, case_id) == [], message["body_text"]
 
     # A partner key cannot erase the person across organisations.
-    forbidden = await client.post("/v1/erasures", headers=headers(WIJKTEAM_KEY), json=_identity(team) | {"scope": "caregiver"})
+    forbidden = await client.post(
+        "/v1/erasures", headers=headers(WIJKTEAM_KEY), json=_identity(team) | {"scope": "caregiver"}
+    )
     assert forbidden.status_code == 403
 
     # The team withdraws its signal: the same request twice is one withdrawal, and no answer counts anything.

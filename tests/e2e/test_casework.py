@@ -162,8 +162,8 @@ async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, 
     assert "Overgedragen aan het Wmo-loket voor een keukentafelgesprek." in await page.inner_text("main")
     case_id = await case_of(stack, signal_id)
     deadline = time.monotonic() + 30
-    while not (rows := await query(stack, "notify", "SELECT status FROM notifications WHERE case_id = $1 "
-                                   "AND template = 'wmo_handoff' AND address = $2", case_id, DEMO_WMO_DESK[2])):
+    while not await query(stack, "notify", "SELECT status FROM notifications WHERE case_id = $1 "
+                          "AND template = 'wmo_handoff' AND address = $2", case_id, DEMO_WMO_DESK[2]):
         assert time.monotonic() < deadline, "no hand-off message to the Wmo desk"
         await asyncio.sleep(0.5)
     [(referral_status,)] = await query(stack, "notify", "SELECT status FROM referrals WHERE case_id = $1 AND "

@@ -3,6 +3,7 @@ and the referrer is told — all visible in the signal's status."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import uuid
@@ -25,10 +26,12 @@ async def test_a_provider_decline_leads_to_a_new_proposal_and_the_referrer_is_to
         stack, "notify",
         "SELECT id, service_id FROM referrals WHERE signal_id = $1 AND NOT consultant ORDER BY created_at",
         uuid.UUID(signal_id))
-    key = subprocess.run(
+    issued = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "services.notify.cli", "issue-provider-key", "--service-id", declined["service_id"]],
         env=stack.env_for("notify"), cwd=REPO, capture_output=True, text=True, check=True,
-    ).stdout.strip().splitlines()[-1]
+    )
+    key = issued.stdout.strip().splitlines()[-1]
     async with httpx.AsyncClient(base_url=stack.services["notify"].url, timeout=30) as notify:
         response = await notify.post(f"/v1/referrals/{declined['id']}/status",
                                      json={"status": "rejected", "reason_code": "no_capacity"},
@@ -48,7 +51,7 @@ async def test_a_provider_decline_leads_to_a_new_proposal_and_the_referrer_is_to
 
     after = await wait_for_status(client, signal_id, {"notified"}, until=rematched_and_told)
     assert declined["service_id"] not in {m["service_id"] for m in after["matches"]}
-    assert [r for r in after["referrals"] if r["status"] == "rejected"][0]["reason_code"] == "no_capacity"
+    assert next(r for r in after["referrals"] if r["status"] == "rejected")["reason_code"] == "no_capacity"
     released = await query(stack, "matching", "SELECT status FROM reservation WHERE case_id = $1 AND service_id = $2",
                            await case_of(stack, signal_id), declined["service_id"])
     assert [r["status"] for r in released] == ["released"]

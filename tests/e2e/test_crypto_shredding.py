@@ -146,8 +146,8 @@ async def test_after_the_privileged_erasure_no_personal_value_is_readable_anywhe
     token = poison["payload"]["sealed"]["personal"]
     key_id = crypto.key_id_of(token)
     keys_url = f"{stack.services['signals'].url}/internal/keys/{key_id}"
-    assert httpx.get(keys_url).status_code == 403, "the key endpoint needs the internal token"
-    answer = httpx.get(keys_url, headers=internal_headers("dev-internal-token"))
+    assert (await client.get(keys_url)).status_code == 403, "the key endpoint needs the internal token"
+    answer = await client.get(keys_url, headers=internal_headers("dev-internal-token"))
     assert answer.status_code == 200
     opened = crypto.decrypt(base64.b64decode(answer.json()["key"]), token, sealing.PERSONAL_PURPOSE).decode()
     assert signal["caregiver"]["name"] in opened
@@ -160,7 +160,7 @@ async def test_after_the_privileged_erasure_no_personal_value_is_readable_anywhe
     assert erasure.status_code == 202, erasure.text
     await _propagated(client, erasure, DEMO_PRIVACY_OFFICER_KEY)
     await _consumed(stack, erasure.json()["id"])
-    assert httpx.get(keys_url, headers=internal_headers("dev-internal-token")).status_code == 404
+    assert (await client.get(keys_url, headers=internal_headers("dev-internal-token"))).status_code == 404
 
     # An event sealed under the destroyed key is dropped as erased, never dead-lettered.
     erased_before = metric(stack, "screening", "sts_messages_handled_total", outcome="erased")
@@ -213,7 +213,7 @@ async def test_a_new_consumer_handles_an_old_version_plaintext_event(client: htt
     signal_id = uuid.uuid4()
     payload = signal | {"signal_id": str(signal_id), "organisation_id": str(uuid.uuid4()),
                         "organisation_name": "GP van voor de versleuteling", "received_at": "2026-11-25T10:00:00Z"}
-    event = {"event_id": str(uuid.uuid4()), "event_type": "signal.received", "version": 1,
+    event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "event_type": "signal.received", "version": 1,
              "correlation_id": str(signal_id), "producer": "signals", "subject": f"old-{signal_id}",
              "payload": payload}
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)

@@ -24,7 +24,7 @@ import pytest
 
 from deploy.run import DEMO_SOCIAL_MAP, sign_in_link
 from deploy.stack import REPO, Stack
-from tests.e2e.conftest import make_signal, post, query
+from tests.e2e.conftest import GP_KEY, make_signal, post, query
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +125,9 @@ async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: 
     reporter = f"buur-{uuid.uuid4().hex[:8]}@example.nl"
     await page.goto(f"{stack.services['signals'].url}/aanmelden/zorg")
     await page.locator("#caregiver_name").fill("Mevrouw Overbelast")
-    await page.get_by_label("Wat ziet u?").fill("Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit.")
+    await page.get_by_label("Wat ziet u?").fill(
+        "Mijn buurvrouw zorgt dag en nacht voor haar man en ziet er uitgeput uit."
+    )
     await page.get_by_label("Uitputting").check()
     await page.get_by_label("Uw e-mailadres").fill(reporter)
     await page.get_by_role("button", name="Zorg doorgeven").click()
@@ -185,6 +187,17 @@ async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_st
     assert "werkt niet" in await page.locator("h1").inner_text()
 
 
+async def test_a_professional_signs_in_to_the_form_with_the_organisation_s_key(page: Any, stack: Stack) -> None:
+    await page.goto(f"{stack.services['signals'].url}/melden/inloggen")
+    await page.get_by_label("Sleutel van uw organisatie").fill("not-a-key-anyone-was-given")
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.get_by_role("alert").filter(has_text="Deze sleutel kennen wij niet").wait_for()
+    await page.get_by_label("Sleutel van uw organisatie").fill(GP_KEY)
+    await page.get_by_role("button", name="Inloggen").click()
+    await page.get_by_role("heading", name="Een mantelzorger melden").wait_for()
+    assert any(c["name"] == "sts_session" for c in await page.context.cookies())
+
+
 async def test_the_api_binds_the_source_kind_to_the_organisation(client: httpx.AsyncClient) -> None:
     response = await post(client, make_signal(source__kind="resident"))
     assert response.status_code == 422
@@ -216,7 +229,11 @@ async def test_the_readme_import_command_works_next_to_the_running_stack(stack: 
     assert result.returncode == 0, result.stderr
     assert "36 services: 0 created, 0 updated, 36 unchanged" in result.stdout
 
-    failed = import_social_map(stack, DEMO_SOCIAL_MAP, STS_STACK_FILE=str(stack.stack_file.with_name("no-such-stack.json")),
-                               MATCHING_DATABASE_URL="postgresql://postgres@127.0.0.1:1/matching")
+    failed = import_social_map(
+        stack,
+        DEMO_SOCIAL_MAP,
+        STS_STACK_FILE=str(stack.stack_file.with_name("no-such-stack.json")),
+        MATCHING_DATABASE_URL="postgresql://postgres@127.0.0.1:1/matching",
+    )
     assert failed.returncode == 2 and "Traceback" not in failed.stderr
     assert failed.stderr.count("\n") == 1 and "cannot reach the database" in failed.stderr

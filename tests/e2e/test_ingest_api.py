@@ -45,7 +45,9 @@ async def test_invalid_fields_are_named(client: httpx.AsyncClient) -> None:
 
 
 async def test_malformed_json_is_a_4xx_not_a_500(client: httpx.AsyncClient) -> None:
-    response = await client.post("/v1/signals", content=b'{"source": ', headers=headers(**{"Content-Type": "application/json"}))
+    response = await client.post(
+        "/v1/signals", content=b'{"source": ', headers=headers(**{"Content-Type": "application/json"})
+    )
     assert response.status_code == 422
 
 
@@ -57,7 +59,9 @@ async def test_body_over_64_kib_is_413_even_without_content_length(client: httpx
         for _ in range(80):
             yield b"x" * 1024
 
-    response = await client.post("/v1/signals", content=chunks(), headers=headers(**{"Content-Type": "application/json"}))
+    response = await client.post(
+        "/v1/signals", content=chunks(), headers=headers(**{"Content-Type": "application/json"})
+    )
     assert response.status_code == 413
 
 

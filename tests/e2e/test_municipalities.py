@@ -235,8 +235,8 @@ async def test_an_organisation_erases_only_caregivers_it_posted_about(client: ht
     for body in (by_id, by_identity):  # the GP posted it, not the neighbourhood team
         assert (await client.post("/v1/erasures", headers=headers("demo-wijkteam-key"), json=body)).status_code == 404
     assert (await client.get(f"/v1/signals/{signal_id}", headers=headers())).status_code == 200
-    for body in ({}, by_id | by_identity, {"caregiver": {"name": "only a name"}}):
-        assert (await client.post("/v1/erasures", headers=headers(), json=body)).status_code == 422
+    for wrong in ({}, by_id | by_identity, {"caregiver": {"name": "only a name"}}):
+        assert (await client.post("/v1/erasures", headers=headers(), json=wrong)).status_code == 422
     assert (await client.post("/v1/erasures", json=by_id)).status_code == 401
     answer = await client.post("/v1/erasures", headers=headers(), json=by_id)
     assert answer.status_code == 202 and answer.json()["scope"] == "signals"
@@ -295,7 +295,7 @@ async def test_an_erasure_leaves_nothing_identifying_in_any_database(
             while not (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
                                    erased["event_ids"]))[0][0]:
                 await asyncio.sleep(0.2)
-    leftovers = {}
+    leftovers: dict[str, list[str]] = {}
     for value in erased["values"]:
         found = await _rows_mentioning(stack, service, value)
         if service == "signals" and value == erased["pseudonym"]:
@@ -305,9 +305,9 @@ async def test_an_erasure_leaves_nothing_identifying_in_any_database(
             leftovers[value] = sorted({f.split(":", 1)[0] for f in found})
     assert not leftovers, f"identifying values left, by table: {leftovers}"
     if service == "signals":  # the partner's handle on the person is gone too
-        leftovers = await _rows_mentioning(stack, "signals", erased["signal_id"])
+        mentions = await _rows_mentioning(stack, "signals", erased["signal_id"])
         # Kept: the erasure instruction, and the append-only access log, which names who read
         # which id and when (accountability); nothing left links that id to a person.
-        kept = [f for f in leftovers if f.startswith("access_log: ")
+        kept = [f for f in mentions if f.startswith("access_log: ")
                 or (f.startswith("outbox: ") and "caregiver.erased" in f)]
-        assert leftovers == kept, "\n".join(f[:300] for f in leftovers if f not in kept)
+        assert mentions == kept, "\n".join(f[:300] for f in mentions if f not in kept)

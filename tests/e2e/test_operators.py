@@ -11,7 +11,6 @@ import re
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import httpx
 import yaml

@@ -129,7 +129,10 @@ async def test_kill_9_of_screening_loses_nothing_and_duplicates_nothing(
         "AND (body::jsonb->'payload'->>'signal_id')::uuid = ANY($1)", uuids)
     assert screened[0][0] == 120, "one screening event per signal, no more, no less"
     referrer = await query(
-        stack, "notify",
-        "SELECT signal_id, count(*) FROM notifications WHERE recipient_role = 'referrer' AND signal_id = ANY($1) GROUP BY 1",
-        uuids)
+        stack,
+        "notify",
+        "SELECT signal_id, count(*) FROM notifications "
+        "WHERE recipient_role = 'referrer' AND signal_id = ANY($1) GROUP BY 1",
+        uuids,
+    )
     assert len(referrer) == 120 and all(r["count"] == 1 for r in referrer)

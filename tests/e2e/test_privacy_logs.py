@@ -175,7 +175,9 @@ async def test_the_access_log_shows_who_touched_a_signal(
     probe = await client.get(f"/v1/signals/{signal_id}", headers=headers("demo-wijkteam-key"))
     assert probe.status_code == 404
     officer = headers(DEMO_PRIVACY_OFFICER_KEY)
-    assert (await client.post("/v1/erasures", json=_identity(_person("example.nl")), headers=officer)).status_code == 404
+    assert (
+        await client.post("/v1/erasures", json=_identity(_person("example.nl")), headers=officer)
+    ).status_code == 404
 
     # The privacy officer's CLI, reading every service's database as the stack configured it.
     for name, process in stack.services.items():

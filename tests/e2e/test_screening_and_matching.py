@@ -86,7 +86,9 @@ async def test_the_admin_api_imports_hsds_and_is_closed_to_partner_keys(stack: S
     url = f"{stack.services['matching'].url}/v1/admin/social-map"
     document = json.loads((REPO / "tests" / "fixtures" / "hsds" / "spec_service_full.json").read_text())
     async with httpx.AsyncClient(timeout=30) as client:
-        assert (await client.put(url, json=document, headers={"Authorization": "Bearer demo-gp-key"})).status_code == 401
+        assert (
+            await client.put(url, json=document, headers={"Authorization": "Bearer demo-gp-key"})
+        ).status_code == 401
         response = await client.put(url, json=document, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
         assert response.status_code == 200, response.text
         report = response.json()

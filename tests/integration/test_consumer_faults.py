@@ -154,7 +154,9 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         [copy] = await _read(rig.bootstrap, Topics.dlq(rig.topic), 1)
         headers = {k: v.decode() for k, v in copy.headers}
         assert headers["dlq_error"] == "cannot handle 1" and headers["dlq_origin_topic"] == rig.topic
-        assert headers["dlq_consumer_group"] == f"{rig.group}.{rig.topic}" and headers["dlq_attempts"] == str(dead["attempts"])
+        assert headers["dlq_consumer_group"] == f"{rig.group}.{rig.topic}" and headers["dlq_attempts"] == str(
+            dead["attempts"]
+        )
         assert copy.key == b"alice" and json.loads(copy.value)["event_id"] == dead["event_id"]
 
         # The operator sees the dead letter with its parked followers, and the record in full.
@@ -168,8 +170,8 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         assert "cannot handle 1" in rows[0]
         assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "show",
                                                       str(dead["id"])])) == 0
-        out = capsys.readouterr().out
-        shown = json.loads(out[out.index("{\n"):])
+        shown_out = capsys.readouterr().out
+        shown = json.loads(shown_out[shown_out.index("{\n"):])
         assert shown["status"] == "dead" and json.loads(shown["body"])["payload"]["n"] == 1
 
         # The operator fixes the cause and replays: the dead letter, then its followers, in order.
@@ -325,7 +327,7 @@ async def _read(bootstrap: str, topic: str, count: int) -> list[Any]:
     reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                               group_id=f"r-{uuid.uuid4()}")
     await reader.start()
-    records = []
+    records: list[Any] = []
     try:
         async with asyncio.timeout(20):
             while len(records) < count:

@@ -53,9 +53,9 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime:
-    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,  # type: ignore[arg-type]
-                      metrics=Metrics("municipalities"), consumer=None)  # type: ignore[arg-type]
+def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime[MunicipalitiesSettings]:
+    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,
+                      metrics=Metrics("municipalities"), consumer=None)
     runtime._pool = pool
     return runtime
 
@@ -126,7 +126,9 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
     for n in range(3):
         await _append(pool, "GM0327", n)
     await _append(pool, "GM0307", 99)
-    runtime = _runtime(pool, webhook_allow_http_hosts=["127.0.0.1"], webhook_poll_seconds=0.05, webhook_backoff_seconds=0.3)
+    runtime = _runtime(
+        pool, webhook_allow_http_hosts=["127.0.0.1"], webhook_poll_seconds=0.05, webhook_backoff_seconds=0.3
+    )
     async with Receiver(failures=2) as receiver:
         async with pool.acquire() as conn:
             hook = await repository.add_webhook(conn, "GM0327", f"http://127.0.0.1:{receiver.port}/hook", SECRET, 0)
@@ -195,13 +197,24 @@ async def test_a_webhook_now_pointing_at_a_local_address_is_refused_at_delivery(
 
 
 def _signal(name: str, postcode: str = "3833 KL", code: str = "GM0327") -> SignalReceived:
-    return SignalReceived.model_validate({
-        "signal_id": uuid4(), "organisation_id": uuid4(), "organisation_name": "Thuiszorg Eemland",
-        "received_at": datetime.now(UTC) - timedelta(hours=3), "source": {"kind": "home_care", "reference": "ECD-778899"},
-        "caregiver": {"name": name, "email": f"{name.lower().replace(' ', '.')}@example.nl", "phone": "0687654321",
-                      "birth_year": 1948, "postcode": postcode, "municipality_code": code},
-        "note": "Meneer slaapt slecht sinds zijn vrouw achteruitging.",
-    })
+    return SignalReceived.model_validate(
+        {
+            "signal_id": uuid4(),
+            "organisation_id": uuid4(),
+            "organisation_name": "Thuiszorg Eemland",
+            "received_at": datetime.now(UTC) - timedelta(hours=3),
+            "source": {"kind": "home_care", "reference": "ECD-778899"},
+            "caregiver": {
+                "name": name,
+                "email": f"{name.lower().replace(' ', '.')}@example.nl",
+                "phone": "0687654321",
+                "birth_year": 1948,
+                "postcode": postcode,
+                "municipality_code": code,
+            },
+            "note": "Meneer slaapt slecht sinds zijn vrouw achteruitging.",
+        }
+    )
 
 
 def _screened(signal: SignalReceived, subject: str) -> Envelope[SignalScreened]:

@@ -6,7 +6,6 @@ counted by its circuit breaker rather than failing messages one by one."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
 import subprocess
@@ -38,7 +37,7 @@ pytestmark = pytest.mark.integration
 
 
 def read_mail(directory: Path) -> list[EmailMessage]:
-    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())  # type: ignore[misc]
+    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
             for p in sorted(directory.glob("*.eml"))]
 
 
@@ -189,7 +188,7 @@ class Refusing:
     def __init__(self, reply: str) -> None:
         self.reply = reply
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         return self.reply
 
 
@@ -264,7 +263,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append({"headers": dict(self.headers), "body": body, "received": time.time()})
                 self.send_response(receiver.answers.pop(0) if receiver.answers else 204)
@@ -311,8 +310,9 @@ async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiv
     document = json.loads(receiver.requests[-1]["body"])
     assert document["type"] == "referrer_update" and document["signal_id"] == str(event.signal_id)
     assert document["language"] == "en" and document["data"]["caregiver_contacted"] is False
-    assert document["data"]["proposals"] == [{"service_name": "Mantelzorgcafé a", "organization_name": "Welzijn Leusden",
-                                              "consultant": False}]
+    assert document["data"]["proposals"] == [
+        {"service_name": "Mantelzorgcafé a", "organization_name": "Welzijn Leusden", "consultant": False}
+    ]
     assert (await notify.notifications(recipient_role="referrer"))[0]["status"] == "delivered"
 
 

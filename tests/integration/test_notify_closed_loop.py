@@ -90,7 +90,8 @@ class Notify:
                                      case_id)
 
     def worker(self, channels: dict[str, Any] | None = None) -> DeliveryWorker:
-        return DeliveryWorker(SimpleNamespace(pool=self.pool), self.ctx,  # type: ignore[arg-type]
+        runtime: Any = SimpleNamespace(pool=self.pool)  # the worker reads only the pool
+        return DeliveryWorker(runtime, self.ctx,
                               channels if channels is not None else delivery_channels(self.ctx.settings))
 
     def metric(self, name: str, **labels: str) -> float:
@@ -149,7 +150,10 @@ async def test_proposals_become_referrals_with_working_day_deadlines(notify: Not
         ("caregiver", "caregiver_proposals", "pending"), ("provider", "provider_referral", "pending"),
         ("provider", "provider_referral", "pending"), ("referrer", "referrer_update", "pending")]
     provider = by(notes, address="a@provider.example.nl")[0]
-    assert f"http://notify.test/r/{a['id']}/accept?" in provider["body_text"] and "vóór 24-11-2026" in provider["body_text"]
+    assert (
+        f"http://notify.test/r/{a['id']}/accept?" in provider["body_text"]
+        and "vóór 24-11-2026" in provider["body_text"]
+    )
 
 
 async def test_a_redelivered_proposal_sends_nothing_twice(notify: Notify) -> None:
@@ -164,7 +168,7 @@ async def test_a_redelivered_proposal_sends_nothing_twice(notify: Notify) -> Non
 async def test_provider_api_answers_and_refuses(notify: Notify) -> None:
     event = proposed(matches=[match("a"), match("b")])
     await notify.on_matches(event)
-    a, b = await notify.referrals(event.case_id)
+    a, _ = await notify.referrals(event.case_id)
     url = f"/v1/referrals/{a['id']}"
     assert (await notify.api.get(url)).status_code == 401
     assert (await notify.api.get(url, headers=auth("wrong"))).status_code == 401
@@ -181,7 +185,9 @@ async def test_provider_api_answers_and_refuses(notify: Notify) -> None:
     accepted = await notify.api.post(f"{url}/status", json={"status": "accepted"}, headers=auth())
     assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
     assert [h["status"] for h in accepted.json()["history"]] == ["requested", "accepted"]
-    illegal = await notify.api.post(f"{url}/status", json={"status": "rejected", "reason_code": "other"}, headers=auth())
+    illegal = await notify.api.post(
+        f"{url}/status", json={"status": "rejected", "reason_code": "other"}, headers=auth()
+    )
     assert illegal.status_code == 409 and "accepted" in illegal.json()["detail"]
     again = await notify.api.post(f"{url}/status", json={"status": "accepted"}, headers=auth())
     assert again.status_code == 200
@@ -251,7 +257,11 @@ async def test_signed_links_let_a_provider_answer_without_a_key(notify: Notify) 
                                  headers={"Content-Type": "application/x-www-form-urlencoded"})
     assert done.status_code == 200 and "vastgelegd" in done.text
     referral = (await notify.referrals(event.case_id))[0]
-    assert (referral["status"], referral["reason_code"], referral["note"]) == ("rejected", "out_of_area", "buiten Leusden")
+    assert (referral["status"], referral["reason_code"], referral["note"]) == (
+        "rejected",
+        "out_of_area",
+        "buiten Leusden",
+    )
     assert (await notify.events(EventType.REFERRAL_UPDATED))[0]["updated_by"] == "provider"
 
     notify.clock.advance(days=31)
@@ -292,7 +302,9 @@ async def test_an_escalation_without_a_consultant_is_visible(notify: Notify) -> 
     notify.clock.advance(days=14)
     await run_once(notify.pool, notify.ctx)
     escalation = by(await notify.notifications(case_id=event.case_id), template="consultant_escalation")[0]
-    assert escalation["status"] == "suppressed" and "no caregiver consultant known for GM0327" in escalation["last_error"]
+    assert (
+        escalation["status"] == "suppressed" and "no caregiver consultant known for GM0327" in escalation["last_error"]
+    )
     sent = await notify.events(EventType.NOTIFICATION_SENT)
     assert any(s["template"] == "consultant_escalation" and s["status"] == "suppressed" for s in sent)
 
@@ -355,7 +367,12 @@ async def test_erasure_blanks_the_caregiver_and_ends_open_referrals(notify: Noti
     assert update["reservation_id"] == str(event.matches[0].reservation_id)
     follow_up = await notify.pool.fetchrow("SELECT * FROM follow_ups WHERE case_id = $1", event.case_id)
     assert follow_up["status"] == "cancelled" and follow_up["signal"] is None
-    assert await notify.pool.fetchval("SELECT count(*) FROM outbox WHERE key = 'pseudonym-1' AND published_at IS NOT NULL") == 0
+    assert (
+        await notify.pool.fetchval("SELECT count(*) FROM outbox WHERE key = 'pseudonym-1' AND published_at IS NOT NULL")
+        == 0
+    )
     notify.clock.advance(days=30)
     done = await run_once(notify.pool, notify.ctx)
-    assert (done.reminders, done.escalations, done.follow_ups) == (0, 0, 0), "nobody is chased about an erased caregiver"
+    assert (done.reminders, done.escalations, done.follow_ups) == (0, 0, 0), (
+        "nobody is chased about an erased caregiver"
+    )

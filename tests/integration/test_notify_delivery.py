@@ -54,7 +54,7 @@ class Relay:
     hold: set[str] = field(default_factory=set)
     release: threading.Event = field(default_factory=threading.Event)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         mail = BytesParser(policy=policy.default).parsebytes(envelope.content)
         self.received.append(Received(session.peer, mail["Message-ID"].strip(), envelope.rcpt_tos[0]))
         if self.hold & set(envelope.rcpt_tos):
@@ -366,7 +366,7 @@ def cli(notify: Notify, *args: str) -> str:
 
 
 class Refusing:
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         return "550 5.1.1 no such user"
 
 

@@ -38,7 +38,7 @@ class _Upstream(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    do_GET = do_POST = _answer  # noqa: N815
+    do_GET = do_POST = _answer
 
     def log_message(self, *args: Any) -> None:
         pass
@@ -51,7 +51,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     subprocess.run(["bash", str(REPO / "deploy" / "certs" / "create-certs.sh"), str(certs)], check=True,
                    capture_output=True, timeout=300,
                    env={"PATH": os.environ["PATH"], "PUBLIC_HOST": HOST, "KAFKA_SSL_KEYSTORE_PASSWORD": "pw"})
-    servers, seen = [], {}
+    servers: list[http.server.ThreadingHTTPServer] = []
+    seen: dict[str, list[Any]] = {}
     env = {"PATH": os.environ["PATH"], "HOME": str(certs), "XDG_DATA_HOME": str(certs / "data"),
            "XDG_CONFIG_HOME": str(certs / "config"), "PUBLIC_HOST": HOST,
            "PROXY_HTTPS_PORT": str(free_port()), "PROXY_HTTP_PORT": str(free_port()),

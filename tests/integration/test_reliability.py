@@ -59,7 +59,7 @@ class Harness:
         consumer = AIOKafkaConsumer(Topics.dlq(self.topic), bootstrap_servers=self.bootstrap,
                                     auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4()}")
         await consumer.start()
-        records = []
+        records: list[Any] = []
         try:
             async with asyncio.timeout(20):
                 while len(records) < count:
@@ -99,9 +99,14 @@ async def harness(database_url: str, kafka: Any) -> AsyncIterator[Harness]:
             raise RuntimeError(f"transient failure for {n}")
         await conn.execute("INSERT INTO seen (n) VALUES ($1)", n)
 
-    consumer = EventConsumer(broker, lambda: pool, metrics,
-                             ConsumerSettings(group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01,
-                                              dead_letter_after_seconds=0))
+    consumer = EventConsumer(
+        broker,
+        lambda: pool,
+        metrics,
+        ConsumerSettings(
+            group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01, dead_letter_after_seconds=0
+        ),
+    )
     consumer.subscribe({topic: {"test.ping": Route(Ping, handle)}})
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=0.2)
     await broker.start()

@@ -3,6 +3,7 @@ see them, and screening's reasons in Dutch."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -35,7 +36,7 @@ def case(**changes: Any) -> dict[str, Any]:
             "rescreen_due_at": None, "support_not_arrived_at": None, "municipality_code": "GM0327"} | changes
 
 
-def codes(c: dict[str, Any], referrals: list[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
+def codes(c: dict[str, Any], referrals: Sequence[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
     return [r.code for r in domain.queue_reasons(c, referrals, now, crisis_deadline=HOURS, unanswered_after=DAYS)]
 
 
@@ -101,7 +102,7 @@ def test_routing_to_the_municipality_or_the_regional_fallback():
 
 def test_who_may_see_a_case():
     me = {"municipality_code": "GM0327", "fallback_region": "Vangnet"}
-    kw = {"covered": ["GM0327", "GM0307"], "regions": {}, "default_region": "Vangnet"}
+    kw: dict[str, Any] = {"covered": ["GM0327", "GM0307"], "regions": {}, "default_region": "Vangnet"}
     assert domain.may_see(case(), me, [], **kw)
     assert domain.may_see(case(municipality_code="GM1680"), me, [], **kw), "the fallback queue"
     assert not domain.may_see(case(municipality_code="GM0307"), me, [], **kw), "another consultant's case"
@@ -119,19 +120,33 @@ def test_the_consultants_signal_carries_the_answers_and_not_the_crisis():
     assert own.caregiver == latest.caregiver and own.note is None and own.source.kind.value == "other"
 
 
-@pytest.mark.parametrize(("english", "dutch"), [
-    ("EDIZ-plus score 11 of 15: band heavy (9–15), a high-burden band: overburdened",
-     "EDIZ-plus-score 11 van 15: zwaar (9–15), een zware band: overbelast"),
-    ("balance model: 7 points (load 6, reduced capacity 1, signs of strain 0); 4 to 7 reads as at risk",
-     "balansmodel: 7 punten (draaglast 6, minder draagkracht 1, tekenen van overbelasting 0); "
-     "4 tot en met 7 is risico op overbelasting"),
-    ("signs of derailed care observed: neglect (Veilig Thuis can advise)",
-     "signalen van ontspoorde zorg: verwaarlozing (Veilig Thuis kan adviseren)"),
-    ("the referrer reported a crisis", "de verwijzer meldde een crisis"),
-    ("2 signals from 2 independent sources (gp, resident): confidence medium",
-     "2 signalen van 2 onafhankelijke bronnen (huisarts, buurtbewoner): betrouwbaarheid gemiddeld"),
-    ("next: administer EDIZ-plus to measure the burden", "volgende stap: neem de EDIZ-plus af om de belasting te meten"),
-])
+@pytest.mark.parametrize(
+    ("english", "dutch"),
+    [
+        (
+            "EDIZ-plus score 11 of 15: band heavy (9–15), a high-burden band: overburdened",
+            "EDIZ-plus-score 11 van 15: zwaar (9–15), een zware band: overbelast",
+        ),
+        (
+            "balance model: 7 points (load 6, reduced capacity 1, signs of strain 0); 4 to 7 reads as at risk",
+            "balansmodel: 7 punten (draaglast 6, minder draagkracht 1, tekenen van overbelasting 0); "
+            "4 tot en met 7 is risico op overbelasting",
+        ),
+        (
+            "signs of derailed care observed: neglect (Veilig Thuis can advise)",
+            "signalen van ontspoorde zorg: verwaarlozing (Veilig Thuis kan adviseren)",
+        ),
+        ("the referrer reported a crisis", "de verwijzer meldde een crisis"),
+        (
+            "2 signals from 2 independent sources (gp, resident): confidence medium",
+            "2 signalen van 2 onafhankelijke bronnen (huisarts, buurtbewoner): betrouwbaarheid gemiddeld",
+        ),
+        (
+            "next: administer EDIZ-plus to measure the burden",
+            "volgende stap: neem de EDIZ-plus af om de belasting te meten",
+        ),
+    ],
+)
 def test_screening_reasons_in_dutch(english, dutch):
     assert labels.reason(english, "nl") == (dutch, True)
     assert labels.reason(english, "en") == (english, True)

@@ -21,10 +21,7 @@ import jsonschema
 import pytest
 import yaml
 
-try:  # tests/unit may or may not be a package
-    from . import compose_schema
-except ImportError:
-    import compose_schema
+from tests.unit import compose_schema
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -75,7 +72,7 @@ class MissingVariable(Exception):
 
 def references(text: str) -> list[tuple[str, str | None, str | None]]:
     """(name, operator, argument) of every ${...} or $NAME in ``text``; ``$$`` is an escape."""
-    found = []
+    found: list[tuple[str, str | None, str | None]] = []
     for match in REFERENCE.finditer(text):
         if match["escaped"]:
             continue
@@ -269,7 +266,7 @@ def test_app_services_wait_for_healthy_kafka_and_postgres_and_the_kafka_acls(com
 
 
 def test_app_services_run_the_image_with_their_command(compose):
-    for name, port in APP_SERVICES.items():
+    for name in APP_SERVICES:
         service = compose["services"][name]
         assert service["build"]["context"] == "."
         assert service["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
@@ -323,7 +320,9 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         prefix = name.upper() + "_"
         env = app_env(compose, name)
-        aliases = {f.validation_alias: n for n, f in settings_cls.model_fields.items() if isinstance(f.validation_alias, str)}
+        aliases = {
+            f.validation_alias: n for n, f in settings_cls.model_fields.items() if isinstance(f.validation_alias, str)
+        }
         for key in env:
             if key.startswith("KAFKA_"):
                 field = key.removeprefix("KAFKA_").lower()
@@ -435,7 +434,7 @@ def test_healthchecks_hit_each_service_port(compose):
 class _Health(http.server.BaseHTTPRequestHandler):
     status = 200
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(self.status if self.path == "/healthz" else 404)
         self.end_headers()
 
@@ -572,7 +571,9 @@ def test_kafka_runs_kraft_from_the_checked_in_configuration(compose):
     assert "zookeeper" not in yaml.safe_dump(compose).lower(), "no ZooKeeper service or setting"
     assert "kafka-data:/var/lib/kafka/data" in kafka["volumes"] and props["log.dirs"] == "/var/lib/kafka/data"
     check = " ".join(kafka["healthcheck"]["test"])
-    assert "kafka-broker-api-versions.sh --bootstrap-server kafka:9092 --command-config /tmp/sts/admin.properties" in check
+    assert (
+        "kafka-broker-api-versions.sh --bootstrap-server kafka:9092 --command-config /tmp/sts/admin.properties" in check
+    )
 
 
 def test_kafka_listeners_are_sasl_ssl_with_scram():
@@ -701,7 +702,10 @@ def test_the_lock_covers_the_runtime_dependencies_at_their_pinned_versions():
         assert pins[name][0] == version, f"{name}: pyproject pins {version}, the lock {pins[name][0]}"
     for name, (version, hashes) in pins.items():
         assert hashes >= 1, f"{name}=={version} has no hash"
-    for name in (*EMBEDDED_ONLY, *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"]))):
+    for name in (
+        *EMBEDDED_ONLY,
+        *map(normalise, (re.split(r"[=\[]", r)[0] for r in project["optional-dependencies"]["dev"])),
+    ):
         assert normalise(name) not in pins, f"{name} is a development package, not for the image"
 
 
@@ -717,7 +721,9 @@ def test_the_embedded_tools_are_an_extra_that_make_installs():
 
 
 def test_dockerignore():
-    entries = {line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    entries = {
+        line.strip() for line in DOCKERIGNORE.read_text().splitlines() if line.strip() and not line.startswith("#")
+    }
     for required in (".venv", ".data", ".git", "tests", "deploy", "**/__pycache__", ".pytest_cache", ".env"):
         assert required in entries, f".dockerignore lacks {required}"
     for needed in ("requirements.lock", "pyproject.toml", "shared", "services"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from services.matching import search
 from services.matching.taxonomy import terms_for
@@ -15,7 +16,7 @@ from shared.municipalities import find, municipalities, province_of
 
 SECRET = "s" * 32
 ORG = uuid.uuid4()
-DEMO_MAP = json.loads(open("services/matching/demo/social_map.json", encoding="utf-8").read())
+DEMO_MAP = json.loads(Path("services/matching/demo/social_map.json").read_text(encoding="utf-8"))
 
 
 def test_a_session_cookie_names_the_organisation_until_it_expires_and_cannot_be_forged() -> None:
@@ -98,7 +99,10 @@ def test_a_self_referral_consents_itself_and_a_concern_never_contacts_the_person
 
 def test_the_source_kind_is_bound_to_the_organisation_kind() -> None:
     gp = Organisation(ORG, "Huisartsenpraktijk", "gp")
-    signal = lambda kind: forms.validate({"source": {"kind": kind}, "caregiver": {"municipality_code": "GM0327"}})[0]  # noqa: E731
+
+    def signal(kind: str) -> SignalIn:
+        return forms.validate({"source": {"kind": kind}, "caregiver": {"municipality_code": "GM0327"}})[0]
+
     assert domain.source_kind_errors(signal("gp"), gp) == []
     assert domain.source_kind_errors(signal("practice_nurse"), gp) == []
     [error] = domain.source_kind_errors(signal("resident"), gp)
@@ -125,7 +129,12 @@ def test_respijt_finds_respite_care_by_the_taxonomy_s_dutch_words() -> None:
 def test_a_card_shows_address_hours_contact_eligibility_and_languages() -> None:
     [card] = [search.card(r) for r in _records() if r["name"] == "Mantelzorgconsulent Leusden"]
     assert card.addresses == ["Plein 4, 3831 AA Leusden"]
-    assert card.hours[0] == {"days": "MO,TU,TH", "opens": "09:00", "closes": "17:00", "description": "Spreekuur op afspraak."}
+    assert card.hours[0] == {
+        "days": "MO,TU,TH",
+        "opens": "09:00",
+        "closes": "17:00",
+        "description": "Spreekuur op afspraak.",
+    }
     assert card.contacts[0]["phones"] == ["+31 33 000 3777"]
     assert card.eligibility and card.languages == ["Nederlands", "Engels"]
     assert search.day_names("MO,TU,TH", "nl") == "ma, di, do"

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -169,7 +170,7 @@ def test_the_catalogue_finds_by_id_and_names_the_unknown():
 
 # --- a municipality adds an instrument ----------------------------------------------
 
-QUICK = {
+QUICK: dict[str, Any] = {
     "id": "gm0327_quick", "version": "2026.1", "name": "Leusden quick check",
     "source": "Gemeente Leusden, own screening questions (2026)",
     "answer_scale": [{"value": 0, "label_nl": "nee", "label_en": "no"},
@@ -203,7 +204,7 @@ def test_a_municipality_adds_an_instrument_with_a_file(tmp_path):
     ({"unexpected": True}, "Extra inputs are not permitted"),
 ])
 def test_a_broken_file_is_refused_naming_the_file(tmp_path, change, complaint):
-    with pytest.raises(ValueError, match="extra.json") as info:
+    with pytest.raises(ValueError, match=r"extra\.json") as info:
         _catalogue_with(tmp_path, QUICK | change)
     assert complaint in str(info.value)
 

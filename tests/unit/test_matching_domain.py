@@ -42,7 +42,7 @@ def excluded_reason(outcome: domain.MatchOutcome, service_id: str) -> str:
 
 
 def test_every_term_has_both_names_and_target_groups_are_the_three_groups():
-    assert TARGET_GROUPS == {"young_carers", "working_carers", "dementia"}
+    assert {"young_carers", "working_carers", "dementia"} == TARGET_GROUPS
     for term in TERMS.values():
         assert term.name_nl and term.name_en
         assert term.needs or term.target_group

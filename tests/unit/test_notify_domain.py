@@ -198,4 +198,6 @@ def test_the_caregivers_dedupe_key_names_the_case_not_their_address():
         assert address not in caregiver.dedupe_key and str(case_id) in caregiver.dedupe_key
     # Another address for the same caregiver (a second signal) is still the same one overview.
     other = proposed(case_id=case_id, caregiver={"email": "anna.other@example.nl"})
-    assert by_role(plan(other))["caregiver"].dedupe_key == by_role(plan(proposed(case_id=case_id)))["caregiver"].dedupe_key
+    assert (
+        by_role(plan(other))["caregiver"].dedupe_key == by_role(plan(proposed(case_id=case_id)))["caregiver"].dedupe_key
+    )

@@ -51,5 +51,5 @@ def test_repeating_the_current_status_is_not_an_error_and_changes_nothing():
 
 
 def test_terminal_statuses_are_exactly_the_closed_ones():
-    assert OPEN == {S.REQUESTED, S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD}
+    assert {S.REQUESTED, S.ACCEPTED, S.IN_PROGRESS, S.ON_HOLD} == OPEN
     assert set(TRANSITIONS) == set(S), "every FHIR status the contract knows has its rule"

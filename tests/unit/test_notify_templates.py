@@ -46,7 +46,9 @@ def contexts() -> dict[str, dict]:
     }
 
 
-TEMPLATE_NAMES = sorted({p.name.split(".")[0] for p in (TEMPLATES / "nl").glob("*.txt.j2") if not p.name.startswith("_")})
+TEMPLATE_NAMES = sorted(
+    {p.name.split(".")[0] for p in (TEMPLATES / "nl").glob("*.txt.j2") if not p.name.startswith("_")}
+)
 
 
 def test_every_template_has_a_context_here():

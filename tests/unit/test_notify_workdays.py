@@ -26,10 +26,10 @@ def test_weekends_are_not_working_days():
     assert is_working_day(date(2026, 11, 23))
 
 
-def amsterdam(*args) -> datetime:
+def amsterdam(year: int, month: int, day: int, hour: int, minute: int) -> datetime:
     from zoneinfo import ZoneInfo
 
-    return datetime(*args, tzinfo=ZoneInfo("Europe/Amsterdam"))
+    return datetime(year, month, day, hour, minute, tzinfo=ZoneInfo("Europe/Amsterdam"))
 
 
 @pytest.mark.parametrize("start,days,due", [

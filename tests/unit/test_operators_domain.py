@@ -12,10 +12,10 @@ def metrics_text(processed: float, lag: float, buckets: dict[str, float], posted
     lines = [
         "# TYPE sts_messages_handled counter",
         f'sts_messages_handled_total{{topic="t",outcome="processed"}} {processed}',
-        f'sts_messages_handled_total{{topic="t",outcome="duplicate"}} 1',
+        'sts_messages_handled_total{topic="t",outcome="duplicate"} 1',
         "# TYPE sts_consumer_lag gauge",
         f'sts_consumer_lag{{topic="t",partition="0"}} {lag}',
-        f'sts_consumer_lag{{topic="t",partition="1"}} 1',
+        'sts_consumer_lag{topic="t",partition="1"} 1',
         "# TYPE sts_handler_seconds histogram",
         *(f'sts_handler_seconds_bucket{{topic="t",le="{le}"}} {n}' for le, n in buckets.items()),
         "# TYPE sts_http_requests counter",

@@ -19,12 +19,13 @@ from services.municipalities.config import MunicipalitiesSettings
 from services.notify.config import NotifySettings
 from services.screening.config import ScreeningSettings
 from services.signals.config import SignalsSettings
-from shared.config import KafkaSettings
+from shared.config import KafkaSettings, ServiceSettings
 from shared.kafka import broker_security, client_security
 
 REPO = Path(__file__).resolve().parents[2]
-SETTINGS = {"signals": SignalsSettings, "screening": ScreeningSettings, "matching": MatchingSettings,
-            "notify": NotifySettings, "municipalities": MunicipalitiesSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "signals": SignalsSettings, "screening": ScreeningSettings, "matching": MatchingSettings,
+    "notify": NotifySettings, "municipalities": MunicipalitiesSettings}
 STRONG = "9f1c2a0e7b3d4c5a6e8f0a1b2c3d4e5f"
 
 
@@ -71,7 +72,9 @@ def test_development_is_the_default_and_checks_nothing(clean_env, name):
     assert settings.production_problems() == []
 
 
-SECRET_VARIABLES = [(name, settings.SECRETS, field) for name, settings in SETTINGS.items() for field in settings.SECRETS]
+SECRET_VARIABLES = [
+    (name, settings.SECRETS, field) for name, settings in SETTINGS.items() for field in settings.SECRETS
+]
 
 
 @pytest.mark.parametrize("name, secrets, field", SECRET_VARIABLES, ids=[f"{n}-{f}" for n, _, f in SECRET_VARIABLES])

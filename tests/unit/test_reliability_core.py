@@ -61,8 +61,12 @@ async def test_a_heartbeat_goes_stale_and_a_dead_task_is_not_alive() -> None:
 
 
 async def test_a_periodic_loop_beats_while_it_waits_for_its_next_round() -> None:
-    rounds = []
-    periodic = Periodic("job", 0.02, lambda: asyncio.sleep(0, rounds.append(1)), stale_after=0.2)
+    rounds: list[int] = []
+
+    async def one_round() -> None:
+        rounds.append(1)
+
+    periodic = Periodic("job", 0.02, one_round, stale_after=0.2)
     await periodic.start()
     await asyncio.sleep(0.5)
     assert periodic.heartbeat.alive() and len(rounds) > 3
@@ -125,7 +129,7 @@ async def test_consumer_health_reports_a_dead_lane() -> None:
     running = [asyncio.create_task(asyncio.sleep(10)) for _ in range(2)]
     ended = asyncio.create_task(asyncio.sleep(0))
     await ended
-    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g", workers=2))  # type: ignore[arg-type]
+    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g", workers=2))
     consumer._subscribers = {"a.v1": Subscriber(running), "b.v1": Subscriber([running[0], ended])}
     ok, report = consumer.health()
     assert not ok

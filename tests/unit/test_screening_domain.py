@@ -54,7 +54,7 @@ def calm(**changes) -> SignalReceived:
 def answers(instrument_id: str, total: int) -> dict:
     """Answers to ``instrument_id`` adding up to ``total`` (first items first)."""
     instrument = CATALOGUE.get(instrument_id)
-    by_score = {}
+    by_score: dict[int, int] = {}
     for value in instrument.answer_values:
         by_score.setdefault(instrument.scoring.item_score(value), value)
     top, result = max(by_score), []
@@ -187,7 +187,7 @@ def test_behaviour_problems_count_once_from_the_condition_or_the_observation():
 
 @pytest.mark.parametrize("observation", sorted(domain.OBSERVATIONS))
 def test_each_observation_adds_its_weight_and_its_reason(observation):
-    side, points, reason = domain.OBSERVATIONS[observation]
+    _side, points, reason = domain.OBSERVATIONS[observation]
     balance = domain.weigh_balance(calm(observations=[observation]))
     assert balance.points == points and reason in balance.reasons
 
