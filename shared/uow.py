@@ -15,8 +15,9 @@ from typing import Any, Self
 
 import asyncpg
 
-from shared.contracts import Envelope
-from shared.outbox import add_event
+from shared.contracts import CaregiverErased, Envelope
+from shared.outbox import add_event, forget_erased
+from shared.tombstones import record_tombstone
 
 
 class UnitOfWork:
@@ -28,6 +29,14 @@ class UnitOfWork:
     async def publish(self, topic: str, event: Envelope[Any]) -> None:
         """Queue ``event`` for ``topic`` in this transaction's outbox."""
         await add_event(self.conn, topic, event)
+
+    async def record_erasure(self, erased: CaregiverErased) -> None:
+        """The tombstone of an erasure (``shared.tombstones``): first, before anything is deleted."""
+        await record_tombstone(self.conn, erased.caregiver_pseudonym, erased.signal_ids, erased.case_ids)
+
+    async def forget_retained(self, erased: CaregiverErased, *, whole_subject: bool = False) -> None:
+        """Drop the outbox's retained copies the erasure covers (``shared.outbox.forget_erased``)."""
+        await forget_erased(self.conn, erased, whole_subject=whole_subject)
 
     @classmethod
     @asynccontextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.contracts import Envelope
+from shared.contracts import CaregiverErased, Envelope
 
 
 class FakeUnitOfWork:
@@ -13,9 +13,17 @@ class FakeUnitOfWork:
 
     def __init__(self) -> None:
         self.published: list[tuple[str, Envelope[Any]]] = []
+        self.tombstones: list[CaregiverErased] = []
+        self.forgotten: list[CaregiverErased] = []
 
     async def publish(self, topic: str, event: Envelope[Any]) -> None:
         self.published.append((topic, event))
+
+    async def record_erasure(self, erased: CaregiverErased) -> None:
+        self.tombstones.append(erased)
+
+    async def forget_retained(self, erased: CaregiverErased, *, whole_subject: bool = False) -> None:
+        self.forgotten.append(erased)
 
     def events(self, topic: str | None = None) -> list[Envelope[Any]]:
         """What was published, optionally only to ``topic``, in order."""

@@ -13,7 +13,6 @@ import structlog
 
 from services.casework import domain, repository, service
 from services.casework.config import CaseworkSettings
-from shared.consumer import Route
 from shared.contracts import (
     CaregiverErased,
     CaseEscalated,
@@ -142,15 +141,15 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
 def register_handlers(runtime: Runtime) -> None:
     h = make_handlers(runtime.settings)  # type: ignore[arg-type]
     runtime.consumer.subscribe({
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: Route(CaregiverErased, h["erased"])},
+        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: h["erased"]},
         Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: Route(SignalScreened, h["screened"]),
-            EventType.CASE_ESCALATED: Route(CaseEscalated, h["escalated"]),
-            EventType.RESCREEN_DUE: Route(RescreenDue, h["rescreen_due"]),
+            EventType.SIGNAL_SCREENED: h["screened"],
+            EventType.CASE_ESCALATED: h["escalated"],
+            EventType.RESCREEN_DUE: h["rescreen_due"],
         },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, h["matches"])},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: h["matches"]},
         Topics.NOTIFY: {
-            EventType.REFERRAL_UPDATED: Route(ReferralUpdated, h["referral"]),
-            EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, h["follow_up"]),
+            EventType.REFERRAL_UPDATED: h["referral"],
+            EventType.FOLLOW_UP_RECORDED: h["follow_up"],
         },
     })

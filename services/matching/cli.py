@@ -18,7 +18,8 @@ from pathlib import Path
 
 import asyncpg
 
-from services.matching import hsds, repository
+from services.matching import hsds
+from services.matching.repository import SocialMapRepository
 from services.matching.config import MatchingSettings
 from shared.db import migrate, run_cli
 
@@ -38,7 +39,7 @@ async def _import(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
         if done % args.every == 0 and done < total:
             print(f"imported {done}/{total}", flush=True)
 
-    report = await repository.import_records(conn, result.services, progress)
+    report = await SocialMapRepository(conn).import_records(result.services, progress)
     print(f"{total} services: {report.created} created, {report.updated} updated, {report.unchanged} unchanged; "
           f"organizations: {report.organizations_created} created, {report.organizations_updated} updated, "
           f"{report.organizations_unchanged} unchanged; {len(result.issues)} issues")
@@ -46,7 +47,7 @@ async def _import(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
 
 
 async def _export(conn: asyncpg.Connection, args: argparse.Namespace) -> int:
-    result = hsds.parse_json(await repository.stored_records(conn), "database")
+    result = hsds.parse_json(await SocialMapRepository(conn).stored_records(), "database")
     if args.format == "csv":
         hsds.write_datapackage(result.services, args.path)
     else:

@@ -16,7 +16,6 @@ from services.notify.context import NotifyContext
 from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
 from services.notify.templates import labels
-from shared.consumer import Route
 from shared.contracts import (
     CaregiverErased,
     CaseClosed,
@@ -115,14 +114,13 @@ def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
     on_matches, on_erased, on_confirmation_requested = make_handlers(ctx)
     on_handed_off, on_closed = make_casework_handlers(ctx)
     runtime.consumer.subscribe({
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
         Topics.SIGNALS: {
-            EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
-            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: Route(
-                SelfReferralConfirmationRequested, on_confirmation_requested),
+            EventType.CAREGIVER_ERASED: on_erased,
+            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: on_confirmation_requested,
         },
         Topics.CASEWORK: {
-            EventType.CASE_HANDED_OFF: Route(CaseHandedOff, on_handed_off),
-            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
+            EventType.CASE_HANDED_OFF: on_handed_off,
+            EventType.CASE_CLOSED: on_closed,
         },
     })
