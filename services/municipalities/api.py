@@ -54,6 +54,8 @@ log = structlog.get_logger(__name__)
 
 MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
+DESCRIPTION = ("Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
+               "and signed webhooks (schema: /asyncapi), and statistics over closed months.")
 
 MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"])]
 
@@ -232,14 +234,9 @@ def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
     settings = settings or MunicipalitiesSettings()
     ctx = MunicipalitiesContext.create(settings, create_runtime(settings))
     register_handlers(ctx.runtime.consumer)
-    app = create_service_app(
-        ctx.runtime,
-        title="signal-to-support: municipalities",
-        description="Anonymous data for municipalities: k-anonymous groups of records on Kafka, as "
-        "Server-Sent Events and signed webhooks (schema: /asyncapi), and statistics over closed months.",
-        migrations=MIGRATIONS, produces=[], produces_patterns=[TOPIC_PATTERN],
-        workers=[ReleaseWorker, WebhookDelivery],
-    )
+    app = create_service_app(ctx.runtime, title="signal-to-support: municipalities", description=DESCRIPTION,
+                             migrations=MIGRATIONS, produces=[], produces_patterns=[TOPIC_PATTERN],
+                             workers=[ReleaseWorker, WebhookDelivery])
     app.state.context = ctx
     _around_the_shell(app, ctx)
     app.include_router(router)
