@@ -7,19 +7,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from services.matching.config import MatchingSettings
 from services.matching.metrics import MatchingMetrics
 from services.matching.service import Matcher
+from shared.context import ServiceContext, app_context
 from shared.service import Runtime
 
 
 @dataclass(frozen=True)
-class MatchingContext:
-    settings: MatchingSettings
-    runtime: Runtime
+class MatchingContext(ServiceContext[MatchingSettings]):
     matcher: Matcher
 
     @classmethod
@@ -30,15 +28,9 @@ class MatchingContext:
                           hold_minutes=settings.reservation_hold_minutes, metrics=metrics)
         return cls(settings=settings, runtime=runtime, matcher=matcher)
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
-
 
 def context(request: Request) -> MatchingContext:
-    """The context ``create_app`` set on the application."""
-    found: MatchingContext = request.app.state.context
-    return found
+    return app_context(request, MatchingContext)
 
 
 Context = Annotated[MatchingContext, Depends(context)]

@@ -9,18 +9,16 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from services.municipalities.config import MunicipalitiesSettings
+from shared.context import ServiceContext, app_context
 from shared.ratelimit import StreamCap
 from shared.service import Runtime
 
 
 @dataclass(frozen=True)
-class MunicipalitiesContext:
-    settings: MunicipalitiesSettings
-    runtime: Runtime
+class MunicipalitiesContext(ServiceContext[MunicipalitiesSettings]):
     sse_cap: StreamCap
     sse_stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -28,15 +26,9 @@ class MunicipalitiesContext:
     def create(cls, settings: MunicipalitiesSettings, runtime: Runtime) -> MunicipalitiesContext:
         return cls(settings=settings, runtime=runtime, sse_cap=StreamCap(settings.sse_max_streams_per_credential))
 
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
-
 
 def context(request: Request) -> MunicipalitiesContext:
-    """The context ``create_app`` set on the application."""
-    found: MunicipalitiesContext = request.app.state.context
-    return found
+    return app_context(request, MunicipalitiesContext)
 
 
 Context = Annotated[MunicipalitiesContext, Depends(context)]

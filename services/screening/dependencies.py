@@ -7,18 +7,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import asyncpg
-
 from services.screening.config import ScreeningSettings
 from services.screening.metrics import ScreeningMetrics
 from services.screening.service import Screener
+from shared.context import ServiceContext
 from shared.service import Runtime
 
 
 @dataclass(frozen=True)
-class ScreeningContext:
-    settings: ScreeningSettings
-    runtime: Runtime
+class ScreeningContext(ServiceContext[ScreeningSettings]):
     screener: Screener
 
     @classmethod
@@ -27,8 +24,4 @@ class ScreeningContext:
                             merge_window=timedelta(days=settings.case_merge_window_days),
                             metrics=ScreeningMetrics(runtime.metrics.registry))
         return cls(settings=settings, runtime=runtime, screener=screener)
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
 
