@@ -2,7 +2,9 @@
 
 For every record: skip it when its ``event_type`` header names an event this service does not
 handle (contracts are additive), parse the envelope (a record that is not one is poison:
-dead-lettered at once), route by its ``event_type`` (unknown types are ignored), decrypt
+dead-lettered at once), route by its ``event_type`` to its handler (the payload's type comes
+from the contracts' ``PAYLOADS``, so a service's route table names only the handler of each
+event type), decrypt
 its sealed signal (``shared.sealing``; a destroyed data key means the caregiver was erased:
 the event is dropped like a tombstoned one; the key holder away is an outage), then in
 ONE transaction: park the event if its key has an unresolved dead letter on this topic (so
@@ -30,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -42,7 +44,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from shared import dead_letters, sealing
-from shared.contracts import Envelope, EventType, RawEnvelope
+from shared.contracts import PAYLOADS, Envelope, EventType, RawEnvelope
 from shared.crypto import CryptoError
 from shared.dead_letters import ConsumedRecord
 from shared.failures import is_infrastructure_failure
@@ -54,6 +56,8 @@ from shared.tombstones import is_erased
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]
+# Topic -> event type -> its handler: what a service's ``register_handlers`` subscribes.
+Routes = Mapping[str, Mapping[str, Handler]]
 
 # An erasure is never parked behind a dead letter nor dropped: it must reach every
 # service, and it forgets the key's dead letters itself.
@@ -73,7 +77,7 @@ class ConsumerStopping(Exception):
 
 
 @dataclass(frozen=True)
-class Route:
+class _Route:
     payload: type[BaseModel]
     handler: Handler
 
@@ -108,6 +112,7 @@ class EventConsumer:
     def __init__(
         self, broker: KafkaBroker, pool_getter: Callable[[], asyncpg.Pool], metrics: Metrics,
         settings: ConsumerSettings, keys_getter: Callable[[], KeySource | None] = lambda: None,
+        payloads: Mapping[str, type[BaseModel]] = PAYLOADS,
     ) -> None:
         self._broker = broker
         # The pool is created in the app's lifespan, after handlers are registered.
@@ -115,6 +120,8 @@ class EventConsumer:
         self._keys = keys_getter
         self._metrics = metrics
         self._settings = settings
+        # Event type -> payload model: the contracts' map (tests pass their own event types).
+        self._payloads = payloads
         self._stopping = asyncio.Event()
         self._waiting: dict[int, _Waiting] = {}
         self._subscribers: dict[str, Any] = {}
@@ -122,11 +129,16 @@ class EventConsumer:
         # The event types handled per topic (the rest are ignored): the event catalogue reads it.
         self.event_types: dict[str, tuple[str, ...]] = {}
 
-    def subscribe(self, routes: dict[str, dict[str, Route]]) -> None:
+    def subscribe(self, routes: Routes) -> None:
         """One subscriber per topic, each in its own consumer group (``<service>.<topic>``,
         so topics never rebalance each other) with ``workers`` members: partitions are
-        handled in parallel, each partition in order, so one caregiver's events stay ordered."""
-        for topic, topic_routes in routes.items():
+        handled in parallel, each partition in order, so one caregiver's events stay ordered.
+        An event type without a payload model in the contracts is refused here, at start-up."""
+        for topic, handlers in routes.items():
+            unknown = sorted(set(handlers) - set(self._payloads))
+            if unknown:
+                raise ValueError(f"no payload model in the contracts for {', '.join(unknown)}")
+            topic_routes = {kind: _Route(self._payloads[kind], handler) for kind, handler in handlers.items()}
             self.topics.append(topic)
             self.event_types[topic] = tuple(topic_routes)
             subscriber = self._broker.subscriber(
@@ -149,14 +161,14 @@ class EventConsumer:
         """Let held records go (uncommitted) so the subscribers can stop promptly."""
         self._stopping.set()
 
-    def _consumer_for(self, topic: str, routes: dict[str, Route]) -> Callable[..., Awaitable[None]]:
+    def _consumer_for(self, topic: str, routes: dict[str, _Route]) -> Callable[..., Awaitable[None]]:
         # FastStream injects a handler's parameters from the message: bind these by closure.
         async def consume(message: KafkaMessage) -> None:
             await self.handle_record(topic, routes, message)
 
         return consume
 
-    async def handle_record(self, topic: str, routes: dict[str, Route], message: Any) -> None:
+    async def handle_record(self, topic: str, routes: dict[str, _Route], message: Any) -> None:
         record = message.raw_message
         body: bytes = message.body
         structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
@@ -190,7 +202,7 @@ class EventConsumer:
         finally:
             self._stop_waiting()
 
-    async def _open(self, raw: RawEnvelope, route: Route) -> Envelope[Any]:
+    async def _open(self, raw: RawEnvelope, route: _Route) -> Envelope[Any]:
         """The typed event, its sealed signal decrypted. The envelope is valid already: only
         the payload needs its type. Fetching a key may fail as an outage (waited out)."""
         keys = self._keys()
@@ -202,7 +214,7 @@ class EventConsumer:
         except CryptoError as exc:  # tampered with, or not an envelope: never readable
             raise _Unreadable(str(exc)) from exc
 
-    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, route: Route) -> None:
+    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, route: _Route) -> None:
         topic = consumed.topic
         started = time.perf_counter()
         attempts = 0

@@ -30,12 +30,12 @@ class UnitOfWork:
         """Queue ``event`` for ``topic`` in this transaction's outbox."""
         await add_event(self.conn, topic, event)
 
-    async def tombstone(self, erased: CaregiverErased) -> None:
-        """Remember what an erasure covers, so events about it still in flight are dropped."""
+    async def record_erasure(self, erased: CaregiverErased) -> None:
+        """The tombstone of an erasure (``shared.tombstones``): first, before anything is deleted."""
         await record_tombstone(self.conn, erased.caregiver_pseudonym, erased.signal_ids, erased.case_ids)
 
     async def forget_retained(self, erased: CaregiverErased, *, whole_subject: bool = False) -> None:
-        """Drop this service's retained outbox copies the erasure covers (``shared.outbox.forget_erased``)."""
+        """Drop the outbox's retained copies the erasure covers (``shared.outbox.forget_erased``)."""
         await forget_erased(self.conn, erased, whole_subject=whole_subject)
 
     @classmethod

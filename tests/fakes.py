@@ -19,7 +19,7 @@ class FakeUnitOfWork:
     async def publish(self, topic: str, event: Envelope[Any]) -> None:
         self.published.append((topic, event))
 
-    async def tombstone(self, erased: CaregiverErased) -> None:
+    async def record_erasure(self, erased: CaregiverErased) -> None:
         self.tombstones.append(erased)
 
     async def forget_retained(self, erased: CaregiverErased, *, whole_subject: bool = False) -> None:

@@ -13,7 +13,7 @@ from services.casework import service
 from services.casework.config import CaseworkSettings
 from services.casework.dependencies import CaseworkContext
 from services.casework.service import CaseworkUnitOfWork
-from shared.consumer import Handler, Route
+from shared.consumer import Handler
 from shared.contracts import (
     CaregiverErased,
     CaseEscalated,
@@ -53,15 +53,15 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
 def register_handlers(runtime: Runtime, context: CaseworkContext) -> None:
     h = make_handlers(context.settings)
     runtime.consumer.subscribe({
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: Route(CaregiverErased, h["erased"])},
+        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: h["erased"]},
         Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: Route(SignalScreened, h["screened"]),
-            EventType.CASE_ESCALATED: Route(CaseEscalated, h["escalated"]),
-            EventType.RESCREEN_DUE: Route(RescreenDue, h["rescreen_due"]),
+            EventType.SIGNAL_SCREENED: h["screened"],
+            EventType.CASE_ESCALATED: h["escalated"],
+            EventType.RESCREEN_DUE: h["rescreen_due"],
         },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, h["matches"])},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: h["matches"]},
         Topics.NOTIFY: {
-            EventType.REFERRAL_UPDATED: Route(ReferralUpdated, h["referral"]),
-            EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, h["follow_up"]),
+            EventType.REFERRAL_UPDATED: h["referral"],
+            EventType.FOLLOW_UP_RECORDED: h["follow_up"],
         },
     })

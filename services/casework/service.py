@@ -233,7 +233,7 @@ async def rescreen_due(uow: CaseworkUnitOfWork, settings: CaseworkSettings, subj
 
 async def caregiver_erased(uow: CaseworkUnitOfWork, p: CaregiverErased) -> None:
     """Forget the person (their cases) or, for a withdrawal, only the withdrawn signals."""
-    await uow.tombstone(p)
+    await uow.record_erasure(p)
     await uow.cases.erase(p.signal_ids, p.case_ids, whole_cases=p.scope is ErasureScope.CAREGIVER)
     await uow.forget_retained(p)
 

@@ -5,19 +5,14 @@ a partner key: partner organisations post signals, they do not edit the social m
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Request
+from fastapi import APIRouter, Body, Depends
 
-from services.matching import hsds, repository
+from services.matching import service
+from services.matching.dependencies import Context
+from services.matching.service import MatchingUnitOfWork
 from shared.auth import Scope, bearer_credential
-from shared.service import Runtime
-
-
-def _runtime(request: Request) -> Runtime:
-    return request.app.state.runtime
-
 
 require_admin = bearer_credential(Scope.ADMIN, scheme_name="AdminToken", what="admin token",
                                   static_token=lambda settings: settings.admin_token)
@@ -31,16 +26,13 @@ router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depend
 
 @router.put("/social-map", summary="Import HSDS 3.x JSON (service_full / organization_full, one or a list)")
 async def import_social_map(
-    request: Request, document: Annotated[Any, Body(description="HSDS 3.x JSON")],
+    ctx: Context, document: Annotated[Any, Body(description="HSDS 3.x JSON")],
 ) -> dict[str, Any]:
-    result = hsds.parse_json(document, file="request body")
-    async with _runtime(request).pool.acquire() as conn:
-        report = await repository.import_records(conn, result.services)
-    return {"services": len(result.services), **asdict(report),
-            "issues": [asdict(issue) for issue in result.issues]}
+    async with MatchingUnitOfWork.begin(ctx.pool) as uow:
+        return await service.import_social_map(uow, document)
 
 
 @router.get("/social-map", summary="Export the social map as HSDS 3.x service_full JSON")
-async def export_social_map(request: Request) -> list[dict[str, Any]]:
-    async with _runtime(request).pool.acquire() as conn:
-        return await repository.stored_records(conn)
+async def export_social_map(ctx: Context) -> list[dict[str, Any]]:
+    async with MatchingUnitOfWork.begin(ctx.pool) as uow:
+        return await service.export_social_map(uow)

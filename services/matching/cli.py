@@ -15,7 +15,8 @@ import json
 import sys
 from pathlib import Path
 
-from services.matching import hsds, repository
+from services.matching import hsds
+from services.matching.repository import SocialMapRepository
 from services.matching.config import MatchingSettings
 from shared.commandline import Invocation, Refused, Tool, progress
 
@@ -32,7 +33,7 @@ async def _import(cmd: Command) -> int:
         raise Refused(f"nothing imported: {len(result.issues)} issues", field=str(cmd.args.path))
     total = len(result.services)
     with progress("importing", total, unit="services") as bar:
-        report = await repository.import_records(cmd.conn, result.services, lambda done: bar.update(done - bar.n))
+        report = await SocialMapRepository(cmd.conn).import_records(result.services, lambda done: bar.update(done - bar.n))
     print(f"{total} services: {report.created} created, {report.updated} updated, {report.unchanged} unchanged; "
           f"organizations: {report.organizations_created} created, {report.organizations_updated} updated, "
           f"{report.organizations_unchanged} unchanged; {len(result.issues)} issues")
@@ -41,7 +42,7 @@ async def _import(cmd: Command) -> int:
 
 async def _export(cmd: Command) -> int:
     args = cmd.args
-    result = hsds.parse_json(await repository.stored_records(cmd.conn), "database")
+    result = hsds.parse_json(await SocialMapRepository(cmd.conn).stored_records(), "database")
     if args.format == "csv":
         hsds.write_datapackage(result.services, args.path)
     else:

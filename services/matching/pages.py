@@ -9,7 +9,9 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from services.matching import repository, search
+from services.matching import search, service
+from services.matching.dependencies import Context
+from services.matching.service import MatchingUnitOfWork
 from services.matching.pc4 import PC4_CENTROIDS, pc4_of
 from services.matching.taxonomy import TERMS
 from shared.municipalities import Municipality, find, municipalities
@@ -28,13 +30,13 @@ def _place(text: str) -> tuple[Municipality | None, str | None]:
 
 
 @router.get("/sociale-kaart", response_class=HTMLResponse)
-async def social_map(request: Request, plaats: str = "", zoek: str = "") -> HTMLResponse:
+async def social_map(request: Request, ctx: Context, plaats: str = "", zoek: str = "") -> HTMLResponse:
     place, query = plaats.strip()[:100], zoek.strip()[:100]
     municipality, pc4 = _place(place) if place else (None, None)
     cards: list[search.Card] = []
     if municipality:
-        async with request.app.state.runtime.pool.acquire() as conn:
-            cards = search.search(await repository.records_in_area(conn, municipality.code, pc4), query)
+        async with MatchingUnitOfWork.begin(ctx.pool) as uow:
+            cards = await service.find_support(uow, municipality.code, pc4, query)
     status = 404 if place and municipality is None else 200
     return pages.render(request, "social_map.html.j2", status, place=place, query=query, municipality=municipality,
                         pc4=pc4, cards=cards, searched=bool(place), terms=TERMS.values(),

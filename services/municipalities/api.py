@@ -9,9 +9,9 @@ not open it, and a credential opens only its own municipality's paths: any other
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path as FilePath
 from typing import Annotated
@@ -26,39 +26,38 @@ from fastapi import (
     HTTPException,
     Path,
     Query,
-    Request,
     status,
 )
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import AnyHttpUrl, BaseModel, Field
 
-from services.municipalities import reports, repository
+from services.municipalities import reports, service
 from services.municipalities.asyncapi import asyncapi_router
 from services.municipalities.config import MunicipalitiesSettings
+from services.municipalities.dependencies import Context, MunicipalitiesContext
 from services.municipalities.contract import TOPIC_PATTERN, topic_for
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.handlers import register_handlers
 from services.municipalities.records import NO_MATCH_REASONS
 from services.municipalities.release import ReleaseWorker
+from services.municipalities.service import MunicipalitiesUnitOfWork
 from services.municipalities.stream import WebhookDelivery, server_sent_events, set_on_stop_signals
 from shared import municipality_codes, webhooks
 from shared.auth import Credential, Scope, bearer_credential
 from shared.http import install_error_handlers
 from shared.kafka import ensure_topics
-from shared.ratelimit import CappedStreamingResponse, StreamCap
-from shared.service import Runtime, create_runtime, create_service_app
+from shared.ratelimit import CappedStreamingResponse
+from shared.service import create_runtime, create_service_app
 
 log = structlog.get_logger(__name__)
 
 MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
+DESCRIPTION = ("Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
+               "and signed webhooks (schema: /asyncapi), and statistics over closed months.")
 
 MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"])]
-
-
-def _runtime(request: Request) -> Runtime[MunicipalitiesSettings]:
-    return request.app.state.runtime
 
 
 def _start_of(day: date | None) -> datetime | None:
@@ -105,26 +104,17 @@ router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
         "its type, `data` the JSON envelope (schema: /asyncapi.json)")}},
 )
 async def events(
-    code: Municipality, request: Request, owner: Annotated[str, Depends(stream_owner)],
+    code: Municipality, ctx: Context, owner: Annotated[str, Depends(stream_owner)],
     since: Annotated[date | None, Query(description="replay the groups released since this day")] = None,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this sequence number")] = None,
 ) -> StreamingResponse:
-    runtime = _runtime(request)
-    settings = runtime.settings
-    if last_event_id is not None:
-        cursor = last_event_id
-    else:
-        cursor = await repository.last_seq_before(runtime.pool, code, _start_of(since))
-    cap: StreamCap = request.app.state.sse_cap
-    cap.acquire(owner)  # 429 when this credential has its streams open already
-    return CappedStreamingResponse(
-        server_sent_events(runtime.pool, code, cursor, poll_seconds=settings.sse_poll_seconds,
-                           keepalive_seconds=settings.sse_keepalive_seconds,
-                           stopping=request.app.state.sse_stopping),
-        cap, owner,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
+        cursor = await service.stream_cursor(uow, code, last_event_id, _start_of(since))
+    ctx.sse_cap.acquire(owner)  # 429 when this credential has its streams open already
+    stream = server_sent_events(ctx.pool, code, cursor, poll_seconds=ctx.settings.sse_poll_seconds,
+                                keepalive_seconds=ctx.settings.sse_keepalive_seconds, stopping=ctx.sse_stopping)
+    return CappedStreamingResponse(stream, ctx.sse_cap, owner, media_type="text/event-stream",
+                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 class WebhookIn(BaseModel):
@@ -144,31 +134,29 @@ class WebhookOut(BaseModel):
 
 @router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookOut,
              summary="Subscribe a webhook to the municipality's stream")
-async def add_webhook(code: Municipality, webhook: WebhookIn, request: Request) -> WebhookOut:
-    runtime = _runtime(request)
-    settings = runtime.settings
+async def add_webhook(code: Municipality, webhook: WebhookIn, ctx: Context) -> WebhookOut:
+    # Checked (DNS included) before the transaction: no connection is held meanwhile.
     try:
-        await webhooks.check_url(str(webhook.url), allow_http_hosts=settings.webhook_allow_http_hosts)
+        await webhooks.check_url(str(webhook.url), allow_http_hosts=ctx.settings.webhook_allow_http_hosts)
     except webhooks.UnsafeWebhookURL as exc:
         log.info("webhook registration refused", municipality=code, reason=exc.reason)
         raise RequestValidationError([{"loc": ("body", "url"), "msg": str(exc), "type": "webhook_url"}]) from None
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        cursor = await repository.last_seq_before(conn, code, _start_of(webhook.since))
-        row = await repository.add_webhook(conn, code, str(webhook.url), webhook.secret, cursor)
-    return WebhookOut(**row)
+    async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
+        hook = await service.add_webhook(uow, code, str(webhook.url), webhook.secret, _start_of(webhook.since))
+    return WebhookOut(**asdict(hook))
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="The municipality's webhooks")
-async def list_webhooks(code: Municipality, request: Request) -> list[WebhookOut]:
-    async with _runtime(request).pool.acquire() as conn:
-        return [WebhookOut(**row) for row in await repository.webhooks_of(conn, code)]
+async def list_webhooks(code: Municipality, ctx: Context) -> list[WebhookOut]:
+    async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
+        return [WebhookOut(**asdict(hook)) for hook in await service.webhooks(uow, code)]
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Unsubscribe a webhook", responses={404: {"description": "No such webhook"}})
-async def delete_webhook(code: Municipality, webhook_id: UUID, request: Request) -> Response:
-    async with _runtime(request).pool.acquire() as conn:
-        if not await repository.delete_webhook(conn, code, webhook_id):
+async def delete_webhook(code: Municipality, webhook_id: UUID, ctx: Context) -> Response:
+    async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
+        if not await service.delete_webhook(uow, code, webhook_id):
             raise HTTPException(status.HTTP_404_NOT_FOUND, "no such webhook")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -188,30 +176,23 @@ def _months(first: str | None, last: str | None) -> list[date]:
 
 
 async def _closed_months(
-    request: Request, code: str, first: str | None, last: str | None,
+    ctx: MunicipalitiesContext, code: str, first: str | None, last: str | None,
 ) -> tuple[dict[str, list[reports.Released]], list[str]]:
     """The released groups of each closed month asked for, and the months still open."""
-    runtime = _runtime(request)
-    settings = runtime.settings
-    now, delay = datetime.now(UTC), timedelta(seconds=settings.max_delay_seconds)
     months = _months(first, last)
-    shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, delay)]
-    async with runtime.pool.acquire() as conn:
-        groups = await repository.released_in(conn, code, shut)
-    by_month: dict[str, list[reports.Released]] = {m: [] for m in shut}
-    for group in groups:
-        by_month[group["month"]].append(group)
-    return by_month, [f"{m:%Y-%m}" for m in months if f"{m:%Y-%m}" not in by_month]
+    async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
+        return await service.closed_months(uow, code, months, datetime.now(UTC),
+                                           timedelta(seconds=ctx.settings.max_delay_seconds))
 
 
 @router.get("/statistics", response_model=reports.CountsReport,
             summary="Screened signals per closed month x district x source kind x risk level")
 async def statistics(
-    code: Municipality, request: Request,
+    code: Municipality, ctx: Context,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
 ) -> reports.CountsReport:
-    by_month, still_open = await _closed_months(request, code, first, last)
+    by_month, still_open = await _closed_months(ctx, code, first, last)
     return reports.CountsReport(
         municipality_code=code, open_months=still_open,
         months=[reports.MonthCounts(month=m, table=reports.counts_table(code, groups))
@@ -222,30 +203,28 @@ async def statistics(
             summary="Per closed month: time to support, referrals accepted, support arrived, "
                     "no-match reasons, target groups")
 async def outcomes(
-    code: Municipality, request: Request,
+    code: Municipality, ctx: Context,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
 ) -> reports.OutcomesReport:
-    by_month, still_open = await _closed_months(request, code, first, last)
+    by_month, still_open = await _closed_months(ctx, code, first, last)
     reasons = sorted(set(NO_MATCH_REASONS.values()))
     return reports.OutcomesReport(
         municipality_code=code, open_months=still_open,
         months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()])
 
 
-def _around_the_shell(app: FastAPI, settings: MunicipalitiesSettings) -> None:
+def _around_the_shell(app: FastAPI, ctx: MunicipalitiesContext) -> None:
     """The municipalities' topics exist before the shell starts (its relay may replay
     retained releases onto a fresh broker), and open SSE streams end on a stop signal."""
     shell = app.router.lifespan_context
-    app.state.sse_stopping = asyncio.Event()
-    app.state.sse_cap = StreamCap(settings.sse_max_streams_per_credential)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Only the municipalities served here get a topic: an unknown code never makes one.
-        await ensure_topics(settings.kafka, [topic_for(code) for code in sorted(MUNICIPALITIES)])
+        await ensure_topics(ctx.settings.kafka, [topic_for(code) for code in sorted(MUNICIPALITIES)])
         async with shell(app):
-            with set_on_stop_signals(app.state.sse_stopping):
+            with set_on_stop_signals(ctx.sse_stopping):
                 yield
 
     app.router.lifespan_context = lifespan
@@ -253,18 +232,13 @@ def _around_the_shell(app: FastAPI, settings: MunicipalitiesSettings) -> None:
 
 def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
     settings = settings or MunicipalitiesSettings()
-    runtime = create_runtime(settings)
-    register_handlers(runtime)
-    app = create_service_app(
-        runtime,
-        title="signal-to-support: municipalities",
-        description="Anonymous data for municipalities: k-anonymous groups of records on Kafka, as "
-        "Server-Sent Events and signed webhooks (schema: /asyncapi), and statistics over closed months.",
-        migrations=MIGRATIONS,
-        produces=[], produces_patterns=[TOPIC_PATTERN],
-        workers=[ReleaseWorker, WebhookDelivery],
-    )
-    _around_the_shell(app, settings)
+    ctx = MunicipalitiesContext.create(settings, create_runtime(settings))
+    register_handlers(ctx.runtime.consumer)
+    app = create_service_app(ctx.runtime, title="signal-to-support: municipalities", description=DESCRIPTION,
+                             migrations=MIGRATIONS, produces=[], produces_patterns=[TOPIC_PATTERN],
+                             workers=[ReleaseWorker, WebhookDelivery])
+    app.state.context = ctx
+    _around_the_shell(app, ctx)
     app.include_router(router)
     app.include_router(asyncapi_router(settings.kafka, app.version))
     install_error_handlers(app)

@@ -26,6 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from uuid import UUID
 
 ANY = "any"
 
@@ -255,3 +256,38 @@ def release(records: Sequence[Record], now: datetime, *, k: int, max_delay: time
     released.sort(key=lambda g: repr(g.key))
     return Outcome(released=released, suppressed=suppressed,
                    waiting=[r for r in waiting if not r.expired(now, max_delay)])
+
+
+# --- what the stream and its webhooks hold (the repository returns these) -------------
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """A released group in its municipality's stream: its sequence number and JSON envelope."""
+
+    seq: int
+    body: str
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """A municipality's webhook as the municipality sees it (never its secret)."""
+
+    id: UUID
+    url: str
+    delivered_seq: int
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class DueWebhook:
+    """A webhook leased for one delivery round."""
+
+    id: UUID
+    municipality_code: str
+    url: str
+    secret: str
+    delivered_seq: int
+    attempts: int

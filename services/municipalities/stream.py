@@ -22,9 +22,10 @@ import asyncpg
 import httpx
 import structlog
 
-from services.municipalities import repository
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.contract import EVENT_TYPE
+from services.municipalities.domain import DueWebhook
+from services.municipalities.repository import MunicipalStore
 from shared import webhooks
 from shared.service import Runtime
 from shared.worker import Periodic
@@ -45,10 +46,10 @@ async def server_sent_events(
     yield "retry: 2000\n: connected\n\n"  # sends the headers now, so the client knows it is on
     idle_since = time.monotonic()
     while not stopping.is_set():
-        rows = await repository.events_after(pool, municipality_code, cursor, SSE_BATCH)
+        rows = await MunicipalStore(pool).events_after(municipality_code, cursor, SSE_BATCH)
         for row in rows:
-            yield f"id: {row['seq']}\nevent: {EVENT_TYPE}\ndata: {row['body']}\n\n"
-            cursor = row["seq"]
+            yield f"id: {row.seq}\nevent: {EVENT_TYPE}\ndata: {row.body}\n\n"
+            cursor = row.seq
         if rows:
             idle_since = time.monotonic()
             continue
@@ -73,9 +74,8 @@ def set_on_stop_signals(event: asyncio.Event) -> Iterator[None]:
 
     def handler(sig: int, frame: FrameType | None) -> None:
         loop.call_soon_threadsafe(event.set)
-        chained = previous[signal.Signals(sig)]
-        if callable(chained):
-            chained(sig, frame)
+        if callable(previous[sig]):
+            previous[sig](sig, frame)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -94,9 +94,9 @@ class WebhookDelivery:
     its own progress, and a failing one backs off alone. A lease left by a crashed process
     runs out and the webhook is taken up again from its stored cursor."""
 
-    def __init__(self, runtime: Runtime[MunicipalitiesSettings]) -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._settings = runtime.settings
+        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
         self._http: httpx.AsyncClient | None = None
         self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
         self.heartbeat = self._periodic.heartbeat  # shown by /healthz
@@ -114,21 +114,20 @@ class WebhookDelivery:
         """One round over the due webhooks; returns the number of events delivered."""
         # Long enough for a whole batch to time out, so no other replica takes the hook meanwhile.
         lease = self._settings.webhook_timeout_seconds * (WEBHOOK_BATCH + 1)
-        hooks = await repository.lease_due_webhooks(self._runtime.pool, WEBHOOKS_PER_ROUND, lease)
+        hooks = await MunicipalStore(self._runtime.pool).lease_due_webhooks(WEBHOOKS_PER_ROUND, lease)
         delivered = await webhooks.gather_bounded(
             (self._deliver(hook) for hook in hooks), self._settings.webhook_concurrency)
         return sum(delivered)
 
-    async def _deliver(self, hook: asyncpg.Record) -> int:
-        if self._http is None:
-            raise RuntimeError("the webhook worker is not started")
-        pool = self._runtime.pool
-        events = await repository.events_after(pool, hook["municipality_code"], hook["delivered_seq"], WEBHOOK_BATCH)
+    async def _deliver(self, hook: DueWebhook) -> int:
+        assert self._http is not None
+        store = MunicipalStore(self._runtime.pool)
+        events = await store.events_after(hook.municipality_code, hook.delivered_seq, WEBHOOK_BATCH)
         for n, event in enumerate(events):
-            headers = {"Content-Type": "application/json", "X-Event-Type": EVENT_TYPE, "X-Event-Seq": str(event["seq"])}
+            headers = {"Content-Type": "application/json", "X-Event-Type": EVENT_TYPE, "X-Event-Seq": str(event.seq)}
             try:
                 response = await webhooks.post_signed(
-                    self._http, hook["url"], hook["secret"], event["body"].encode(), headers,
+                    self._http, hook.url, hook.secret, event.body.encode(), headers,
                     allow_http_hosts=self._settings.webhook_allow_http_hosts)
                 error = None if response.is_success else f"HTTP {response.status_code}"
             except webhooks.UnsafeWebhookURL as exc:
@@ -136,12 +135,12 @@ class WebhookDelivery:
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             if error is not None:
-                backoff = webhooks.backoff_seconds(hook["attempts"] + 1, self._settings.webhook_backoff_seconds,
+                backoff = webhooks.backoff_seconds(hook.attempts + 1, self._settings.webhook_backoff_seconds,
                                                    self._settings.webhook_max_backoff_seconds)
                 # The reason goes to the log only: shown to the municipality it would be a scan oracle.
-                await repository.webhook_failed(pool, hook["id"], webhooks.DELIVERY_FAILED, backoff)
-                log.warning("webhook delivery failed", webhook=str(hook["id"]), error=error, retry_in=backoff)
+                await store.webhook_failed(hook.id, webhooks.DELIVERY_FAILED, backoff)
+                log.warning("webhook delivery failed", webhook=str(hook.id), error=error, retry_in=backoff)
                 return n
-            await repository.webhook_delivered(pool, hook["id"], event["seq"])
-        await repository.release_webhook(pool, hook["id"])
+            await store.webhook_delivered(hook.id, event.seq)
+        await store.release_webhook(hook.id)
         return len(events)

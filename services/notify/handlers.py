@@ -8,7 +8,6 @@ import asyncpg
 from services.notify import service
 from services.notify.context import NotifyContext
 from services.notify.service import NotifyUnitOfWork
-from shared.consumer import Route
 from shared.contracts import (
     CaregiverErased,
     CaseClosed,
@@ -51,14 +50,13 @@ def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
     on_matches, on_erased, on_confirmation_requested = h.on_matches, h.on_erased, h.on_confirmation_requested
     on_handed_off, on_closed = h.on_handed_off, h.on_closed
     runtime.consumer.subscribe({
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
         Topics.SIGNALS: {
-            EventType.CAREGIVER_ERASED: Route(CaregiverErased, on_erased),
-            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: Route(
-                SelfReferralConfirmationRequested, on_confirmation_requested),
+            EventType.CAREGIVER_ERASED: on_erased,
+            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: on_confirmation_requested,
         },
         Topics.CASEWORK: {
-            EventType.CASE_HANDED_OFF: Route(CaseHandedOff, on_handed_off),
-            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
+            EventType.CASE_HANDED_OFF: on_handed_off,
+            EventType.CASE_CLOSED: on_closed,
         },
     })

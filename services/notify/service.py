@@ -74,7 +74,7 @@ async def propose(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope[Mat
 async def forget_caregiver(uow: NotifyUnitOfWork, ctx: NotifyContext, p: CaregiverErased) -> None:
     """Open referrals end, so matching frees their slots and nobody is reminded about a
     caregiver who is gone (the event carries no personal data); then the rows are blanked."""
-    await uow.tombstone(p)
+    await uow.record_erasure(p)
     now = ctx.clock.now()
     for referral in await repository.open_referrals(uow.conn, p.signal_ids, p.case_ids):
         cancelled = await repository.set_referral_status(

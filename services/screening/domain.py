@@ -393,6 +393,18 @@ class Contribution(BaseModel):
         return self.organisation_id, self.source_kind
 
 
+@dataclass(frozen=True)
+class DueRescreen:
+    """A case whose follow-up measurement is due: what ``rescreen.due`` tells."""
+
+    case_id: UUID
+    caregiver_pseudonym: str
+    municipality_code: str
+    risk_level: RiskLevel
+    due_at: datetime
+    last_signal_id: UUID
+
+
 class CaseAssessment(BaseModel):
     model_config = ConfigDict(frozen=True)
 

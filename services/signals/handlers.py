@@ -16,7 +16,6 @@ from services.signals import service
 from services.signals.dependencies import SignalsContext
 from services.signals.domain import Stage
 from services.signals.service import SignalsUnitOfWork
-from shared.consumer import Route
 from shared.contracts import (
     CaseClosed,
     CaseEscalated,
@@ -107,18 +106,18 @@ def register_handlers(runtime: Runtime, context: SignalsContext) -> None:
     """The same signature in every service; the stages need nothing of the context."""
     runtime.consumer.subscribe({
         Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: Route(SignalScreened, on_screened),
-            EventType.CASE_ESCALATED: Route(CaseEscalated, on_escalated),
-            EventType.RESCREEN_DUE: Route(RescreenDue, on_rescreen_due),
+            EventType.SIGNAL_SCREENED: on_screened,
+            EventType.CASE_ESCALATED: on_escalated,
+            EventType.RESCREEN_DUE: on_rescreen_due,
         },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: Route(MatchesProposed, on_matches)},
+        Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
         Topics.NOTIFY: {
-            EventType.NOTIFICATION_SENT: Route(NotificationSent, on_notification),
-            EventType.REFERRAL_UPDATED: Route(ReferralUpdated, on_referral),
-            EventType.FOLLOW_UP_RECORDED: Route(FollowUpRecorded, on_follow_up),
+            EventType.NOTIFICATION_SENT: on_notification,
+            EventType.REFERRAL_UPDATED: on_referral,
+            EventType.FOLLOW_UP_RECORDED: on_follow_up,
         },
         Topics.CASEWORK: {
-            EventType.CASE_TAKEN_UP: Route(CaseTakenUp, on_taken_up),
-            EventType.CASE_CLOSED: Route(CaseClosed, on_closed),
+            EventType.CASE_TAKEN_UP: on_taken_up,
+            EventType.CASE_CLOSED: on_closed,
         },
     })

@@ -326,7 +326,7 @@ async def _erase(
     erasures = [domain.caregiver_erased(erasure_id, requester, pseudonym, signals, requested_at)
                 for pseudonym in pseudonyms]
     for erased in erasures:  # first: events in flight about them are dropped from now on
-        await uow.tombstone(erased)
+        await uow.record_erasure(erased)
     await uow.signals.delete_signals([s.id for s in signals])
     # Crypto-shredding: every sealed copy of the person's data, wherever it is, is now
     # unreadable. A withdrawal keeps the key while other organisations' signals still use it;

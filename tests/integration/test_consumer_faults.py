@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from deploy.stack import EmbeddedPostgres, create_databases, free_port
 from shared import cli
 from shared.config import KafkaSettings
-from shared.consumer import ConsumerSettings, EventConsumer, Route
+from shared.consumer import ConsumerSettings, EventConsumer
 from shared.contracts import Envelope, Topics
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool
 from shared.kafka import create_broker, ensure_topics, with_dlqs
@@ -104,7 +104,8 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
     group = group or f"g-{uuid.uuid4().hex[:6]}"
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=poll_seconds)
     consumer = EventConsumer(broker, lambda: pool, metrics, ConsumerSettings(
-        group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings))
+        group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings),
+        payloads={"test.item": Item})
     rig = Rig(pool, topic, group, kafka.bootstrap, metrics, relay, consumer)
 
     async def handle(conn: asyncpg.Connection, event: Envelope[Item]) -> None:
@@ -117,7 +118,7 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
         if event.payload.n in rig.failing:
             raise RuntimeError(f"cannot handle {event.payload.n}")
 
-    consumer.subscribe({topic: {"test.item": Route(Item, handle)}})
+    consumer.subscribe({topic: {"test.item": handle}})
     await broker.start()
     await relay.start()
     try:

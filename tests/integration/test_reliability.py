@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import BaseModel
 
 from shared.config import KafkaSettings
-from shared.consumer import ConsumerSettings, EventConsumer, PermanentError, Route
+from shared.consumer import ConsumerSettings, EventConsumer, PermanentError
 from shared.contracts import Envelope, Topics
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool
 from shared.kafka import create_broker, ensure_topics, with_dlqs
@@ -99,15 +99,11 @@ async def harness(database_url: str, kafka: Any) -> AsyncIterator[Harness]:
             raise RuntimeError(f"transient failure for {n}")
         await conn.execute("INSERT INTO seen (n) VALUES ($1)", n)
 
-    consumer = EventConsumer(
-        broker,
-        lambda: pool,
-        metrics,
-        ConsumerSettings(
-            group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01, dead_letter_after_seconds=0
-        ),
-    )
-    consumer.subscribe({topic: {"test.ping": Route(Ping, handle)}})
+    consumer = EventConsumer(broker, lambda: pool, metrics,
+                             ConsumerSettings(group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01,
+                                              dead_letter_after_seconds=0),
+                             payloads={"test.ping": Ping})
+    consumer.subscribe({topic: {"test.ping": handle}})
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=0.2)
     await broker.start()
     await relay.start()

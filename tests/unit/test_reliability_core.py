@@ -138,3 +138,15 @@ async def test_consumer_health_reports_a_dead_lane() -> None:
     assert consumer.health()[0]
     for task in running:
         task.cancel()
+
+
+def test_a_route_for_an_event_type_without_a_payload_model_is_refused_at_start_up() -> None:
+    from shared.consumer import ConsumerSettings, EventConsumer
+    from shared.metrics import Metrics
+
+    async def handle(conn: object, event: object) -> None: ...
+
+    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g"))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="no payload model in the contracts for signal.recieved"):
+        consumer.subscribe({"signals.received.v1": {"signal.recieved": handle}})  # a typo: never handled
+    assert consumer.topics == []
