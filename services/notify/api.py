@@ -19,7 +19,6 @@ from services.notify.metrics import NotifyMetrics
 from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
-from shared.http import install_error_handlers
 from shared.service import Runtime, create_runtime, create_service_app
 from shared.worker import Periodic
 
@@ -65,7 +64,6 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
         "asked whether the support arrived.",
     )
     app.state.notify = ctx
-    install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)
     app.include_router(inbound_router)

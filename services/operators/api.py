@@ -64,6 +64,9 @@ def page(template: str, lang: str, status_code: int = 200, **context: Any) -> HT
 
 
 def register_routes(app: FastAPI) -> None:
+    """The console: pages for an operator's browser (a session cookie, HTML answers), so not
+    in the OpenAPI document, which describes the service's API."""
+
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> HTMLResponse:
         asked = request.query_params.get("lang")
@@ -74,7 +77,7 @@ def register_routes(app: FastAPI) -> None:
     async def home() -> RedirectResponse:
         return RedirectResponse("/console", status_code=303)
 
-    @app.get("/sign-in", tags=["console"], summary="Exchange a sign-in link for a session cookie")
+    @app.get("/sign-in", include_in_schema=False, summary="Exchange a sign-in link for a session cookie")
     async def sign_in(request: Request, lang: Lang, token: Annotated[str, Query(min_length=8, max_length=200)]) -> Response:
         session = await service.sign_in(_runtime(request).pool, request.app.state.settings, token)
         if session is None:
@@ -87,7 +90,7 @@ def register_routes(app: FastAPI) -> None:
                             max_age=int(request.app.state.settings.session_hours * 3600))
         return response
 
-    @app.post("/sign-out", tags=["console"], summary="End the session")
+    @app.post("/sign-out", include_in_schema=False, summary="End the session")
     async def sign_out(request: Request, lang: Lang) -> Response:
         if token := request.cookies.get(SESSION_COOKIE):
             await service.sign_out(_runtime(request).pool, token)
@@ -95,23 +98,23 @@ def register_routes(app: FastAPI) -> None:
         response.delete_cookie(SESSION_COOKIE)
         return response
 
-    @app.get("/console", tags=["console"], summary="The console page", response_class=HTMLResponse)
+    @app.get("/console", include_in_schema=False, summary="The console page", response_class=HTMLResponse)
     async def console(request: Request, lang: Lang, name: Operator,
                       replayed: str | None = None, failed: str | None = None) -> HTMLResponse:
         notice, kind = _notice(lang, replayed, failed)
         overview = await service.overview(_monitor(request))
         return page("console.html.j2", lang, operator=name, o=overview, notice=notice, notice_kind=kind)
 
-    @app.get("/console/panels", tags=["console"], summary="The panels as HTML, for live updates",
+    @app.get("/console/panels", include_in_schema=False, summary="The panels as HTML, for live updates",
              response_class=HTMLResponse)
     async def panels(request: Request, lang: Lang, name: Operator) -> HTMLResponse:
         return page("panels.html.j2", lang, o=await service.overview(_monitor(request)))
 
-    @app.get("/console/series.json", tags=["console"], summary="The charts' data")
+    @app.get("/console/series.json", include_in_schema=False, summary="The charts' data")
     async def series(request: Request, name: Operator) -> JSONResponse:
         return JSONResponse(service.chart_series(_monitor(request)))
 
-    @app.get("/console/dead-letters/{service_name}/{dead_letter_id}", tags=["console"],
+    @app.get("/console/dead-letters/{service_name}/{dead_letter_id}", include_in_schema=False,
              summary="One dead letter in full", response_class=HTMLResponse)
     async def dead_letter(request: Request, lang: Lang, name: Operator, service_name: ServiceName,
                           dead_letter_id: int) -> HTMLResponse:
@@ -122,7 +125,7 @@ def register_routes(app: FastAPI) -> None:
         return page("dead_letter.html.j2", lang, operator=name, service=service_name, d=found,
                     headers=json.dumps(found.get("headers"), indent=2, ensure_ascii=False))
 
-    @app.post("/console/dead-letters/{service_name}/{dead_letter_id}/replay", tags=["console"],
+    @app.post("/console/dead-letters/{service_name}/{dead_letter_id}/replay", include_in_schema=False,
               summary="Replay a dead letter (and what is parked behind it) through its service")
     async def replay(request: Request, lang: Lang, name: Operator, service_name: ServiceName,
                      dead_letter_id: int) -> RedirectResponse:
