@@ -23,6 +23,7 @@ GP_KEY = "demo-gp-key"
 WIJKTEAM_KEY = "demo-wijkteam-key"
 THUISZORG_KEY = "demo-thuiszorg-key"
 ADMIN_TOKEN = "e2e-admin-token"
+SMS_TOKEN = "e2e-sms-gateway-token"
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +39,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, postgres_url: str, kafka: An
         "SIGNALS_OUTBOX_POLL_SECONDS": "0.5",
         "MATCHING_ADMIN_TOKEN": ADMIN_TOKEN,
         # Inbound SMS open (its token set), so the OpenAPI contract test meets its real answers.
-        "NOTIFY_SMS_TOKEN": "e2e-sms-gateway-token",
+        "NOTIFY_SMS_TOKEN": SMS_TOKEN,
         "SCREENING_RESCREEN_CHECK_SECONDS": "1",
         # Half the demo's minute: a record that finds no k is suppressed sooner.
         "MUNICIPALITIES_MAX_DELAY_SECONDS": "30",
