@@ -2,7 +2,8 @@
 has, generates requests from each service's own ``/openapi.json`` and holds the answers to it
 (status codes, error bodies, headers, content types, authentication, bad input refused, good
 input accepted). It runs against the session stack with the credentials the other end-to-end
-tests use: a partner key, a municipality key, a provider key and the social-map admin token.
+tests use: a partner key, a municipality key, a provider key, the social-map admin token, the
+SMS gateway's token and the internal token (every service's /internal/dead-letters).
 
 Its calls change state (signals posted, erasures, webhooks, social-map imports), so it runs on
 credentials of its own, issued here without a rate limit (the shared demo keys keep their
@@ -39,8 +40,6 @@ pytestmark = pytest.mark.e2e
 # that the seven services take a few minutes on a busy two-core machine.
 MAX_EXAMPLES = int(os.environ.get("STS_SCHEMATHESIS_MAX_EXAMPLES", "10"))
 SEED = 17
-
-
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 INTERNAL_TOKEN_DEFAULT = ServiceSettings.model_fields["internal_token"].default
 
