@@ -19,6 +19,7 @@ end-to-end rate is compared with. On a fresh stack it reports every service proc
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os

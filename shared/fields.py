@@ -9,9 +9,12 @@ field, or a CLI error), never at send time."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated
 
-from pydantic import AfterValidator, StringConstraints
+from pydantic import AfterValidator, GetJsonSchemaHandler, StringConstraints
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 # One address: no display name, no separators, no whitespace or control characters.
 EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
@@ -42,6 +45,25 @@ def _single_line(value: str) -> str:
     return value
 
 
-EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_one_address)]
+@dataclass(frozen=True)
+class Documented:
+    """Adds to a field's JSON Schema what its validator checks (a validator is invisible to
+    the OpenAPI document), so a client, and a generated test, knows the rule."""
+
+    pattern: str | None = None
+    enum: tuple[str, ...] | None = None
+
+    def __get_pydantic_json_schema__(self, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        if self.pattern is not None:
+            schema["pattern"] = self.pattern
+        if self.enum is not None:
+            schema["enum"] = list(self.enum)
+        return schema
+
+
+EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_one_address),
+                         Documented(pattern=EMAIL_PATTERN.pattern)]
 # Text that may end up in a subject or another header: a name, a reference, a label.
-SingleLine = Annotated[str, AfterValidator(_single_line)]
+SingleLine = Annotated[str, AfterValidator(_single_line),
+                       Documented(pattern="^[^\\x00-\\x1f\\x7f\\u2028\\u2029\\u0085]*$")]

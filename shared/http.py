@@ -1,7 +1,8 @@
 """HTTP pieces the APIs share: a streaming body-size limit, readable validation errors, 503
 with Retry-After (never a 500) when the database or broker is unavailable, the split between
 the public listener and the internal one (metrics, API documentation, /internal), and the
-reading of a page's urlencoded form."""
+reading of a page's urlencoded form. Every error body is one of ``shared.openapi``'s models, which
+the OpenAPI documents."""
 
 from __future__ import annotations
 
@@ -15,10 +16,14 @@ from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.failures import is_infrastructure_failure
 from shared.logging import describe_error
+from shared.openapi import problem
 
 log = structlog.get_logger(__name__)
 
@@ -48,9 +53,8 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                response = JSONResponse(
-                    {"detail": f"request body is larger than {self.limit} bytes"}, status_code=413
-                )
+                response = JSONResponse(problem(413, f"request body is larger than {self.limit} bytes"),
+                                        status_code=413)
                 await response(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -93,7 +97,7 @@ class InternalListenerMiddleware:
         if scope["type"] in ("http", "websocket") and is_internal_path(scope["path"]):
             server = scope.get("server")
             if not server or server[1] != self.internal_port:
-                await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
+                await JSONResponse(problem(404, "Not Found"), status_code=404)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 
@@ -124,6 +128,17 @@ def install_unavailable_handler(app: FastAPI) -> None:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """The error bodies of ``shared.openapi``: every invalid field named (422), and ``Problem``
+    for every other refusal, its headers kept (``WWW-Authenticate``, ``Retry-After``)."""
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
+        return JSONResponse(problem(exc.status_code, str(exc.detail)), status_code=exc.status_code,
+                            headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = []
@@ -136,6 +151,13 @@ def install_error_handlers(app: FastAPI) -> None:
             {"error": "validation_failed", "detail": json.loads(json.dumps(errors, default=str))},
             status_code=422,
         )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette's own 405 names only the first
+    route's, while a path often has one route per method)."""
+    return sorted({method for route in request.app.routes if isinstance(route, APIRoute)
+                   and route.matches(request.scope)[0] is not Match.NONE for method in route.methods})
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:

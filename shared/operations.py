@@ -8,11 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import asyncpg
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 
 from shared import dead_letters
 from shared.internal import require_internal
+from shared.openapi import error_responses
 
 ALL_STATUSES = ("dead", "parked", "replaying", "replayed")
 
@@ -51,6 +52,8 @@ async def unresolved_counts(pool: asyncpg.Pool) -> dict[str, int]:
 
 # --- routes ----------------------------------------------------------------------------
 
+# A bigserial: a larger number is no dead letter's, and PostgreSQL would refuse to compare it.
+DeadLetterId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 router = APIRouter(prefix="/internal/dead-letters", tags=["operations"], dependencies=[Depends(require_internal)])
 
 
@@ -67,8 +70,9 @@ async def list_route(
     return {"service": request.app.state.runtime.settings.service_name, "dead_letters": jsonable_encoder(rows)}
 
 
-@router.get("/{dead_letter_id}", summary="One dead letter in full: error, headers, body")
-async def show_route(request: Request, dead_letter_id: int) -> dict[str, Any]:
+@router.get("/{dead_letter_id}", summary="One dead letter in full: error, headers, body",
+            responses=error_responses({404: "No such dead letter"}))
+async def show_route(request: Request, dead_letter_id: DeadLetterId) -> dict[str, Any]:
     found = await show_dead_letter(_pool(request), dead_letter_id)
     if found is None:
         raise HTTPException(404, f"no dead letter {dead_letter_id}")
@@ -76,8 +80,9 @@ async def show_route(request: Request, dead_letter_id: int) -> dict[str, Any]:
     return body
 
 
-@router.post("/{dead_letter_id}/replay", summary="Put it and its parked followers back on the original topic")
-async def replay_route(request: Request, dead_letter_id: int) -> dict[str, Any]:
+@router.post("/{dead_letter_id}/replay", summary="Put it and its parked followers back on the original topic",
+             responses=error_responses({409: "It cannot be replayed (no such dead letter, or not dead)"}))
+async def replay_route(request: Request, dead_letter_id: DeadLetterId) -> dict[str, Any]:
     try:
         replayed = await replay_dead_letter(_pool(request), dead_letter_id)
     except dead_letters.ReplayError as exc:

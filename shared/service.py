@@ -18,7 +18,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import asyncpg
 import structlog
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -27,11 +27,17 @@ from shared.config import ServiceSettings
 from shared.consumer import ConsumerSettings, EventConsumer
 from shared.db import create_pool, migrate
 from shared.docs import documented_app
-from shared.http import BodyLimitMiddleware, InternalListenerMiddleware, install_unavailable_handler
+from shared.http import (
+    BodyLimitMiddleware,
+    InternalListenerMiddleware,
+    install_error_handlers,
+    install_unavailable_handler,
+)
 from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
 from shared.logging import configure_logging
 from shared.metrics import Metrics
+from shared.openapi import document_errors
 from shared.outbox import OutboxRelay, replay_retained
 from shared.sealing import KeySource
 from shared.retention import Purge, RetentionJob, shared_purges
@@ -212,12 +218,15 @@ def create_service_app(
                     "consumers": consumers, "loops": loops}
 
     @app.get("/healthz", tags=["operations"],
-             summary="Ready when broker and database are up and every consumer lane and loop runs")
+             summary="Ready when broker and database are up and every consumer lane and loop runs",
+             responses={503: {"description": "Not ready: the same report, naming what is down",
+                              "content": {"application/json": {"schema": {"type": "object"}}}}})
     async def healthz() -> JSONResponse:
         ok, report = await health()
         return JSONResponse(report, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse,
+             responses={200: {"description": "Prometheus text exposition format"}})
     async def metrics() -> Response:
         # Readiness as /healthz judges it, so alerts see "up but not ready" too.
         runtime.metrics.ready.set(1 if (await health())[0] else 0)
@@ -240,6 +249,8 @@ def create_service_app(
 
     app.include_router(operations.router)
     install_unavailable_handler(app)
+    install_error_handlers(app)
+    document_errors(app)
     return app
 
 

@@ -16,14 +16,8 @@ from services.casework.service import CaseworkUnitOfWork
 from shared.consumer import Handler
 from shared.contracts import (
     CaregiverErased,
-    CaseEscalated,
     Envelope,
     EventType,
-    FollowUpRecorded,
-    MatchesProposed,
-    ReferralUpdated,
-    RescreenDue,
-    SignalScreened,
     Topics,
 )
 from shared.service import Runtime

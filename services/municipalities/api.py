@@ -45,8 +45,8 @@ from services.municipalities.service import MunicipalitiesUnitOfWork
 from services.municipalities.stream import WebhookDelivery, server_sent_events, set_on_stop_signals
 from shared import municipality_codes, webhooks
 from shared.auth import Credential, Scope, bearer_credential
-from shared.http import install_error_handlers
 from shared.kafka import ensure_topics
+from shared.openapi import error_responses
 from shared.ratelimit import CappedStreamingResponse
 from shared.service import create_runtime, create_service_app
 
@@ -57,7 +57,9 @@ MAX_MONTHS = 36
 DESCRIPTION = ("Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
                "and signed webhooks (schema: /asyncapi), and statistics over closed months.")
 
-MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"])]
+# The schema lists the municipalities served here, which is what the API accepts.
+MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"],
+                                       json_schema_extra={"enum": sorted(MUNICIPALITIES)})]
 
 
 def _start_of(day: date | None) -> datetime | None:
@@ -68,15 +70,18 @@ municipal_credential = bearer_credential(Scope.MUNICIPALITY_READ, scheme_name="M
                                          what="municipality credential")
 
 
+def _invalid(loc: tuple[str, str], message: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": loc, "msg": message, "type": "value_error"}])
+
+
 async def authorise(
     code: MunicipalityCode, credential: Annotated[Credential, Depends(municipal_credential)],
 ) -> str:
     """The municipality of the path, if the credential is that municipality's."""
     if not municipality_codes.exists(code):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"{code} is not the CBS code of an existing Dutch municipality")
+        raise _invalid(("path", "code"), f"{code} is not the CBS code of an existing Dutch municipality")
     if not is_known(code):
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{code} is not a municipality served here")
+        raise _invalid(("path", "code"), f"{code} is not a municipality served here")
     if credential.subject != code:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this credential is for another municipality")
     return code
@@ -88,11 +93,11 @@ async def stream_owner(credential: Annotated[Credential, Depends(municipal_crede
 
 Municipality = Annotated[str, Depends(authorise)]
 router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
-                   responses={401: {"description": "Missing, invalid, revoked or expired municipality credential"},
-                              403: {"description": "The credential is another municipality's"},
-                              422: {"description": "Not an existing municipality (CBS list), or not served here"},
-                              429: {"description": "Rate limit, or open streams, of this credential reached: "
-                                                   "retry after Retry-After seconds"}})
+                   responses=error_responses({
+                       401: "Missing, invalid, revoked or expired municipality credential",
+                       403: "The credential is another municipality's",
+                       422: "Not an existing municipality (CBS list), not served here, or another field is invalid",
+                       429: "Rate limit, or open streams, of this credential reached: retry after Retry-After seconds"}))
 
 
 @router.get(
@@ -153,7 +158,7 @@ async def list_webhooks(code: Municipality, ctx: Context) -> list[WebhookOut]:
 
 
 @router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Unsubscribe a webhook", responses={404: {"description": "No such webhook"}})
+               summary="Unsubscribe a webhook", responses=error_responses({404: "No such webhook"}))
 async def delete_webhook(code: Municipality, webhook_id: UUID, ctx: Context) -> Response:
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
         if not await service.delete_webhook(uow, code, webhook_id):
@@ -170,8 +175,7 @@ def _months(first: str | None, last: str | None) -> list[date]:
     start = date.fromisoformat(f"{first}-01") if first else date(end.year - 1, end.month, 1)
     months = reports.months_between(start, end)
     if not 1 <= len(months) <= MAX_MONTHS:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            f"'from' must not be after 'to', and at most {MAX_MONTHS} months apart")
+        raise _invalid(("query", "from"), f"'from' must not be after 'to', and at most {MAX_MONTHS} months apart")
     return months
 
 
@@ -241,5 +245,4 @@ def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
     _around_the_shell(app, ctx)
     app.include_router(router)
     app.include_router(asyncapi_router(settings.kafka, app.version))
-    install_error_handlers(app)
     return app

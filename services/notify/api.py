@@ -21,7 +21,6 @@ from services.notify.service import NotifyUnitOfWork
 from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
 from shared.contracts import Topics
-from shared.http import install_error_handlers
 from shared.service import Runtime, create_runtime, create_service_app
 from shared.worker import Periodic
 
@@ -53,7 +52,6 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     app.state.notify = ctx
     for routes in (provider_api.router, pages.router, inbound_router):
         app.include_router(routes)
-    install_error_handlers(app)
     return app
 
 

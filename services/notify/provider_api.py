@@ -19,6 +19,7 @@ from shared import access_log
 from shared.access_log import Action, Actor
 from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
+from shared.openapi import error_responses
 
 
 class StatusUpdate(BaseModel):
@@ -72,10 +73,10 @@ async def provider_actor(credential: Annotated[Credential, Depends(provider_cred
 
 
 ProviderActor = Annotated[Actor, Depends(provider_actor)]
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses={
-    401: {"description": "Missing, invalid, revoked or expired provider key"},
-    403: {"description": "The key lacks the 'provider' scope, or the referral is another service's"},
-    429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"}})
+router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses=error_responses({
+    401: "Missing, invalid, revoked or expired provider key",
+    403: "The key lacks the 'provider' scope, or the referral is another service's",
+    429: "The key's rate limit is reached: retry after Retry-After seconds"}))
 
 
 async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, action: Action) -> Any:
@@ -104,7 +105,8 @@ async def list_referrals(
         return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
 
 
-@router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history")
+@router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history",
+            responses=error_responses({404: "No such referral"}))
 async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
     async with begin(request) as uow:
         conn = uow.conn
@@ -116,7 +118,7 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
 @router.post(
     "/{referral_id}/status", response_model=ReferralView,
     summary="Answer a referral: accept, reject (with a reason), and report progress",
-    responses={409: {"description": "the referral cannot go from its status to this one"}},
+    responses=error_responses({404: "No such referral", 409: "The referral cannot go from its status to this one"}),
 )
 async def update_status(
     request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor

@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from services.notify import repository
 from services.notify.channels import Outgoing, PermanentDeliveryError, check_http_answer
+from shared.openapi import error_responses
 
 _PHONE = re.compile(r"^\+?[0-9]{8,15}$")
 # Replies that mean "no more messages" (Dutch first).
@@ -110,7 +111,10 @@ def _gateway(request: Request, credentials: Annotated[HTTPAuthorizationCredentia
 
 
 @inbound_router.post("/inbound", dependencies=[Depends(_gateway)],
-                     summary="A reply to an SMS: STOP puts the number on the do-not-contact list")
+                     summary="A reply to an SMS: STOP puts the number on the do-not-contact list",
+                     responses=error_responses({401: "Missing or invalid SMS gateway token",
+                                                503: "Inbound SMS is closed (NOTIFY_SMS_TOKEN is not set), "
+                                                     "or the database is away"}))
 async def inbound(message: InboundSms, request: Request) -> dict[str, bool]:
     if not is_stop(message.text):
         return {"stopped": False}

@@ -56,7 +56,7 @@ async def home() -> RedirectResponse:
     return RedirectResponse("/console", status_code=303)
 
 
-@router.get("/sign-in", tags=["console"], summary="Exchange a sign-in link for a session cookie")
+@router.get("/sign-in", include_in_schema=False, summary="Exchange a sign-in link for a session cookie")
 async def sign_in(request: Request, context: Context, lang: Lang,
                   token: Annotated[str, Query(min_length=8, max_length=200)]) -> Response:
     async with context.begin() as uow:
@@ -72,7 +72,7 @@ async def sign_in(request: Request, context: Context, lang: Lang,
     return response
 
 
-@router.post("/sign-out", tags=["console"], summary="End the session")
+@router.post("/sign-out", include_in_schema=False, summary="End the session")
 async def sign_out(request: Request, context: Context, lang: Lang) -> Response:
     if token := request.cookies.get(SESSION_COOKIE):
         async with context.begin() as uow:
@@ -82,7 +82,7 @@ async def sign_out(request: Request, context: Context, lang: Lang) -> Response:
     return response
 
 
-@router.get("/console", tags=["console"], summary="The console page", response_class=HTMLResponse)
+@router.get("/console", include_in_schema=False, summary="The console page", response_class=HTMLResponse)
 async def console(context: Context, lang: Lang, name: Operator,
                   replayed: str | None = None, failed: str | None = None) -> HTMLResponse:
     notice, kind = _notice(lang, replayed, failed)
@@ -90,18 +90,18 @@ async def console(context: Context, lang: Lang, name: Operator,
     return page("console.html.j2", lang, operator=name, o=overview, notice=notice, notice_kind=kind)
 
 
-@router.get("/console/panels", tags=["console"], summary="The panels as HTML, for live updates",
+@router.get("/console/panels", include_in_schema=False, summary="The panels as HTML, for live updates",
          response_class=HTMLResponse)
 async def panels(context: Context, lang: Lang, name: Operator) -> HTMLResponse:
     return page("panels.html.j2", lang, o=await service.overview(context.monitor))
 
 
-@router.get("/console/series.json", tags=["console"], summary="The charts' data")
+@router.get("/console/series.json", include_in_schema=False, summary="The charts' data")
 async def series(context: Context, name: Operator) -> JSONResponse:
     return JSONResponse(service.chart_series(context.monitor))
 
 
-@router.get("/console/dead-letters/{service_name}/{dead_letter_id}", tags=["console"],
+@router.get("/console/dead-letters/{service_name}/{dead_letter_id}", include_in_schema=False,
          summary="One dead letter in full", response_class=HTMLResponse)
 async def dead_letter(context: Context, lang: Lang, name: Operator, service_name: ServiceName,
                       dead_letter_id: int) -> HTMLResponse:
@@ -113,7 +113,7 @@ async def dead_letter(context: Context, lang: Lang, name: Operator, service_name
                 headers=json.dumps(found.get("headers"), indent=2, ensure_ascii=False))
 
 
-@router.post("/console/dead-letters/{service_name}/{dead_letter_id}/replay", tags=["console"],
+@router.post("/console/dead-letters/{service_name}/{dead_letter_id}/replay", include_in_schema=False,
           summary="Replay a dead letter (and what is parked behind it) through its service")
 async def replay(context: Context, lang: Lang, name: Operator, service_name: ServiceName,
                  dead_letter_id: int) -> RedirectResponse:

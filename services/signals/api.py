@@ -40,9 +40,9 @@ from shared.access_log import Actor
 from shared.auth import Scope
 from shared.contracts import Topics
 from shared.crypto import MasterKeyring
-from shared.http import install_error_handlers
 from shared.instruments import Instrument, load_catalogue
 from shared.internal import require_internal
+from shared.openapi import error_responses
 from shared.service import Runtime, create_runtime, create_service_app
 from shared.worker import Periodic
 
@@ -57,16 +57,16 @@ router = APIRouter(prefix="/v1", tags=["signals"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Post a signal about a caregiver who may be overburdened",
-    responses={
-        401: {"description": "Missing, invalid, revoked or expired API key"},
-        403: {"description": "The key lacks the 'ingest' scope"},
-        413: {"description": "Body larger than 64 KiB"},
-        429: {"description": "The key's rate limit is reached: retry after Retry-After seconds"},
-        422: {"description": "A field is invalid (also a source kind the organisation may not post as), "
-                             "or the Idempotency-Key was used with another body"},
-        503: {"description": "The database or broker is unavailable; nothing was stored: retry after "
-                             "Retry-After seconds with the same Idempotency-Key"},
-    },
+    responses=error_responses({
+        401: "Missing, invalid, revoked or expired API key",
+        403: "The key lacks the 'ingest' scope",
+        413: "Body larger than 64 KiB",
+        429: "The key's rate limit is reached: retry after Retry-After seconds",
+        422: "A field is invalid (also a source kind the organisation may not post as), "
+             "or the Idempotency-Key was used with another body",
+        503: "The database or broker is unavailable; nothing was stored: retry after "
+             "Retry-After seconds with the same Idempotency-Key",
+    }),
 )
 async def post_signal(
     signal: SignalIn,
@@ -105,7 +105,7 @@ def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
     response_model=SignalStatus,
     name="get_signal",
     summary="The referral's status, timeline and outcome of each stage",
-    responses={404: {"description": "No such signal for this organisation"}},
+    responses=error_responses({404: "No such signal for this organisation"}),
 )
 async def get_signal(
     signal_id: UUID,
@@ -132,9 +132,11 @@ async def get_signal(
         "privacy officer's credential, the person is erased across every organisation (GDPR art. 17). "
         "The other services are told by a `caregiver.erased` event; anonymous statistics stay. "
         "The same request again returns the same erasure. The answer holds no counts."),
-    responses={401: {"description": "Missing or invalid API key"},
-               403: {"description": "Erasing the person across organisations needs the privacy officer's credential"},
-               404: {"description": "No signal about this caregiver (of your organisation, with a partner key)"}},
+    responses=error_responses({
+        401: "Missing or invalid API key",
+        403: "Erasing the person across organisations needs the privacy officer's credential",
+        404: "No signal about this caregiver (of your organisation, with a partner key)",
+        422: "A field is invalid, or the scope is not the credential's"}),
 )
 async def request_erasure(
     erasure: ErasureIn, request: Request, context: Context,
@@ -158,7 +160,7 @@ async def request_erasure(
     name="get_erasure",
     tags=["erasure"],
     summary="Whether an erasure has been handed to the other services",
-    responses={404: {"description": "No such erasure asked for with this credential's organisation or officer"}},
+    responses=error_responses({404: "No such erasure asked for with this credential's organisation or officer"}),
 )
 async def get_erasure(
     erasure_id: UUID, context: Context, requester: Annotated[Requester, Depends(authenticate_erasure)],
@@ -213,7 +215,6 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     app.state.context = context
     for routes in (router, internal, pages.router):
         app.include_router(routes)
-    install_error_handlers(app)
     return app
 
 

@@ -28,15 +28,19 @@ from shared.contracts import (
     Source,
     Urgency,
 )
-from shared.fields import EmailAddress, SingleLine
-from shared.municipality_codes import check_code
+from shared.fields import Documented, EmailAddress, SingleLine
+from shared.municipality_codes import check_code, municipalities
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 # Names, references and labels may reach an e-mail subject or header: one line each.
 Text = Annotated[SingleLine, StringConstraints(min_length=1, max_length=200)]
-# An existing municipality (the CBS list): an unknown code gets a 422, never a topic.
-MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^GM\d{4}$"), AfterValidator(check_code)]
+# An existing municipality (the CBS list): an unknown code gets a 422, never a topic. The
+# schema's pattern lists them (an enum would make a generated test post one signal per code).
+MunicipalityCode = Annotated[
+    str, StringConstraints(pattern=r"^GM\d{4}$"), AfterValidator(check_code),
+    Documented(pattern="^GM(" + "|".join(sorted(code[2:] for code in municipalities())) + ")$"),
+]
 Postcode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{3} ?[A-Za-z]{2}$|^[1-9]\d{3}$")]
 Email = EmailAddress
 Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()-]{6,20}$")]
@@ -167,11 +171,18 @@ class SignalStatus(BaseModel):
     closed: dict[str, Any] | None = None
 
 
+def _present(*names: str) -> dict[str, Any]:
+    """A JSON Schema branch: these fields are given, and not null."""
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
 class ErasureCaregiver(BaseModel):
     """The caregiver as the signals identified them: name, birth year and postcode together,
     or the e-mail address, or the phone number."""
 
-    model_config = _STRICT
+    # The identity rule in the schema too, so a client (and a generated test) can know it.
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"anyOf": [
+        _present("name", "birth_year", "postcode"), _present("email"), _present("phone")]})
     name: Text | None = None
     birth_year: int | None = Field(default=None, ge=1900, le=2030)
     postcode: Postcode | None = None
@@ -182,7 +193,10 @@ class ErasureCaregiver(BaseModel):
 class ErasureIn(BaseModel):
     """Erase a caregiver: identify them, or name signals about them."""
 
-    model_config = _STRICT
+    # One of the two, as the validator below says: the other absent or null.
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"oneOf": [
+        {**_present("caregiver"), "not": _present("signal_ids")},
+        {**_present("signal_ids"), "not": _present("caregiver")}]})
     caregiver: ErasureCaregiver | None = None
     signal_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=100)
     scope: ErasureScope | None = Field(default=None, description=(

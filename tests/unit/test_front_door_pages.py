@@ -12,6 +12,7 @@ from services.matching import search
 from services.matching.taxonomy import terms_for
 from services.signals import domain, forms, sessions
 from services.signals.domain import Organisation
+from services.signals.schemas import SignalIn
 from shared.municipalities import find, municipalities, province_of
 
 SECRET = "s" * 32
