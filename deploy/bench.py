@@ -57,8 +57,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
-              ingest_only: bool = False) -> dict[str, Any]:
+async def run(
+    url: str, key: str, count: int, rate: float, timeout: float, *, ingest_only: bool = False
+) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     run_id = uuid.uuid4().hex[:6]
     ids: list[str] = []
@@ -100,10 +101,17 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
         ingest_seconds = time.monotonic() - started
         bar.close()
         if ingest_only:
-            return {"mode": "ingest-only", "count": count, "rate_requested_per_s": rate, "accepted": len(ids),
-                    "post_failures": len(failures), "post_failure_examples": sorted(set(failures))[:3],
-                    "posts_shed_and_retried": len(retries), "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
-                    "not_notified_within_timeout": 0}
+            return {
+                "mode": "ingest-only",
+                "count": count,
+                "rate_requested_per_s": rate,
+                "accepted": len(ids),
+                "post_failures": len(failures),
+                "post_failure_examples": sorted(set(failures))[:3],
+                "posts_shed_and_retried": len(retries),
+                "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
+                "not_notified_within_timeout": 0,
+            }
 
         bar = progress("notified", count, unit="signals")
         latencies: dict[str, float] = {}
@@ -141,10 +149,14 @@ async def run(url: str, key: str, count: int, rate: float, timeout: float, *,
         "ingest_throughput_per_s": round(len(ids) / ingest_seconds, 1),
         "end_to_end_throughput_per_s": round(len(values) / total_seconds, 1) if values else 0,
         "latency_s": {
-            "p50": round(percentile(values, 50), 3), "p95": round(percentile(values, 95), 3),
-            "p99": round(percentile(values, 99), 3), "max": round(max(values), 3),
+            "p50": round(percentile(values, 50), 3),
+            "p95": round(percentile(values, 95), 3),
+            "p99": round(percentile(values, 99), 3),
+            "max": round(max(values), 3),
             "mean": round(statistics.fmean(values), 3),
-        } if values else None,
+        }
+        if values
+        else None,
     }
 
 
@@ -164,8 +176,12 @@ async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> d
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, enable_idempotence=False)
     await producer.start()
     # One reader per topic, by assign(): group subscription hangs against the embedded broker.
-    readers = [AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", fetch_max_wait_ms=10) for _ in topics]
+    readers = [
+        AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=10
+        )
+        for _ in topics
+    ]
     for reader, topic in zip(readers, topics, strict=True):
         await reader.start()
         reader.assign([TopicPartition(topic, 0)])
@@ -187,8 +203,9 @@ async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> d
 
     started = time.monotonic()
     try:
-        await asyncio.gather(source(), *(relay(reader, target) for reader, target
-                                         in zip(readers, [*topics[1:], None], strict=True)))
+        await asyncio.gather(
+            source(), *(relay(reader, target) for reader, target in zip(readers, [*topics[1:], None], strict=True))
+        )
         seconds = time.monotonic() - started
     finally:
         for reader in readers:
@@ -235,7 +252,8 @@ def measure(url: str, broker: str | None, args: argparse.Namespace, stack: Stack
     if relay:
         result["bare_relay"] = relay
         result["end_to_end_share_of_relay_pct"] = round(
-            100 * result["end_to_end_throughput_per_s"] / relay["throughput_per_s"], 2)
+            100 * result["end_to_end_throughput_per_s"] / relay["throughput_per_s"], 2
+        )
     if stack:
         result["replicas"] = stack.config.replicas
         result["rss_mib"] = {"start": rss_before, "end": rss_mib(stack)}
@@ -262,20 +280,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=2000, help="signals to post (default 2000)")
     parser.add_argument("--rate", type=float, default=100, help="signals per second (default 100)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for all to be notified")
-    parser.add_argument("--url", help="a running ingest API; default: the one of `make run` if it answers, "
-                                      "else a fresh embedded stack")
+    parser.add_argument(
+        "--url", help="a running ingest API; default: the one of `make run` if it answers, else a fresh embedded stack"
+    )
     parser.add_argument("--fresh", action="store_true", help="start a fresh embedded stack even if `make run` runs")
-    parser.add_argument("--replicas", type=int, nargs="+", metavar="N",
-                        help="instances of screening, matching, notify and municipalities on a fresh stack; "
-                             "several values measure one fresh stack each (e.g. --replicas 1 2)")
-    parser.add_argument("--ingest-only", action="store_true",
-                        help="measure the ingest API alone: accepted signals per second, no waiting for notified")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        nargs="+",
+        metavar="N",
+        help="instances of screening, matching, notify and municipalities on a fresh stack; "
+        "several values measure one fresh stack each (e.g. --replicas 1 2)",
+    )
+    parser.add_argument(
+        "--ingest-only",
+        action="store_true",
+        help="measure the ingest API alone: accepted signals per second, no waiting for notified",
+    )
     parser.add_argument("--key", default="demo-gp-key", help="API key (default demo-gp-key)")
     parser.add_argument("--out", type=Path, default=REPO / "bench-results", help="where to write the JSON result")
-    parser.add_argument("--broker", help="the stack's Kafka bootstrap servers, for the bare relay next to a --url "
-                                         "stack (default: the fresh stack's, or `make run`'s)")
-    parser.add_argument("--relay-messages", type=int, default=20_000,
-                        help="messages through the bare relay (default 20000; 0: skip it)")
+    parser.add_argument(
+        "--broker",
+        help="the stack's Kafka bootstrap servers, for the bare relay next to a --url "
+        "stack (default: the fresh stack's, or `make run`'s)",
+    )
+    parser.add_argument(
+        "--relay-messages", type=int, default=20_000, help="messages through the bare relay (default 20000; 0: skip it)"
+    )
     args = parser.parse_args(argv)
     if args.replicas and args.url:
         parser.error("--replicas starts fresh stacks of its own: leave out --url")
@@ -286,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
     if url is None and not args.fresh and not args.replicas and _answers(MAKE_RUN_URL):
         url = MAKE_RUN_URL
         broker = broker or (running_stack() or {}).get("broker")
-        print(f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
-              file=sys.stderr)
+        print(
+            f"[bench] posting into the running `make run` stack at {url} (--fresh for a stack of its own)",
+            file=sys.stderr,
+        )
     runs: list[dict[str, Any]] = []
     if url is not None:
         runs.append(measure(url, broker, args))
@@ -299,8 +332,12 @@ def main(argv: list[str] | None = None) -> int:
             stack.stop()
     fresh = url is None
     result: dict[str, Any] = runs[0] if len(runs) == 1 else {"runs": runs}
-    result["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
-                         "platform": platform.platform(), "broker": "tansu (embedded)" if fresh else "given"}
+    result["machine"] = {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "broker": "tansu (embedded)" if fresh else "given",
+    }
     result["at"] = datetime.now().isoformat(timespec="seconds")
     args.out.mkdir(parents=True, exist_ok=True)
     out = args.out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
@@ -308,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=2))
     if len(runs) > 1:
         for r in runs:
-            print(f"[bench] {r['replicas']} instance(s): ingest {r['ingest_throughput_per_s']}/s, end to end "
-                  f"{r.get('end_to_end_throughput_per_s', '-')}/s", file=sys.stderr)
+            print(
+                f"[bench] {r['replicas']} instance(s): ingest {r['ingest_throughput_per_s']}/s, end to end "
+                f"{r.get('end_to_end_throughput_per_s', '-')}/s",
+                file=sys.stderr,
+            )
     print(f"written to {out}", file=sys.stderr)
     return 0 if all(r["not_notified_within_timeout"] == 0 and r["post_failures"] == 0 for r in runs) else 1
 

@@ -75,8 +75,9 @@ def events(services: list[Declared]) -> list[Event]:
     for event_type, payload in contracts.PAYLOADS.items():
         topics = {topic for d in services for topic, handled in d.consumes.items() if event_type in handled}
         if len(topics) != 1:
-            raise SystemExit(f"event type {event_type} is consumed from {sorted(topics) or 'no topic'}: "
-                             "expected exactly one topic")
+            raise SystemExit(
+                f"event type {event_type} is consumed from {sorted(topics) or 'no topic'}: expected exactly one topic"
+            )
         topic = topics.pop()
         consumers = tuple(d.service for d in services if event_type in d.consumes.get(topic, ()))
         found.append(Event(str(event_type), payload, topic, producers.get(topic, "?"), consumers))
@@ -139,8 +140,11 @@ def field_comments(model: type) -> dict[str, str]:
         source = textwrap.dedent(inspect.getsource(model))
     except (OSError, TypeError):
         return {}
-    comments = {tok.start[0]: tok.string.lstrip("#").strip()
-                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
+    comments = {
+        tok.start[0]: tok.string.lstrip("#").strip()
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+        if tok.type == tokenize.COMMENT
+    }
     lines = source.splitlines()
     found = {}
     for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
@@ -182,8 +186,13 @@ def default(field: FieldInfo) -> str:
 
 def description(model: type[BaseModel], name: str, field: FieldInfo, comments: dict[str, str]) -> str:
     notes = contracts.FIELD_NOTES if model.__module__ == contracts.__name__ else {}
-    return (field.description or comments.get(name) or notes.get(f"{model.__name__}.{name}")
-            or notes.get(name) or examples(field))
+    return (
+        field.description
+        or comments.get(name)
+        or notes.get(f"{model.__name__}.{name}")
+        or notes.get(name)
+        or examples(field)
+    )
 
 
 def examples(field: FieldInfo) -> str:
@@ -217,41 +226,67 @@ has a dead-letter twin `<topic>.dlq` (see the README's *Reliability by construct
 
 def render(services: list[Declared]) -> str:
     found = events(services)
-    out = [HEADER, "## Envelope", "", docstring(contracts.Envelope), "",
-           (f"`version` is the envelope version: {contracts.SEALED_VERSION} when the payload's signal travels "
+    out = [
+        HEADER,
+        "## Envelope",
+        "",
+        docstring(contracts.Envelope),
+        "",
+        (
+            f"`version` is the envelope version: {contracts.SEALED_VERSION} when the payload's signal travels "
             "sealed (encrypted under the caregiver's data key, `shared/sealing.py`), 1 for plaintext events "
-            "of producers from before; every consumer reads both."), "",
-           *fields_table(contracts.Envelope), "", "## Topics", "",
-           "| topic | producer | event types | consumed by |", "|---|---|---|---|"]
+            "of producers from before; every consumer reads both."
+        ),
+        "",
+        *fields_table(contracts.Envelope),
+        "",
+        "## Topics",
+        "",
+        "| topic | producer | event types | consumed by |",
+        "|---|---|---|---|",
+    ]
     for topic in contracts.Topics.ALL:
         here = [e for e in found if e.topic == topic]
         producer = next((d.service for d in services if topic in d.produces), "?")
         names = ", ".join(f"[`{e.name}`](#{anchor(e.name)})" for e in here)
         consumers = ", ".join(s.service for s in services if topic in s.consumes)
         out.append(f"| `{topic}` | {producer} | {names} | {consumers} |")
-    out.append(f"| `{municipal.TOPIC_PATTERN}` | municipalities | [`{municipal.EVENT_TYPE}`]"
-               f"(#{anchor(municipal.EVENT_TYPE)}) | the municipality's own systems (also as SSE and webhooks) |")
+    out.append(
+        f"| `{municipal.TOPIC_PATTERN}` | municipalities | [`{municipal.EVENT_TYPE}`]"
+        f"(#{anchor(municipal.EVENT_TYPE)}) | the municipality's own systems (also as SSE and webhooks) |"
+    )
     out += ["", "## Event types", ""]
     shown: list[type] = []
     for event in found:
         out += event_section(event.name, event.payload, event.topic, event.producer, ", ".join(event.consumers))
         shown += [t for t in referenced(event.payload) if t not in shown and t not in _EVENT_OF]
-    out += event_section(municipal.EVENT_TYPE, municipal.ReleasedGroup, municipal.TOPIC_PATTERN, "municipalities",
-                         "outside the pipeline", envelope=municipal.MunicipalEnvelope)
+    out += event_section(
+        municipal.EVENT_TYPE,
+        municipal.ReleasedGroup,
+        municipal.TOPIC_PATTERN,
+        "municipalities",
+        "outside the pipeline",
+        envelope=municipal.MunicipalEnvelope,
+    )
     out += ["## Types", "", "Models and vocabularies the payloads use.", ""]
     for kind in shown:
         out += type_section(kind)
     return "\n".join(out).rstrip() + "\n"
 
 
-def event_section(event_type: str, payload: type[BaseModel], topic: str, producer: str, consumers: str,
-                  envelope: type | None = None) -> list[str]:
-    sealed = any(t in (contracts.SignalReceived, contracts.SealedSignal)
-                 for t in [payload, *referenced(payload)])
-    version = (f"{contracts.SEALED_VERSION} (its signal travels sealed; 1 from older producers)" if sealed else "1")
-    lines = [f"### {event_type}", "", docstring(payload), "",
-             f"- topic: `{topic}`; producer: {producer}; consumers: {consumers}",
-             f"- payload: `{payload.__name__}`; envelope version: {version}"]
+def event_section(
+    event_type: str, payload: type[BaseModel], topic: str, producer: str, consumers: str, envelope: type | None = None
+) -> list[str]:
+    sealed = any(t in (contracts.SignalReceived, contracts.SealedSignal) for t in [payload, *referenced(payload)])
+    version = f"{contracts.SEALED_VERSION} (its signal travels sealed; 1 from older producers)" if sealed else "1"
+    lines = [
+        f"### {event_type}",
+        "",
+        docstring(payload),
+        "",
+        f"- topic: `{topic}`; producer: {producer}; consumers: {consumers}",
+        f"- payload: `{payload.__name__}`; envelope version: {version}",
+    ]
     if envelope is not None:
         lines.append(f"- envelope: {docstring(envelope)}")
     return [*lines, "", *fields_table(payload), ""]
@@ -267,18 +302,25 @@ def type_section(kind: type[BaseModel | Enum]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = argparse.ArgumentParser(prog="python -m deploy.catalogue", description=__doc__.split("\n\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                  epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    cli = argparse.ArgumentParser(
+        prog="python -m deploy.catalogue",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
     cli.add_argument("--output", type=Path, help="write the catalogue to this file instead of printing it")
-    cli.add_argument("--check", action="store_true",
-                     help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale")
+    cli.add_argument(
+        "--check", action="store_true", help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale"
+    )
     args = cli.parse_args(argv)
     text = render([declared(service) for service in SERVICES])
     if args.check:
         if CHECKED_IN.read_text() != text:
-            print(f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.catalogue --output "
-                  f"{CHECKED_IN.relative_to(REPO)}", file=sys.stderr)
+            print(
+                f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.catalogue --output "
+                f"{CHECKED_IN.relative_to(REPO)}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{CHECKED_IN.relative_to(REPO)} is current")
         return 0

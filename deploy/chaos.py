@@ -76,13 +76,25 @@ ERASURE_GRACE_SECONDS = 5.0
 DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 SCENARIOS = (
-    *(f"kill-{name}" for name in SERVICES), "kill-notify-x4", "kill-replicas",
-    *(f"stop-{name}" for name in SERVICES), "postgres-down", "broker-kill", "mailbox-down",
+    *(f"kill-{name}" for name in SERVICES),
+    "kill-notify-x4",
+    "kill-replicas",
+    *(f"stop-{name}" for name in SERVICES),
+    "postgres-down",
+    "broker-kill",
+    "mailbox-down",
 )
 # The short run kills notify four times while it delivers (issue 9's check) rather than once,
 # and with --replicas one instance of each scaled-out service (issue 16's check).
-SHORT_SCENARIOS = ("kill-notify-x4", "kill-screening", "stop-matching", "postgres-down", "broker-kill",
-                   "mailbox-down", "kill-replicas")
+SHORT_SCENARIOS = (
+    "kill-notify-x4",
+    "kill-screening",
+    "stop-matching",
+    "postgres-down",
+    "broker-kill",
+    "mailbox-down",
+    "kill-replicas",
+)
 
 DEFINITIONS = f"""\
 lost: an accepted (202) signal whose caregiver was not erased and whose status view (GET
@@ -144,8 +156,10 @@ def signal_body(run: str, caregiver: Caregiver, second: bool) -> dict[str, Any]:
     body["caregiver"]["name"] = caregiver.name
     body["caregiver"]["email"] = caregiver.email
     body["caregiver"]["phone"] = None
-    body["source"] = {"kind": "neighbourhood_team" if second else "gp",
-                      "reference": f"CHAOS-{run}-{caregiver.index}{'-b' if second else ''}"}
+    body["source"] = {
+        "kind": "neighbourhood_team" if second else "gp",
+        "reference": f"CHAOS-{run}-{caregiver.index}{'-b' if second else ''}",
+    }
     return body
 
 
@@ -184,8 +198,9 @@ class Load:
         self.stop = asyncio.Event()
         self.retries = Counter[str]()
         self._tasks: set[asyncio.Task[None]] = set()
-        self.client = httpx.AsyncClient(base_url=stack.services["signals"].url, timeout=10,
-                                        limits=httpx.Limits(max_connections=32))
+        self.client = httpx.AsyncClient(
+            base_url=stack.services["signals"].url, timeout=10, limits=httpx.Limits(max_connections=32)
+        )
 
     async def generate(self) -> None:
         kinds = random.Random(f"{self.options.seed}-kinds")
@@ -193,10 +208,16 @@ class Load:
         index = 0
         while not self.stop.is_set():
             draw = kinds.random()
-            kind = ("erased" if draw < self.options.erase_share
-                    else "twice" if draw < self.options.erase_share + self.options.twice_share else "single")
-            caregiver = Caregiver(index, kind, f"chaos-{self.run}-{index}@example.nl",
-                                  f"Mantelzorger {self.run} {index}")
+            kind = (
+                "erased"
+                if draw < self.options.erase_share
+                else "twice"
+                if draw < self.options.erase_share + self.options.twice_share
+                else "single"
+            )
+            caregiver = Caregiver(
+                index, kind, f"chaos-{self.run}-{index}@example.nl", f"Mantelzorger {self.run} {index}"
+            )
             self.caregivers.append(caregiver)
             task = asyncio.create_task(self.flow(caregiver))
             self._tasks.add(task)
@@ -377,8 +398,11 @@ async def apply(stack: Stack, step: Step, console: Console, rng: random.Random) 
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 try:
-                    if await fetch_value(stack, "notify", "SELECT count(*) FROM notifications "
-                                         "WHERE status = 'pending' AND channel = 'email'"):
+                    if await fetch_value(
+                        stack,
+                        "notify",
+                        "SELECT count(*) FROM notifications WHERE status = 'pending' AND channel = 'email'",
+                    ):
                         break
                 except DB_ERRORS:
                     pass
@@ -452,7 +476,8 @@ def notification_id(message_id: str) -> str:
 def outcome(status: dict[str, Any]) -> bool:
     return status.get("status") == "notified" and any(
         n["recipient"] in ("caregiver", "referrer") and n["status"] == "delivered"
-        for n in status.get("notifications", []))
+        for n in status.get("notifications", [])
+    )
 
 
 @dataclass
@@ -484,8 +509,15 @@ class Report:
     @property
     def ok(self) -> bool:
         # A receipt that cannot be traced to a notification could hide a duplicate.
-        return not (self.lost or self.duplicates or self.sends_after_erasure or self.erasures_not_applied
-                    or self.capacity_broken or self.signals_not_accepted or self.unknown_message_ids)
+        return not (
+            self.lost
+            or self.duplicates
+            or self.sends_after_erasure
+            or self.erasures_not_applied
+            or self.capacity_broken
+            or self.signals_not_accepted
+            or self.unknown_message_ids
+        )
 
 
 async def statuses(load: Load, signals: list[tuple[Caregiver, Posted]]) -> dict[str, dict[str, Any]]:
@@ -495,8 +527,9 @@ async def statuses(load: Load, signals: list[tuple[Caregiver, Posted]]) -> dict[
     async def one(posted: Posted) -> None:
         async with limit:
             try:
-                response = await load.client.get(f"/v1/signals/{posted.signal_id}",
-                                                 headers={"Authorization": f"Bearer {posted.api_key}"})
+                response = await load.client.get(
+                    f"/v1/signals/{posted.signal_id}", headers={"Authorization": f"Bearer {posted.api_key}"}
+                )
                 if response.status_code == 200:
                     found[posted.signal_id] = response.json()  # type: ignore[index]
             except httpx.HTTPError:
@@ -510,23 +543,40 @@ async def erasures_in_effect(load: Load) -> dict[str, float | None]:
     """Per erasure id: when notify recorded its caregiver.erased events in its inbox (the last
     of them, as a Unix time), or None while it has not."""
     ids = [uuid.UUID(c.erasure.id) for c in load.caregivers if c.erasure and c.erasure.id]
-    events = {str(r["id"]): r["event_ids"] for r in await fetch(
-        load.stack, "signals", "SELECT id, event_ids FROM erasures WHERE id = ANY($1::uuid[])", ids)}
-    processed = {r["event_id"]: r["at"].timestamp() for r in await fetch(
-        load.stack, "notify", "SELECT event_id, min(processed_at) AS at FROM inbox "
-        "WHERE event_id = ANY($1::uuid[]) GROUP BY event_id", [e for ev in events.values() for e in ev])}
-    return {str(i): (max(processed[e] for e in events[str(i)])
-                     if str(i) in events and all(e in processed for e in events[str(i)]) else None)
-            for i in ids}
+    events = {
+        str(r["id"]): r["event_ids"]
+        for r in await fetch(
+            load.stack, "signals", "SELECT id, event_ids FROM erasures WHERE id = ANY($1::uuid[])", ids
+        )
+    }
+    processed = {
+        r["event_id"]: r["at"].timestamp()
+        for r in await fetch(
+            load.stack,
+            "notify",
+            "SELECT event_id, min(processed_at) AS at FROM inbox WHERE event_id = ANY($1::uuid[]) GROUP BY event_id",
+            [e for ev in events.values() for e in ev],
+        )
+    }
+    return {
+        str(i): (
+            max(processed[e] for e in events[str(i)])
+            if str(i) in events and all(e in processed for e in events[str(i)])
+            else None
+        )
+        for i in ids
+    }
 
 
 async def pending_work(stack: Stack) -> dict[str, int]:
     pending = {}
     for service in SERVICES:
         pending[f"{service} outbox"] = await fetch_value(
-            stack, service, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            stack, service, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+        )
     pending["notify pending"] = await fetch_value(
-        stack, "notify", "SELECT count(*) FROM notifications WHERE status = 'pending'")
+        stack, "notify", "SELECT count(*) FROM notifications WHERE status = 'pending'"
+    )
     return pending
 
 
@@ -547,8 +597,10 @@ async def settle(load: Load, console: Console, timeout: float, quiet: float) -> 
         state = (done, erasures, tuple(sorted(pending.items())))
         if state != last_state:
             last_change, last_state = time.monotonic(), state
-        console.progress(f"settling {time.monotonic() - started:5.0f}s: {done}/{len(live)} with an outcome, "
-                         f"{erasures} erasures not yet in effect, pending {sum(pending.values())}")
+        console.progress(
+            f"settling {time.monotonic() - started:5.0f}s: {done}/{len(live)} with an outcome, "
+            f"{erasures} erasures not yet in effect, pending {sum(pending.values())}"
+        )
         if done == len(live) and not erasures and not any(pending.values()):
             return True
         if not any(pending.values()) and time.monotonic() - last_change >= quiet:
@@ -559,16 +611,26 @@ async def settle(load: Load, console: Console, timeout: float, quiet: float) -> 
     return False
 
 
-async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: bool,
-                capacity_before: dict[str, int], options: argparse.Namespace) -> Report:
+async def count(
+    load: Load,
+    steps: list[Step],
+    supervisor: Supervisor,
+    settled: bool,
+    capacity_before: dict[str, int],
+    options: argparse.Namespace,
+) -> Report:
     stack = load.stack
     accepted = load.accepted()
     live = [(c, p) for c, p in accepted if not c.erased]
     found = await statuses(load, live)
     lost = [p.signal_id for _, p in live if p.signal_id and not outcome(found.get(p.signal_id, {}))]
 
-    notifications = {str(r["id"]): r for r in await fetch(
-        stack, "notify", "SELECT id, signal_id, case_id, template, recipient_role, status FROM notifications")}
+    notifications = {
+        str(r["id"]): r
+        for r in await fetch(
+            stack, "notify", "SELECT id, signal_id, case_id, template, recipient_role, status FROM notifications"
+        )
+    }
     receipts = journal(stack.config.data_dir / "mailbox")
     per_message = Counter(r["message_id"] for r in receipts)
     redeliveries = sum(n - 1 for n in per_message.values())
@@ -581,11 +643,19 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
             continue
         for recipient in receipt["recipients"]:
             groups[(recipient.lower(), row["template"], str(row["case_id"]))].add(receipt["message_id"])
-    duplicates = [{"recipient": k[0], "template": k[1], "case": k[2], "message_ids": sorted(v),
-                   # One message per signal of the case (a second organisation signalled): notify
-                   # plans the caregiver's overview per case and proposal set. Shown to tell apart.
-                   "signals": len({str(notifications[notification_id(m)]["signal_id"]) for m in v})}
-                  for k, v in groups.items() if len(v) > 1]
+    duplicates = [
+        {
+            "recipient": k[0],
+            "template": k[1],
+            "case": k[2],
+            "message_ids": sorted(v),
+            # One message per signal of the case (a second organisation signalled): notify
+            # plans the caregiver's overview per case and proposal set. Shown to tell apart.
+            "signals": len({str(notifications[notification_id(m)]["signal_id"]) for m in v}),
+        }
+        for k, v in groups.items()
+        if len(v) > 1
+    ]
 
     after_erasure, not_applied = [], []
     in_effect = await erasures_in_effect(load)
@@ -601,21 +671,43 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
             row = notifications.get(notification_id(receipt["message_id"]))
             received = datetime.fromisoformat(receipt["received_at"]).timestamp()
             if row and str(row["signal_id"]) in signal_ids and received > effective + ERASURE_GRACE_SECONDS:
-                after_erasure.append({"caregiver": caregiver.index, "message_id": receipt["message_id"],
-                                      "template": row["template"], "seconds_after": round(received - effective, 1)})
+                after_erasure.append(
+                    {
+                        "caregiver": caregiver.index,
+                        "message_id": receipt["message_id"],
+                        "template": row["template"],
+                        "seconds_after": round(received - effective, 1),
+                    }
+                )
 
-    rows = await fetch(stack, "matching", """
+    rows = await fetch(
+        stack,
+        "matching",
+        """
         SELECT c.id, c.service_id, c.available,
                count(r.id) FILTER (WHERE r.status = 'held')::int AS held,
                count(r.id) FILTER (WHERE r.status = 'confirmed')::int AS confirmed
         FROM service_capacity c LEFT JOIN reservation r ON r.capacity_id = c.id
-        GROUP BY c.id, c.service_id, c.available""")
-    broken = [{"capacity_id": r["id"], "service_id": r["service_id"], "capacity": capacity_before.get(r["id"]),
-               "available": r["available"], "held": r["held"], "confirmed": r["confirmed"]}
-              for r in rows if r["available"] + r["held"] + r["confirmed"] != capacity_before.get(r["id"])]
+        GROUP BY c.id, c.service_id, c.available""",
+    )
+    broken = [
+        {
+            "capacity_id": r["id"],
+            "service_id": r["service_id"],
+            "capacity": capacity_before.get(r["id"]),
+            "available": r["available"],
+            "held": r["held"],
+            "confirmed": r["confirmed"],
+        }
+        for r in rows
+        if r["available"] + r["held"] + r["confirmed"] != capacity_before.get(r["id"])
+    ]
     broken += [{"capacity_id": cid, "missing": True} for cid in set(capacity_before) - {r["id"] for r in rows}]
-    uncounted = await fetch_value(stack, "matching", "SELECT count(*) FROM service s WHERE NOT EXISTS "
-                                  "(SELECT 1 FROM service_capacity c WHERE c.service_id = s.id)")
+    uncounted = await fetch_value(
+        stack,
+        "matching",
+        "SELECT count(*) FROM service s WHERE NOT EXISTS (SELECT 1 FROM service_capacity c WHERE c.service_id = s.id)",
+    )
 
     erased = [c for c in load.caregivers if c.erased]
     return Report(
@@ -646,12 +738,16 @@ async def count(load: Load, steps: list[Step], supervisor: Supervisor, settled: 
 
 
 def summary(report: Report) -> str:
-    lines = ["", f"schedule (seed {report.seed}):",
-             f"  {'#':>2}  {'scenario':<18} {'gap s':>6} {'hold s':>7} {'recovered in s':>15}  note"]
+    lines = [
+        "",
+        f"schedule (seed {report.seed}):",
+        f"  {'#':>2}  {'scenario':<18} {'gap s':>6} {'hold s':>7} {'recovered in s':>15}  note",
+    ]
     for i, step in enumerate(report.schedule, 1):
         recovered = "-" if step["recovered_in"] is None else f"{step['recovered_in']:.1f}"
-        lines.append(f"  {i:>2}  {step['scenario']:<18} {step['gap']:>6.1f} {step['hold']:>7.1f} "
-                     f"{recovered:>15}  {step['note']}")
+        lines.append(
+            f"  {i:>2}  {step['scenario']:<18} {step['gap']:>6.1f} {step['hold']:>7.1f} {recovered:>15}  {step['note']}"
+        )
 
     def verdict(n: int) -> str:
         return "ok" if n == 0 else "FAIL"
@@ -662,15 +758,23 @@ def summary(report: Report) -> str:
         ("signals notified (caregiver/referrer)", report.signals_notified, ""),
         ("caregivers / signals erased", f"{report.caregivers_erased} / {report.signals_erased}", ""),
         ("lost", len(report.lost), verdict(len(report.lost))),
-        ("duplicate e-mails", sum(len(d["message_ids"]) - 1 for d in report.duplicates),
-         verdict(len(report.duplicates))),
-        ("  of which across signals of one case", sum(len(d["message_ids"]) - 1 for d in report.duplicates
-                                                     if d["signals"] > 1), ""),
+        (
+            "duplicate e-mails",
+            sum(len(d["message_ids"]) - 1 for d in report.duplicates),
+            verdict(len(report.duplicates)),
+        ),
+        (
+            "  of which across signals of one case",
+            sum(len(d["message_ids"]) - 1 for d in report.duplicates if d["signals"] > 1),
+            "",
+        ),
         ("sends after erasure", len(report.sends_after_erasure), verdict(len(report.sends_after_erasure))),
-        ("erasures notify never applied", len(report.erasures_not_applied),
-         verdict(len(report.erasures_not_applied))),
-        (f"capacity rows broken (of {report.capacity_rows})", len(report.capacity_broken),
-         verdict(len(report.capacity_broken))),
+        ("erasures notify never applied", len(report.erasures_not_applied), verdict(len(report.erasures_not_applied))),
+        (
+            f"capacity rows broken (of {report.capacity_rows})",
+            len(report.capacity_broken),
+            verdict(len(report.capacity_broken)),
+        ),
         ("re-deliveries of a Message-ID (info)", report.redeliveries, ""),
         ("receipts with an unknown Message-ID", report.unknown_message_ids, verdict(report.unknown_message_ids)),
         ("notifications failed (info)", report.failed_notifications, ""),
@@ -682,14 +786,22 @@ def summary(report: Report) -> str:
     lines += [f"  {name:<44} {value!s:>10}  {v}" for name, value, v in rows]
     if report.retries:
         lines.append("  client retries: " + ", ".join(f"{k} x{n}" for k, n in sorted(report.retries.items())))
-    for title, items in (("lost", report.lost), ("duplicates", report.duplicates),
-                         ("sends after erasure", report.sends_after_erasure),
-                         ("erasures not applied", report.erasures_not_applied),
-                         ("capacity broken", report.capacity_broken)):
+    for title, items in (
+        ("lost", report.lost),
+        ("duplicates", report.duplicates),
+        ("sends after erasure", report.sends_after_erasure),
+        ("erasures not applied", report.erasures_not_applied),
+        ("capacity broken", report.capacity_broken),
+    ):
         if items:
             lines.append(f"  {title} (first 10): " + "; ".join(json.dumps(i, default=str) for i in items[:10]))
-    lines += ["", "definitions:", *("  " + line for line in DEFINITIONS.splitlines()), "",
-              f"result: {'PASS' if report.ok else 'FAIL'} (data, logs and journal in {report.data_dir})"]
+    lines += [
+        "",
+        "definitions:",
+        *("  " + line for line in DEFINITIONS.splitlines()),
+        "",
+        f"result: {'PASS' if report.ok else 'FAIL'} (data, logs and journal in {report.data_dir})",
+    ]
     return "\n".join(lines)
 
 
@@ -699,8 +811,9 @@ def summary(report: Report) -> str:
 async def drive(stack: Stack, console: Console, supervisor: Supervisor, options: argparse.Namespace) -> Report:
     steps = schedule(options.scenario, options.seed, options.short)
     console.event("schedule: " + ", ".join(f"{s.scenario} (after {s.gap}s, hold {s.hold}s)" for s in steps))
-    capacity_before = {r["id"]: r["available"] for r in await fetch(
-        stack, "matching", "SELECT id, available FROM service_capacity")}
+    capacity_before = {
+        r["id"]: r["available"] for r in await fetch(stack, "matching", "SELECT id, available FROM service_capacity")
+    }
     load = Load(stack, console, options)
     generator = asyncio.create_task(load.generate())
     rng = random.Random(f"{options.seed}-faults")
@@ -711,9 +824,11 @@ async def drive(stack: Stack, console: Console, supervisor: Supervisor, options:
         while True:
             accepted = len(load.accepted())
             retrying = sum(1 for c in load.caregivers for p in c.posts if not p.signal_id and not p.gave_up)
-            console.progress(f"[chaos {console.elapsed():6.1f}s] caregivers {len(load.caregivers)}, "
-                             f"accepted {accepted}, in retry {retrying}, fault: {current}, "
-                             f"restarts {len(supervisor.actions)}")
+            console.progress(
+                f"[chaos {console.elapsed():6.1f}s] caregivers {len(load.caregivers)}, "
+                f"accepted {accepted}, in retry {retrying}, fault: {current}, "
+                f"restarts {len(supervisor.actions)}"
+            )
             await asyncio.sleep(1)
 
     progress = asyncio.create_task(show_progress())
@@ -729,8 +844,10 @@ async def drive(stack: Stack, console: Console, supervisor: Supervisor, options:
             step.recovered_in = recovered
             if recovered is None:
                 step.note += "not all up again within 180 s"
-            console.event(f"fault {i}/{len(steps)}: {step.scenario} over; all up again after "
-                          f"{'-' if recovered is None else recovered}s")
+            console.event(
+                f"fault {i}/{len(steps)}: {step.scenario} over; all up again after "
+                f"{'-' if recovered is None else recovered}s"
+            )
             current = "calm"
         remaining = options.duration - (time.monotonic() - started)
         await asyncio.sleep(max(remaining, options.tail))
@@ -787,26 +904,59 @@ def run(options: argparse.Namespace) -> Report:
 def parser() -> argparse.ArgumentParser:
     p = new_parser("python -m deploy.chaos", __doc__)
     p.add_argument("--seed", type=int, default=1, help="draws the schedule, holds and load (default 1)")
-    p.add_argument("--scenario", action="append", choices=SCENARIOS, metavar="NAME",
-                   help=f"run only this scenario (repeatable); one of: {', '.join(SCENARIOS)}")
-    p.add_argument("--short", action="store_true",
-                   help=f"the short run of `make test`: {', '.join(SHORT_SCENARIOS)}, with short holds")
-    p.add_argument("--duration", type=float, default=0,
-                   help="post for at least this many seconds, even when the schedule is done sooner")
+    p.add_argument(
+        "--scenario",
+        action="append",
+        choices=SCENARIOS,
+        metavar="NAME",
+        help=f"run only this scenario (repeatable); one of: {', '.join(SCENARIOS)}",
+    )
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help=f"the short run of `make test`: {', '.join(SHORT_SCENARIOS)}, with short holds",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="post for at least this many seconds, even when the schedule is done sooner",
+    )
     p.add_argument("--rate", type=float, default=None, help="caregivers per second (default 2, short 1)")
-    p.add_argument("--twice-share", type=float, default=0.15,
-                   help="share of caregivers the second organisation signals too (default 0.15)")
-    p.add_argument("--erase-share", type=float, default=0.05,
-                   help="share of caregivers erased mid-flight (default 0.05)")
-    p.add_argument("--accept-timeout", type=float, default=300,
-                   help="how long one POST is retried before the client gives up (default 300 s)")
-    p.add_argument("--settle-timeout", type=float, default=None,
-                   help="how long to wait for nothing pending after the faults (default 300 s, short 150 s)")
-    p.add_argument("--quiet", type=float, default=30,
-                   help="stop waiting when nothing is pending and nothing changed this long (default 30 s)")
+    p.add_argument(
+        "--twice-share",
+        type=float,
+        default=0.15,
+        help="share of caregivers the second organisation signals too (default 0.15)",
+    )
+    p.add_argument(
+        "--erase-share", type=float, default=0.05, help="share of caregivers erased mid-flight (default 0.05)"
+    )
+    p.add_argument(
+        "--accept-timeout",
+        type=float,
+        default=300,
+        help="how long one POST is retried before the client gives up (default 300 s)",
+    )
+    p.add_argument(
+        "--settle-timeout",
+        type=float,
+        default=None,
+        help="how long to wait for nothing pending after the faults (default 300 s, short 150 s)",
+    )
+    p.add_argument(
+        "--quiet",
+        type=float,
+        default=30,
+        help="stop waiting when nothing is pending and nothing changed this long (default 30 s)",
+    )
     p.add_argument("--data-dir", type=Path, help="the stack's data directory (default: a new temporary one)")
-    p.add_argument("--replicas", type=int, default=1,
-                   help="instances of screening, matching, notify and municipalities (default 1)")
+    p.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="instances of screening, matching, notify and municipalities (default 1)",
+    )
     return p
 
 

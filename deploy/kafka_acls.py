@@ -61,8 +61,13 @@ def declared(service: str) -> Declared:
     app = importlib.import_module(f"services.{service}.api").create_app()
     runtime = app.state.runtime
     consumes = tuple(runtime.consumer.topics)
-    return Declared(service, tuple(app.state.produces), tuple(app.state.produces_patterns), consumes,
-                    tuple(runtime.consumer.group(topic) for topic in consumes))
+    return Declared(
+        service,
+        tuple(app.state.produces),
+        tuple(app.state.produces_patterns),
+        consumes,
+        tuple(runtime.consumer.group(topic) for topic in consumes),
+    )
 
 
 def prefix_of(pattern: str) -> str:
@@ -83,8 +88,9 @@ def acls_for(d: Declared) -> list[Acl]:
         operations[topic].update({"Read", "Write"})
         operations[f"{topic}.dlq"].add("Write")
     acls = [Acl(d.service, "topic", "literal", topic, tuple(sorted(ops))) for topic, ops in operations.items()]
-    acls += [Acl(d.service, "topic", "prefixed", prefix_of(p), ("Create", "Describe", "Write"))
-             for p in d.produces_patterns]
+    acls += [
+        Acl(d.service, "topic", "prefixed", prefix_of(p), ("Create", "Describe", "Write")) for p in d.produces_patterns
+    ]
     acls += [Acl(d.service, "group", "literal", group, ("Read",)) for group in d.groups]
     return sorted(acls)
 
@@ -115,8 +121,9 @@ def parse(text: str) -> list[Acl]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cli = new_parser("python -m deploy.kafka_acls", __doc__.split("\n\n")[0],
-                     epilog="\n\n".join(__doc__.split("\n\n")[2:]))
+    cli = new_parser(
+        "python -m deploy.kafka_acls", __doc__.split("\n\n")[0], epilog="\n\n".join(__doc__.split("\n\n")[2:])
+    )
     cli.add_argument("--output", type=Path, help="write the table to this file instead of printing it")
     cli.add_argument(
         "--check", action="store_true", help=f"compare with {CHECKED_IN.relative_to(REPO)}; exit 1 if stale"
@@ -125,8 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     text = render(all_acls())
     if args.check:
         if CHECKED_IN.read_text() != text:
-            print(f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.kafka_acls --output "
-                  f"{CHECKED_IN.relative_to(REPO)}", file=sys.stderr)
+            print(
+                f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.kafka_acls --output "
+                f"{CHECKED_IN.relative_to(REPO)}",
+                file=sys.stderr,
+            )
             return 1
         print(f"{CHECKED_IN.relative_to(REPO)} is current")
         return 0

@@ -60,8 +60,7 @@ class Maildrop:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
-                          rcpt_options: list[str]) -> str:
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         if address.lower().endswith("@" + REFUSED_DOMAIN):
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         envelope.rcpt_tos.append(address)
@@ -69,8 +68,7 @@ class Maildrop:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.directory.mkdir(parents=True, exist_ok=True)
-        trace = (f"X-Envelope-From: {envelope.mail_from}\r\n"
-                 f"X-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
+        trace = (f"X-Envelope-From: {envelope.mail_from}\r\nX-Envelope-To: {', '.join(envelope.rcpt_tos)}\r\n").encode()
         content = envelope.original_content or envelope.content
         headers = BytesHeaderParser(policy=policy.default).parsebytes(content)
         message_id = str(headers["Message-ID"] or "").strip()
@@ -82,8 +80,11 @@ class Maildrop:
             tmp.write_bytes(trace + content)
             os.replace(tmp, target)
         entry = {
-            "received_at": datetime.now(UTC).isoformat(), "message_id": message_id,
-            "recipients": list(envelope.rcpt_tos), "subject": str(headers["Subject"] or ""), "file": target.name,
+            "received_at": datetime.now(UTC).isoformat(),
+            "message_id": message_id,
+            "recipients": list(envelope.rcpt_tos),
+            "subject": str(headers["Subject"] or ""),
+            "file": target.name,
             "repeat": repeat,
         }
         # Written before the 250: every message the sender was told is accepted is in the
@@ -126,8 +127,10 @@ def _linked(text: str) -> str:
 
 
 def _page(title: str, body: str) -> bytes:
-    return (f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body>{body}</body></html>").encode()
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body>{body}</body></html>"
+    ).encode()
 
 
 def index_page(directory: Path) -> bytes:
@@ -137,10 +140,13 @@ def index_page(directory: Path) -> bytes:
         rows.append(
             f"<tr><td>{html.escape(str(headers['Date'] or ''))}</td><td>{html.escape(str(headers['To'] or ''))}</td>"
             f"<td><a href='/m/{path.name}'>{html.escape(str(headers['Subject'] or '(no subject)'))}</a></td>"
-            f"<td>{html.escape(str(headers['Content-Language'] or ''))}</td></tr>")
-    body = (f"<h1>Local mailbox</h1><p>{len(rows)} message(s), newest first; files in "
-            f"<code>{html.escape(str(directory))}</code>.</p><table><tr><th>date</th><th>to</th>"
-            f"<th>subject</th><th>language</th></tr>{''.join(rows)}</table>")
+            f"<td>{html.escape(str(headers['Content-Language'] or ''))}</td></tr>"
+        )
+    body = (
+        f"<h1>Local mailbox</h1><p>{len(rows)} message(s), newest first; files in "
+        f"<code>{html.escape(str(directory))}</code>.</p><table><tr><th>date</th><th>to</th>"
+        f"<th>subject</th><th>language</th></tr>{''.join(rows)}</table>"
+    )
     return _page("Local mailbox", body)
 
 
@@ -150,18 +156,26 @@ def message_page(path: Path) -> bytes:
     headers = "".join(f"<dt>{name}</dt><dd>{html.escape(str(mail[name]))}</dd>" for name in shown if mail[name])
     text = mail.get_body(preferencelist=("plain",))
     has_html = mail.get_body(preferencelist=("html",)) is not None
-    links = f"<a href='/raw/{path.name}'>raw .eml</a>" + (f" · <a href='/html/{path.name}'>HTML part</a>"
-                                                         if has_html else "")
-    body = (f"<p><a href='/'>&larr; mailbox</a> · {links}</p><h1>{html.escape(str(mail['Subject'] or ''))}</h1>"
-            f"<dl>{headers}</dl><h2>Plain text</h2><pre>{_linked(text.get_content() if text else '')}</pre>")
+    links = f"<a href='/raw/{path.name}'>raw .eml</a>" + (
+        f" · <a href='/html/{path.name}'>HTML part</a>" if has_html else ""
+    )
+    body = (
+        f"<p><a href='/'>&larr; mailbox</a> · {links}</p><h1>{html.escape(str(mail['Subject'] or ''))}</h1>"
+        f"<dl>{headers}</dl><h2>Plain text</h2><pre>{_linked(text.get_content() if text else '')}</pre>"
+    )
     return _page(str(mail["Subject"] or "message"), body)
 
 
 class _Handler(BaseHTTPRequestHandler):
     directory: Path
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/html; charset=utf-8",
-              extra: dict[str, str] | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "text/html; charset=utf-8",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -230,8 +244,12 @@ class Mailbox:
 def main(argv: list[str] | None = None) -> int:
     env = os.environ.get
     parser = new_parser("python -m deploy.mailbox", __doc__)
-    parser.add_argument("--dir", type=Path, default=Path(env("MAILBOX_DIR", ".data/mailbox")),
-                        help="where messages are kept (default: .data/mailbox)")
+    parser.add_argument(
+        "--dir",
+        type=Path,
+        default=Path(env("MAILBOX_DIR", ".data/mailbox")),
+        help="where messages are kept (default: .data/mailbox)",
+    )
     parser.add_argument("--host", default=env("MAILBOX_HOST", "127.0.0.1"), help="default: 127.0.0.1")
     parser.add_argument("--smtp-port", type=int, default=int(env("MAILBOX_SMTP_PORT", "2525")), help="default: 2525")
     parser.add_argument("--http-port", type=int, default=int(env("MAILBOX_HTTP_PORT", "8025")), help="default: 8025")
@@ -241,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     signal.signal(signal.SIGINT, lambda *_: stopped.set())
     mailbox.start()
-    print(f"mailbox: SMTP on {args.host}:{args.smtp_port}, web page on {mailbox.url}, files in {mailbox.directory}",
-          flush=True)
+    print(
+        f"mailbox: SMTP on {args.host}:{args.smtp_port}, web page on {mailbox.url}, files in {mailbox.directory}",
+        flush=True,
+    )
     stopped.wait()
     mailbox.stop()
     return 0

@@ -44,11 +44,41 @@ def seed_casework(stack: Stack, say) -> str:
     cli = [sys.executable, "-m", "services.casework.cli"]
     env = stack.env_for("casework")
     name, email, code = DEMO_CONSULTANT
-    subprocess.run([*cli, "set-wmo-desk", "--municipality", DEMO_WMO_DESK[0], "--name", DEMO_WMO_DESK[1],
-                    "--email", DEMO_WMO_DESK[2]], env=env, cwd=REPO, check=True, capture_output=True)
-    issued = subprocess.run([*cli, "issue-consultant", "--municipality", code, "--name", name, "--email", email,
-                             "--fallback-region", DEMO_FALLBACK_REGION],
-                            env=env, cwd=REPO, check=True, capture_output=True, text=True)
+    subprocess.run(
+        [
+            *cli,
+            "set-wmo-desk",
+            "--municipality",
+            DEMO_WMO_DESK[0],
+            "--name",
+            DEMO_WMO_DESK[1],
+            "--email",
+            DEMO_WMO_DESK[2],
+        ],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
+    issued = subprocess.run(
+        [
+            *cli,
+            "issue-consultant",
+            "--municipality",
+            code,
+            "--name",
+            name,
+            "--email",
+            email,
+            "--fallback-region",
+            DEMO_FALLBACK_REGION,
+        ],
+        env=env,
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     say(f"demo caregiver consultant seeded ({code}, back-up of {DEMO_FALLBACK_REGION})")
     return issued.stdout.strip().splitlines()[-1]
 
@@ -56,6 +86,7 @@ def seed_casework(stack: Stack, say) -> str:
 def seed_key(stack: Stack, service: str, key: str, scopes: Sequence[auth.Scope], subject: str, holder: str) -> None:
     """Issue a demo key straight into a service's credentials. The demo keys are weak on
     purpose (easy to type); the CLIs' ``--key`` refuses such values, so this is their only way in."""
+
     async def issue() -> None:
         conn = await asyncpg.connect(stack.services[service].env[f"{service.upper()}_DATABASE_URL"])
         try:
@@ -76,17 +107,44 @@ def seed_demo(stack: Stack, say) -> None:
     env = stack.env_for("signals")
     for name, kind, key, email in DEMO_ORGANISATIONS:
         cli = [sys.executable, "-m", "services.signals.cli"]
-        added = subprocess.run([*cli, "add-organisation", "--name", name, "--kind", kind], env=env, cwd=REPO,
-                               check=True, capture_output=True, text=True)
+        added = subprocess.run(
+            [*cli, "add-organisation", "--name", name, "--kind", kind],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         # The referrer hears back by e-mail: notify needs the id signals gave the organisation.
         organisation_id = added.stdout.strip().rsplit(": ", 1)[-1]
         seed_key(stack, "signals", key, auth.PARTNER_SCOPES, organisation_id, name)
-        subprocess.run([sys.executable, "-m", "services.notify.cli", "register-partner", "--organisation-id",
-                        organisation_id, "--name", name, "--email", email],
-                       env=stack.env_for("notify"), cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "services.notify.cli",
+                "register-partner",
+                "--organisation-id",
+                organisation_id,
+                "--name",
+                name,
+                "--email",
+                email,
+            ],
+            env=stack.env_for("notify"),
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
     say(f"demo organisations and keys seeded ({len(DEMO_ORGANISATIONS)})")
-    seed_key(stack, "signals", DEMO_PRIVACY_OFFICER_KEY, [auth.Scope.PRIVACY_OFFICER],
-             str(uuid.uuid5(uuid.NAMESPACE_URL, "signal-to-support:demo-privacy-officer")), "Privacy officer (demo)")
+    seed_key(
+        stack,
+        "signals",
+        DEMO_PRIVACY_OFFICER_KEY,
+        [auth.Scope.PRIVACY_OFFICER],
+        str(uuid.uuid5(uuid.NAMESPACE_URL, "signal-to-support:demo-privacy-officer")),
+        "Privacy officer (demo)",
+    )
     say("demo privacy officer credential seeded")
     for code, key in DEMO_MUNICIPALITY_KEYS:
         seed_key(stack, "municipalities", key, [auth.Scope.MUNICIPALITY_READ], code, code)
@@ -94,13 +152,32 @@ def seed_demo(stack: Stack, say) -> None:
     # The banner's link signs the demo operator in; unlike a real one it works more than once
     # (for a week), so the printed line keeps working while the demo runs.
     name, token = DEMO_OPERATOR
-    subprocess.run([sys.executable, "-m", "services.operators.cli", "issue-operator", "--name", name,
-                    "--token", token, "--reusable", "--valid-minutes", str(7 * 24 * 60)],
-                   env=stack.env_for("operators"), cwd=REPO, check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.operators.cli",
+            "issue-operator",
+            "--name",
+            name,
+            "--token",
+            token,
+            "--reusable",
+            "--valid-minutes",
+            str(7 * 24 * 60),
+        ],
+        env=stack.env_for("operators"),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+    )
     say("demo operator seeded")
     result = subprocess.run(
         [sys.executable, "-m", "services.matching.cli", "import", str(DEMO_SOCIAL_MAP)],
-        env=stack.env_for("matching"), cwd=REPO, capture_output=True, text=True,
+        env=stack.env_for("matching"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RuntimeError(f"demo social map import failed:\n{result.stdout}\n{result.stderr}")
@@ -111,7 +188,12 @@ def sign_in_link(stack: Stack, organisation: str = DEMO_GP) -> str:
     """A one-time link that signs a professional of ``organisation`` in to the signal form."""
     result = subprocess.run(
         [sys.executable, "-m", "services.signals.cli", "sign-in-link", "--organisation", organisation],
-        env=stack.env_for("signals"), cwd=REPO, check=True, capture_output=True, text=True)
+        env=stack.env_for("signals"),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -119,11 +201,11 @@ def banner(stack: Stack, signal_form: str | None = None, consultant_link: str | 
     s = stack.services
     # The front doors start their lines with their label, so they are easy to find and copy.
     front_doors = f"""
-Self-referral   {s['signals'].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
-Signal form     {signal_form or s['signals'].url + '/melden'}   (one-time link, signed in for {DEMO_GP})
+Self-referral   {s["signals"].url}/aanmelden   (caregivers; a resident's concern: /aanmelden/zorg)
+Signal form     {signal_form or s["signals"].url + "/melden"}   (one-time link, signed in for {DEMO_GP})
 Social map      {stack.social_map_url}   (for everyone; e.g. respijt in Leusden: ?plaats=Leusden&zoek=respijt)
-Consultant      {consultant_link or s['casework'].url + '/'}   (the workbench, signed in once for {DEMO_CONSULTANT[0]})
-Operators       {s['operators'].url}/sign-in?token={DEMO_OPERATOR[1]}   (the console: health, flow, lag, dead letters)
+Consultant      {consultant_link or s["casework"].url + "/"}   (the workbench, signed in once for {DEMO_CONSULTANT[0]})
+Operators       {s["operators"].url}/sign-in?token={DEMO_OPERATOR[1]}   (the console: health, flow, lag, dead letters)
 """
     return f"""
 signal-to-support is running (embedded default, demo data)
@@ -164,9 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=REPO / ".data", help="default: .data/")
     parser.add_argument("--no-demo", action="store_true", help="do not seed demo keys and social map")
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
-    parser.add_argument("--replicas", type=int, default=int(os.environ.get("STS_REPLICAS", "1")),
-                        help="instances of screening, matching, notify and municipalities; the n-th on its "
-                             "first instance's port + 100 * (n - 1) (default 1, or $STS_REPLICAS)")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=int(os.environ.get("STS_REPLICAS", "1")),
+        help="instances of screening, matching, notify and municipalities; the n-th on its "
+        "first instance's port + 100 * (n - 1) (default 1, or $STS_REPLICAS)",
+    )
     args = parser.parse_args(argv)
     if args.replicas < 1:
         parser.error("--replicas must be 1 or more")
@@ -174,8 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[run] {text}", flush=True)
 
-    stack = Stack(StackConfig(data_dir=args.data_dir.resolve(), log_format=args.log_format,
-                              replicas=args.replicas), progress=say)
+    stack = Stack(
+        StackConfig(data_dir=args.data_dir.resolve(), log_format=args.log_format, replicas=args.replicas), progress=say
+    )
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

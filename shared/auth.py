@@ -46,13 +46,13 @@ MIN_KEY_BITS = 128
 
 
 class Scope(StrEnum):
-    INGEST = "ingest"                        # post signals
-    READ_STATUS = "read_status"              # read the status of one's own signals
-    ERASE_OWN = "erase_own"                  # withdraw one's own signals
+    INGEST = "ingest"  # post signals
+    READ_STATUS = "read_status"  # read the status of one's own signals
+    ERASE_OWN = "erase_own"  # withdraw one's own signals
     MUNICIPALITY_READ = "municipality_read"  # a municipality's stream, webhooks and statistics
-    PROVIDER = "provider"                    # answer referrals of one's own service
-    ADMIN = "admin"                          # the social-map admin API
-    PRIVACY_OFFICER = "privacy_officer"      # erase a person across organisations
+    PROVIDER = "provider"  # answer referrals of one's own service
+    ADMIN = "admin"  # the social-map admin API
+    PRIVACY_OFFICER = "privacy_officer"  # erase a person across organisations
 
 
 PARTNER_SCOPES = (Scope.INGEST, Scope.READ_STATUS, Scope.ERASE_OWN)
@@ -88,8 +88,10 @@ def key_weakness(key: str) -> str | None:
     counts = Counter(key)
     bits = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values()) * len(key)
     if bits < MIN_KEY_BITS or len(counts) < 16:
-        return (f"a key must be random (about {bits:.0f} bits estimated, at least {MIN_KEY_BITS} needed); "
-                "leave --key out to get a random one")
+        return (
+            f"a key must be random (about {bits:.0f} bits estimated, at least {MIN_KEY_BITS} needed); "
+            "leave --key out to get a random one"
+        )
     return None
 
 
@@ -97,8 +99,15 @@ def key_weakness(key: str) -> str | None:
 
 
 async def issue(
-    conn: asyncpg.Connection, *, key: str, scopes: Sequence[Scope], subject: str, holder: str = "",
-    label: str = "", expires_at: datetime | None = None, rate_per_minute: int | None = None,
+    conn: asyncpg.Connection,
+    *,
+    key: str,
+    scopes: Sequence[Scope],
+    subject: str,
+    holder: str = "",
+    label: str = "",
+    expires_at: datetime | None = None,
+    rate_per_minute: int | None = None,
 ) -> UUID:
     """Store ``key`` (its digest) and return its id. Issuing an active key again for the same
     subject and scopes is a no-op (seeding is repeatable); a key that was ever revoked, or
@@ -107,12 +116,20 @@ async def issue(
     key_id: UUID | None = await conn.fetchval(
         """INSERT INTO credentials (id, key_hash, scopes, subject, holder, label, expires_at, rate_per_minute)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (key_hash) DO NOTHING RETURNING id""",
-        uuid4(), digest, sorted(scopes), subject, holder, label, expires_at, rate_per_minute,
+        uuid4(),
+        digest,
+        sorted(scopes),
+        subject,
+        holder,
+        label,
+        expires_at,
+        rate_per_minute,
     )
     if key_id is not None:
         return key_id
-    existing = await conn.fetchrow("SELECT id, scopes, subject, revoked_at FROM credentials WHERE key_hash = $1",
-                                   digest)
+    existing = await conn.fetchrow(
+        "SELECT id, scopes, subject, revoked_at FROM credentials WHERE key_hash = $1", digest
+    )
     if existing["revoked_at"] is not None:
         raise KeyRefused("this key was revoked and can never be valid again: issue a new one")
     if existing["subject"] != subject or sorted(existing["scopes"]) != sorted(scopes):
@@ -123,7 +140,8 @@ async def issue(
 
 async def revoke(conn: asyncpg.Connection, key_id: UUID) -> bool:
     result: str = await conn.execute(
-        "UPDATE credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id)
+        "UPDATE credentials SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL", key_id
+    )
     return result != "UPDATE 0"
 
 
@@ -190,8 +208,11 @@ def _cache(request: Request) -> _Cache:
 
 
 def _unauthorised(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_401_UNAUTHORIZED, f"missing or invalid {what}: send 'Authorization: Bearer <key>'",
-                         headers={"WWW-Authenticate": "Bearer"})
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED,
+        f"missing or invalid {what}: send 'Authorization: Bearer <key>'",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 def _static(given: str, token: SecretStr | None, scope: Scope) -> Credential:
@@ -199,8 +220,15 @@ def _static(given: str, token: SecretStr | None, scope: Scope) -> Credential:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "this API is closed: its token is not set")
     if not hmac.compare_digest(given.encode(), token.get_secret_value().encode()):
         raise _unauthorised("token")
-    return Credential(id=uuid5(UUID(int=0), f"static:{scope}"), scopes=frozenset({scope}), subject=scope,
-                      holder="", rate_per_minute=None, expires_at=None, last_used_at=None)
+    return Credential(
+        id=uuid5(UUID(int=0), f"static:{scope}"),
+        scopes=frozenset({scope}),
+        subject=scope,
+        holder="",
+        rate_per_minute=None,
+        expires_at=None,
+        last_used_at=None,
+    )
 
 
 async def _stored(request: Request, given: str, what: str) -> Credential:
@@ -222,7 +250,9 @@ async def _stored(request: Request, given: str, what: str) -> Credential:
 
 
 def bearer_credential(
-    *any_of: Scope, what: str = "API key", scheme_name: str = "ApiKey",
+    *any_of: Scope,
+    what: str = "API key",
+    scheme_name: str = "ApiKey",
     static_token: Callable[[Any], SecretStr | None] | None = None,
 ) -> Callable[..., Any]:
     """The dependency that admits a key holding one of ``any_of`` and within its rate.
@@ -243,15 +273,18 @@ def bearer_credential(
             found = await _stored(request, key, what)
         granted = [s for s in any_of if s in found.scopes]
         if not granted:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"this key lacks the scope {' or '.join(repr(s.value) for s in any_of)}")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"this key lacks the scope {' or '.join(repr(s.value) for s in any_of)}"
+            )
         limit = found.rate_per_minute or settings.rate_limits.get(granted[0].value, settings.rate_limit_default)
         async with request.app.state.runtime.pool.acquire() as conn:
             retry_after = await ratelimit.hit(conn, f"{found.id}:{granted[0].value}", limit)
         if retry_after is not None:
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                                f"rate limit of {limit} requests per minute reached: retry after {retry_after} s",
-                                headers={"Retry-After": str(retry_after)})
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"rate limit of {limit} requests per minute reached: retry after {retry_after} s",
+                headers={"Retry-After": str(retry_after)},
+            )
         return found
 
     return credential
@@ -262,8 +295,11 @@ def bearer_credential(
 
 def add_issue_arguments(parser: argparse.ArgumentParser) -> None:
     """--key, --label, --expires, --rate-per-minute for an ``issue-…`` command."""
-    parser.add_argument("--key", help=f"use this key instead of a random one (at least {MIN_KEY_LENGTH} random "
-                                      "characters; weak values are refused)")
+    parser.add_argument(
+        "--key",
+        help=f"use this key instead of a random one (at least {MIN_KEY_LENGTH} random "
+        "characters; weak values are refused)",
+    )
     parser.add_argument("--label", default="", help="a note on who holds the key")
     parser.add_argument("--expires", type=instant, help="expiry, ISO 8601 (e.g. 2027-06-30); default: none")
     parser.add_argument("--rate-per-minute", type=int, help="this key's rate limit (default: the scope's setting)")
@@ -286,8 +322,16 @@ async def issue_from_command(cmd: Invocation[Any], scopes: Sequence[Scope], subj
     args = cmd.args
     try:
         key = new_key(args.key)
-        key_id = await issue(cmd.conn, key=key, scopes=scopes, subject=subject, holder=holder, label=args.label,
-                             expires_at=args.expires, rate_per_minute=args.rate_per_minute)
+        key_id = await issue(
+            cmd.conn,
+            key=key,
+            scopes=scopes,
+            subject=subject,
+            holder=holder,
+            label=args.label,
+            expires_at=args.expires,
+            rate_per_minute=args.rate_per_minute,
+        )
     except KeyRefused as exc:
         raise Refused(str(exc), field="--key") from exc
     print(key)
@@ -297,17 +341,35 @@ async def issue_from_command(cmd: Invocation[Any], scopes: Sequence[Scope], subj
 
 def add_key_admin_commands(commands: Commands[Any]) -> None:
     """``list-keys`` and ``revoke-key --id`` for a service CLI."""
-    commands.command("list-keys", _list_keys,
-                     help="every key by id, scope, subject, expiry and last use (never the key itself)")
-    revoke_parser = commands.command("revoke-key", _revoke_key, help="revoke a key by its id (shown by issue and "
-                                     "list-keys); final: the same key is never accepted again")
+    commands.command(
+        "list-keys", _list_keys, help="every key by id, scope, subject, expiry and last use (never the key itself)"
+    )
+    revoke_parser = commands.command(
+        "revoke-key",
+        _revoke_key,
+        help="revoke a key by its id (shown by issue and list-keys); final: the same key is never accepted again",
+    )
     revoke_parser.add_argument("--id", required=True, type=UUID, help="the key's id")
 
 
 async def _list_keys(cmd: Invocation[Any]) -> int:
     rows = [dict(r) | {"scopes": ",".join(r["scopes"])} for r in await list_keys(cmd.conn)]
-    cmd.show(rows, ("id", "scopes", "subject", "holder", "label", "created_at", "expires_at", "last_used_at",
-                    "revoked_at", "rate_per_minute"), empty="no keys")
+    cmd.show(
+        rows,
+        (
+            "id",
+            "scopes",
+            "subject",
+            "holder",
+            "label",
+            "created_at",
+            "expires_at",
+            "last_used_at",
+            "revoked_at",
+            "rate_per_minute",
+        ),
+        empty="no keys",
+    )
     return 0
 
 

@@ -29,16 +29,30 @@ from shared.config import ServiceSettings, running_stack_database
 from shared.db import connect
 
 SERVICES = ("signals", "screening", "matching", "notify", "municipalities", "casework", "operators")
-_COLUMNS = ("id", "status", "created_at", "topic", "partition", "offset", "key", "event_type", "error_type",
-            "attempts", "error")
+_COLUMNS = (
+    "id",
+    "status",
+    "created_at",
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "event_type",
+    "error_type",
+    "attempts",
+    "error",
+)
 
 Command = Invocation[ServiceSettings]
 
 
 def database_url(service: str) -> str:
     """The service's database as the service itself finds it: its setting, else the running stack's."""
-    return (os.environ.get(f"{service.upper()}_DATABASE_URL") or running_stack_database(service)
-            or ServiceSettings().database_url)
+    return (
+        os.environ.get(f"{service.upper()}_DATABASE_URL")
+        or running_stack_database(service)
+        or ServiceSettings().database_url
+    )
 
 
 def _settings(args: argparse.Namespace) -> ServiceSettings:
@@ -49,11 +63,16 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
     return ServiceSettings(service_name=args.service, database_url=database_url(args.service))
 
 
-TOOL = Tool("python -m shared.cli", __doc__, _settings, lambda args: f"{str(args.service).upper()}_DATABASE_URL",
-            database_help="the service's database (default <SERVICE>_DATABASE_URL, else the running `make run` "
-                          "stack's)")
-TOOL.parser.add_argument("--service", choices=SERVICES,
-                         help="whose dead letters (required there); for access-log: only this service")
+TOOL = Tool(
+    "python -m shared.cli",
+    __doc__,
+    _settings,
+    lambda args: f"{str(args.service).upper()}_DATABASE_URL",
+    database_help="the service's database (default <SERVICE>_DATABASE_URL, else the running `make run` stack's)",
+)
+TOOL.parser.add_argument(
+    "--service", choices=SERVICES, help="whose dead letters (required there); for access-log: only this service"
+)
 
 
 async def show_access_log(cmd: Command) -> int:
@@ -78,7 +97,7 @@ async def show_access_log(cmd: Command) -> int:
             await conn.close()
         lines += [{"service": service, **line} for line in found]
     lines.sort(key=lambda line: (line["at"], line["service"], line["id"]))
-    cmd.show(lines[-args.limit:], access_log.COLUMNS, empty="no access log lines")
+    cmd.show(lines[-args.limit :], access_log.COLUMNS, empty="no access log lines")
     return 1 if failed else 0
 
 
@@ -102,37 +121,49 @@ async def _replay(cmd: Command) -> int:
     if args.id is None and not args.all:
         raise Refused("replay needs a dead letter ID or --all")
     try:
-        replayed = await (dead_letters.replay_all(cmd.conn, topic=args.topic) if args.all
-                          else dead_letters.replay(cmd.conn, args.id))
+        replayed = await (
+            dead_letters.replay_all(cmd.conn, topic=args.topic) if args.all else dead_letters.replay(cmd.conn, args.id)
+        )
     except dead_letters.ReplayError as exc:
         raise Refused(str(exc), code=1) from exc
     print(f"replayed {len(replayed)} record(s) through the outbox: {', '.join(map(str, replayed)) or '-'}")
     return 0
 
 
-_, _dlq = TOOL.group("dead-letters", help="list, show and replay dead letters",
-                     description="List, show and replay the service's dead letters.")
+_, _dlq = TOOL.group(
+    "dead-letters",
+    help="list, show and replay dead letters",
+    description="List, show and replay the service's dead letters.",
+)
 _listing = _dlq.command("list", _list, help="dead letters and the events parked behind them")
 _listing.add_argument("--topic", help="only this original topic")
 _listing.add_argument("--all", action="store_true", help="also those already replayed")
 _dlq.command("show", _show, help="one dead letter in full: error, headers, body").add_argument("id", type=int)
 _replaying = _dlq.command(
-    "replay", _replay, help="put a dead letter and its parked followers back on the original topic",
+    "replay",
+    _replay,
+    help="put a dead letter and its parked followers back on the original topic",
     description="Replay dead letter ID (or every dead one with --all), then the events parked "
-                "behind it, in order, to the original topic through the outbox.")
+    "behind it, in order, to the original topic through the outbox.",
+)
 _replaying.add_argument("id", type=int, nargs="?")
 _replaying.add_argument("--all", action="store_true", help="every dead letter")
 _replaying.add_argument("--topic", help="with --all: only this original topic")
 _log = TOOL.command(
-    "access-log", show_access_log, database=False,
+    "access-log",
+    show_access_log,
+    database=False,
     help="who read or changed which record, when (NEN 7513), across services",
     description="The access log of every service (or --service): who (role, credential, organisation), on "
-                "whose behalf, what (read, create, update, erase), which record (id), when and with what "
-                "outcome. Append-only; ids only, never a personal value.")
-_log.add_argument("--subject", help="only lines about this id (a signal, referral, erasure, follow-up id, or a "
-                                    "caregiver digest as in the erasure log)")
-_log.add_argument("--since", type=instant, help="only lines from this time on (ISO 8601, UTC when no offset "
-                                                 "is given)")
+    "whose behalf, what (read, create, update, erase), which record (id), when and with what "
+    "outcome. Append-only; ids only, never a personal value.",
+)
+_log.add_argument(
+    "--subject",
+    help="only lines about this id (a signal, referral, erasure, follow-up id, or a "
+    "caregiver digest as in the erasure log)",
+)
+_log.add_argument("--since", type=instant, help="only lines from this time on (ISO 8601, UTC when no offset is given)")
 _log.add_argument("--limit", type=int, default=1000, help="at most this many lines, the newest (default 1000)")
 
 

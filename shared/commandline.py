@@ -53,8 +53,9 @@ class Refused(Exception):
 
 def new_parser(prog: str, doc: str | None, **options: Any) -> argparse.ArgumentParser:
     """A parser whose ``--help`` shows the module docstring as written (its examples stay aligned)."""
-    return argparse.ArgumentParser(prog=prog, description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter, **options)
+    return argparse.ArgumentParser(
+        prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter, **options
+    )
 
 
 def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
@@ -74,12 +75,14 @@ def _cell(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def render(rows: Sequence[Mapping[str, Any]], columns: Sequence[str], output: str = "table",
-           empty: str = "nothing to show") -> str:
+def render(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], output: str = "table", empty: str = "nothing to show"
+) -> str:
     """Rows as a table (``empty`` when there are none), or as a JSON array of objects."""
     if output == "json":
-        return json.dumps([{c: row.get(c) for c in columns} for row in rows], default=_json_value,
-                          ensure_ascii=False, indent=2)
+        return json.dumps(
+            [{c: row.get(c) for c in columns} for row in rows], default=_json_value, ensure_ascii=False, indent=2
+        )
     return table(rows, columns) if rows else empty
 
 
@@ -96,16 +99,18 @@ def instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError("an ISO 8601 time such as 2026-11-25T08:00 (UTC unless it has an offset)") \
-            from exc
+        raise argparse.ArgumentTypeError(
+            "an ISO 8601 time such as 2026-11-25T08:00 (UTC unless it has an offset)"
+        ) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def municipality(value: str) -> str:
     """argparse type: the CBS code of an existing Dutch municipality."""
     if not municipality_codes.exists(value):
-        raise argparse.ArgumentTypeError(f"{value!r} is not the CBS code of an existing Dutch municipality, "
-                                         "such as GM0327")
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not the CBS code of an existing Dutch municipality, such as GM0327"
+        )
     return value
 
 
@@ -121,8 +126,9 @@ def progress(label: str, total: int | None = None, *, unit: str = "it", bar_form
 
     ``bar.update(n)`` advances it; ``bar.write(line)`` prints a line above it; close it (or use
     it as a context manager) when done; ``bar_format="{desc}"`` makes it a status line."""
-    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True,
-                bar_format=bar_format)
+    return tqdm(
+        total=total, desc=label, unit=unit, file=sys.stderr, disable=None, dynamic_ncols=True, bar_format=bar_format
+    )
 
 
 @dataclass(frozen=True)
@@ -139,8 +145,13 @@ class Invocation(Generic[S]):
             raise RuntimeError("this command was declared without a database (database=False)")
         return self.connection
 
-    def show(self, rows: Sequence[Mapping[str, Any]], columns: Sequence[str], empty: str = "nothing to show",
-             summary: str = "") -> None:
+    def show(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        columns: Sequence[str],
+        empty: str = "nothing to show",
+        summary: str = "",
+    ) -> None:
         """Print rows as the operator asked: an aligned table (then ``summary``), or JSON
         (``--output json``, the rows alone, so the output parses)."""
         print(render(rows, columns, self.args.output, empty))
@@ -157,9 +168,17 @@ class Commands(Generic[S]):
     def __init__(self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         self._subparsers = subparsers
 
-    def command(self, name: str, handler: Handler[S], *, help: str, description: str | None = None,
-                database: bool = True, transaction: bool = True,
-                check: Handler[S] | None = None) -> argparse.ArgumentParser:
+    def command(
+        self,
+        name: str,
+        handler: Handler[S],
+        *,
+        help: str,
+        description: str | None = None,
+        database: bool = True,
+        transaction: bool = True,
+        check: Handler[S] | None = None,
+    ) -> argparse.ArgumentParser:
         """Add subcommand ``name``: ``database=False`` when the tool opens no database for it,
         ``transaction=False`` when it commits in steps of its own; ``check`` runs before the
         database is opened (a value that needs more than argparse to refuse it)."""
@@ -167,24 +186,40 @@ class Commands(Generic[S]):
         parser.set_defaults(handler=handler, database=database, transaction=transaction, check=check)
         return parser
 
-    def group(self, name: str, *, help: str, description: str | None = None) -> tuple[argparse.ArgumentParser,
-                                                                                      Commands[S]]:
+    def group(
+        self, name: str, *, help: str, description: str | None = None
+    ) -> tuple[argparse.ArgumentParser, Commands[S]]:
         """Add subcommand ``name`` whose own subcommands follow it (``keys rotate``)."""
         parser = self._subparsers.add_parser(name, help=help, description=description or help)
-        return parser, Commands(parser.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True, metavar="COMMAND"))
+        return parser, Commands(
+            parser.add_subparsers(dest=f"{name.replace('-', '_')}_command", required=True, metavar="COMMAND")
+        )
 
 
 class Tool(Commands[S]):
     """A command-line tool over one database: parse, connect, run the handler, report."""
 
-    def __init__(self, prog: str, doc: str | None, settings: Callable[[argparse.Namespace], S],
-                 database_env: Callable[[argparse.Namespace], str], migrations: Path | None = None,
-                 database_help: str = "", env_prefix: str = "") -> None:
+    def __init__(
+        self,
+        prog: str,
+        doc: str | None,
+        settings: Callable[[argparse.Namespace], S],
+        database_env: Callable[[argparse.Namespace], str],
+        migrations: Path | None = None,
+        database_help: str = "",
+        env_prefix: str = "",
+    ) -> None:
         self.parser = new_parser(prog, doc)
-        self.parser.add_argument("--database-url", help=database_help or "the database (default: the service's "
-                                 "setting, else the running `make run` stack's)")
-        self.parser.add_argument("--output", choices=OUTPUTS, default="table",
-                                 help="how lists are printed: an aligned table (default) or JSON")
+        self.parser.add_argument(
+            "--database-url",
+            help=database_help or "the database (default: the service's setting, else the running `make run` stack's)",
+        )
+        self.parser.add_argument(
+            "--output",
+            choices=OUTPUTS,
+            default="table",
+            help="how lists are printed: an aligned table (default) or JSON",
+        )
         super().__init__(self.parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
         self._settings = settings
         self._database_env = database_env
@@ -196,8 +231,15 @@ class Tool(Commands[S]):
         """The tool of a service whose settings class reads ``<PREFIX>DATABASE_URL``."""
         prefix = str(settings.model_config.get("env_prefix", "")).upper()
         env = f"{prefix}DATABASE_URL"
-        return cls(prog, doc, lambda _: settings(), lambda _: env, migrations, env_prefix=prefix,
-                   database_help=f"the service's database (default {env}, else the running `make run` stack's)")
+        return cls(
+            prog,
+            doc,
+            lambda _: settings(),
+            lambda _: env,
+            migrations,
+            env_prefix=prefix,
+            database_help=f"the service's database (default {env}, else the running `make run` stack's)",
+        )
 
     def main(self, argv: Sequence[str] | None = None) -> int:
         """Parse ``argv`` and run: the ``main`` of a ``python -m`` entry point."""
@@ -212,8 +254,12 @@ class Tool(Commands[S]):
         try:
             settings = self._settings(args)
         except ValidationError as exc:
-            return _fail("\n".join(f"error: {self._env_prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
-                                   for e in exc.errors(include_input=False)))
+            return _fail(
+                "\n".join(
+                    f"error: {self._env_prefix}{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}"
+                    for e in exc.errors(include_input=False)
+                )
+            )
         except Refused as exc:
             return _fail(f"error: {exc}", exc.code)
         if args.check is not None and (code := await _handle(Invocation(args, settings, None), args.check)):

@@ -71,8 +71,13 @@ class KafkaSettings(BaseSettings):
 # Per credential per minute. Generous for real partners (a GP system posting in bursts, a
 # status poller), low enough that one key cannot flood a service.
 DEFAULT_RATE_LIMITS = {
-    "ingest": 6000, "read_status": 6000, "erase_own": 120, "municipality_read": 600,
-    "provider": 600, "admin": 60, "privacy_officer": 120,
+    "ingest": 6000,
+    "read_status": 6000,
+    "erase_own": 120,
+    "municipality_read": 600,
+    "provider": 600,
+    "admin": 60,
+    "privacy_officer": 120,
 }
 
 
@@ -165,21 +170,31 @@ class ServiceSettings(BaseSettings):
         empty when ``STS_ENV`` is not production or all is well."""
         if self.environment != "production":
             return []
-        problems = [f"{self.env_name(name)}: {problem}" for name in self.SECRETS
-                    if (problem := _secret_problem(getattr(self, name) if name in self.model_fields_set else None,
-                                                   type(self).model_fields[name].default))]
+        problems = [
+            f"{self.env_name(name)}: {problem}"
+            for name in self.SECRETS
+            if (
+                problem := _secret_problem(
+                    getattr(self, name) if name in self.model_fields_set else None,
+                    type(self).model_fields[name].default,
+                )
+            )
+        ]
         url = urlsplit(self.database_url)
         sslmode = parse_qs(url.query).get("sslmode", [""])[-1]
         if sslmode not in ENCRYPTED_SSLMODES:
-            problems.append(f"{self.env_name('database_url')}: connect with TLS: add ?sslmode=verify-full "
-                            f"(or require) to the URL")
+            problems.append(
+                f"{self.env_name('database_url')}: connect with TLS: add ?sslmode=verify-full (or require) to the URL"
+            )
         if self.kafka.security_protocol != "SASL_SSL":
             problems.append("KAFKA_SECURITY_PROTOCOL: must be SASL_SSL in production (authenticated, encrypted)")
         elif not (self.kafka.sasl_username and self.kafka.sasl_password):
             problems.append("KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD: set this service's Kafka principal")
         if self.internal_port is None:
-            problems.append(f"{self.env_name('internal_port')}: set a port for /metrics and the API documentation, "
-                            "so the public port does not serve them")
+            problems.append(
+                f"{self.env_name('internal_port')}: set a port for /metrics and the API documentation, "
+                "so the public port does not serve them"
+            )
         return problems
 
 

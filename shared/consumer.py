@@ -110,8 +110,12 @@ class EventConsumer:
     """Registers one FastStream subscriber per topic and runs every event through the inbox."""
 
     def __init__(
-        self, broker: KafkaBroker, pool_getter: Callable[[], asyncpg.Pool], metrics: Metrics,
-        settings: ConsumerSettings, keys_getter: Callable[[], KeySource | None] = lambda: None,
+        self,
+        broker: KafkaBroker,
+        pool_getter: Callable[[], asyncpg.Pool],
+        metrics: Metrics,
+        settings: ConsumerSettings,
+        keys_getter: Callable[[], KeySource | None] = lambda: None,
         payloads: Mapping[str, type[BaseModel]] = PAYLOADS,
     ) -> None:
         self._broker = broker
@@ -173,7 +177,9 @@ class EventConsumer:
         body: bytes = message.body
         structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
         consumed = ConsumedRecord(
-            topic=topic, partition=record.partition, offset=record.offset,
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
             key=record.key.decode(errors="replace") if record.key else None,
             headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
             body=body,
@@ -247,8 +253,10 @@ class EventConsumer:
                 first_failure = first_failure or time.monotonic()
                 self._metrics.failures.labels(topic, type(exc).__name__, "handler").inc()
                 log.warning("handler failed", topic=topic, attempt=attempts, error=describe_error(exc))
-                if (attempts >= self._settings.max_attempts
-                        and time.monotonic() - first_failure >= self._settings.dead_letter_after_seconds):
+                if (
+                    attempts >= self._settings.max_attempts
+                    and time.monotonic() - first_failure >= self._settings.dead_letter_after_seconds
+                ):
                     await self._dead_letter(consumed, exc, attempts)
                     return
                 await self._pause(self._backoff(attempts))
@@ -274,8 +282,9 @@ class EventConsumer:
                         return "duplicate"
                     else:
                         await dead_letters.park(conn, consumer, consumed, behind=head["id"])
-                        log.warning("event parked behind a dead letter of its key", topic=consumed.topic,
-                                    dead_letter=head["id"])
+                        log.warning(
+                            "event parked behind a dead letter of its key", topic=consumed.topic, dead_letter=head["id"]
+                        )
                         return "parked"
             if event.event_type not in _ALWAYS_HANDLED and await is_erased(conn, event.subject, raw.payload):
                 log.info("event about an erased caregiver dropped", topic=consumed.topic)
@@ -283,7 +292,10 @@ class EventConsumer:
             fresh = await conn.fetchval(
                 """INSERT INTO inbox (event_id, consumer, topic, event_type)
                    VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-                event.event_id, consumer, consumed.topic, event.event_type,
+                event.event_id,
+                consumer,
+                consumed.topic,
+                event.event_type,
             )
             if not fresh:
                 log.info("duplicate event skipped", topic=consumed.topic)
@@ -310,9 +322,14 @@ class EventConsumer:
         self._metrics.dlq.labels(consumed.topic).inc()
         self._metrics.messages.labels(consumed.topic, "dead_lettered").inc()
         log.error(
-            "event dead-lettered", topic=consumed.topic, error=describe_error(error),
-            error_type=type(error).__name__, partition=consumed.partition, offset=consumed.offset,
-            attempts=attempts, dead_letter=dead_letter_id,
+            "event dead-lettered",
+            topic=consumed.topic,
+            error=describe_error(error),
+            error_type=type(error).__name__,
+            partition=consumed.partition,
+            offset=consumed.offset,
+            attempts=attempts,
+            dead_letter=dead_letter_id,
         )
 
     async def _dependencies_answer(self) -> bool:
@@ -327,10 +344,16 @@ class EventConsumer:
         lane = id(asyncio.current_task())
         if lane not in self._waiting:
             self._metrics.waiting.labels(consumed.topic).inc()
-            self._waiting[lane] = _Waiting(consumed.topic, consumed.partition, consumed.offset, time.time(),
-                                           describe_error(error))
-            log.warning("dependency unavailable: holding the event until it is back", topic=consumed.topic,
-                        partition=consumed.partition, offset=consumed.offset, error=describe_error(error))
+            self._waiting[lane] = _Waiting(
+                consumed.topic, consumed.partition, consumed.offset, time.time(), describe_error(error)
+            )
+            log.warning(
+                "dependency unavailable: holding the event until it is back",
+                topic=consumed.topic,
+                partition=consumed.partition,
+                offset=consumed.offset,
+                error=describe_error(error),
+            )
         else:
             self._waiting[lane].error = describe_error(error)
         await self._pause(self._backoff(outages))
@@ -339,8 +362,11 @@ class EventConsumer:
         waiting = self._waiting.pop(id(asyncio.current_task()), None)
         if waiting is not None:
             self._metrics.waiting.labels(waiting.topic).dec()
-            log.info("dependency back: event moves on", topic=waiting.topic,
-                     waited_seconds=round(time.time() - waiting.since, 1))
+            log.info(
+                "dependency back: event moves on",
+                topic=waiting.topic,
+                waited_seconds=round(time.time() - waiting.since, 1),
+            )
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self._settings.max_backoff_seconds, self._settings.backoff_seconds * 2.0 ** min(attempt - 1, 30))
@@ -366,11 +392,17 @@ class EventConsumer:
             alive = sum(not task.done() for task in tasks)
             ok = ok and alive >= self._settings.workers
             report[topic] = {
-                "lanes": self._settings.workers, "lanes_alive": alive,
+                "lanes": self._settings.workers,
+                "lanes_alive": alive,
                 "waiting_on_dependency": [
-                    {"partition": w.partition, "offset": w.offset, "seconds": round(now - w.since, 1),
-                     "error": w.error[:300]}
-                    for w in self._waiting.values() if w.topic == topic
+                    {
+                        "partition": w.partition,
+                        "offset": w.offset,
+                        "seconds": round(now - w.since, 1),
+                        "error": w.error[:300],
+                    }
+                    for w in self._waiting.values()
+                    if w.topic == topic
                 ],
             }
         return ok, report

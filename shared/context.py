@@ -21,7 +21,7 @@ ContextT = TypeVar("ContextT", bound="ServiceContext[Any]")
 @dataclass(frozen=True)
 class ServiceContext(Generic[SettingsT]):
     settings: SettingsT
-    runtime: Runtime
+    runtime: Runtime[SettingsT]
 
     @property
     def pool(self) -> asyncpg.Pool:

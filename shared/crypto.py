@@ -134,8 +134,9 @@ class MasterKeyring:
     def unwrap(self, data_key_id: str, wrapped: str) -> bytes:
         master_id = key_id_of(wrapped)
         if master_id not in self._keys:
-            raise UnknownMasterKeyError(f"data key {data_key_id} is wrapped by master key {master_id}, "
-                                        "which is not configured")
+            raise UnknownMasterKeyError(
+                f"data key {data_key_id} is wrapped by master key {master_id}, which is not configured"
+            )
         return decrypt(self._keys[master_id], wrapped, _wrap_purpose(data_key_id))
 
     def is_current(self, wrapped: str) -> bool:

@@ -23,9 +23,7 @@ _MIGRATION_LOCK = 0x5175_7070  # any constant; all services use their own databa
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
-        await conn.set_type_codec(
-            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+        await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no stubs: its Pool is Any
@@ -45,9 +43,17 @@ class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no stubs: 
 
 async def create_pool(dsn: str, *, size: int = 10, acquire_timeout: float = 5.0) -> asyncpg.Pool:
     pool = BoundedPool(
-        dsn, min_size=1, max_size=size, max_queries=50_000, max_inactive_connection_lifetime=300.0,
-        connection_class=asyncpg.Connection, record_class=asyncpg.Record, init=_init_connection,
-        command_timeout=30, acquire_timeout=acquire_timeout, loop=None,
+        dsn,
+        min_size=1,
+        max_size=size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        init=_init_connection,
+        command_timeout=30,
+        acquire_timeout=acquire_timeout,
+        loop=None,
     )
     return await pool
 
@@ -78,10 +84,7 @@ async def apply_migrations(conn: asyncpg.Connection, tracks: dict[str, Path]) ->
         )
         for track, directory in tracks.items():
             done = {
-                r["version"]
-                for r in await conn.fetch(
-                    "SELECT version FROM schema_migrations WHERE track = $1", track
-                )
+                r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations WHERE track = $1", track)
             }
             for version, path in migration_files(directory):
                 if version in done:
@@ -104,22 +107,26 @@ async def apply_migrations(conn: asyncpg.Connection, tracks: dict[str, Path]) ->
 async def migrate(dsn: str, service_migrations: Path) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
-        return await apply_migrations(
-            conn, {"shared": SHARED_MIGRATIONS, "service": service_migrations}
-        )
+        return await apply_migrations(conn, {"shared": SHARED_MIGRATIONS, "service": service_migrations})
     finally:
         await conn.close()
 
 
 # What a command-line tool meets when the database is not there (refused, wrong port,
 # timeout, unknown database or role): worth one line to the operator, not a traceback.
-CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError,
-                     asyncpg.InvalidAuthorizationSpecificationError, asyncpg.InterfaceError)
+CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InterfaceError,
+)
 
 
-async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
+async def connect(dsn: str, *, connect_timeout: float = 10.0) -> asyncpg.Connection:
     """One connection decoding json and jsonb as the services' pools do (a command-line tool's)."""
-    conn = await asyncpg.connect(dsn, timeout=timeout)
+    conn = await asyncpg.connect(dsn, timeout=connect_timeout)
     await _init_connection(conn)
     return conn
 
@@ -127,5 +134,7 @@ async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
 def connection_failure(dsn: str, env_name: str, exc: BaseException) -> str:
     """The one line a CLI prints when it cannot reach its database."""
     where = re.sub(r"//[^@/]*@", "//", dsn)  # never print a password
-    return (f"error: cannot reach the database {where} ({type(exc).__name__}: {exc or 'no answer'}); "
-            f"is `make run` up? Otherwise set {env_name} or pass --database-url")
+    return (
+        f"error: cannot reach the database {where} ({type(exc).__name__}: {exc or 'no answer'}); "
+        f"is `make run` up? Otherwise set {env_name} or pass --database-url"
+    )

@@ -38,9 +38,7 @@ class ConsumedRecord:
     event_type: str | None = None
 
 
-async def unresolved_for_key(
-    conn: asyncpg.Connection, consumer: str, topic: str, key: str
-) -> list[asyncpg.Record]:
+async def unresolved_for_key(conn: asyncpg.Connection, consumer: str, topic: str, key: str) -> list[asyncpg.Record]:
     """The key's queue on this topic, oldest first: the dead letter, then what waits behind it.
 
     A record that was not even an event (no event id) blocks nothing: it has no order to keep
@@ -50,19 +48,33 @@ async def unresolved_for_key(
            WHERE consumer = $1 AND topic = $2 AND key = $3 AND status = ANY($4::text[])
              AND event_id IS NOT NULL
            ORDER BY id""",
-        consumer, topic, key, list(UNRESOLVED),
+        consumer,
+        topic,
+        key,
+        list(UNRESOLVED),
     )
     return rows
 
 
 async def park(conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, behind: int) -> None:
-    await _insert(conn, consumer, record, status="parked", error_type="Parked",
-                  error=f"parked behind dead letter {behind} of the same key", attempts=0)
+    await _insert(
+        conn,
+        consumer,
+        record,
+        status="parked",
+        error_type="Parked",
+        error=f"parked behind dead letter {behind} of the same key",
+        attempts=0,
+    )
 
 
 async def record_dead_letter(
-    conn: asyncpg.Connection, consumer: str, group: str, record: ConsumedRecord,
-    error: BaseException, attempts: int,
+    conn: asyncpg.Connection,
+    consumer: str,
+    group: str,
+    record: ConsumedRecord,
+    error: BaseException,
+    attempts: int,
 ) -> int:
     """Record the dead letter and queue its DLQ copy; returns the dead letter's id.
 
@@ -76,18 +88,26 @@ async def record_dead_letter(
                    attempts = attempts + $6, resolved_at = NULL
                WHERE consumer = $1 AND topic = $2 AND event_id = $3 AND status = 'replaying'
                RETURNING id""",
-            consumer, record.topic, record.event_id, type(error).__name__, error_text, attempts,
+            consumer,
+            record.topic,
+            record.event_id,
+            type(error).__name__,
+            error_text,
+            attempts,
         )
     if again is not None:
         await conn.execute(
             """UPDATE dead_letters SET status = 'parked'
                WHERE consumer = $1 AND topic = $2 AND key = $3 AND status = 'replaying'""",
-            consumer, record.topic, record.key,
+            consumer,
+            record.topic,
+            record.key,
         )
         dead_letter_id = again
     else:
-        dead_letter_id = await _insert(conn, consumer, record, status="dead", error_type=type(error).__name__,
-                                       error=error_text, attempts=attempts)
+        dead_letter_id = await _insert(
+            conn, consumer, record, status="dead", error_type=type(error).__name__, error=error_text, attempts=attempts
+        )
     headers = {
         **record.headers,
         "dlq_error": error_text,
@@ -104,21 +124,36 @@ async def record_dead_letter(
 
 
 async def resolve_replayed(conn: asyncpg.Connection, dead_letter_id: int) -> None:
-    await conn.execute(
-        "UPDATE dead_letters SET status = 'replayed', resolved_at = now() WHERE id = $1", dead_letter_id
-    )
+    await conn.execute("UPDATE dead_letters SET status = 'replayed', resolved_at = now() WHERE id = $1", dead_letter_id)
 
 
 async def _insert(
-    conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, *, status: str, error_type: str,
-    error: str, attempts: int,
+    conn: asyncpg.Connection,
+    consumer: str,
+    record: ConsumedRecord,
+    *,
+    status: str,
+    error_type: str,
+    error: str,
+    attempts: int,
 ) -> int:
     dead_letter_id: int = await conn.fetchval(
         """INSERT INTO dead_letters (topic, partition, "offset", consumer, event_id, event_type,
                error_type, error, attempts, body, key, headers, status)
            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id""",
-        record.topic, record.partition, record.offset, consumer, record.event_id, record.event_type,
-        error_type, error, attempts, record.body, record.key, dict(record.headers), status,
+        record.topic,
+        record.partition,
+        record.offset,
+        consumer,
+        record.event_id,
+        record.event_type,
+        error_type,
+        error,
+        attempts,
+        record.body,
+        record.key,
+        dict(record.headers),
+        status,
     )
     return dead_letter_id
 
@@ -127,7 +162,10 @@ async def _insert(
 
 
 async def list_dead_letters(
-    conn: asyncpg.Connection, *, topic: str | None = None, statuses: Sequence[str] = UNRESOLVED,
+    conn: asyncpg.Connection,
+    *,
+    topic: str | None = None,
+    statuses: Sequence[str] = UNRESOLVED,
 ) -> list[asyncpg.Record]:
     rows: list[asyncpg.Record] = await conn.fetch(
         """SELECT id, created_at, status, topic, partition, "offset", key, event_type, event_id,
@@ -135,7 +173,8 @@ async def list_dead_letters(
            FROM dead_letters
            WHERE status = ANY($1::text[]) AND ($2::text IS NULL OR topic = $2)
            ORDER BY id""",
-        list(statuses), topic,
+        list(statuses),
+        topic,
     )
     return rows
 
@@ -164,11 +203,16 @@ async def replay(conn: asyncpg.Connection, dead_letter_id: int) -> list[int]:
             """SELECT min(id) FROM dead_letters
                WHERE consumer = $1 AND topic = $2 AND key = $3 AND id < $4
                  AND status IN ('dead', 'parked') AND event_id IS NOT NULL""",
-            row["consumer"], row["topic"], row["key"], row["id"],
+            row["consumer"],
+            row["topic"],
+            row["key"],
+            row["id"],
         )
         if earlier is not None:  # its copy would come back behind that one and never be seen
-            raise ReplayError(f"dead letter {earlier} of the same key comes first: replay it before "
-                              f"{dead_letter_id} (or replay --all)")
+            raise ReplayError(
+                f"dead letter {earlier} of the same key comes first: replay it before "
+                f"{dead_letter_id} (or replay --all)"
+            )
         # Those parked behind this one, up to the key's next dead letter (which keeps its own).
         followers = await conn.fetch(
             """SELECT id FROM dead_letters d
@@ -177,7 +221,10 @@ async def replay(conn: asyncpg.Connection, dead_letter_id: int) -> list[int]:
                                  WHERE n.consumer = $1 AND n.topic = $2 AND n.key = $3
                                    AND n.status = 'dead' AND n.id > $4 AND n.id < d.id)
                ORDER BY id FOR UPDATE""",
-            row["consumer"], row["topic"], row["key"], row["id"],
+            row["consumer"],
+            row["topic"],
+            row["key"],
+            row["id"],
         )
     ids = [row["id"], *(f["id"] for f in followers)]
     records = await conn.fetch(

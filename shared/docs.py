@@ -31,8 +31,9 @@ def documented_app(**kwargs: Any) -> FastAPI:
     """A FastAPI app whose /docs loads Swagger UI from ``DOCS_ASSETS``."""
     # No ReDoc: its sidebar always loads Redocly's logo from their CDN, and Swagger UI shows
     # the same document. No validatorUrl: Swagger UI would fetch a badge from swagger.io.
-    return FastAPIOffline(redoc_url=None, static_url=DOCS_ASSETS,
-                          swagger_ui_parameters={"validatorUrl": None}, **kwargs)
+    return FastAPIOffline(
+        redoc_url=None, static_url=DOCS_ASSETS, swagger_ui_parameters={"validatorUrl": None}, **kwargs
+    )
 
 
 def asyncapi_page(spec: Specification) -> str:

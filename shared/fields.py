@@ -17,8 +17,10 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
 # One address: no display name, no separators, no whitespace or control characters.
-EMAIL_PATTERN = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+EMAIL_PATTERN = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029\u0085]")
 
 
@@ -62,8 +64,10 @@ class Documented:
         return schema
 
 
-EmailAddress = Annotated[str, StringConstraints(max_length=254), AfterValidator(_one_address),
-                         Documented(pattern=EMAIL_PATTERN.pattern)]
+EmailAddress = Annotated[
+    str, StringConstraints(max_length=254), AfterValidator(_one_address), Documented(pattern=EMAIL_PATTERN.pattern)
+]
 # Text that may end up in a subject or another header: a name, a reference, a label.
-SingleLine = Annotated[str, AfterValidator(_single_line),
-                       Documented(pattern="^[^\\x00-\\x1f\\x7f\\u2028\\u2029\\u0085]*$")]
+SingleLine = Annotated[
+    str, AfterValidator(_single_line), Documented(pattern="^[^\\x00-\\x1f\\x7f\\u2028\\u2029\\u0085]*$")
+]

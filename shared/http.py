@@ -53,8 +53,9 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.limit:
-                response = JSONResponse(problem(413, f"request body is larger than {self.limit} bytes"),
-                                        status_code=413)
+                response = JSONResponse(
+                    problem(413, f"request body is larger than {self.limit} bytes"), status_code=413
+                )
                 await response(scope, receive, send)
                 return
             chunks.append(chunk)
@@ -117,10 +118,13 @@ def install_unavailable_handler(app: FastAPI) -> None:
             raise exc
         log.warning("request refused: a dependency is unavailable", path=request.url.path, error=describe_error(exc))
         return JSONResponse(
-            {"error": "service_unavailable",
-             "detail": "the service cannot reach its database or broker right now; nothing was "
-                       f"stored: retry after {RETRY_AFTER_SECONDS} seconds (with the same Idempotency-Key)"},
-            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            {
+                "error": "service_unavailable",
+                "detail": "the service cannot reach its database or broker right now; nothing was "
+                f"stored: retry after {RETRY_AFTER_SECONDS} seconds (with the same Idempotency-Key)",
+            },
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
 
     for kind in (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, KafkaError):
@@ -136,8 +140,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(request))
-        return JSONResponse(problem(exc.status_code, str(exc.detail)), status_code=exc.status_code,
-                            headers=headers)
+        return JSONResponse(problem(exc.status_code, str(exc.detail)), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -156,8 +159,14 @@ def install_error_handlers(app: FastAPI) -> None:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this path (Starlette's own 405 names only the first
     route's, while a path often has one route per method)."""
-    return sorted({method for route in request.app.routes if isinstance(route, APIRoute)
-                   and route.matches(request.scope)[0] is not Match.NONE for method in route.methods})
+    return sorted(
+        {
+            method
+            for route in request.app.routes
+            if isinstance(route, APIRoute) and route.matches(request.scope)[0] is not Match.NONE
+            for method in route.methods or ()
+        }
+    )
 
 
 async def form_fields(request: Request) -> dict[str, list[str]]:

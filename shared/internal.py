@@ -17,8 +17,12 @@ def internal_headers(token: str) -> dict[str, str]:
 
 
 # Declared as a security scheme, so the OpenAPI document says what these endpoints need.
-_token = APIKeyHeader(name=HEADER, scheme_name="InternalToken", auto_error=False,
-                      description="The deployment's internal token (STS_INTERNAL_TOKEN)")
+_token = APIKeyHeader(
+    name=HEADER,
+    scheme_name="InternalToken",
+    auto_error=False,
+    description="The deployment's internal token (STS_INTERNAL_TOKEN)",
+)
 
 
 async def require_internal(request: Request, given: Annotated[str | None, Security(_token)] = None) -> None:

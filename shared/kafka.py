@@ -41,7 +41,8 @@ def client_security(kafka: KafkaSettings) -> dict[str, Any]:
     options: dict[str, Any] = {"security_protocol": kafka.security_protocol, "ssl_context": _ssl_context(kafka)}
     if kafka.security_protocol.startswith("SASL"):
         options.update(
-            sasl_mechanism=kafka.sasl_mechanism, sasl_plain_username=kafka.sasl_username,
+            sasl_mechanism=kafka.sasl_mechanism,
+            sasl_plain_username=kafka.sasl_username,
             sasl_plain_password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
         )
     return options

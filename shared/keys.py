@@ -22,6 +22,7 @@ class KeyServiceUnavailable(ConnectionError):
 
 class HttpKeySource:
     PRUNE_AT = 10_000
+
     def __init__(self, base_url: str, token: str, ttl_seconds: float, timeout: float = 5.0) -> None:
         self._url = base_url.rstrip("/")
         self._token = token
@@ -40,8 +41,9 @@ class HttpKeySource:
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout)
         try:
-            response = await self._client.get(f"{self._url}/internal/keys/{key_id}",
-                                              headers=internal_headers(self._token))
+            response = await self._client.get(
+                f"{self._url}/internal/keys/{key_id}", headers=internal_headers(self._token)
+            )
         except httpx.HTTPError as exc:
             raise KeyServiceUnavailable(f"key holder unreachable: {type(exc).__name__}") from exc
         if response.status_code == 404:

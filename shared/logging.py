@@ -26,8 +26,7 @@ from pydantic import ValidationError
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 # International (+31 6 1234 5678, 0031…) or Dutch national (06-12345678, 030 1234567) numbers;
 # not inside a longer token, so ids, offsets and timestamps stay readable.
-_PHONE = re.compile(
-    r"(?<![\w\-:.])(?:(?:\+|00)\d{2}[\s\-]?(?:\(0\)[\s\-]?)?|0)\d(?:[\s\-]?\d){7,9}(?![\w\-:])")
+_PHONE = re.compile(r"(?<![\w\-:.])(?:(?:\+|00)\d{2}[\s\-]?(?:\(0\)[\s\-]?)?|0)\d(?:[\s\-]?\d){7,9}(?![\w\-:])")
 # 1234 AB (letters never SA, SD, SS); lower case only when written without a space, so
 # "1000 ms" or "2026 at" in a message stays.
 _POSTCODE = re.compile(r"(?<![\w\-])[1-9]\d{3}(?: ?(?!SA|SD|SS)[A-Z]{2}|(?!sa|sd|ss|ms)[a-z]{2})(?![\w\-])")
@@ -63,8 +62,10 @@ def describe_error(exc: BaseException) -> str:
     """An exception as text without personal values: a pydantic error lists fields and
     messages, never the input (its ``str`` echoes the input values); anything else is redacted."""
     if isinstance(exc, ValidationError):
-        return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
-                         for err in exc.errors(include_input=False, include_url=False))
+        return "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(body)'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        )
     return redact(str(exc) or repr(exc))
 
 
@@ -75,9 +76,7 @@ def configure_logging(service: str, fmt: str = "json", level: str = "INFO") -> N
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
-        if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(
         processors=[
@@ -123,8 +122,9 @@ def configure_logging(service: str, fmt: str = "json", level: str = "INFO") -> N
     # stderr as plain text: log them as JSON lines too.
     logging.captureWarnings(True)
     sys.excepthook = _log_uncaught
-    threading.excepthook = lambda hook: _log_uncaught(hook.exc_type, hook.exc_value or hook.exc_type(),
-                                                      hook.exc_traceback)
+    threading.excepthook = lambda hook: _log_uncaught(
+        hook.exc_type, hook.exc_value or hook.exc_type(), hook.exc_traceback
+    )
 
 
 def _log_uncaught(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

@@ -46,9 +46,7 @@ class Metrics:
         self.publish_errors = Counter(
             "sts_outbox_publish_errors_total", "Failed outbox publish batches.", registry=registry
         )
-        self.outbox_pending = Gauge(
-            "sts_outbox_pending", "Outbox events not yet published.", registry=registry
-        )
+        self.outbox_pending = Gauge("sts_outbox_pending", "Outbox events not yet published.", registry=registry)
         self.outbox_oldest_age = Gauge(
             "sts_outbox_oldest_pending_age_seconds",
             "Age of the oldest outbox event not yet published (0 when none).",
@@ -61,8 +59,10 @@ class Metrics:
             "sts_http_request_seconds", "Time to answer an HTTP request.", ["method", "route"], registry=registry
         )
         self.dead_letters = Gauge(
-            "sts_dead_letters", "Dead letters not resolved yet, by status (dead, parked, replaying): the DLQ size.",
-            ["status"], registry=registry
+            "sts_dead_letters",
+            "Dead letters not resolved yet, by status (dead, parked, replaying): the DLQ size.",
+            ["status"],
+            registry=registry,
         )
         self.ready = Gauge(
             "sts_ready",

@@ -32,14 +32,18 @@ JsonObject = dict[str, Any]
 class Problem(BaseModel):
     """Why a request was refused."""
 
-    error: str = Field(description="a stable code, e.g. `not_found`, `too_many_requests`, `service_unavailable`",
-                       examples=["not_found"])
+    error: str = Field(
+        description="a stable code, e.g. `not_found`, `too_many_requests`, `service_unavailable`",
+        examples=["not_found"],
+    )
     detail: str = Field(description="what happened and what to do, for a person to read")
 
 
 class FieldProblem(BaseModel):
-    field: str = Field(description="the invalid field: dotted path in the body, or `query.x`, `path.x`, "
-                                   "`header.x`", examples=["caregiver.postcode"])
+    field: str = Field(
+        description="the invalid field: dotted path in the body, or `query.x`, `path.x`, `header.x`",
+        examples=["caregiver.postcode"],
+    )
     message: str
     type: str = Field(description="the kind of problem, e.g. `missing`, `string_pattern_mismatch`")
 
@@ -47,8 +51,7 @@ class FieldProblem(BaseModel):
 class ValidationProblem(BaseModel):
     """Every invalid field of a request, each named."""
 
-    error: str = Field(description="`validation_failed`, or `idempotency_key_reused`",
-                       examples=["validation_failed"])
+    error: str = Field(description="`validation_failed`, or `idempotency_key_reused`", examples=["validation_failed"])
     detail: list[FieldProblem]
 
 
@@ -77,7 +80,7 @@ _DESCRIPTIONS: Mapping[int, str] = {
     422: "A field is invalid: each is named",
     429: "The credential's rate limit is reached: retry after Retry-After seconds",
     503: "A dependency (database or broker) is unavailable; nothing was stored: retry after Retry-After "
-         "seconds (with the same Idempotency-Key, where there is one)",
+    "seconds (with the same Idempotency-Key, where there is one)",
 }
 _PROBLEM_REF = "#/components/schemas/Problem"
 _VALIDATION_REF = "#/components/schemas/ValidationProblem"
@@ -90,8 +93,10 @@ def error_responses(described: Mapping[int, str]) -> dict[int | str, JsonObject]
 
 def _response(status: int, description: str | None = None) -> JsonObject:
     ref = _VALIDATION_REF if status == 422 else _PROBLEM_REF
-    response: JsonObject = {"description": description or _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
-                            "content": {"application/json": {"schema": {"$ref": ref}}}}
+    response: JsonObject = {
+        "description": description or _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+        "content": {"application/json": {"schema": {"$ref": ref}}},
+    }
     if status in _HEADERS:
         response["headers"] = dict(_HEADERS[status])
     return response

@@ -63,15 +63,19 @@ def _pool(request: Request) -> asyncpg.Pool:
 
 @router.get("", summary="This service's dead letters (unresolved; all with include_resolved)")
 async def list_route(
-    request: Request, topic: Annotated[str | None, Query(max_length=200)] = None,
+    request: Request,
+    topic: Annotated[str | None, Query(max_length=200)] = None,
     include_resolved: bool = False,
 ) -> dict[str, Any]:
     rows = await list_dead_letters(_pool(request), topic=topic, include_resolved=include_resolved)
     return {"service": request.app.state.runtime.settings.service_name, "dead_letters": jsonable_encoder(rows)}
 
 
-@router.get("/{dead_letter_id}", summary="One dead letter in full: error, headers, body",
-            responses=error_responses({404: "No such dead letter"}))
+@router.get(
+    "/{dead_letter_id}",
+    summary="One dead letter in full: error, headers, body",
+    responses=error_responses({404: "No such dead letter"}),
+)
 async def show_route(request: Request, dead_letter_id: DeadLetterId) -> dict[str, Any]:
     found = await show_dead_letter(_pool(request), dead_letter_id)
     if found is None:
@@ -80,8 +84,11 @@ async def show_route(request: Request, dead_letter_id: DeadLetterId) -> dict[str
     return body
 
 
-@router.post("/{dead_letter_id}/replay", summary="Put it and its parked followers back on the original topic",
-             responses=error_responses({409: "It cannot be replayed (no such dead letter, or not dead)"}))
+@router.post(
+    "/{dead_letter_id}/replay",
+    summary="Put it and its parked followers back on the original topic",
+    responses=error_responses({409: "It cannot be replayed (no such dead letter, or not dead)"}),
+)
 async def replay_route(request: Request, dead_letter_id: DeadLetterId) -> dict[str, Any]:
     try:
         replayed = await replay_dead_letter(_pool(request), dead_letter_id)

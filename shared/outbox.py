@@ -67,7 +67,11 @@ async def add_record(
     await conn.execute(
         """INSERT INTO outbox (event_id, topic, key, headers, body_bytes)
            VALUES ($1, $2, $3, $4, $5)""",
-        uuid.uuid4(), topic, key or "", dict(headers), body,
+        uuid.uuid4(),
+        topic,
+        key or "",
+        dict(headers),
+        body,
     )
     await notify(conn, NOTIFY_CHANNEL)
 
@@ -118,8 +122,12 @@ class OutboxRelay:
         self._retention_hours = retention_hours
         self._last_purge = 0.0
         self._loop = Periodic(
-            "outbox-relay", poll_seconds, self._round, stale_after=max(poll_seconds * 3, 30.0),
-            retry_seconds=0.2, on_error=lambda _: self._metrics.publish_errors.inc(),
+            "outbox-relay",
+            poll_seconds,
+            self._round,
+            stale_after=max(poll_seconds * 3, 30.0),
+            retry_seconds=0.2,
+            on_error=lambda _: self._metrics.publish_errors.inc(),
         )
         self.heartbeat = self._loop.heartbeat
         self._listener = Listener(lambda: pool, NOTIFY_CHANNEL, self._loop.wake)
@@ -196,10 +204,12 @@ async def forget_signals(conn: asyncpg.Connection, subject: str, signal_ids: Seq
     patterns = [f"%{signal_id}%" for signal_id in signal_ids]
     await conn.execute(
         "DELETE FROM outbox WHERE key = $1 AND published_at IS NOT NULL AND body LIKE ANY($2::text[])",
-        subject, patterns)
+        subject,
+        patterns,
+    )
     await conn.execute(
-        "DELETE FROM dead_letters WHERE key = $1 AND encode(body, 'escape') LIKE ANY($2::text[])",
-        subject, patterns)
+        "DELETE FROM dead_letters WHERE key = $1 AND encode(body, 'escape') LIKE ANY($2::text[])", subject, patterns
+    )
 
 
 async def forget_erased(conn: asyncpg.Connection, erasure: CaregiverErased, *, whole_subject: bool = False) -> None:

@@ -42,7 +42,10 @@ class Pages:
     def __init__(self, directory: Path) -> None:
         self.env = Environment(
             loader=ChoiceLoader([FileSystemLoader(directory), FileSystemLoader(SHARED_TEMPLATES)]),
-            undefined=StrictUndefined, autoescape=True, trim_blocks=True, lstrip_blocks=True,
+            undefined=StrictUndefined,
+            autoescape=True,
+            trim_blocks=True,
+            lstrip_blocks=True,
         )
 
     def render(self, request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -52,9 +55,13 @@ class Pages:
         query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
         here = f"{path}?{urlencode(query)}" if query else path
         html = self.env.get_template(template).render(
-            language=language, t=translator(language), url=lambda u: with_language(u, language),
-            switch_url=with_language(here, other), switch_label="English" if other == "en" else "Nederlands",
-            **context)
+            language=language,
+            t=translator(language),
+            url=lambda u: with_language(u, language),
+            switch_url=with_language(here, other),
+            switch_label="English" if other == "en" else "Nederlands",
+            **context,
+        )
         return HTMLResponse(html, status_code=status_code, headers={"Content-Language": language})
 
 

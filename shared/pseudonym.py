@@ -19,8 +19,12 @@ def _normalise_text(value: str) -> str:
 
 
 def identity_basis(
-    *, name: str | None, birth_year: int | None, postcode: str | None,
-    email: str | None, phone: str | None,
+    *,
+    name: str | None,
+    birth_year: int | None,
+    postcode: str | None,
+    email: str | None,
+    phone: str | None,
 ) -> str | None:
     """The normalised identity a pseudonym is computed from, strongest first; None if none."""
     if name and birth_year and postcode:

@@ -29,7 +29,8 @@ async def hit(conn: asyncpg.Connection, bucket: str, limit: int) -> int | None:
            ON CONFLICT (bucket, window_start) DO UPDATE SET hits = rate_limit_windows.hits + 1
            RETURNING hits,
                      extract(epoch FROM window_start + make_interval(secs => $2) - clock_timestamp())""",
-        bucket, WINDOW_SECONDS,
+        bucket,
+        WINDOW_SECONDS,
     )
     if random.random() < _PURGE_CHANCE:  # noqa: S311 - spreads the purge over requests; not a secret
         await conn.execute("DELETE FROM rate_limit_windows WHERE window_start < now() - interval '1 hour'")
@@ -49,9 +50,11 @@ class StreamCap:
 
     def acquire(self, owner: str) -> None:
         if self.open[owner] >= self.limit:
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS,
-                                f"at most {self.limit} open streams per credential: close one first",
-                                headers={"Retry-After": str(self.retry_after)})
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"at most {self.limit} open streams per credential: close one first",
+                headers={"Retry-After": str(self.retry_after)},
+            )
         self.open[owner] += 1
 
     def release(self, owner: str) -> None:

@@ -44,19 +44,28 @@ def shared_purges(settings: ServiceSettings) -> list[Purge]:
     event's personal data). A dead letter still waiting for the operator is never purged:
     events of its key are parked behind it."""
     return [
-        Purge("inbox", settings.retention_inbox_days, """
+        Purge(
+            "inbox",
+            settings.retention_inbox_days,
+            """
             DELETE FROM inbox WHERE ctid IN (
                 SELECT ctid FROM inbox WHERE processed_at < $1 LIMIT $2)
-            RETURNING 1"""),
-        Purge("dead_letters", settings.retention_dead_letters_days, """
+            RETURNING 1""",
+        ),
+        Purge(
+            "dead_letters",
+            settings.retention_dead_letters_days,
+            """
             DELETE FROM dead_letters WHERE id IN (
                 SELECT id FROM dead_letters WHERE status = 'replayed' AND resolved_at < $1 LIMIT $2)
-            RETURNING 1"""),
+            RETURNING 1""",
+        ),
     ]
 
 
-async def purge(pool: asyncpg.Pool, purges: Sequence[Purge], *, now: datetime | None = None,
-                batch: int = 500) -> dict[str, int]:
+async def purge(
+    pool: asyncpg.Pool, purges: Sequence[Purge], *, now: datetime | None = None, batch: int = 500
+) -> dict[str, int]:
     """Run every purge to the end; the number of rows deleted per table."""
     now = now or datetime.now(UTC)
     deleted: dict[str, int] = {}

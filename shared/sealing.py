@@ -26,8 +26,7 @@ from shared.contracts import SEALED_VERSION, Envelope, SealedSignal, SignalRecei
 P = TypeVar("P", bound=BaseModel)
 
 # Routing fields that stay readable; the caregiver's municipality code is kept beside them.
-PLAIN = frozenset({"signal_id", "organisation_id", "organisation_name", "received_at", "urgency", "consent",
-                   "sealed"})
+PLAIN = frozenset({"signal_id", "organisation_id", "organisation_name", "received_at", "urgency", "consent", "sealed"})
 # Only screening needs these: sealed apart, and dropped from every event after screening.
 SCREENING_ONLY = ("care_recipient", "instrument", "observations", "note")
 PERSONAL_PURPOSE = "signal.personal"

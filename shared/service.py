@@ -33,14 +33,14 @@ from shared.http import (
     install_error_handlers,
     install_unavailable_handler,
 )
-from shared.keys import HttpKeySource
 from shared.kafka import create_broker, ensure_topics, start_broker, with_dlqs
+from shared.keys import HttpKeySource
 from shared.logging import configure_logging
 from shared.metrics import Metrics
 from shared.openapi import document_errors
 from shared.outbox import OutboxRelay, replay_retained
-from shared.sealing import KeySource
 from shared.retention import Purge, RetentionJob, shared_purges
+from shared.sealing import KeySource
 from shared.worker import Heartbeat
 
 log = structlog.get_logger(__name__)
@@ -81,7 +81,8 @@ class Runtime(Generic[SettingsT]):
 
 def create_runtime(settings: SettingsT) -> Runtime[SettingsT]:
     broker = create_broker(
-        settings.kafka, client_id=settings.service_name,
+        settings.kafka,
+        client_id=settings.service_name,
         graceful_timeout=settings.shutdown_grace_seconds,
     )
     metrics = Metrics(settings.service_name)
@@ -134,7 +135,8 @@ def create_service_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await migrate(settings.database_url, migrations)
         runtime._pool = await create_pool(
-            settings.database_url, size=settings.database_pool_size,
+            settings.database_url,
+            size=settings.database_pool_size,
             acquire_timeout=settings.database_acquire_timeout_seconds,
         )
         for hook in on_startup:
@@ -145,8 +147,11 @@ def create_service_app(
             log.info("outbox replayed onto a fresh broker", events=replayed)
         await start_broker(runtime.broker)
         relay = OutboxRelay(
-            runtime.pool, runtime.broker, runtime.metrics,
-            batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
+            runtime.pool,
+            runtime.broker,
+            runtime.metrics,
+            batch_size=settings.outbox_batch_size,
+            poll_seconds=settings.outbox_poll_seconds,
             retention_hours=settings.outbox_retention_hours,
         )
         started = runtime.workers = []
@@ -214,19 +219,36 @@ def create_service_app(
         # Every loop that beats (the relay, Periodic workers, any worker with a heartbeat).
         loops = {beat.name: beat.report() for beat in _heartbeats(runtime.workers)}
         ok = all(v == "up" for v in checks.values()) and lanes_ok and all(v["alive"] for v in loops.values())
-        return ok, {"status": "ok" if ok else "unavailable", "service": settings.service_name, **checks,
-                    "consumers": consumers, "loops": loops}
+        return ok, {
+            "status": "ok" if ok else "unavailable",
+            "service": settings.service_name,
+            **checks,
+            "consumers": consumers,
+            "loops": loops,
+        }
 
-    @app.get("/healthz", tags=["operations"],
-             summary="Ready when broker and database are up and every consumer lane and loop runs",
-             responses={503: {"description": "Not ready: the same report, naming what is down",
-                              "content": {"application/json": {"schema": {"type": "object"}}}}})
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Ready when broker and database are up and every consumer lane and loop runs",
+        responses={
+            503: {
+                "description": "Not ready: the same report, naming what is down",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    )
     async def healthz() -> JSONResponse:
         ok, report = await health()
         return JSONResponse(report, status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=PlainTextResponse,
-             responses={200: {"description": "Prometheus text exposition format"}})
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"description": "Prometheus text exposition format"}},
+    )
     async def metrics() -> Response:
         # Readiness as /healthz judges it, so alerts see "up but not ready" too.
         runtime.metrics.ready.set(1 if (await health())[0] else 0)
@@ -263,31 +285,32 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
     one server, one lifespan, two sockets; internal paths answer only on the internal one."""
     import uvicorn
 
-    options: dict[str, Any] = {"log_config": None,
-                               "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds)}
+    options: dict[str, Any] = {"log_config": None, "timeout_graceful_shutdown": int(settings.shutdown_grace_seconds)}
     if settings.internal_port is None:
         uvicorn.run(app, host=settings.host, port=settings.port, **options)
         return
     if settings.internal_port == settings.port:
         raise SystemExit(f"{settings.env_name('internal_port')} must differ from {settings.env_name('port')}")
-    config = uvicorn.Config(InternalListenerMiddleware(app, settings.internal_port),
-                            host=settings.host, port=settings.port, **options)
-    internal = uvicorn.Config(app, host=settings.internal_host or settings.host, port=settings.internal_port,
-                              log_config=None)  # uvicorn's own would print plain text
+    config = uvicorn.Config(
+        InternalListenerMiddleware(app, settings.internal_port), host=settings.host, port=settings.port, **options
+    )
+    internal = uvicorn.Config(
+        app, host=settings.internal_host or settings.host, port=settings.internal_port, log_config=None
+    )  # uvicorn's own would print plain text
     sockets = [config.bind_socket(), internal.bind_socket()]
     log.info("internal listener", host=internal.host, port=internal.port)
     uvicorn.Server(config).run(sockets=sockets)
 
 
-def run_service(name: str, description: str, settings_cls: type[SettingsT],
-                create_app: Callable[[SettingsT], FastAPI]) -> None:
+def run_service(
+    name: str, description: str, settings_cls: type[SettingsT], create_app: Callable[[SettingsT], FastAPI]
+) -> None:
     """Entry point of ``python -m services.<name>.main``: ``--help``, then serve."""
     import argparse
 
     argparse.ArgumentParser(
         prog=f"python -m services.{name}.main",
-        description=f"{description} Configured by {name.upper()}_* and KAFKA_* environment variables "
-        "(see README.md).",
+        description=f"{description} Configured by {name.upper()}_* and KAFKA_* environment variables (see README.md).",
     ).parse_args()
     settings = load_settings(settings_cls)
     serve(create_app(settings), settings)

@@ -36,7 +36,8 @@ async def record_tombstone(
     await lock_for_erasure(conn, subject)
     await conn.execute(
         "INSERT INTO tombstones (subject_digest, id_digests) VALUES ($1, $2::text[])",
-        _digest(subject.encode()), [_digest(i.bytes) for i in [*signal_ids, *case_ids]],
+        _digest(subject.encode()),
+        [_digest(i.bytes) for i in [*signal_ids, *case_ids]],
     )
 
 
@@ -63,7 +64,10 @@ async def is_erased(conn: asyncpg.Connection, subject: str, payload: Mapping[str
         return False
     # Shared: events about one subject do not wait for each other, only for an erasure.
     await conn.execute("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 0))", subject)
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_digest = $1 AND id_digests && $2::text[])",
-        _digest(subject.encode()), [_digest(i.bytes) for i in ids],
-    ))
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM tombstones WHERE subject_digest = $1 AND id_digests && $2::text[])",
+            _digest(subject.encode()),
+            [_digest(i.bytes) for i in ids],
+        )
+    )

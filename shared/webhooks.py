@@ -95,12 +95,20 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 
 def forbidden(address: Address) -> bool:
     """Whether a webhook may not connect to this address."""
-    if (isinstance(address, ipaddress.IPv6Address) and (inner := _embedded_ipv4(address)) is not None
-            and forbidden(inner)):
+    if (
+        isinstance(address, ipaddress.IPv6Address)
+        and (inner := _embedded_ipv4(address)) is not None
+        and forbidden(inner)
+    ):
         return True
     return (
-        address in METADATA_ADDRESSES or address.is_loopback or address.is_private or address.is_link_local
-        or address.is_multicast or address.is_reserved or address.is_unspecified
+        address in METADATA_ADDRESSES
+        or address.is_loopback
+        or address.is_private
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
         # not global: shared address space (100.64/10), documentation, benchmarking, ...
         or not address.is_global
     )
@@ -134,7 +142,10 @@ def _development_host(url: httpx.URL, allow_http_hosts: Collection[str]) -> bool
 
 
 async def check_url(
-    url: str, *, allow_http_hosts: Collection[str] = (), resolver: Resolver = system_resolver,
+    url: str,
+    *,
+    allow_http_hosts: Collection[str] = (),
+    resolver: Resolver = system_resolver,
 ) -> Target:
     """Resolve ``url`` once and check it; raises ``UnsafeWebhookURL`` (generic message)."""
     try:
@@ -168,8 +179,14 @@ async def check_url(
 
 
 async def post_signed(
-    client: httpx.AsyncClient, url: str, secret: str, body: bytes, headers: dict[str, str], *,
-    allow_http_hosts: Collection[str] = (), resolver: Resolver = system_resolver,
+    client: httpx.AsyncClient,
+    url: str,
+    secret: str,
+    body: bytes,
+    headers: dict[str, str],
+    *,
+    allow_http_hosts: Collection[str] = (),
+    resolver: Resolver = system_resolver,
 ) -> httpx.Response:
     """POST ``body`` signed with ``secret`` to the checked, pinned address of ``url``.
 
@@ -177,7 +194,9 @@ async def post_signed(
     errors for transport failures; redirects are returned, not followed."""
     target = await check_url(url, allow_http_hosts=allow_http_hosts, resolver=resolver)
     request = client.build_request(
-        "POST", target.pinned_url(), content=body,
+        "POST",
+        target.pinned_url(),
+        content=body,
         headers={**headers, "Host": target.host_header(), "X-Signature": sign(secret, body, int(time.time()))},
         # TLS is checked against the name, not the pinned address.
         extensions={"sni_hostname": target.url.host} if target.url.scheme == "https" else {},

@@ -58,9 +58,15 @@ class Periodic:
     AGAIN = object()
 
     def __init__(
-        self, name: str, every_seconds: float, job: Callable[[], Awaitable[object]],
-        *, stale_after: float | None = None, retry_seconds: float | None = None,
-        max_retry_seconds: float = 10.0, on_error: Callable[[Exception], None] | None = None,
+        self,
+        name: str,
+        every_seconds: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        stale_after: float | None = None,
+        retry_seconds: float | None = None,
+        max_retry_seconds: float = 10.0,
+        on_error: Callable[[Exception], None] | None = None,
     ) -> None:
         self.name = name
         self.every_seconds = every_seconds
@@ -117,7 +123,9 @@ class Periodic:
     def _retry_delay(self, failures: int) -> float:
         if self.retry_seconds is None:
             return self.every_seconds
-        return min(self.retry_seconds * 2 ** min(failures, 10), self.max_retry_seconds) * random.uniform(0.5, 1.0)
+        # Jitter, so instances that failed together do not retry together; nothing secret draws on it.
+        jitter = random.uniform(0.5, 1.0)  # noqa: S311
+        return float(min(self.retry_seconds * 2 ** min(failures, 10), self.max_retry_seconds) * jitter)
 
     async def _sleep(self, seconds: float) -> None:
         """Wait, but wake for ``wake()`` or a stop."""

@@ -22,7 +22,10 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     context = CaseworkContext(settings, runtime)
     register_handlers(runtime, context)
     app = create_service_app(
-        runtime, title="signal-to-support: casework", migrations=MIGRATIONS, produces=[Topics.CASEWORK],
+        runtime,
+        title="signal-to-support: casework",
+        migrations=MIGRATIONS,
+        produces=[Topics.CASEWORK],
         description="The caregiver consultant's workbench: work queues, case pages and actions.",
     )
     app.state.context = context

@@ -26,8 +26,9 @@ TOOL = Tool.for_service("python -m services.casework.cli", __doc__, CaseworkSett
 
 async def _issue_consultant(cmd: Command) -> int:
     args = cmd.args
-    consultant_id = await service.CaseworkUnitOfWork(cmd.conn).cases.add_consultant(args.name, args.email, args.municipality,
-                                                    args.fallback_region)
+    consultant_id = await service.CaseworkUnitOfWork(cmd.conn).cases.add_consultant(
+        args.name, args.email, args.municipality, args.fallback_region
+    )
     print(await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant_id, utcnow()))
     return 0
 
@@ -36,7 +37,9 @@ async def _sign_in_link(cmd: Command) -> int:
     consultant = await service.CaseworkUnitOfWork(cmd.conn).cases.consultant_by_email(cmd.args.email)
     if consultant is None:
         raise Refused(f"no consultant with e-mail {cmd.args.email}", field="--email", code=1)
-    print(await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant["id"], utcnow()))
+    print(
+        await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant["id"], utcnow())
+    )
     return 0
 
 
@@ -53,15 +56,18 @@ async def _set_wmo_desk(cmd: Command) -> int:
     return 0
 
 
-issue = TOOL.command("issue-consultant", _issue_consultant,
-                     help="add (or update) a consultant and print a one-time sign-in link")
-issue.add_argument("--municipality", required=True, type=municipality,
-                   help="the consultant's municipality, e.g. GM0327")
+issue = TOOL.command(
+    "issue-consultant", _issue_consultant, help="add (or update) a consultant and print a one-time sign-in link"
+)
+issue.add_argument(
+    "--municipality", required=True, type=municipality, help="the consultant's municipality, e.g. GM0327"
+)
 issue.add_argument("--name", required=True, help="the consultant's name, shown in case histories")
 issue.add_argument("--email", required=True, type=email, help="identifies the consultant (for new sign-in links)")
 issue.add_argument("--fallback-region", help="also serve this region's fallback queue (the back-up)")
 TOOL.command("sign-in-link", _sign_in_link, help="print a new one-time sign-in link for a consultant").add_argument(
-    "--email", required=True)
+    "--email", required=True
+)
 region = TOOL.command("set-region", _set_region, help="set the municipalities of a region (its fallback queue)")
 region.add_argument("--name", required=True)
 region.add_argument("--municipality", required=True, action="append", type=municipality, help="repeat for each")

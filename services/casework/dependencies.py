@@ -27,7 +27,8 @@ class CaseworkContext:
 
     @property
     def keys(self) -> KeySource:
-        assert self.runtime.keys is not None, "create_runtime sets the key source"
+        if self.runtime.keys is None:
+            raise RuntimeError("create_runtime sets the key source")
         return self.runtime.keys
 
     def begin(self) -> AbstractAsyncContextManager[CaseworkUnitOfWork]:

@@ -35,8 +35,11 @@ class QueueReason:
 
 
 def is_crisis(signal: SignalReceived, risk_level: str | None) -> bool:
-    return (signal.urgency is Urgency.CRISIS or risk_level == RiskLevel.CRISIS.value
-            or bool(DERAILED_CARE & set(signal.observations)))
+    return (
+        signal.urgency is Urgency.CRISIS
+        or risk_level == RiskLevel.CRISIS.value
+        or bool(DERAILED_CARE & set(signal.observations))
+    )
 
 
 def is_derailed(signal: SignalReceived, result: ScreeningResult | None = None) -> bool:
@@ -63,8 +66,12 @@ def outreach(signal: SignalReceived) -> str | None:
 
 
 def queue_reasons(
-    case: Mapping[str, Any], referrals: Iterable[Mapping[str, Any]], now: datetime, *,
-    crisis_deadline: timedelta, unanswered_after: timedelta,
+    case: Mapping[str, Any],
+    referrals: Iterable[Mapping[str, Any]],
+    now: datetime,
+    *,
+    crisis_deadline: timedelta,
+    unanswered_after: timedelta,
 ) -> list[QueueReason]:
     """Every reason this case needs a person now, most urgent first; [] for none (or closed)."""
     if case["closed_at"] is not None:
@@ -102,7 +109,10 @@ def region_of(municipality_code: str, regions: Mapping[str, Iterable[str]], defa
 
 
 def route(
-    municipality_code: str, covered: Iterable[str], regions: Mapping[str, Iterable[str]], default_region: str,
+    municipality_code: str,
+    covered: Iterable[str],
+    regions: Mapping[str, Iterable[str]],
+    default_region: str,
 ) -> tuple[str, str]:
     """(queue kind, name): the municipality's own queue if it has a consultant here, else
     its region's fallback queue."""
@@ -111,27 +121,47 @@ def route(
     return REGIONAL_FALLBACK, region_of(municipality_code, regions, default_region)
 
 
-def consultant_signal(latest: SignalReceived, *, signal_id: Any, organisation_id: Any, now: datetime,
-                      instrument_id: str, answers: list[int], consultant_name: str) -> SignalReceived:
+def consultant_signal(
+    latest: SignalReceived,
+    *,
+    signal_id: Any,
+    organisation_id: Any,
+    now: datetime,
+    instrument_id: str,
+    answers: list[int],
+    consultant_name: str,
+) -> SignalReceived:
     """The consultant's own signal about the caregiver: the latest signal's facts with the
     instrument answers from the conversation, so screening re-screens the case with them."""
     data = latest.model_dump(mode="json")
-    return SignalReceived.model_validate(data | {
-        "signal_id": str(signal_id), "organisation_id": str(organisation_id),
-        "organisation_name": f"Mantelzorgconsulent {consultant_name}", "received_at": now.isoformat(),
-        "source": {"kind": "other", "reference": "mantelzorgconsulent"},
-        "instrument": {"id": instrument_id, "answers": answers},
-        # The crisis was reported already; these answers measure the burden, nothing more.
-        "urgency": Urgency.NORMAL.value,
-        "observations": [o for o in data["observations"] if o not in DERAILED_CARE],
-        "note": None,
-        # Sealed anew by the caller: the latest signal's ciphertext holds its own answers.
-        "sealed": None,
-    })
+    return SignalReceived.model_validate(
+        data
+        | {
+            "signal_id": str(signal_id),
+            "organisation_id": str(organisation_id),
+            "organisation_name": f"Mantelzorgconsulent {consultant_name}",
+            "received_at": now.isoformat(),
+            "source": {"kind": "other", "reference": "mantelzorgconsulent"},
+            "instrument": {"id": instrument_id, "answers": answers},
+            # The crisis was reported already; these answers measure the burden, nothing more.
+            "urgency": Urgency.NORMAL.value,
+            "observations": [o for o in data["observations"] if o not in DERAILED_CARE],
+            "note": None,
+            # Sealed anew by the caller: the latest signal's ciphertext holds its own answers.
+            "sealed": None,
+        }
+    )
 
 
-def may_see(case: Mapping[str, Any], consultant: Mapping[str, Any], reasons: Iterable[QueueReason], *,
-            covered: Iterable[str], regions: Mapping[str, Iterable[str]], default_region: str) -> bool:
+def may_see(
+    case: Mapping[str, Any],
+    consultant: Mapping[str, Any],
+    reasons: Iterable[QueueReason],
+    *,
+    covered: Iterable[str],
+    regions: Mapping[str, Iterable[str]],
+    default_region: str,
+) -> bool:
     """A consultant sees the cases of their municipality and, as back-up for a region, that
     region's fallback queue: the cases of its municipalities without a consultant, and its
     crises past their deadline."""

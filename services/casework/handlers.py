@@ -38,24 +38,31 @@ def make_handlers(settings: CaseworkSettings) -> dict[str, Handler]:
     async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
         await service.caregiver_erased(CaseworkUnitOfWork(conn), event.payload)
 
-    return {"screened": about_a_case(service.signal_screened), "escalated": about_a_case(service.case_escalated),
-            "matches": about_a_case(service.matches_proposed), "referral": about_a_case(service.referral_updated),
-            "follow_up": about_a_case(service.follow_up_recorded), "rescreen_due": about_a_case(service.rescreen_due),
-            "erased": on_erased}
+    return {
+        "screened": about_a_case(service.signal_screened),
+        "escalated": about_a_case(service.case_escalated),
+        "matches": about_a_case(service.matches_proposed),
+        "referral": about_a_case(service.referral_updated),
+        "follow_up": about_a_case(service.follow_up_recorded),
+        "rescreen_due": about_a_case(service.rescreen_due),
+        "erased": on_erased,
+    }
 
 
 def register_handlers(runtime: Runtime, context: CaseworkContext) -> None:
     h = make_handlers(context.settings)
-    runtime.consumer.subscribe({
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: h["erased"]},
-        Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: h["screened"],
-            EventType.CASE_ESCALATED: h["escalated"],
-            EventType.RESCREEN_DUE: h["rescreen_due"],
-        },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: h["matches"]},
-        Topics.NOTIFY: {
-            EventType.REFERRAL_UPDATED: h["referral"],
-            EventType.FOLLOW_UP_RECORDED: h["follow_up"],
-        },
-    })
+    runtime.consumer.subscribe(
+        {
+            Topics.SIGNALS: {EventType.CAREGIVER_ERASED: h["erased"]},
+            Topics.SCREENING: {
+                EventType.SIGNAL_SCREENED: h["screened"],
+                EventType.CASE_ESCALATED: h["escalated"],
+                EventType.RESCREEN_DUE: h["rescreen_due"],
+            },
+            Topics.MATCHING: {EventType.MATCHES_PROPOSED: h["matches"]},
+            Topics.NOTIFY: {
+                EventType.REFERRAL_UPDATED: h["referral"],
+                EventType.FOLLOW_UP_RECORDED: h["follow_up"],
+            },
+        }
+    )

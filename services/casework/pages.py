@@ -32,10 +32,19 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @cache
 def _environment() -> Environment:
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
-    env.globals.update(labels=labels, close_reasons=[r.value for r in CloseReason],
-                       contact_kinds=service.CONTACT_KINDS, contact_outcomes=service.CONTACT_OUTCOMES)
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        labels=labels,
+        close_reasons=[r.value for r in CloseReason],
+        contact_kinds=service.CONTACT_KINDS,
+        contact_outcomes=service.CONTACT_OUTCOMES,
+    )
     return env
 
 
@@ -55,9 +64,16 @@ def _language(request: Request) -> str:
 def render(request: Request, page: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
     zone = ZoneInfo(_settings(request).timezone)
-    html = _environment().get_template(f"{page}.html.j2").render(
-        language=language, path=request.url.path, local=lambda at: at.astimezone(zone).strftime("%d-%m-%Y %H:%M"),
-        **context)
+    html = (
+        _environment()
+        .get_template(f"{page}.html.j2")
+        .render(
+            language=language,
+            path=request.url.path,
+            local=lambda at: at.astimezone(zone).strftime("%d-%m-%Y %H:%M"),
+            **context,
+        )
+    )
     response = HTMLResponse(html, status_code=status_code)
     if request.query_params.get("lang") in labels.LANGUAGES:
         response.set_cookie(LANGUAGE_COOKIE, language, max_age=365 * 86400, samesite="lax")
@@ -77,9 +93,12 @@ async def _consultant(request: Request) -> Any:
 
 
 def _signed_out(request: Request) -> HTMLResponse:
-    return _message(request, "Niet aangemeld",
-                    "Meld u aan met de link die u van de beheerder kreeg "
-                    "(python -m services.casework.cli sign-in-link --email …).", 401)
+    return _message(
+        request,
+        "Niet aangemeld",
+        "Meld u aan met de link die u van de beheerder kreeg (python -m services.casework.cli sign-in-link --email …).",
+        401,
+    )
 
 
 @router.get("/aanmelden", response_class=HTMLResponse)
@@ -89,13 +108,23 @@ async def sign_in(request: Request, token: str = "") -> Response:
     if signed_in is None:
         if await _consultant(request) is not None:  # the link was used already, in this browser
             return RedirectResponse("/", status_code=303)
-        return _message(request, "Deze link werkt niet (meer)",
-                        "Een aanmeldlink werkt één keer en verloopt. Vraag een nieuwe aan "
-                        "(python -m services.casework.cli sign-in-link --email …).", 403)
+        return _message(
+            request,
+            "Deze link werkt niet (meer)",
+            "Een aanmeldlink werkt één keer en verloopt. Vraag een nieuwe aan "
+            "(python -m services.casework.cli sign-in-link --email …).",
+            403,
+        )
     session, expires = signed_in
     response = RedirectResponse("/", status_code=303)
-    response.set_cookie(SESSION_COOKIE, session, expires=expires, httponly=True, samesite="lax",
-                        secure=not _settings(request).insecure_cookies)
+    response.set_cookie(
+        SESSION_COOKIE,
+        session,
+        expires=expires,
+        httponly=True,
+        samesite="lax",
+        secure=not _settings(request).insecure_cookies,
+    )
     return response
 
 
@@ -128,15 +157,24 @@ async def case_page(request: Request, case_id: UUID) -> HTMLResponse:
     return await _case(request, consultant, case_id)
 
 
-async def _case(request: Request, consultant: Any, case_id: UUID, error: str | None = None,
-                status_code: int = 200) -> HTMLResponse:
+async def _case(
+    request: Request, consultant: Any, case_id: UUID, error: str | None = None, status_code: int = 200
+) -> HTMLResponse:
     try:
         async with context_of(request).begin() as uow:
             view = await service.case_page(uow, _settings(request), consultant, case_id, _now())
     except service.Refused as refused:
         return _message(request, "Niet gevonden", str(refused), refused.status)
-    return render(request, "case", status_code, consultant=consultant, error=error,
-                  done=request.query_params.get("gedaan"), hours=_settings(request).crisis_deadline_hours, **view)
+    return render(
+        request,
+        "case",
+        status_code,
+        consultant=consultant,
+        error=error,
+        done=request.query_params.get("gedaan"),
+        hours=_settings(request).crisis_deadline_hours,
+        **view,
+    )
 
 
 def _csrf_ok(consultant: Any, form: dict[str, list[str]]) -> bool:
@@ -148,28 +186,35 @@ def _one(form: dict[str, list[str]], name: str) -> str:
     return (form.get(name) or [""])[0].strip()
 
 
-Action = Callable[[service.CaseworkUnitOfWork, CaseworkContext, Any, UUID, dict[str, list[str]], datetime],
-                  Awaitable[None]]
+Action = Callable[
+    [service.CaseworkUnitOfWork, CaseworkContext, Any, UUID, dict[str, list[str]], datetime], Awaitable[None]
+]
 
 
 def _answers(form: dict[str, list[str]]) -> list[int | None]:
     count = int(_one(form, "items") or 0)
-    return [int(v) if (v := _one(form, f"item{i}")).lstrip("-").isdigit() else None
-            for i in range(1, min(count, 100) + 1)]
+    return [
+        int(v) if (v := _one(form, f"item{i}")).lstrip("-").isdigit() else None for i in range(1, min(count, 100) + 1)
+    ]
 
 
 # Each form of the case page, to its use case.
 ACTIONS: dict[str, Action] = {
     "contact": lambda uow, ctx, who, case_id, form, now: service.record_contact(
-        uow, ctx.settings, who, case_id, _one(form, "kind"), _one(form, "outcome"), _one(form, "note") or None, now),
+        uow, ctx.settings, who, case_id, _one(form, "kind"), _one(form, "outcome"), _one(form, "note") or None, now
+    ),
     "note": lambda uow, ctx, who, case_id, form, now: service.add_note(
-        uow, ctx.settings, who, case_id, _one(form, "note"), now),
+        uow, ctx.settings, who, case_id, _one(form, "note"), now
+    ),
     "answers": lambda uow, ctx, who, case_id, form, now: service.record_answers(
-        uow, ctx.settings, ctx.keys, who, case_id, _one(form, "instrument"), _answers(form), now),
+        uow, ctx.settings, ctx.keys, who, case_id, _one(form, "instrument"), _answers(form), now
+    ),
     "handoff": lambda uow, ctx, who, case_id, form, now: service.hand_off(
-        uow, ctx.settings, who, case_id, _one(form, "note") or None, now),
+        uow, ctx.settings, who, case_id, _one(form, "note") or None, now
+    ),
     "close": lambda uow, ctx, who, case_id, form, now: service.close(
-        uow, ctx.settings, who, case_id, _one(form, "reason"), now),
+        uow, ctx.settings, who, case_id, _one(form, "reason"), now
+    ),
 }
 
 

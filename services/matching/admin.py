@@ -15,20 +15,29 @@ from services.matching.service import MatchingUnitOfWork
 from shared.auth import Scope, bearer_credential
 from shared.openapi import error_responses
 
-require_admin = bearer_credential(Scope.ADMIN, scheme_name="AdminToken", what="admin token",
-                                  static_token=lambda settings: settings.admin_token)
+require_admin = bearer_credential(
+    Scope.ADMIN, scheme_name="AdminToken", what="admin token", static_token=lambda settings: settings.admin_token
+)
 
 
-router = APIRouter(prefix="/v1/admin", tags=["social map"], dependencies=[Depends(require_admin)],
-                   responses=error_responses({
-                       401: "Missing or invalid admin token",
-                       429: "Rate limit reached: retry after Retry-After seconds",
-                       503: "The admin API is closed (MATCHING_ADMIN_TOKEN is not set), or the database is away"}))
+router = APIRouter(
+    prefix="/v1/admin",
+    tags=["social map"],
+    dependencies=[Depends(require_admin)],
+    responses=error_responses(
+        {
+            401: "Missing or invalid admin token",
+            429: "Rate limit reached: retry after Retry-After seconds",
+            503: "The admin API is closed (MATCHING_ADMIN_TOKEN is not set), or the database is away",
+        }
+    ),
+)
 
 
 @router.put("/social-map", summary="Import HSDS 3.x JSON (service_full / organization_full, one or a list)")
 async def import_social_map(
-    ctx: Context, document: Annotated[Any, Body(description="HSDS 3.x JSON")],
+    ctx: Context,
+    document: Annotated[Any, Body(description="HSDS 3.x JSON")],
 ) -> dict[str, Any]:
     async with MatchingUnitOfWork.begin(ctx.pool) as uow:
         return await service.import_social_map(uow, document)

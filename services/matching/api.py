@@ -25,8 +25,11 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     ctx = MatchingContext.create(settings, create_runtime(settings))
     register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
-        ctx.runtime, title="signal-to-support: matching", migrations=MIGRATIONS,
-        produces=[Topics.MATCHING], workers=[lambda _: _reservation_sweeper(ctx)],
+        ctx.runtime,
+        title="signal-to-support: matching",
+        migrations=MIGRATIONS,
+        produces=[Topics.MATCHING],
+        workers=[lambda _: _reservation_sweeper(ctx)],
         retention=repository.retention_purges,
         description="Matches needs to local support on the municipality's social map.",
     )

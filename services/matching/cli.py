@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 
 from services.matching import hsds
-from services.matching.repository import SocialMapRepository
 from services.matching.config import MatchingSettings
+from services.matching.repository import SocialMapRepository
 from shared.commandline import Invocation, Refused, Tool, progress
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -33,10 +33,16 @@ async def _import(cmd: Command) -> int:
         raise Refused(f"nothing imported: {len(result.issues)} issues", field=str(cmd.args.path))
     total = len(result.services)
     with progress("importing", total, unit="services") as bar:
-        report = await SocialMapRepository(cmd.conn).import_records(result.services, lambda done: bar.update(done - bar.n))
-    print(f"{total} services: {report.created} created, {report.updated} updated, {report.unchanged} unchanged; "
-          f"organizations: {report.organizations_created} created, {report.organizations_updated} updated, "
-          f"{report.organizations_unchanged} unchanged; {len(result.issues)} issues")
+
+        def advance(done: int) -> None:
+            bar.update(done - bar.n)
+
+        report = await SocialMapRepository(cmd.conn).import_records(result.services, advance)
+    print(
+        f"{total} services: {report.created} created, {report.updated} updated, {report.unchanged} unchanged; "
+        f"organizations: {report.organizations_created} created, {report.organizations_updated} updated, "
+        f"{report.organizations_unchanged} unchanged; {len(result.issues)} issues"
+    )
     return 0
 
 
@@ -52,8 +58,7 @@ async def _export(cmd: Command) -> int:
     return 0
 
 
-TOOL.command("import", _import, help="import a JSON file or a datapackage directory").add_argument(
-    "path", type=Path)
+TOOL.command("import", _import, help="import a JSON file or a datapackage directory").add_argument("path", type=Path)
 exporting = TOOL.command("export", _export, help="export the stored social map")
 exporting.add_argument("path", type=Path, help="a JSON file, or a directory for --format csv")
 exporting.add_argument("--format", choices=["json", "csv"], default="json")

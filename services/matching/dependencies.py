@@ -24,8 +24,12 @@ class MatchingContext(ServiceContext[MatchingSettings]):
     def create(cls, settings: MatchingSettings, runtime: Runtime) -> MatchingContext:
         metrics = MatchingMetrics(runtime.metrics.registry)
         runtime.metric_refreshers.append(metrics.refresh)
-        matcher = Matcher(producer=settings.service_name, max_proposals=settings.max_proposals,
-                          hold_minutes=settings.reservation_hold_minutes, metrics=metrics)
+        matcher = Matcher(
+            producer=settings.service_name,
+            max_proposals=settings.max_proposals,
+            hold_minutes=settings.reservation_hold_minutes,
+            metrics=metrics,
+        )
         return cls(settings=settings, runtime=runtime, matcher=matcher)
 
 

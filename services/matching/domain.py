@@ -65,8 +65,12 @@ class Candidate:
 
     @property
     def contact(self) -> dict[str, str | None]:
-        return {"contact_email": self.contact_email, "contact_phone": self.contact_phone,
-                "address": self.address, "url": self.url}
+        return {
+            "contact_email": self.contact_email,
+            "contact_phone": self.contact_phone,
+            "address": self.address,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True)
@@ -99,30 +103,41 @@ def request_from(screened: SignalScreened, limit: int, exclude: frozenset[str] =
     elif signal.care_recipient.condition and "dement" in signal.care_recipient.condition.casefold():
         groups.add("dementia")  # a producer from before recipient_groups sent the condition
     return MatchRequest(
-        needs=list(screened.result.needs), municipality_code=caregiver.municipality_code,
-        pc4=pc4.pc4_of(caregiver.postcode), caregiver_age=age,
-        preferred_language=caregiver.preferred_language.value, target_groups=frozenset(groups),
-        limit=limit, exclude_service_ids=exclude,
+        needs=list(screened.result.needs),
+        municipality_code=caregiver.municipality_code,
+        pc4=pc4.pc4_of(caregiver.postcode),
+        caregiver_age=age,
+        preferred_language=caregiver.preferred_language.value,
+        target_groups=frozenset(groups),
+        limit=limit,
+        exclude_service_ids=exclude,
     )
 
 
 def consultant(request: MatchRequest, candidates: list[Candidate]) -> ProposedMatch | None:
     """The municipality's caregiver consultant for an escalated or unmatched case: a person
     who acts on it, whatever the caregiver's needs or a service's capacity."""
-    eligible = [
-        c for c in candidates
-        if CONSULTANT in c.terms and c.status == "active" and _area_reason(request, c)[0]
-    ]
+    eligible = [c for c in candidates if CONSULTANT in c.terms and c.status == "active" and _area_reason(request, c)[0]]
     if not eligible:
         return None
     origin = _origin(request)
-    best = min(eligible, key=lambda c: (
-        haversine_km(origin, (c.latitude, c.longitude))
-        if origin and c.latitude is not None and c.longitude is not None else 0.0,
-        c.service_id))
+    best = min(
+        eligible,
+        key=lambda c: (
+            haversine_km(origin, (c.latitude, c.longitude))
+            if origin and c.latitude is not None and c.longitude is not None
+            else 0.0,
+            c.service_id,
+        ),
+    )
     return ProposedMatch(
-        service_id=best.service_id, service_name=best.service_name, organization_name=best.organization_name,
-        category=CONSULTANT, score=0.0, **best.contact, consultant=True,
+        service_id=best.service_id,
+        service_name=best.service_name,
+        organization_name=best.organization_name,
+        category=CONSULTANT,
+        score=0.0,
+        **best.contact,
+        consultant=True,
         explanation=MatchExplanation(eligibility=["caregiver consultant for the caregiver's area"]),
     )
 
@@ -217,12 +232,15 @@ def _score_parts(request: MatchRequest, c: Candidate, covered: list[Need], today
 def _category(c: Candidate, covered: list[Need]) -> str:
     """The term that best names the service for these needs (ties: taxonomy order)."""
     order = list(TERMS)
-    return max((code for code in order if code in c.terms),
-               key=lambda code: (len(TERMS[code].needs & set(covered)), -order.index(code)))
+    return max(
+        (code for code in order if code in c.terms),
+        key=lambda code: (len(TERMS[code].needs & set(covered)), -order.index(code)),
+    )
 
 
-def _exclusion(c: Candidate, area_ok: bool, area_reason: str, refusal: str | None,
-               covered: list[Need]) -> tuple[int, str] | None:
+def _exclusion(
+    c: Candidate, area_ok: bool, area_reason: str, refusal: str | None, covered: list[Need]
+) -> tuple[int, str] | None:
     """(stage, reason) of the first filter the candidate fails, in the order of STAGES."""
     if not area_ok:
         return 0, area_reason
@@ -263,13 +281,19 @@ def match(request: MatchRequest, candidates: list[Candidate], today: date) -> Ma
             excluded.append((c.service_id, exclusion[1]))
             continue
         parts = _score_parts(request, c, covered, today)
-        proposals.append(ProposedMatch(
-            service_id=c.service_id, service_name=c.service_name, organization_name=c.organization_name,
-            category=_category(c, covered), score=round(sum(parts.values()), 4),
-            **c.contact,
-            explanation=MatchExplanation(covers_needs=covered, eligibility=[area_reason, *reasons],
-                                         score_parts=parts),
-        ))
+        proposals.append(
+            ProposedMatch(
+                service_id=c.service_id,
+                service_name=c.service_name,
+                organization_name=c.organization_name,
+                category=_category(c, covered),
+                score=round(sum(parts.values()), 4),
+                **c.contact,
+                explanation=MatchExplanation(
+                    covers_needs=covered, eligibility=[area_reason, *reasons], score_parts=parts
+                ),
+            )
+        )
     if not proposals:
         return MatchOutcome([], excluded, STAGES[furthest])
     proposals.sort(key=lambda p: (-p.score, p.service_id))

@@ -19,11 +19,13 @@ def register_handlers(consumer: EventConsumer, ctx: MatchingContext) -> None:
     async def on_referral(conn: asyncpg.Connection, event: Envelope[ReferralUpdated]) -> None:
         await service.record_referral_update(MatchingUnitOfWork(conn), ctx.matcher, event.payload, event, utcnow())
 
-    consumer.subscribe({
-        Topics.SCREENING: {EventType.SIGNAL_SCREENED: on_screened},
-        Topics.NOTIFY: {EventType.REFERRAL_UPDATED: on_referral},
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: on_erased},
-    })
+    consumer.subscribe(
+        {
+            Topics.SCREENING: {EventType.SIGNAL_SCREENED: on_screened},
+            Topics.NOTIFY: {EventType.REFERRAL_UPDATED: on_referral},
+            Topics.SIGNALS: {EventType.CAREGIVER_ERASED: on_erased},
+        }
+    )
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:

@@ -11,20 +11,26 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 class MatchingMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.proposals = Counter(
-            "sts_match_outcomes_total", "Matching rounds by outcome: matched (a service proposed) or no_match.",
-            ["outcome"], registry=registry,
+            "sts_match_outcomes_total",
+            "Matching rounds by outcome: matched (a service proposed) or no_match.",
+            ["outcome"],
+            registry=registry,
         )
         self.no_match = Counter(
-            "sts_no_match_reasons_total", "Why the social map fell short (the matching domain's fixed reasons).",
-            ["reason"], registry=registry,
+            "sts_no_match_reasons_total",
+            "Why the social map fell short (the matching domain's fixed reasons).",
+            ["reason"],
+            registry=registry,
         )
         self.full = Gauge(
-            "sts_services_at_capacity", "Active services on the social map with no place available.",
+            "sts_services_at_capacity",
+            "Active services on the social map with no place available.",
             registry=registry,
         )
         self.unassured = Gauge(
             "sts_social_map_unassured_services",
-            "Active services whose entry was not assured (checked) for a year, or never.", registry=registry,
+            "Active services whose entry was not assured (checked) for a year, or never.",
+            registry=registry,
         )
 
     def count(self, proposed: bool, reason: str | None) -> None:

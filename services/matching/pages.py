@@ -11,8 +11,8 @@ from fastapi.responses import HTMLResponse
 
 from services.matching import search, service
 from services.matching.dependencies import Context
-from services.matching.service import MatchingUnitOfWork
 from services.matching.pc4 import PC4_CENTROIDS, pc4_of
+from services.matching.service import MatchingUnitOfWork
 from services.matching.taxonomy import TERMS
 from shared.municipalities import Municipality, find, municipalities
 from shared.pages import Pages
@@ -38,6 +38,17 @@ async def social_map(request: Request, ctx: Context, plaats: str = "", zoek: str
         async with MatchingUnitOfWork.begin(ctx.pool) as uow:
             cards = await service.find_support(uow, municipality.code, pc4, query)
     status = 404 if place and municipality is None else 200
-    return pages.render(request, "social_map.html.j2", status, place=place, query=query, municipality=municipality,
-                        pc4=pc4, cards=cards, searched=bool(place), terms=TERMS.values(),
-                        municipalities=list(municipalities().values()), day_names=search.day_names)
+    return pages.render(
+        request,
+        "social_map.html.j2",
+        status,
+        place=place,
+        query=query,
+        municipality=municipality,
+        pc4=pc4,
+        cards=cards,
+        searched=bool(place),
+        terms=TERMS.values(),
+        municipalities=list(municipalities().values()),
+        day_names=search.day_names,
+    )

@@ -59,7 +59,6 @@ _RESTORE = """
     SELECT count(*)::int FROM ended"""
 
 
-
 class SocialMapRepository:
     """The social map and its held places, inside a unit of work's transaction."""
 
@@ -70,8 +69,9 @@ class SocialMapRepository:
         rows = await self._conn.fetch(f"SELECT id, content_hash FROM {table} WHERE id = ANY($1::text[])", ids)
         return {r["id"]: r["content_hash"] for r in rows}
 
-    async def import_records(self, records: Iterable[Service],
-                             progress: Callable[[int], None] | None = None) -> ImportReport:
+    async def import_records(
+        self, records: Iterable[Service], progress: Callable[[int], None] | None = None
+    ) -> ImportReport:
         """Upsert the services and their organizations in one transaction."""
         services = list(records)
         organizations = list({s.organization.id: s.organization for s in services}.values())
@@ -89,7 +89,13 @@ class SocialMapRepository:
                        ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, description = EXCLUDED.description,
                            email = EXCLUDED.email, website = EXCLUDED.website, raw = EXCLUDED.raw,
                            content_hash = EXCLUDED.content_hash, updated_at = now()""",
-                    o.id, o.name, o.description, o.email, o.website, json.dumps(o.raw, default=str), digest,
+                    o.id,
+                    o.name,
+                    o.description,
+                    o.email,
+                    o.website,
+                    json.dumps(o.raw, default=str),
+                    digest,
                 )
                 if o.id in known:
                     report.organizations_updated += 1
@@ -125,9 +131,21 @@ class SocialMapRepository:
                    fees_description = EXCLUDED.fees_description, assured_date = EXCLUDED.assured_date,
                    email = EXCLUDED.email, url = EXCLUDED.url, raw = EXCLUDED.raw,
                    content_hash = EXCLUDED.content_hash, updated_at = now()""",
-            s.id, s.organization.id, s.name, s.status, s.description, s.eligibility_description,
-            s.minimum_age, s.maximum_age, s.application_process, s.fees_description, s.assured_date,
-            s.email, s.url, json.dumps(s.raw, default=str), digest,
+            s.id,
+            s.organization.id,
+            s.name,
+            s.status,
+            s.description,
+            s.eligibility_description,
+            s.minimum_age,
+            s.maximum_age,
+            s.application_process,
+            s.fees_description,
+            s.assured_date,
+            s.email,
+            s.url,
+            json.dumps(s.raw, default=str),
+            digest,
         )
         await self._conn.executemany(
             """INSERT INTO location (id, organization_id, name, location_type, latitude, longitude,
@@ -137,9 +155,18 @@ class SocialMapRepository:
                    location_type = EXCLUDED.location_type, latitude = EXCLUDED.latitude,
                    longitude = EXCLUDED.longitude, address_1 = EXCLUDED.address_1,
                    postal_code = EXCLUDED.postal_code, city = EXCLUDED.city""",
-            [(loc.id, loc.organization_id, loc.name, loc.location_type, loc.latitude, loc.longitude,
-              *((a.address_1, a.postal_code, a.city) if (a := next(iter(loc.addresses), None)) else (None,) * 3))
-             for loc in (sal.location for sal in s.locations)],
+            [
+                (
+                    loc.id,
+                    loc.organization_id,
+                    loc.name,
+                    loc.location_type,
+                    loc.latitude,
+                    loc.longitude,
+                    *((a.address_1, a.postal_code, a.city) if (a := next(iter(loc.addresses), None)) else (None,) * 3),
+                )
+                for loc in (sal.location for sal in s.locations)
+            ],
         )
         await self._conn.executemany(
             """INSERT INTO taxonomy_term (id, code, name, description, taxonomy) VALUES ($1, $2, $3, $4, $5)
@@ -155,22 +182,34 @@ class SocialMapRepository:
             await self._conn.execute(f"DELETE FROM {table} WHERE service_id = $1", s.id)
         await self._conn.execute("DELETE FROM attribute WHERE link_entity = 'service' AND link_id = $1", s.id)
         children: list[tuple[str, list[tuple[Any, ...]]]] = [
-            ("INSERT INTO service_at_location (service_id, id, location_id, description) VALUES ($1, $2, $3, $4)",
-             [(s.id, sal.id, sal.location.id, sal.description) for sal in s.locations]),
-            ("""INSERT INTO service_area (service_id, id, municipality_code, pc4, name, extent, extent_type)
+            (
+                "INSERT INTO service_at_location (service_id, id, location_id, description) VALUES ($1, $2, $3, $4)",
+                [(s.id, sal.id, sal.location.id, sal.description) for sal in s.locations],
+            ),
+            (
+                """INSERT INTO service_area (service_id, id, municipality_code, pc4, name, extent, extent_type)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-             [(s.id, a.id, a.municipality_code, a.pc4, a.name, a.extent, a.extent_type) for a in s.areas]),
-            ("INSERT INTO language (service_id, code, id, name) VALUES ($1, $2, $3, $4)",
-             [(s.id, lang.code, lang.id, lang.name) for lang in s.languages]),
-            ("""INSERT INTO schedule (service_id, id, freq, byday, opens_at, closes_at, description)
+                [(s.id, a.id, a.municipality_code, a.pc4, a.name, a.extent, a.extent_type) for a in s.areas],
+            ),
+            (
+                "INSERT INTO language (service_id, code, id, name) VALUES ($1, $2, $3, $4)",
+                [(s.id, lang.code, lang.id, lang.name) for lang in s.languages],
+            ),
+            (
+                """INSERT INTO schedule (service_id, id, freq, byday, opens_at, closes_at, description)
                 VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-             [(s.id, x.id, x.freq, x.byday, x.opens_at, x.closes_at, x.description) for x in s.schedules]),
-            ("""INSERT INTO contact (service_id, id, name, title, email, phones)
+                [(s.id, x.id, x.freq, x.byday, x.opens_at, x.closes_at, x.description) for x in s.schedules],
+            ),
+            (
+                """INSERT INTO contact (service_id, id, name, title, email, phones)
                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb)""",
-             [(s.id, c.id, c.name, c.title, c.email, json.dumps([vars(p) for p in c.phones])) for c in s.contacts]),
-            ("""INSERT INTO attribute (link_entity, link_id, id, taxonomy_term_id, value)
+                [(s.id, c.id, c.name, c.title, c.email, json.dumps([vars(p) for p in c.phones])) for c in s.contacts],
+            ),
+            (
+                """INSERT INTO attribute (link_entity, link_id, id, taxonomy_term_id, value)
                 VALUES ('service', $1, $2, $3, $4)""",
-             [(s.id, a.id, a.term.id, a.value) for a in s.attributes]),
+                [(s.id, a.id, a.term.id, a.value) for a in s.attributes],
+            ),
         ]
         for sql, rows in children:
             await self._conn.executemany(sql, rows)
@@ -187,7 +226,8 @@ class SocialMapRepository:
         )
         await self._conn.execute(
             "DELETE FROM service_capacity WHERE service_id = $1 AND NOT (id = ANY($2::text[]))",
-            s.id, [c.id for c in s.capacities],
+            s.id,
+            [c.id for c in s.capacities],
         )
 
     async def load_candidates(self, municipality_code: str, pc4: str | None) -> list[Candidate]:
@@ -222,24 +262,40 @@ class SocialMapRepository:
                WHERE EXISTS (SELECT 1 FROM service_area sa WHERE sa.service_id = s.id AND sa.municipality_code = $1
                              AND (sa.pc4 IS NULL OR $2::text IS NULL OR sa.pc4 = $2))
                ORDER BY s.id""",
-            municipality_code, pc4, TAXONOMY,
+            municipality_code,
+            pc4,
+            TAXONOMY,
         )
         origin = centroid(pc4)
         candidates = []
         for r in rows:
             points = [tuple(p) for p in r["coordinates"]]
             # Of several locations, the one nearest the caregiver is the one they would visit.
-            nearest = (min(points, key=lambda p: haversine_km(origin, p)) if origin and points
-                       else next(iter(points), None))
-            candidates.append(Candidate(
-                service_id=r["id"], service_name=r["name"], organization_name=r["organization_name"],
-                status=r["status"], terms=frozenset(r["terms"]), municipality_codes=frozenset(r["municipalities"]),
-                pc4s=frozenset(r["pc4s"]), min_age=r["minimum_age"], max_age=r["maximum_age"],
-                languages=frozenset(r["languages"]),
-                latitude=nearest[0] if nearest else None, longitude=nearest[1] if nearest else None,
-                capacity_available=r["available"], assured_date=r["assured_date"], contact_email=r["contact_email"],
-                contact_phone=r["contact_phone"], address=r["address"], url=r["url"],
-            ))
+            nearest = (
+                min(points, key=lambda p: haversine_km(origin, p)) if origin and points else next(iter(points), None)
+            )
+            candidates.append(
+                Candidate(
+                    service_id=r["id"],
+                    service_name=r["name"],
+                    organization_name=r["organization_name"],
+                    status=r["status"],
+                    terms=frozenset(r["terms"]),
+                    municipality_codes=frozenset(r["municipalities"]),
+                    pc4s=frozenset(r["pc4s"]),
+                    min_age=r["minimum_age"],
+                    max_age=r["maximum_age"],
+                    languages=frozenset(r["languages"]),
+                    latitude=nearest[0] if nearest else None,
+                    longitude=nearest[1] if nearest else None,
+                    capacity_available=r["available"],
+                    assured_date=r["assured_date"],
+                    contact_email=r["contact_email"],
+                    contact_phone=r["contact_phone"],
+                    address=r["address"],
+                    url=r["url"],
+                )
+            )
         return candidates
 
     async def reserve(self, service_id: str, case_id: UUID, hold_minutes: int) -> UUID | None:
@@ -276,7 +332,10 @@ class SocialMapRepository:
                 return await self._conn.fetchval(
                     """INSERT INTO reservation (service_id, capacity_id, case_id, expires_at)
                        VALUES ($1, $2, $3, now() + make_interval(mins => $4)) RETURNING id""",
-                    service_id, capacity_id, case_id, hold_minutes,
+                    service_id,
+                    capacity_id,
+                    case_id,
+                    hold_minutes,
                 )
         except asyncpg.UniqueViolationError:
             # A concurrent call held a place for the same case first; its place was given back
@@ -286,14 +345,16 @@ class SocialMapRepository:
     async def _held(self, service_id: str, case_id: UUID) -> UUID | None:
         return await self._conn.fetchval(
             "SELECT id FROM reservation WHERE service_id = $1 AND case_id = $2 AND status = 'held'",
-            service_id, case_id,
+            service_id,
+            case_id,
         )
 
     async def release(self, reservation_id: UUID) -> bool:
         """Give a held place back; True when this call released it, False when it was not held."""
         released = await self._conn.fetchval(
             """WITH ended AS (UPDATE reservation SET status = 'released', updated_at = now()
-                              WHERE id = $1 AND status = 'held' RETURNING capacity_id),""" + _RESTORE,
+                              WHERE id = $1 AND status = 'held' RETURNING capacity_id),"""
+            + _RESTORE,
             reservation_id,
         )
         return released == 1
@@ -302,7 +363,8 @@ class SocialMapRepository:
         """Expire the holds that ran out by ``now`` and give their places back; returns how many."""
         return await self._conn.fetchval(
             """WITH ended AS (UPDATE reservation SET status = 'expired', updated_at = now()
-                              WHERE status = 'held' AND expires_at <= $1 RETURNING capacity_id),""" + _RESTORE,
+                              WHERE status = 'held' AND expires_at <= $1 RETURNING capacity_id),"""
+            + _RESTORE,
             now,
         )
 
@@ -317,11 +379,14 @@ class SocialMapRepository:
 
     async def confirm(self, reservation_id: UUID) -> bool:
         """The provider accepted: the held place is taken for good."""
-        return await self._conn.fetchval(
-            """UPDATE reservation SET status = 'confirmed', updated_at = now()
+        return (
+            await self._conn.fetchval(
+                """UPDATE reservation SET status = 'confirmed', updated_at = now()
                WHERE id = $1 AND status = 'held' RETURNING true""",
-            reservation_id,
-        ) or False
+                reservation_id,
+            )
+            or False
+        )
 
     async def proposed_for(self, case_id: UUID) -> frozenset[str]:
         """Every service a place was ever held at for this case."""
@@ -338,16 +403,22 @@ class SocialMapRepository:
                    SELECT 1 FROM service_area sa WHERE sa.service_id = s.id AND sa.municipality_code = $1
                      AND (sa.pc4 IS NULL OR $2::text IS NULL OR sa.pc4 = $2))
                ORDER BY s.name, s.id""",
-            municipality_code, pc4)
+            municipality_code,
+            pc4,
+        )
         return [{**json.loads(r["service"]), "organization": json.loads(r["organization"])} for r in rows]
 
 
 def retention_purges(settings: Any) -> list[Purge]:
     """Released and expired holds (a case id and a service) go after
     ``retention_reservation_days``; held and confirmed places are the capacity's bookkeeping."""
-    return [Purge("reservation", settings.retention_reservation_days, """
+    return [
+        Purge(
+            "reservation",
+            settings.retention_reservation_days,
+            """
         DELETE FROM reservation WHERE id IN (
             SELECT id FROM reservation WHERE status IN ('released', 'expired') AND updated_at < $1 LIMIT $2)
-        RETURNING 1""")]
-
-
+        RETURNING 1""",
+        )
+    ]

@@ -10,8 +10,15 @@ from typing import Any
 
 from services.matching.taxonomy import TAXONOMY, TERMS, terms_for
 
-DAYS = {"MO": ("ma", "Mon"), "TU": ("di", "Tue"), "WE": ("wo", "Wed"), "TH": ("do", "Thu"), "FR": ("vr", "Fri"),
-        "SA": ("za", "Sat"), "SU": ("zo", "Sun")}
+DAYS = {
+    "MO": ("ma", "Mon"),
+    "TU": ("di", "Tue"),
+    "WE": ("wo", "Wed"),
+    "TH": ("do", "Thu"),
+    "FR": ("vr", "Fri"),
+    "SA": ("za", "Sat"),
+    "SU": ("zo", "Sun"),
+}
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,11 @@ class Card:
 
 
 def _codes(record: dict[str, Any]) -> set[str]:
-    return {a["taxonomy_term"]["code"] for a in record.get("attributes") or []
-            if (a.get("taxonomy_term") or {}).get("taxonomy") == TAXONOMY and a["taxonomy_term"].get("code")}
+    return {
+        a["taxonomy_term"]["code"]
+        for a in record.get("attributes") or []
+        if (a.get("taxonomy_term") or {}).get("taxonomy") == TAXONOMY and a["taxonomy_term"].get("code")
+    }
 
 
 def _text_match(record: dict[str, Any], query: str) -> bool:
@@ -57,9 +67,14 @@ def _address(a: dict[str, Any]) -> str:
 
 def card(record: dict[str, Any]) -> Card:
     organization = record.get("organization") or {}
-    addresses = list(dict.fromkeys(
-        _address(a) for sal in record.get("service_at_locations") or []
-        for a in (sal.get("location") or {}).get("addresses") or [] if a.get("address_1")))
+    addresses = list(
+        dict.fromkeys(
+            _address(a)
+            for sal in record.get("service_at_locations") or []
+            for a in (sal.get("location") or {}).get("addresses") or []
+            if a.get("address_1")
+        )
+    )
     hours = [
         {
             "days": s.get("byday") or "",
@@ -69,16 +84,28 @@ def card(record: dict[str, Any]) -> Card:
         }
         for s in record.get("schedules") or []
     ]
-    contacts = [{"name": c.get("name"), "title": c.get("title"), "email": c.get("email"),
-                 "phones": [p.get("number") for p in c.get("phones") or [] if p.get("number")]}
-                for c in record.get("contacts") or []]
+    contacts = [
+        {
+            "name": c.get("name"),
+            "title": c.get("title"),
+            "email": c.get("email"),
+            "phones": [p.get("number") for p in c.get("phones") or [] if p.get("number")],
+        }
+        for c in record.get("contacts") or []
+    ]
     return Card(
-        id=record["id"], name=record["name"], organization=organization.get("name", ""),
+        id=record["id"],
+        name=record["name"],
+        organization=organization.get("name", ""),
         description=record.get("description"),
         categories=[(TERMS[c].name_nl, TERMS[c].name_en) for c in sorted(_codes(record)) if c in TERMS],
-        addresses=addresses, hours=hours, contacts=contacts,
-        email=record.get("email") or organization.get("email"), url=record.get("url") or organization.get("website"),
-        eligibility=record.get("eligibility_description"), fees=record.get("fees_description"),
+        addresses=addresses,
+        hours=hours,
+        contacts=contacts,
+        email=record.get("email") or organization.get("email"),
+        url=record.get("url") or organization.get("website"),
+        eligibility=record.get("eligibility_description"),
+        fees=record.get("fees_description"),
         application=record.get("application_process"),
         languages=[lang.get("name") or lang.get("code") for lang in record.get("languages") or []],
     )

@@ -56,8 +56,16 @@ class Matcher:
     metrics: MatchingMetrics
 
 
-async def propose(uow: MatchingUnitOfWork, matcher: Matcher, screened: SignalScreened, cause: Envelope[Any],
-                  now: datetime, *, exclude: frozenset[str] = frozenset(), limit: int | None = None) -> None:
+async def propose(
+    uow: MatchingUnitOfWork,
+    matcher: Matcher,
+    screened: SignalScreened,
+    cause: Envelope[Any],
+    now: datetime,
+    *,
+    exclude: frozenset[str] = frozenset(),
+    limit: int | None = None,
+) -> None:
     """Publish ``matches.proposed``: the best services with a place held at each, and the
     caregiver consultant when the case is escalated, a crisis, or nothing was found."""
     request = domain.request_from(screened, matcher.max_proposals if limit is None else limit, exclude)
@@ -79,16 +87,30 @@ async def propose(uow: MatchingUnitOfWork, matcher: Matcher, screened: SignalScr
             reason = f"{reason}; {domain.NO_CONSULTANT}" if reason else domain.NO_CONSULTANT
     matcher.metrics.count(matched, reason)
     payload = MatchesProposed(
-        signal_id=screened.signal_id, case_id=screened.case_id, proposed_at=now, matches=proposals,
-        no_match_reason=reason, result=screened.result, signal=screened.signal,
+        signal_id=screened.signal_id,
+        case_id=screened.case_id,
+        proposed_at=now,
+        matches=proposals,
+        no_match_reason=reason,
+        result=screened.result,
+        signal=screened.signal,
     )
-    await uow.publish(Topics.MATCHING, new_event(
-        EventType.MATCHES_PROPOSED, payload, producer=matcher.producer, subject=cause.subject,
-        correlation_id=cause.correlation_id, causation_id=cause.event_id))
+    await uow.publish(
+        Topics.MATCHING,
+        new_event(
+            EventType.MATCHES_PROPOSED,
+            payload,
+            producer=matcher.producer,
+            subject=cause.subject,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+        ),
+    )
 
 
-async def record_referral_update(uow: MatchingUnitOfWork, matcher: Matcher, update: ReferralUpdated,
-                                 cause: Envelope[Any], now: datetime) -> None:
+async def record_referral_update(
+    uow: MatchingUnitOfWork, matcher: Matcher, update: ReferralUpdated, cause: Envelope[Any], now: datetime
+) -> None:
     """Accepted: the held place is taken. Declined, cancelled or failed: the place is given
     back; a decline is matched again with one proposal, past every service tried before."""
     if update.status is ReferralStatus.ACCEPTED:
@@ -103,8 +125,13 @@ async def record_referral_update(uow: MatchingUnitOfWork, matcher: Matcher, upda
         return
     if update.signal is None or update.result is None:
         raise PermanentError("referral.updated (rejected) without signal and result cannot be re-matched")
-    screened = SignalScreened(signal_id=update.signal_id, case_id=update.case_id, screened_at=update.updated_at,
-                              result=update.result, signal=update.signal)
+    screened = SignalScreened(
+        signal_id=update.signal_id,
+        case_id=update.case_id,
+        screened_at=update.updated_at,
+        result=update.result,
+        signal=update.signal,
+    )
     exclude = frozenset(update.excluded_service_ids) | await uow.social_map.proposed_for(update.case_id)
     await propose(uow, matcher, screened, cause, now, exclude=exclude, limit=1)
 
@@ -133,7 +160,8 @@ async def export_social_map(uow: MatchingUnitOfWork) -> list[dict[str, Any]]:
     return await uow.social_map.stored_records()
 
 
-async def find_support(uow: MatchingUnitOfWork, municipality_code: str, pc4: str | None,
-                       query: str) -> list[search.Card]:
+async def find_support(
+    uow: MatchingUnitOfWork, municipality_code: str, pc4: str | None, query: str
+) -> list[search.Card]:
     """The public social map's cards: the active services of the area that match ``query``."""
     return search.search(await uow.social_map.records_in_area(municipality_code, pc4), query)

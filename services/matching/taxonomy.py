@@ -39,23 +39,35 @@ TERMS: dict[str, Term] = {
     t.code: t
     for t in (
         _term("respite_care", "Respijtzorg", "Respite care", Need.RESPITE_CARE),
-        _term("caregiver_cafe", "Mantelzorgcafé", "Caregiver café",
-              Need.PEER_CONTACT, Need.EMOTIONAL_SUPPORT, Need.INFORMATION_ADVICE),
-        _term("peer_contact", "Lotgenotencontact", "Peer contact",
-              Need.PEER_CONTACT, Need.EMOTIONAL_SUPPORT),
+        _term(
+            "caregiver_cafe",
+            "Mantelzorgcafé",
+            "Caregiver café",
+            Need.PEER_CONTACT,
+            Need.EMOTIONAL_SUPPORT,
+            Need.INFORMATION_ADVICE,
+        ),
+        _term("peer_contact", "Lotgenotencontact", "Peer contact", Need.PEER_CONTACT, Need.EMOTIONAL_SUPPORT),
         _term("household_help", "Huishoudelijke hulp", "Household help", Need.PRACTICAL_HELP),
-        _term("caregiver_consultant", "Mantelzorgconsulent", "Caregiver consultant",
-              Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT, Need.CASE_MANAGEMENT),
+        _term(
+            "caregiver_consultant",
+            "Mantelzorgconsulent",
+            "Caregiver consultant",
+            Need.INFORMATION_ADVICE,
+            Need.EMOTIONAL_SUPPORT,
+            Need.CASE_MANAGEMENT,
+        ),
         # A volunteer at home both helps in practice and lets the caregiver take a break.
-        _term("volunteer_help", "Vrijwillige hulp", "Volunteer help",
-              Need.PRACTICAL_HELP, Need.RESPITE_CARE),
+        _term("volunteer_help", "Vrijwillige hulp", "Volunteer help", Need.PRACTICAL_HELP, Need.RESPITE_CARE),
         _term("training", "Training en cursus", "Training and courses", Need.INFORMATION_ADVICE),
-        _term("financial_administrative", "Financiële en administratieve hulp",
-              "Financial and administrative help", Need.FINANCIAL_ADMINISTRATIVE),
-        _term("young_carers", "Jonge mantelzorgers", "Young carers",
-              Need.YOUNG_CARER_SUPPORT, target_group=True),
-        _term("working_carers", "Werkende mantelzorgers", "Working carers",
-              Need.WORK_CARE_BALANCE, target_group=True),
+        _term(
+            "financial_administrative",
+            "Financiële en administratieve hulp",
+            "Financial and administrative help",
+            Need.FINANCIAL_ADMINISTRATIVE,
+        ),
+        _term("young_carers", "Jonge mantelzorgers", "Young carers", Need.YOUNG_CARER_SUPPORT, target_group=True),
+        _term("working_carers", "Werkende mantelzorgers", "Working carers", Need.WORK_CARE_BALANCE, target_group=True),
         # Dementia describes the person cared for, not a kind of help: it covers no need.
         _term("dementia", "Dementie", "Dementia", target_group=True),
     )
@@ -72,17 +84,41 @@ def needs_covered(codes: Iterable[str]) -> frozenset[Need]:
 # Words people type when they look for a kind of support, in Dutch first, beside each
 # term's own names: a search for "respijt" or "logeren" finds respite care.
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "respite_care": ("respijt", "respijtzorg", "logeeropvang", "logeren", "dagopvang", "dagbesteding",
-                     "vervangende zorg", "even vrij", "ontlasten", "respite"),
+    "respite_care": (
+        "respijt",
+        "respijtzorg",
+        "logeeropvang",
+        "logeren",
+        "dagopvang",
+        "dagbesteding",
+        "vervangende zorg",
+        "even vrij",
+        "ontlasten",
+        "respite",
+    ),
     "caregiver_cafe": ("mantelzorgcafé", "mantelzorgcafe", "alzheimer café", "ontmoeting", "café", "cafe"),
     "peer_contact": ("lotgenoten", "lotgenotencontact", "maatje", "praatgroep", "koffieochtend", "peer"),
     "household_help": ("huishouden", "huishoudelijke hulp", "schoonmaak", "schoonmaken", "boodschappen"),
-    "caregiver_consultant": ("mantelzorgconsulent", "consulent", "advies", "informatie", "steunpunt",
-                             "mantelzorgondersteuning", "consultant"),
+    "caregiver_consultant": (
+        "mantelzorgconsulent",
+        "consulent",
+        "advies",
+        "informatie",
+        "steunpunt",
+        "mantelzorgondersteuning",
+        "consultant",
+    ),
     "volunteer_help": ("vrijwilliger", "vrijwillige hulp", "klussen", "klussendienst", "thuisondersteuning"),
     "training": ("cursus", "training", "workshop"),
-    "financial_administrative": ("administratie", "formulieren", "geldzaken", "financiën", "financieel",
-                                 "schulden", "toeslagen"),
+    "financial_administrative": (
+        "administratie",
+        "formulieren",
+        "geldzaken",
+        "financiën",
+        "financieel",
+        "schulden",
+        "toeslagen",
+    ),
     "young_carers": ("jonge mantelzorger", "jonge mantelzorgers", "jmz", "kinderen", "jongeren"),
     "working_carers": ("werkende mantelzorger", "werk", "werkgever", "werkende"),
     "dementia": ("dementie", "alzheimer", "geheugen"),
@@ -96,11 +132,16 @@ def terms_for(query: str) -> frozenset[str]:
     phrase = " ".join(query.casefold().replace(",", " ").split())
     if len(phrase) < 3:
         return frozenset()
-    names = {code: {code, term.name_nl.casefold(), term.name_en.casefold(), *SYNONYMS.get(code, ())}
-             for code, term in TERMS.items()}
+    names = {
+        code: {code, term.name_nl.casefold(), term.name_en.casefold(), *SYNONYMS.get(code, ())}
+        for code, term in TERMS.items()
+    }
     whole = {code for code, labels in names.items() if any(label.startswith(phrase) for label in labels)}
     if whole:
         return frozenset(whole)
     words = [w for w in phrase.split() if len(w) >= 3]
-    return frozenset(code for code, labels in names.items()
-                     if any(part.startswith(w) for w in words for label in labels for part in label.split()))
+    return frozenset(
+        code
+        for code, labels in names.items()
+        if any(part.startswith(w) for w in words for label in labels for part in label.split())
+    )

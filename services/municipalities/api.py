@@ -35,8 +35,8 @@ from pydantic import AnyHttpUrl, BaseModel, Field
 from services.municipalities import reports, service
 from services.municipalities.asyncapi import asyncapi_router
 from services.municipalities.config import MunicipalitiesSettings
-from services.municipalities.dependencies import Context, MunicipalitiesContext
 from services.municipalities.contract import TOPIC_PATTERN, topic_for
+from services.municipalities.dependencies import Context, MunicipalitiesContext
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.handlers import register_handlers
 from services.municipalities.records import NO_MATCH_REASONS
@@ -54,20 +54,24 @@ log = structlog.get_logger(__name__)
 
 MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
-DESCRIPTION = ("Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
-               "and signed webhooks (schema: /asyncapi), and statistics over closed months.")
+DESCRIPTION = (
+    "Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
+    "and signed webhooks (schema: /asyncapi), and statistics over closed months."
+)
 
 # The schema lists the municipalities served here, which is what the API accepts.
-MunicipalityCode = Annotated[str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"],
-                                       json_schema_extra={"enum": sorted(MUNICIPALITIES)})]
+MunicipalityCode = Annotated[
+    str, Path(pattern=r"^GM\d{4}$", examples=["GM0327"], json_schema_extra={"enum": sorted(MUNICIPALITIES)})
+]
 
 
 def _start_of(day: date | None) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) if day else None
 
 
-municipal_credential = bearer_credential(Scope.MUNICIPALITY_READ, scheme_name="MunicipalityKey",
-                                         what="municipality credential")
+municipal_credential = bearer_credential(
+    Scope.MUNICIPALITY_READ, scheme_name="MunicipalityKey", what="municipality credential"
+)
 
 
 def _invalid(loc: tuple[str, str], message: str) -> RequestValidationError:
@@ -75,7 +79,8 @@ def _invalid(loc: tuple[str, str], message: str) -> RequestValidationError:
 
 
 async def authorise(
-    code: MunicipalityCode, credential: Annotated[Credential, Depends(municipal_credential)],
+    code: MunicipalityCode,
+    credential: Annotated[Credential, Depends(municipal_credential)],
 ) -> str:
     """The municipality of the path, if the credential is that municipality's."""
     if not municipality_codes.exists(code):
@@ -92,34 +97,59 @@ async def stream_owner(credential: Annotated[Credential, Depends(municipal_crede
 
 
 Municipality = Annotated[str, Depends(authorise)]
-router = APIRouter(prefix="/v1/municipalities/{code}", tags=["municipalities"],
-                   responses=error_responses({
-                       401: "Missing, invalid, revoked or expired municipality credential",
-                       403: "The credential is another municipality's",
-                       422: "Not an existing municipality (CBS list), not served here, or another field is invalid",
-                       429: "Rate limit, or open streams, of this credential reached: retry after Retry-After seconds"}))
+router = APIRouter(
+    prefix="/v1/municipalities/{code}",
+    tags=["municipalities"],
+    responses=error_responses(
+        {
+            401: "Missing, invalid, revoked or expired municipality credential",
+            403: "The credential is another municipality's",
+            422: "Not an existing municipality (CBS list), not served here, or another field is invalid",
+            429: "Rate limit, or open streams, of this credential reached: retry after Retry-After seconds",
+        }
+    ),
+)
 
 
 @router.get(
     "/events",
     summary="The municipality's released groups as Server-Sent Events",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": (
-        "One SSE event per released group: `id` is its sequence number in the stream, `event` "
-        "its type, `data` the JSON envelope (schema: /asyncapi.json)")}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": (
+                "One SSE event per released group: `id` is its sequence number in the stream, `event` "
+                "its type, `data` the JSON envelope (schema: /asyncapi.json)"
+            ),
+        }
+    },
 )
 async def events(
-    code: Municipality, ctx: Context, owner: Annotated[str, Depends(stream_owner)],
+    code: Municipality,
+    ctx: Context,
+    owner: Annotated[str, Depends(stream_owner)],
     since: Annotated[date | None, Query(description="replay the groups released since this day")] = None,
     last_event_id: Annotated[int | None, Header(ge=0, description="resume after this sequence number")] = None,
 ) -> StreamingResponse:
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
         cursor = await service.stream_cursor(uow, code, last_event_id, _start_of(since))
     ctx.sse_cap.acquire(owner)  # 429 when this credential has its streams open already
-    stream = server_sent_events(ctx.pool, code, cursor, poll_seconds=ctx.settings.sse_poll_seconds,
-                                keepalive_seconds=ctx.settings.sse_keepalive_seconds, stopping=ctx.sse_stopping)
-    return CappedStreamingResponse(stream, ctx.sse_cap, owner, media_type="text/event-stream",
-                                   headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    stream = server_sent_events(
+        ctx.pool,
+        code,
+        cursor,
+        poll_seconds=ctx.settings.sse_poll_seconds,
+        keepalive_seconds=ctx.settings.sse_keepalive_seconds,
+        stopping=ctx.sse_stopping,
+    )
+    return CappedStreamingResponse(
+        stream,
+        ctx.sse_cap,
+        owner,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
 
 
 class WebhookIn(BaseModel):
@@ -137,8 +167,12 @@ class WebhookOut(BaseModel):
     created_at: datetime
 
 
-@router.post("/webhooks", status_code=status.HTTP_201_CREATED, response_model=WebhookOut,
-             summary="Subscribe a webhook to the municipality's stream")
+@router.post(
+    "/webhooks",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WebhookOut,
+    summary="Subscribe a webhook to the municipality's stream",
+)
 async def add_webhook(code: Municipality, webhook: WebhookIn, ctx: Context) -> WebhookOut:
     # Checked (DNS included) before the transaction: no connection is held meanwhile.
     try:
@@ -157,8 +191,12 @@ async def list_webhooks(code: Municipality, ctx: Context) -> list[WebhookOut]:
         return [WebhookOut(**asdict(hook)) for hook in await service.webhooks(uow, code)]
 
 
-@router.delete("/webhooks/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT,
-               summary="Unsubscribe a webhook", responses=error_responses({404: "No such webhook"}))
+@router.delete(
+    "/webhooks/{webhook_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Unsubscribe a webhook",
+    responses=error_responses({404: "No such webhook"}),
+)
 async def delete_webhook(code: Municipality, webhook_id: UUID, ctx: Context) -> Response:
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
         if not await service.delete_webhook(uow, code, webhook_id):
@@ -180,42 +218,58 @@ def _months(first: str | None, last: str | None) -> list[date]:
 
 
 async def _closed_months(
-    ctx: MunicipalitiesContext, code: str, first: str | None, last: str | None,
+    ctx: MunicipalitiesContext,
+    code: str,
+    first: str | None,
+    last: str | None,
 ) -> tuple[dict[str, list[reports.Released]], list[str]]:
     """The released groups of each closed month asked for, and the months still open."""
     months = _months(first, last)
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
-        return await service.closed_months(uow, code, months, datetime.now(UTC),
-                                           timedelta(seconds=ctx.settings.max_delay_seconds))
+        return await service.closed_months(
+            uow, code, months, datetime.now(UTC), timedelta(seconds=ctx.settings.max_delay_seconds)
+        )
 
 
-@router.get("/statistics", response_model=reports.CountsReport,
-            summary="Screened signals per closed month x district x source kind x risk level")
+@router.get(
+    "/statistics",
+    response_model=reports.CountsReport,
+    summary="Screened signals per closed month x district x source kind x risk level",
+)
 async def statistics(
-    code: Municipality, ctx: Context,
+    code: Municipality,
+    ctx: Context,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
 ) -> reports.CountsReport:
     by_month, still_open = await _closed_months(ctx, code, first, last)
     return reports.CountsReport(
-        municipality_code=code, open_months=still_open,
-        months=[reports.MonthCounts(month=m, table=reports.counts_table(code, groups))
-                for m, groups in by_month.items()])
+        municipality_code=code,
+        open_months=still_open,
+        months=[
+            reports.MonthCounts(month=m, table=reports.counts_table(code, groups)) for m, groups in by_month.items()
+        ],
+    )
 
 
-@router.get("/statistics/outcomes", response_model=reports.OutcomesReport,
-            summary="Per closed month: time to support, referrals accepted, support arrived, "
-                    "no-match reasons, target groups")
+@router.get(
+    "/statistics/outcomes",
+    response_model=reports.OutcomesReport,
+    summary="Per closed month: time to support, referrals accepted, support arrived, no-match reasons, target groups",
+)
 async def outcomes(
-    code: Municipality, ctx: Context,
+    code: Municipality,
+    ctx: Context,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
 ) -> reports.OutcomesReport:
     by_month, still_open = await _closed_months(ctx, code, first, last)
     reasons = sorted(set(NO_MATCH_REASONS.values()))
     return reports.OutcomesReport(
-        municipality_code=code, open_months=still_open,
-        months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()])
+        municipality_code=code,
+        open_months=still_open,
+        months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()],
+    )
 
 
 def _around_the_shell(app: FastAPI, ctx: MunicipalitiesContext) -> None:
@@ -238,9 +292,15 @@ def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
     settings = settings or MunicipalitiesSettings()
     ctx = MunicipalitiesContext.create(settings, create_runtime(settings))
     register_handlers(ctx.runtime.consumer)
-    app = create_service_app(ctx.runtime, title="signal-to-support: municipalities", description=DESCRIPTION,
-                             migrations=MIGRATIONS, produces=[], produces_patterns=[TOPIC_PATTERN],
-                             workers=[ReleaseWorker, WebhookDelivery])
+    app = create_service_app(
+        ctx.runtime,
+        title="signal-to-support: municipalities",
+        description=DESCRIPTION,
+        migrations=MIGRATIONS,
+        produces=[],
+        produces_patterns=[TOPIC_PATTERN],
+        workers=[ReleaseWorker, WebhookDelivery],
+    )
     app.state.context = ctx
     _around_the_shell(app, ctx)
     app.include_router(router)

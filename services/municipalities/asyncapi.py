@@ -38,11 +38,16 @@ The same groups are served over HTTP with a municipality credential:
 def asyncapi_router(kafka: KafkaSettings, version: str) -> APIRouter:
     broker = KafkaBroker(kafka.bootstrap_servers, description="the pipeline's Kafka cluster")
     broker.publisher(
-        TOPIC_PATTERN, schema=MunicipalEnvelope, title="municipality-events",
+        TOPIC_PATTERN,
+        schema=MunicipalEnvelope,
+        title="municipality-events",
         description="A municipality's released groups; {municipality_code} is the CBS code, e.g. GM0327.",
     )
     spec = AsyncAPI(
-        broker, title="signal-to-support: municipalities' anonymous groups", version=version,
-        description=DESCRIPTION, schema_version="3.0.0",
+        broker,
+        title="signal-to-support: municipalities' anonymous groups",
+        version=version,
+        description=DESCRIPTION,
+        schema_version="3.0.0",
     ).to_specification()
     return serve_asyncapi(spec, tag="municipalities")

@@ -28,18 +28,21 @@ def _municipality_code(value: str) -> str:
         raise argparse.ArgumentTypeError(f"{value!r} is not the CBS code of an existing Dutch municipality")
     if not is_known(value):
         raise argparse.ArgumentTypeError(
-            f"{value!r} is not a municipality served here (one of: {', '.join(sorted(MUNICIPALITIES))})")
+            f"{value!r} is not a municipality served here (one of: {', '.join(sorted(MUNICIPALITIES))})"
+        )
     return value
 
 
 async def _issue_key(cmd: Invocation[MunicipalitiesSettings]) -> int:
     code = cmd.args.municipality
-    return await auth.issue_from_command(cmd, [auth.Scope.MUNICIPALITY_READ], code,
-                                         municipality_codes.municipalities()[code])
+    return await auth.issue_from_command(
+        cmd, [auth.Scope.MUNICIPALITY_READ], code, municipality_codes.municipalities()[code]
+    )
 
 
-issue = TOOL.command("issue-key", _issue_key,
-                     help="issue a municipality's credential (printed once; only its hash is stored)")
+issue = TOOL.command(
+    "issue-key", _issue_key, help="issue a municipality's credential (printed once; only its hash is stored)"
+)
 issue.add_argument("--municipality", required=True, type=_municipality_code, help="CBS code, e.g. GM0327")
 auth.add_issue_arguments(issue)
 auth.add_key_admin_commands(TOOL)

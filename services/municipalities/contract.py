@@ -28,13 +28,16 @@ class ReleasedGroup(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     municipality_code: str = Field(examples=["GM0327"])
-    record: str = Field(description="the pipeline event the records come from",
-                        examples=["signal.screened", "matches.proposed", "referral.updated", "followup.recorded"])
+    record: str = Field(
+        description="the pipeline event the records come from",
+        examples=["signal.screened", "matches.proposed", "referral.updated", "followup.recorded"],
+    )
     count: int = Field(description="records in the group (at least k persons behind them)")
     level: int = Field(description="generalisation level: 0 is the finest")
     month: str = Field(examples=["2026-11"])
-    period: str = Field(description="the ISO week (within the month) at level 0, else the month",
-                        examples=["2026-W48", "2026-11"])
+    period: str = Field(
+        description="the ISO week (within the month) at level 0, else the month", examples=["2026-W48", "2026-11"]
+    )
     area: str | None = Field(None, description="CBS district (wijk) or PC4; the municipality code when generalised")
     age_band: str | None = Field(None, examples=["60-69", "60+", "any"])
     source_kind: str | None = Field(None, examples=["gp", "professional", "any"])
@@ -42,8 +45,11 @@ class ReleasedGroup(BaseModel):
     needs: list[str] = Field([], description="needs, need groups, or ['any']")
     service_categories: list[str] = Field([], description="taxonomy codes of the proposed services, or ['any']")
     no_match_reason: str | None = Field(None, description="matches.proposed: why nothing could be proposed")
-    time_to_support: str | None = Field(None, description="hours band from the signal to the proposal "
-                                        "(matches.proposed) or to the accepted referral (referral.updated)")
+    time_to_support: str | None = Field(
+        None,
+        description="hours band from the signal to the proposal "
+        "(matches.proposed) or to the accepted referral (referral.updated)",
+    )
     referral_status: str | None = Field(None, description="referral.updated: the provider's answer (FHIR Task status)")
     rejection_reason: str | None = Field(None, description="referral.updated: the reason code of a rejection")
     support_arrived: bool | None = Field(None, description="followup.recorded: did the support arrive?")
@@ -59,19 +65,34 @@ class MunicipalEnvelope(Envelope[ReleasedGroup]):
 def released_group(group: Group) -> ReleasedGroup:
     key = group.key
     return ReleasedGroup(
-        municipality_code=key.municipality_code, record=key.kind, count=group.count, level=key.level,
-        month=key.month, period=key.period, area=key.area, age_band=key.age_band,
-        source_kind=key.source_kind, risk_level=key.risk_level, needs=list(key.needs),
-        service_categories=list(key.service_categories), no_match_reason=key.no_match_reason,
-        time_to_support=key.time_to_support, referral_status=key.referral_status,
-        rejection_reason=key.rejection_reason, support_arrived=key.support_arrived,
+        municipality_code=key.municipality_code,
+        record=key.kind,
+        count=group.count,
+        level=key.level,
+        month=key.month,
+        period=key.period,
+        area=key.area,
+        age_band=key.age_band,
+        source_kind=key.source_kind,
+        risk_level=key.risk_level,
+        needs=list(key.needs),
+        service_categories=list(key.service_categories),
+        no_match_reason=key.no_match_reason,
+        time_to_support=key.time_to_support,
+        referral_status=key.referral_status,
+        rejection_reason=key.rejection_reason,
+        support_arrived=key.support_arrived,
     )
 
 
 def envelope_for(group: Group, release_id: str, producer: str) -> MunicipalEnvelope:
     year, month = (int(x) for x in group.key.month.split("-"))
     return MunicipalEnvelope(
-        event_id=uuid4(), event_type=EVENT_TYPE, producer=producer,
-        subject=group.key.municipality_code, correlation_id=release_id,
-        occurred_at=datetime(year, month, 1, tzinfo=UTC), payload=released_group(group),
+        event_id=uuid4(),
+        event_type=EVENT_TYPE,
+        producer=producer,
+        subject=group.key.municipality_code,
+        correlation_id=release_id,
+        occurred_at=datetime(year, month, 1, tzinfo=UTC),
+        payload=released_group(group),
     )

@@ -33,19 +33,30 @@ ANY = "any"
 # --- the generalisation hierarchy, per attribute -------------------------------------
 
 SOURCE_GROUPS = {
-    "gp": "professional", "practice_nurse": "professional", "welfare_worker": "professional",
-    "neighbourhood_team": "professional", "home_care": "professional",
-    "resident": "informal", "self": "informal", "other": "informal",
+    "gp": "professional",
+    "practice_nurse": "professional",
+    "welfare_worker": "professional",
+    "neighbourhood_team": "professional",
+    "home_care": "professional",
+    "resident": "informal",
+    "self": "informal",
+    "other": "informal",
 }
 RISK_GROUPS = {
-    "in_balance": "not_elevated", "at_risk": "not_elevated",
-    "overburdened": "elevated", "crisis": "elevated",
+    "in_balance": "not_elevated",
+    "at_risk": "not_elevated",
+    "overburdened": "elevated",
+    "crisis": "elevated",
 }
 NEED_GROUPS = {
-    "information_advice": "guidance", "case_management": "guidance",
-    "emotional_support": "emotional_and_social", "peer_contact": "emotional_and_social",
-    "practical_help": "relief", "respite_care": "relief",
-    "financial_administrative": "money_and_work", "work_care_balance": "money_and_work",
+    "information_advice": "guidance",
+    "case_management": "guidance",
+    "emotional_support": "emotional_and_social",
+    "peer_contact": "emotional_and_social",
+    "practical_help": "relief",
+    "respite_care": "relief",
+    "financial_administrative": "money_and_work",
+    "work_care_balance": "money_and_work",
     "young_carer_support": "young_carers",
 }
 # Time to support: fine bands, then coarse ones.
@@ -81,6 +92,7 @@ def _mapped(mapping: dict[str, str]) -> Callable[[str | None, int], str | None]:
         if value is None:
             return None
         return value if level == 0 else mapping.get(value, ANY) if level == 1 else ANY
+
     return generalise
 
 
@@ -117,14 +129,50 @@ _RISK = _mapped(RISK_GROUPS)
 # one before, on every attribute. What a record says about the outcome (referral status,
 # support arrived, no-match reason) stays: it is what the municipality needs to know.
 LADDER: tuple[dict[str, int], ...] = (
-    {"area": 0, "period": 0, "age_band": 0, "source_kind": 0, "risk_level": 0, "needs": 0,
-     "service_categories": 0, "time_to_support": 0, "rejection_reason": 0},
-    {"area": 1, "period": 0, "age_band": 1, "source_kind": 1, "risk_level": 1, "needs": 1,
-     "service_categories": 1, "time_to_support": 1, "rejection_reason": 0},
-    {"area": 1, "period": 1, "age_band": 1, "source_kind": 1, "risk_level": 1, "needs": 1,
-     "service_categories": 1, "time_to_support": 1, "rejection_reason": 1},
-    {"area": 1, "period": 1, "age_band": 2, "source_kind": 2, "risk_level": 2, "needs": 2,
-     "service_categories": 1, "time_to_support": 1, "rejection_reason": 1},
+    {
+        "area": 0,
+        "period": 0,
+        "age_band": 0,
+        "source_kind": 0,
+        "risk_level": 0,
+        "needs": 0,
+        "service_categories": 0,
+        "time_to_support": 0,
+        "rejection_reason": 0,
+    },
+    {
+        "area": 1,
+        "period": 0,
+        "age_band": 1,
+        "source_kind": 1,
+        "risk_level": 1,
+        "needs": 1,
+        "service_categories": 1,
+        "time_to_support": 1,
+        "rejection_reason": 0,
+    },
+    {
+        "area": 1,
+        "period": 1,
+        "age_band": 1,
+        "source_kind": 1,
+        "risk_level": 1,
+        "needs": 1,
+        "service_categories": 1,
+        "time_to_support": 1,
+        "rejection_reason": 1,
+    },
+    {
+        "area": 1,
+        "period": 1,
+        "age_band": 2,
+        "source_kind": 2,
+        "risk_level": 2,
+        "needs": 2,
+        "service_categories": 1,
+        "time_to_support": 1,
+        "rejection_reason": 1,
+    },
 )
 
 
@@ -185,7 +233,10 @@ class GroupKey:
 def generalise(record: Record, level: int) -> GroupKey:
     rung = LADDER[level]
     return GroupKey(
-        level=level, kind=record.kind, municipality_code=record.municipality_code, month=record.month,
+        level=level,
+        kind=record.kind,
+        municipality_code=record.municipality_code,
+        month=record.month,
         period=_period(record, rung["period"]),
         area=_area(record, rung["area"]),
         age_band=_age(record.age_band, rung["age_band"]),
@@ -254,8 +305,9 @@ def release(records: Sequence[Record], now: datetime, *, k: int, max_delay: time
     suppressed = [r for r in waiting if r.expired(now, max_delay)]
     # In an order that says nothing about which records arrived first.
     released.sort(key=lambda g: repr(g.key))
-    return Outcome(released=released, suppressed=suppressed,
-                   waiting=[r for r in waiting if not r.expired(now, max_delay)])
+    return Outcome(
+        released=released, suppressed=suppressed, waiting=[r for r in waiting if not r.expired(now, max_delay)]
+    )
 
 
 # --- what the stream and its webhooks hold (the repository returns these) -------------

@@ -18,15 +18,17 @@ from shared.contracts import CaregiverErased, Envelope, EventType, Topics
 
 
 def register_handlers(consumer: EventConsumer) -> None:
-    consumer.subscribe({
-        Topics.SIGNALS: {EventType.CAREGIVER_ERASED: on_erased},
-        Topics.SCREENING: {EventType.SIGNAL_SCREENED: keeping(records.from_screened)},
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: keeping(records.from_matches)},
-        Topics.NOTIFY: {
-            EventType.REFERRAL_UPDATED: keeping(records.from_referral),
-            EventType.FOLLOW_UP_RECORDED: keeping(records.from_follow_up),
-        },
-    })
+    consumer.subscribe(
+        {
+            Topics.SIGNALS: {EventType.CAREGIVER_ERASED: on_erased},
+            Topics.SCREENING: {EventType.SIGNAL_SCREENED: keeping(records.from_screened)},
+            Topics.MATCHING: {EventType.MATCHES_PROPOSED: keeping(records.from_matches)},
+            Topics.NOTIFY: {
+                EventType.REFERRAL_UPDATED: keeping(records.from_referral),
+                EventType.FOLLOW_UP_RECORDED: keeping(records.from_follow_up),
+            },
+        }
+    )
 
 
 def keeping(derive: Callable[[Any, str, datetime], Record | None]) -> Handler:

@@ -6,8 +6,12 @@ from shared.service import run_service
 
 
 def main() -> None:
-    run_service("municipalities", "The municipalities service: anonymous, k-anonymous data for municipalities.",
-                MunicipalitiesSettings, create_app)
+    run_service(
+        "municipalities",
+        "The municipalities service: anonymous, k-anonymous data for municipalities.",
+        MunicipalitiesSettings,
+        create_app,
+    )
 
 
 if __name__ == "__main__":

@@ -82,8 +82,14 @@ def _hours(start: datetime, end: datetime) -> str:
     return hours_band(max(0.0, (end - start).total_seconds() / 3600))
 
 
-def _base(kind: str, subject: str, arrived: datetime, signal: SignalReceived,
-          risk_level: RiskLevel | None = None, needs: list[Need] | None = None) -> dict[str, object]:
+def _base(
+    kind: str,
+    subject: str,
+    arrived: datetime,
+    signal: SignalReceived,
+    risk_level: RiskLevel | None = None,
+    needs: list[Need] | None = None,
+) -> dict[str, object]:
     caregiver = signal.caregiver
     area = area_of(caregiver.postcode)
     return {
@@ -102,8 +108,7 @@ def _base(kind: str, subject: str, arrived: datetime, signal: SignalReceived,
 
 
 def from_screened(p: SignalScreened, subject: str, arrived: datetime) -> Record:
-    return Record(**_base("signal.screened", subject, arrived, p.signal, p.result.risk_level,
-                          p.result.needs))  # type: ignore[arg-type]
+    return Record(**_base("signal.screened", subject, arrived, p.signal, p.result.risk_level, p.result.needs))  # type: ignore[arg-type]
 
 
 def from_matches(p: MatchesProposed, subject: str, arrived: datetime) -> Record:
@@ -123,8 +128,14 @@ def from_referral(p: ReferralUpdated, subject: str, arrived: datetime) -> Record
     result = p.result
     accepted = p.status in (ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS)
     return Record(
-        **_base("referral.updated", subject, arrived, p.signal, result.risk_level if result else None,
-                result.needs if result else None),  # type: ignore[arg-type]
+        **_base(
+            "referral.updated",
+            subject,
+            arrived,
+            p.signal,
+            result.risk_level if result else None,
+            result.needs if result else None,
+        ),  # type: ignore[arg-type]
         referral_status=_vocabulary(ReferralStatus, p.status),
         rejection_reason=_vocabulary(RejectionReason, p.reason_code),
         time_to_support=_hours(p.signal.received_at, p.updated_at) if accepted else None,
@@ -136,7 +147,11 @@ def from_follow_up(p: FollowUpRecorded, subject: str, arrived: datetime) -> Reco
     if p.municipality_code is None:
         return None
     return Record(
-        person=person_token(p.municipality_code, subject), arrived=arrived, kind="followup.recorded",
-        municipality_code=p.municipality_code, month=month_of(p.recorded_at), week=iso_week(p.recorded_at),
+        person=person_token(p.municipality_code, subject),
+        arrived=arrived,
+        kind="followup.recorded",
+        municipality_code=p.municipality_code,
+        month=month_of(p.recorded_at),
+        week=iso_week(p.recorded_at),
         support_arrived=p.support_arrived,
     )

@@ -22,13 +22,18 @@ log = structlog.get_logger(__name__)
 class ReleaseWorker:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
-        self._policy = service.ReleasePolicy(k=self._settings.k, producer=self._settings.service_name,
-                                             max_delay=timedelta(seconds=self._settings.max_delay_seconds))
+        self._settings: MunicipalitiesSettings = runtime.settings
+        self._policy = service.ReleasePolicy(
+            k=self._settings.k,
+            producer=self._settings.service_name,
+            max_delay=timedelta(seconds=self._settings.max_delay_seconds),
+        )
         self._periodic = Periodic("release", self._settings.release_seconds, self.tick)
         # What a data protection officer (and an operator) watches: how much is suppressed.
         self._records = Counter(
-            "sts_municipal_records_total", "Anonymous records by fate (released, suppressed).", ["fate"],
+            "sts_municipal_records_total",
+            "Anonymous records by fate (released, suppressed).",
+            ["fate"],
             registry=runtime.metrics.registry,
         )
 
@@ -47,7 +52,11 @@ class ReleaseWorker:
         self._records.labels("released").inc(sum(g.count for g in outcome.released))
         self._records.labels("suppressed").inc(len(outcome.suppressed))
         if outcome.released or outcome.suppressed:
-            log.info("release tick", groups=len(outcome.released),
-                     released=sum(g.count for g in outcome.released), suppressed=len(outcome.suppressed),
-                     waiting=len(outcome.waiting))
+            log.info(
+                "release tick",
+                groups=len(outcome.released),
+                released=sum(g.count for g in outcome.released),
+                suppressed=len(outcome.suppressed),
+                waiting=len(outcome.waiting),
+            )
         return outcome

@@ -27,8 +27,7 @@ from shared.contracts import ReferralStatus, RiskLevel, SourceKind
 
 GENERALISED = "generalised"  # row and column of the groups released coarser than the table
 UNSCREENED = "unscreened"
-COLUMNS = [*(f"{s.value}/{r}" for s in SourceKind for r in [*(r.value for r in RiskLevel), UNSCREENED]),
-           GENERALISED]
+COLUMNS = [*(f"{s.value}/{r}" for s in SourceKind for r in [*(r.value for r in RiskLevel), UNSCREENED]), GENERALISED]
 TIME_BANDS = list(dict.fromkeys(COARSE_HOURS.values()))
 TARGET_GROUPS = ["<30", "30-59", "60+", GENERALISED]
 NEED_GROUP_NAMES = sorted(set(NEED_GROUPS.values()))
@@ -57,8 +56,11 @@ def _persons(groups: Iterable[tuple[str, str, Released]]) -> list[Record]:
     # A group's records are of at least k different persons; counting each record as its
     # own person never makes a figure look safer than it is, since every figure holds whole
     # groups (0, or at least k persons).
-    return [Record(row=row, column=column, person=f"{n}:{i}")
-            for n, (row, column, group) in enumerate(groups) for i in range(group["count"])]
+    return [
+        Record(row=row, column=column, person=f"{n}:{i}")
+        for n, (row, column, group) in enumerate(groups)
+        for i in range(group["count"])
+    ]
 
 
 def _of(groups: Sequence[Released], kind: str) -> list[Released]:
@@ -114,8 +116,10 @@ def band_percentiles(groups: Sequence[Released]) -> Bands:
     if n.suppressed:
         return Bands(n=n)
     order = [COARSE_HOURS[label] for _, label in HOURS_BANDS]
-    values = sorted((COARSE_HOURS.get(g["time_to_support"]) or g["time_to_support"] for g in timed
-                     for _ in range(g["count"])), key=order.index)
+    values = sorted(
+        (COARSE_HOURS.get(g["time_to_support"]) or g["time_to_support"] for g in timed for _ in range(g["count"])),
+        key=order.index,
+    )
 
     def at(q: float) -> str:
         return values[min(len(values) - 1, int(q * len(values)))]
@@ -150,8 +154,10 @@ class MonthOutcomes(BaseModel):
 
 class OutcomesReport(BaseModel):
     municipality_code: str
-    unit: str = ("records released in k-anonymous groups; figures on fewer than 10 persons suppressed, "
-                 "shown figures rounded to 5, shares only when both figures are shown")
+    unit: str = (
+        "records released in k-anonymous groups; figures on fewer than 10 persons suppressed, "
+        "shown figures rounded to 5, shares only when both figures are shown"
+    )
     months: list[MonthOutcomes]
     open_months: list[str] = []
 
@@ -175,10 +181,14 @@ def outcomes(month: str, groups: Sequence[Released], no_match_reasons: Sequence[
         month=month,
         time_to_match=band_percentiles(matched),
         time_to_accepted_referral=band_percentiles(referrals),
-        referrals_accepted=share([g for g in referrals if g["referral_status"] in ACCEPTED],
-                                 [g for g in referrals if g["referral_status"] in NOT_ACCEPTED]),
-        support_arrived=share([g for g in follow_ups if g["support_arrived"] is True],
-                              [g for g in follow_ups if g["support_arrived"] is False]),
+        referrals_accepted=share(
+            [g for g in referrals if g["referral_status"] in ACCEPTED],
+            [g for g in referrals if g["referral_status"] in NOT_ACCEPTED],
+        ),
+        support_arrived=share(
+            [g for g in follow_ups if g["support_arrived"] is True],
+            [g for g in follow_ups if g["support_arrived"] is False],
+        ),
         no_match_reasons={r: _count(g for g in matched if g["no_match_reason"] == r) for r in no_match_reasons},
         target_groups={t: _count(g for g in screened if target_group(g) == t) for t in TARGET_GROUPS},
         need_groups={n: _count(g for g in screened if n in need_groups(g)) for n in NEED_GROUP_NAMES},

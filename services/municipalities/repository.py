@@ -36,20 +36,33 @@ class MunicipalStore:
         await self._db.execute(
             """INSERT INTO waiting_records (person, arrived_at, municipality_code, record)
                VALUES ($1, $2, $3, $4)""",
-            record.person, record.arrived, record.municipality_code, rest,
+            record.person,
+            record.arrived,
+            record.municipality_code,
+            rest,
         )
 
     async def waiting_for_update(self) -> list[tuple[int, Record]]:
         """Every waiting record, locked until the release decision commits."""
         rows = await self._db.fetch(
-            "SELECT id, person, arrived_at, municipality_code, record FROM waiting_records ORDER BY id FOR UPDATE")
+            "SELECT id, person, arrived_at, municipality_code, record FROM waiting_records ORDER BY id FOR UPDATE"
+        )
         found = []
         for row in rows:
             rest = dict(row["record"])
             for name in ("needs", "service_categories"):
                 rest[name] = tuple(rest.get(name) or ())
-            found.append((row["id"], Record(person=row["person"], arrived=row["arrived_at"],
-                                            municipality_code=row["municipality_code"], **rest)))
+            found.append(
+                (
+                    row["id"],
+                    Record(
+                        person=row["person"],
+                        arrived=row["arrived_at"],
+                        municipality_code=row["municipality_code"],
+                        **rest,
+                    ),
+                )
+            )
         return found
 
     async def delete_waiting(self, ids: list[int]) -> None:
@@ -62,8 +75,9 @@ class MunicipalStore:
 
     # --- the stream of released groups ---------------------------------------------------
 
-    async def append_release(self, municipality_code: str, event_id: UUID, month: str, body: str,
-                             released_at: datetime) -> int:
+    async def append_release(
+        self, municipality_code: str, event_id: UUID, month: str, body: str, released_at: datetime
+    ) -> int:
         """Add a released group to the municipality's stream; returns its sequence number.
 
         Call last in the transaction: the stream's row stays locked until commit."""
@@ -76,7 +90,12 @@ class MunicipalStore:
         await self._db.execute(
             """INSERT INTO released_groups (municipality_code, seq, event_id, month, body, released_at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
-            municipality_code, seq, event_id, month, body, released_at,
+            municipality_code,
+            seq,
+            event_id,
+            month,
+            body,
+            released_at,
         )
         return seq
 
@@ -84,7 +103,9 @@ class MunicipalStore:
         rows = await self._db.fetch(
             """SELECT seq, body FROM released_groups
                WHERE municipality_code = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
-            municipality_code, seq, limit,
+            municipality_code,
+            seq,
+            limit,
         )
         return [StreamEvent(seq=r["seq"], body=r["body"]) for r in rows]
 
@@ -92,12 +113,14 @@ class MunicipalStore:
         """The cursor that replays releases from ``moment`` (None: from now, only new ones)."""
         if moment is None:
             found = await self._db.fetchval(
-                "SELECT last_seq FROM municipal_streams WHERE municipality_code = $1", municipality_code)
+                "SELECT last_seq FROM municipal_streams WHERE municipality_code = $1", municipality_code
+            )
         else:
             found = await self._db.fetchval(
                 """SELECT max(seq) FROM released_groups
                    WHERE municipality_code = $1 AND released_at < $2""",
-                municipality_code, moment,
+                municipality_code,
+                moment,
             )
         return int(found or 0)
 
@@ -106,25 +129,35 @@ class MunicipalStore:
         rows = await self._db.fetch(
             """SELECT body FROM released_groups WHERE municipality_code = $1 AND month = ANY($2::text[])
                ORDER BY seq""",
-            municipality_code, months,
+            municipality_code,
+            months,
         )
         return [json.loads(r["body"])["payload"] for r in rows]
 
     # --- webhooks ------------------------------------------------------------------------
 
     async def add_webhook(self, municipality_code: str, url: str, secret: str, delivered_seq: int) -> Webhook:
-        return Webhook(**await self._db.fetchrow(
-            """INSERT INTO municipal_webhooks (id, municipality_code, url, secret, delivered_seq)
+        return Webhook(
+            **await self._db.fetchrow(
+                """INSERT INTO municipal_webhooks (id, municipality_code, url, secret, delivered_seq)
                VALUES ($1, $2, $3, $4, $5) RETURNING id, url, delivered_seq, attempts, last_error, created_at""",
-            uuid4(), municipality_code, url, secret, delivered_seq,
-        ))
+                uuid4(),
+                municipality_code,
+                url,
+                secret,
+                delivered_seq,
+            )
+        )
 
     async def webhooks_of(self, municipality_code: str) -> list[Webhook]:
-        return [Webhook(**row) for row in await self._db.fetch(
-            """SELECT id, url, delivered_seq, attempts, last_error, created_at FROM municipal_webhooks
+        return [
+            Webhook(**row)
+            for row in await self._db.fetch(
+                """SELECT id, url, delivered_seq, attempts, last_error, created_at FROM municipal_webhooks
                WHERE municipality_code = $1 ORDER BY created_at""",
-            municipality_code,
-        )]
+                municipality_code,
+            )
+        ]
 
     async def delete_webhook(self, municipality_code: str, webhook_id: UUID) -> bool:
         result = await self._db.execute(
@@ -135,19 +168,24 @@ class MunicipalStore:
     async def lease_due_webhooks(self, limit: int, lease_seconds: float) -> list[DueWebhook]:
         """Webhooks due for delivery, leased in one statement (another replica skips them until
         the lease runs out): deliveries then run with no transaction open."""
-        return [DueWebhook(**row) for row in await self._db.fetch(
-            """UPDATE municipal_webhooks SET next_attempt_at = now() + make_interval(secs => $2)
+        return [
+            DueWebhook(**row)
+            for row in await self._db.fetch(
+                """UPDATE municipal_webhooks SET next_attempt_at = now() + make_interval(secs => $2)
                WHERE id IN (SELECT id FROM municipal_webhooks WHERE next_attempt_at <= now()
                             ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED)
                RETURNING id, municipality_code, url, secret, delivered_seq, attempts""",
-            limit, lease_seconds,
-        )]
+                limit,
+                lease_seconds,
+            )
+        ]
 
     async def webhook_delivered(self, webhook_id: UUID, seq: int) -> None:
         await self._db.execute(
             """UPDATE municipal_webhooks SET delivered_seq = GREATEST(delivered_seq, $2), attempts = 0,
                    last_error = NULL WHERE id = $1""",
-            webhook_id, seq,
+            webhook_id,
+            seq,
         )
 
     async def release_webhook(self, webhook_id: UUID) -> None:
@@ -159,5 +197,7 @@ class MunicipalStore:
             """UPDATE municipal_webhooks SET attempts = attempts + 1, last_error = $2,
                    next_attempt_at = now() + make_interval(secs => $3)
                WHERE id = $1""",
-            webhook_id, error[:500], retry_in_seconds,
+            webhook_id,
+            error[:500],
+            retry_in_seconds,
         )

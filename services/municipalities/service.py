@@ -88,8 +88,9 @@ async def release_due(uow: MunicipalitiesUnitOfWork, policy: ReleasePolicy, now:
     return outcome
 
 
-async def add_webhook(uow: MunicipalitiesUnitOfWork, code: str, url: str, secret: str,
-                      since: datetime | None) -> Webhook:
+async def add_webhook(
+    uow: MunicipalitiesUnitOfWork, code: str, url: str, secret: str, since: datetime | None
+) -> Webhook:
     """Subscribe ``url`` from the groups released since ``since`` (None: new ones only);
     the URL was checked by the caller, before the transaction."""
     cursor = await uow.store.last_seq_before(code, since)
@@ -105,16 +106,18 @@ async def delete_webhook(uow: MunicipalitiesUnitOfWork, code: str, webhook_id: U
     return await uow.store.delete_webhook(code, webhook_id)
 
 
-async def stream_cursor(uow: MunicipalitiesUnitOfWork, code: str, last_event_id: int | None,
-                        since: datetime | None) -> int:
+async def stream_cursor(
+    uow: MunicipalitiesUnitOfWork, code: str, last_event_id: int | None, since: datetime | None
+) -> int:
     """Where a stream starts: after the client's last event, or at ``since`` (None: now)."""
     if last_event_id is not None:
         return last_event_id
     return await uow.store.last_seq_before(code, since)
 
 
-async def closed_months(uow: MunicipalitiesUnitOfWork, code: str, months: list[date], now: datetime,
-                        max_delay: timedelta) -> tuple[dict[str, list[reports.Released]], list[str]]:
+async def closed_months(
+    uow: MunicipalitiesUnitOfWork, code: str, months: list[date], now: datetime, max_delay: timedelta
+) -> tuple[dict[str, list[reports.Released]], list[str]]:
     """The released groups of each closed month asked for, and the months still open (a
     month is closed once every record of it was released or suppressed)."""
     shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, max_delay)]

@@ -90,7 +90,8 @@ def tabulate(records: Iterable[Record], rows: Sequence[str], columns: Sequence[s
         return Cell(value=round_count(values[e]), suppressed=False)
 
     return Table(
-        rows=list(rows), columns=list(columns),
+        rows=list(rows),
+        columns=list(columns),
         cells=[[cell((i, j)) for j in range(total_column)] for i in range(total_row)],
         row_totals=[cell((i, total_column)) for i in range(total_row)],
         column_totals=[cell((total_row, j)) for j in range(total_column)],
@@ -114,15 +115,19 @@ def protect(values: dict[Entry, int], primary: set[Entry], last_row: int, last_c
             return suppressed
         side_a, side_b = bridge
         closing = [
-            e for e in values if e not in suppressed
-            and ((("r", e[0]) in side_a and ("c", e[1]) in side_b)
-                 or (("r", e[0]) in side_b and ("c", e[1]) in side_a))
+            e
+            for e in values
+            if e not in suppressed
+            and ((("r", e[0]) in side_a and ("c", e[1]) in side_b) or (("r", e[0]) in side_b and ("c", e[1]) in side_a))
         ]
         suppressed.add(min(closing, key=cost))
 
 
 def _complete_lines(
-    values: dict[Entry, int], suppressed: set[Entry], last_row: int, last_column: int,
+    values: dict[Entry, int],
+    suppressed: set[Entry],
+    last_row: int,
+    last_column: int,
     cost: Callable[[Entry], tuple[int, bool, Entry]],
 ) -> None:
     """Until no line (row or column, totals included) has exactly one suppressed entry."""

@@ -38,8 +38,13 @@ WEBHOOKS_PER_ROUND = 20
 
 
 async def server_sent_events(
-    pool: asyncpg.Pool, municipality_code: str, cursor: int, *, poll_seconds: float,
-    keepalive_seconds: float, stopping: asyncio.Event,
+    pool: asyncpg.Pool,
+    municipality_code: str,
+    cursor: int,
+    *,
+    poll_seconds: float,
+    keepalive_seconds: float,
+    stopping: asyncio.Event,
 ) -> AsyncIterator[str]:
     """The stream from ``cursor`` on, then live; ends when the client goes away or the
     service stops (the client reconnects elsewhere with ``Last-Event-ID``)."""
@@ -74,8 +79,9 @@ def set_on_stop_signals(event: asyncio.Event) -> Iterator[None]:
 
     def handler(sig: int, frame: FrameType | None) -> None:
         loop.call_soon_threadsafe(event.set)
-        if callable(previous[sig]):
-            previous[sig](sig, frame)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
 
     for sig in previous:
         signal.signal(sig, handler)
@@ -96,7 +102,7 @@ class WebhookDelivery:
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
-        self._settings: MunicipalitiesSettings = runtime.settings  # type: ignore[assignment]
+        self._settings: MunicipalitiesSettings = runtime.settings
         self._http: httpx.AsyncClient | None = None
         self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
         self.heartbeat = self._periodic.heartbeat  # shown by /healthz
@@ -116,27 +122,37 @@ class WebhookDelivery:
         lease = self._settings.webhook_timeout_seconds * (WEBHOOK_BATCH + 1)
         hooks = await MunicipalStore(self._runtime.pool).lease_due_webhooks(WEBHOOKS_PER_ROUND, lease)
         delivered = await webhooks.gather_bounded(
-            (self._deliver(hook) for hook in hooks), self._settings.webhook_concurrency)
+            (self._deliver(hook) for hook in hooks), self._settings.webhook_concurrency
+        )
         return sum(delivered)
 
     async def _deliver(self, hook: DueWebhook) -> int:
-        assert self._http is not None
+        if self._http is None:
+            raise RuntimeError("self._http is not set")
         store = MunicipalStore(self._runtime.pool)
         events = await store.events_after(hook.municipality_code, hook.delivered_seq, WEBHOOK_BATCH)
         for n, event in enumerate(events):
             headers = {"Content-Type": "application/json", "X-Event-Type": EVENT_TYPE, "X-Event-Seq": str(event.seq)}
             try:
                 response = await webhooks.post_signed(
-                    self._http, hook.url, hook.secret, event.body.encode(), headers,
-                    allow_http_hosts=self._settings.webhook_allow_http_hosts)
+                    self._http,
+                    hook.url,
+                    hook.secret,
+                    event.body.encode(),
+                    headers,
+                    allow_http_hosts=self._settings.webhook_allow_http_hosts,
+                )
                 error = None if response.is_success else f"HTTP {response.status_code}"
             except webhooks.UnsafeWebhookURL as exc:
                 error = exc.reason
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {exc}"
             if error is not None:
-                backoff = webhooks.backoff_seconds(hook.attempts + 1, self._settings.webhook_backoff_seconds,
-                                                   self._settings.webhook_max_backoff_seconds)
+                backoff = webhooks.backoff_seconds(
+                    hook.attempts + 1,
+                    self._settings.webhook_backoff_seconds,
+                    self._settings.webhook_max_backoff_seconds,
+                )
                 # The reason goes to the log only: shown to the municipality it would be a scan oracle.
                 await store.webhook_failed(hook.id, webhooks.DELIVERY_FAILED, backoff)
                 log.warning("webhook delivery failed", webhook=str(hook.id), error=error, retry_in=backoff)

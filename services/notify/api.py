@@ -44,10 +44,15 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     ctx = NotifyContext.create(settings, NotifyMetrics(runtime.metrics.registry), clock or SystemClock())
     runtime.metric_refreshers.append(ctx.metrics.refresh)
     register_handlers(runtime, ctx)
+    app: FastAPI  # the delivery worker's factory below reads it once the app exists
     app = create_service_app(
-        runtime, title="signal-to-support: notify", migrations=MIGRATIONS, produces=[Topics.NOTIFY],
+        runtime,
+        title="signal-to-support: notify",
+        migrations=MIGRATIONS,
+        produces=[Topics.NOTIFY],
         workers=[lambda rt: _delivery_worker(app, rt, ctx), deadline_worker(ctx), _confirmation_blanker(settings)],
-        retention=repository.retention_purges, description=DESCRIPTION,
+        retention=repository.retention_purges,
+        description=DESCRIPTION,
     )
     app.state.notify = ctx
     for routes in (provider_api.router, pages.router, inbound_router):
@@ -55,9 +60,11 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     return app
 
 
-DESCRIPTION = ("Tells the caregiver, the referrer and the providers, and closes the loop: providers answer "
-               "referrals here (API or signed link), deadlines remind and escalate, and the caregiver is asked "
-               "whether the support arrived.")
+DESCRIPTION = (
+    "Tells the caregiver, the referrer and the providers, and closes the loop: providers answer "
+    "referrals here (API or signed link), deadlines remind and escalate, and the caregiver is asked "
+    "whether the support arrived."
+)
 
 
 def _delivery_worker(app: FastAPI, runtime: Runtime, ctx: NotifyContext) -> DeliveryWorker:
@@ -69,6 +76,7 @@ def _delivery_worker(app: FastAPI, runtime: Runtime, ctx: NotifyContext) -> Deli
 
 def _confirmation_blanker(settings: NotifySettings) -> Callable[[Runtime], Periodic]:
     """A self-referral's confirmation message loses its address once it cannot be used any more."""
+
     def make(runtime: Runtime) -> Periodic:
         async def blank() -> None:
             async with NotifyUnitOfWork.begin(runtime.pool) as uow:

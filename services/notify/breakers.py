@@ -33,8 +33,13 @@ class _Breaker:
 
 
 class Breakers:
-    def __init__(self, failures: int, cooloff_seconds: float, max_cooloff_seconds: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failures: int,
+        cooloff_seconds: float,
+        max_cooloff_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = max(1, failures)
         self.base_cooloff = cooloff_seconds
         self.max_cooloff = max(cooloff_seconds, max_cooloff_seconds)
@@ -62,8 +67,9 @@ class Breakers:
 
     def probes_wanted(self) -> list[str]:
         """Half-open keys without a probe in flight: one message of each may be claimed."""
-        return [key for key, state in self.states().items()
-                if state is State.HALF_OPEN and not self._breakers[key].probing]
+        return [
+            key for key, state in self.states().items() if state is State.HALF_OPEN and not self._breakers[key].probing
+        ]
 
     def probing(self, key: str) -> None:
         self._breakers[key].probing = True

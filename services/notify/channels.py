@@ -114,9 +114,13 @@ class SmtpChannel:
     def _client(self) -> aiosmtplib.SMTP:
         s = self.settings
         return aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
             password=s.smtp_password.get_secret_value() if s.smtp_password else None,
-            start_tls=s.smtp_starttls, use_tls=s.smtp_use_tls, timeout=s.smtp_timeout,
+            start_tls=s.smtp_starttls,
+            use_tls=s.smtp_use_tls,
+            timeout=s.smtp_timeout,
             cert_bundle=str(s.smtp_cert_bundle) if s.smtp_cert_bundle else None,
         )
 

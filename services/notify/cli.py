@@ -58,8 +58,15 @@ async def _register_partner(cmd: Command) -> int:
     if args.webhook_url and not secret:
         secret = secrets.token_urlsafe(32)
         print(f"webhook secret (give it to the partner, it is shown once): {secret}")
-    await repository.upsert_partner(cmd.conn, args.organisation_id, args.name, args.email, args.webhook_url,
-                                    secret if args.webhook_url else None, args.language)
+    await repository.upsert_partner(
+        cmd.conn,
+        args.organisation_id,
+        args.name,
+        args.email,
+        args.webhook_url,
+        secret if args.webhook_url else None,
+        args.language,
+    )
     print(f"partner {args.name!r} ({args.organisation_id}) registered")
     return 0
 
@@ -75,17 +82,24 @@ async def _list(cmd: Command) -> int:
     args = cmd.args
     rows = await repository.list_notifications(cmd.conn, args.status, args.channel, args.since, args.limit)
     when = "failed_at" if args.status == "failed" else "next_attempt_at"
-    cmd.show([dict(r) for r in rows], ("id", "channel", "recipient_role", "template", "attempts", when, "last_error"),
-             empty=f"no {args.status} notifications", summary=f"{len(rows)} {args.status} notification(s)")
+    cmd.show(
+        [dict(r) for r in rows],
+        ("id", "channel", "recipient_role", "template", "attempts", when, "last_error"),
+        empty=f"no {args.status} notifications",
+        summary=f"{len(rows)} {args.status} notification(s)",
+    )
     return 0
 
 
 async def _resend(cmd: Command) -> int:
     args = cmd.args
     rows = await repository.resend_failed(cmd.conn, args.id or [], args.failed_since, args.channel)
-    cmd.show([dict(r) for r in rows], ("id", "channel", "recipient_role", "template"),
-             empty="nothing to resend (only failed, not erased notifications are resent)",
-             summary=f"{len(rows)} notification(s) will be sent again" if rows else "")
+    cmd.show(
+        [dict(r) for r in rows],
+        ("id", "channel", "recipient_role", "template"),
+        empty="nothing to resend (only failed, not erased notifications are resent)",
+        summary=f"{len(rows)} notification(s) will be sent again" if rows else "",
+    )
     return 0
 
 
@@ -95,14 +109,19 @@ def _url(value: str) -> str:
     return value
 
 
-issue = TOOL.command("issue-provider-key", _issue_provider_key,
-                     help="issue a provider API key (printed once; only its hash is stored)")
+issue = TOOL.command(
+    "issue-provider-key", _issue_provider_key, help="issue a provider API key (printed once; only its hash is stored)"
+)
 issue.add_argument("--service-id", required=True, help="the service's id on the social map")
 auth.add_issue_arguments(issue)
 auth.add_key_admin_commands(TOOL)
 
-partner = TOOL.command("register-partner", _register_partner, check=_check_webhook,
-                       help="set how a partner organisation hears about its signals")
+partner = TOOL.command(
+    "register-partner",
+    _register_partner,
+    check=_check_webhook,
+    help="set how a partner organisation hears about its signals",
+)
 partner.add_argument("--organisation-id", required=True, type=uuid.UUID, help="its id in the signals service")
 partner.add_argument("--name", required=True)
 partner.add_argument("--email", type=email, help="where status e-mails go (one address)")

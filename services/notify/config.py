@@ -95,11 +95,14 @@ class NotifySettings(ServiceSettings):
         problems = super().production_problems()
         if self.environment == "production":
             if not (self.public_url or "").startswith("https://"):
-                problems.append("NOTIFY_PUBLIC_URL: set the https:// address of the public proxy; the links "
-                                "in e-mails point there")
+                problems.append(
+                    "NOTIFY_PUBLIC_URL: set the https:// address of the public proxy; the links in e-mails point there"
+                )
             if self.smtp_host and not (self.smtp_starttls or self.smtp_use_tls):
-                problems.append("NOTIFY_SMTP_STARTTLS: mail to a relay must be encrypted in production "
-                                "(STARTTLS, or NOTIFY_SMTP_USE_TLS for implicit TLS)")
+                problems.append(
+                    "NOTIFY_SMTP_STARTTLS: mail to a relay must be encrypted in production "
+                    "(STARTTLS, or NOTIFY_SMTP_USE_TLS for implicit TLS)"
+                )
         return problems
 
     @model_validator(mode="after")
@@ -108,5 +111,6 @@ class NotifySettings(ServiceSettings):
         if self.delivery_lease_seconds < 2 * slowest:
             raise ValueError(
                 f"NOTIFY_DELIVERY_LEASE_SECONDS ({self.delivery_lease_seconds:g}) must be at least twice the "
-                f"slowest channel timeout ({slowest:g} s): a lease that runs out during a send duplicates it")
+                f"slowest channel timeout ({slowest:g} s): a lease that runs out during a send duplicates it"
+            )
         return self

@@ -34,8 +34,9 @@ async def remind(conn: asyncpg.Connection, ctx: NotifyContext) -> int:
     due = await repository.claim_due_reminders(conn, now, BATCH)
     for referral in due:
         links = ctx.links.referral(referral["id"], now)
-        await store(conn, ctx, scope_of(referral),
-                    domain.plan_reminder(referral, links, respond_by(ctx, referral["remind_at"])))
+        await store(
+            conn, ctx, scope_of(referral), domain.plan_reminder(referral, links, respond_by(ctx, referral["remind_at"]))
+        )
         await repository.mark_deadline(conn, referral["id"], "reminded_at", now)
         ctx.metrics.reminders.inc()
     return len(due)
@@ -47,8 +48,12 @@ async def escalate(conn: asyncpg.Connection, ctx: NotifyContext) -> int:
     for referral in due:
         municipality = referral["signal"]["caregiver"]["municipality_code"]
         consultant = await repository.consultant_email(conn, municipality)
-        await store(conn, ctx, scope_of(referral),
-                    domain.plan_escalation(referral, consultant, respond_by(ctx, referral["remind_at"])))
+        await store(
+            conn,
+            ctx,
+            scope_of(referral),
+            domain.plan_escalation(referral, consultant, respond_by(ctx, referral["remind_at"])),
+        )
         await repository.mark_deadline(conn, referral["id"], "escalated_at", now)
         ctx.metrics.escalations.inc()
     return len(due)
@@ -65,4 +70,5 @@ async def run_once(pool: asyncpg.Pool, ctx: NotifyContext) -> DeadlineRound:
 def deadline_worker(ctx: NotifyContext):
     def make(runtime: Runtime) -> Periodic:
         return Periodic("deadlines", ctx.settings.deadline_poll_seconds, lambda: run_once(runtime.pool, ctx))
+
     return make

@@ -63,8 +63,9 @@ class DeliveryWorker:
         self.ctx = ctx
         self.channels = channels
         s = ctx.settings
-        self.breakers = Breakers(s.delivery_breaker_failures, s.delivery_breaker_cooloff_seconds,
-                                 s.delivery_breaker_max_cooloff_seconds)
+        self.breakers = Breakers(
+            s.delivery_breaker_failures, s.delivery_breaker_cooloff_seconds, s.delivery_breaker_max_cooloff_seconds
+        )
         self._inflight: set[asyncio.Task[None]] = set()
         # The last round took every free slot: more may be due, so a freed slot starts the next.
         self._full = False
@@ -72,8 +73,12 @@ class DeliveryWorker:
         # A round takes at most a claim and a poll interval; two minutes without one is a hang.
         # Rounds that fail (the database is away) back off up to _MAX_ROUND_BACKOFF_SECONDS.
         self._loop = Periodic(
-            "delivery", s.delivery_poll_seconds, self._round, stale_after=120,
-            retry_seconds=s.delivery_poll_seconds, max_retry_seconds=_MAX_ROUND_BACKOFF_SECONDS,
+            "delivery",
+            s.delivery_poll_seconds,
+            self._round,
+            stale_after=120,
+            retry_seconds=s.delivery_poll_seconds,
+            max_retry_seconds=_MAX_ROUND_BACKOFF_SECONDS,
         )
         self.heartbeat = self._loop.heartbeat
         # A committed new or re-sent message wakes the loop (repository.DELIVERY_CHANNEL).
@@ -106,8 +111,11 @@ class DeliveryWorker:
                 task.cancel()
             await asyncio.gather(*cut, return_exceptions=True)
             if cut:
-                log.warning("sends cut off at shutdown; they are sent again once their lease ran out",
-                            count=len(cut), lease_seconds=self.settings.delivery_lease_seconds)
+                log.warning(
+                    "sends cut off at shutdown; they are sent again once their lease ran out",
+                    count=len(cut),
+                    lease_seconds=self.settings.delivery_lease_seconds,
+                )
         for channel in self.channels.values():
             with contextlib.suppress(Exception):
                 await channel.close()
@@ -169,9 +177,14 @@ class DeliveryWorker:
                     log.info("notification erased after its claim: not sent", notification_id=str(row["id"]))
                     return
             message = Outgoing(
-                notification_id=str(row["id"]), to=row["address"], subject=row["subject"],
-                body_text=row["body_text"], body_html=row["body_html"], language=row["language"],
-                secret=row["webhook_secret"], kind=row["template"],
+                notification_id=str(row["id"]),
+                to=row["address"],
+                subject=row["subject"],
+                body_text=row["body_text"],
+                body_html=row["body_html"],
+                language=row["language"],
+                secret=row["webhook_secret"],
+                kind=row["template"],
             )
             error: Exception | None = None
             try:
@@ -192,8 +205,11 @@ class DeliveryWorker:
             before = self.breakers.state(key)
             state = self.breakers.failed(key)
             if state is State.OPEN and before is not State.OPEN:
-                log.warning("channel unavailable: circuit breaker open, its messages wait", channel=key,
-                            error=describe_error(error))
+                log.warning(
+                    "channel unavailable: circuit breaker open, its messages wait",
+                    channel=key,
+                    error=describe_error(error),
+                )
         else:
             if self.breakers.state(key) is not State.CLOSED:
                 log.info("channel back: circuit breaker closed", channel=key)
@@ -223,15 +239,20 @@ class DeliveryWorker:
         while True:
             try:
                 async with self.runtime.pool.acquire() as conn, conn.transaction():
-                    recorded = await repository.record_outcome(conn, row["id"], row["attempts"], status, detail,
-                                                               retry_in)
+                    recorded = await repository.record_outcome(
+                        conn, row["id"], row["attempts"], status, detail, retry_in
+                    )
                     if recorded and status is not DeliveryStatus.PENDING:
                         await report(conn, self.ctx, dict(row), status, detail)
                 break
             except Exception as exc:
                 if time.monotonic() + backoff > give_up_at:
-                    log.error("outcome not recorded; the message is sent again once its lease ran out",
-                              notification_id=str(row["id"]), outcome=status, error=describe_error(exc))
+                    log.error(
+                        "outcome not recorded; the message is sent again once its lease ran out",
+                        notification_id=str(row["id"]),
+                        outcome=status,
+                        error=describe_error(exc),
+                    )
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)

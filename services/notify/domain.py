@@ -132,8 +132,16 @@ def referral_blocker(signal: SignalReceived, match: ProposedMatch) -> str | None
 # --- contexts ------------------------------------------------------------------------------
 
 
-_SERVICE_FIELDS = ("service_id", "service_name", "organization_name", "consultant",
-                   "contact_email", "contact_phone", "address", "url")
+_SERVICE_FIELDS = (
+    "service_id",
+    "service_name",
+    "organization_name",
+    "consultant",
+    "contact_email",
+    "contact_phone",
+    "address",
+    "url",
+)
 
 
 def _service(match: ProposedMatch | Mapping[str, Any]) -> dict[str, Any]:
@@ -160,8 +168,11 @@ def caregiver_details(signal: SignalReceived, result: ScreeningResult | None, sh
     }
     if share:
         details |= {
-            "name": caregiver.name, "email": caregiver.email, "phone": caregiver.phone,
-            "postcode": caregiver.postcode, "language": caregiver.preferred_language.value,
+            "name": caregiver.name,
+            "email": caregiver.email,
+            "phone": caregiver.phone,
+            "postcode": caregiver.postcode,
+            "language": caregiver.preferred_language.value,
             "contact_preference": caregiver.contact_preference.value,
         }
     return details
@@ -171,8 +182,13 @@ def caregiver_details(signal: SignalReceived, result: ScreeningResult | None, sh
 
 
 def plan_proposals(
-    event: MatchesProposed, *, referrer: Referrer | None, rematch: bool, channels: frozenset[str],
-    referrals: Mapping[str, ReferralRef], social_map_url: str | None = None,
+    event: MatchesProposed,
+    *,
+    referrer: Referrer | None,
+    rematch: bool,
+    channels: frozenset[str],
+    referrals: Mapping[str, ReferralRef],
+    social_map_url: str | None = None,
 ) -> list[Planned]:
     """Messages for one set of proposals: the caregiver's overview, the referrer's update and
     one referral per provider (``referrals`` holds those that may be made, by service id)."""
@@ -190,71 +206,139 @@ def plan_proposals(
     # One overview per case: a second organisation's signal about the same caregiver changes
     # the proposals a little, and a second, slightly different overview would only confuse.
     # A re-match after a decline is news for the caregiver, so it gets its own message.
-    planned.append(Planned(
-        R.CAREGIVER, channel, address, "caregiver_proposals", language,
-        dedupe_key(event.case_id, R.CAREGIVER, None, "caregiver_proposals",
-                   f"rematch:{proposal_set}" if rematch else ""),
-        base | {"caregiver_name": signal.caregiver.name or "", "status_url": signal.status_url,
-                "social_map_url": social_map_url}, reason))
+    planned.append(
+        Planned(
+            R.CAREGIVER,
+            channel,
+            address,
+            "caregiver_proposals",
+            language,
+            dedupe_key(
+                event.case_id, R.CAREGIVER, None, "caregiver_proposals", f"rematch:{proposal_set}" if rematch else ""
+            ),
+            base
+            | {
+                "caregiver_name": signal.caregiver.name or "",
+                "status_url": signal.status_url,
+                "social_map_url": social_map_url,
+            },
+            reason,
+        )
+    )
 
     r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)
-    planned.append(Planned(
-        R.REFERRER, r_channel, r_address, "referrer_update", r_language,
-        dedupe_key(event.signal_id, R.REFERRER, r_address, "referrer_update", proposal_set),
-        base | {"caregiver_contacted": reason is None, "caregiver_reason": reason}))
+    planned.append(
+        Planned(
+            R.REFERRER,
+            r_channel,
+            r_address,
+            "referrer_update",
+            r_language,
+            dedupe_key(event.signal_id, R.REFERRER, r_address, "referrer_update", proposal_set),
+            base | {"caregiver_contacted": reason is None, "caregiver_reason": reason},
+        )
+    )
 
     for match in event.matches:
         role = R.CONSULTANT if match.consultant else R.PROVIDER
         template = "consultant_referral" if match.consultant else "provider_referral"
         ref = referrals.get(match.service_id)
         if ref is None:
-            planned.append(Planned(
-                role, NONE, match.contact_email, template, "nl",
-                dedupe_key(event.case_id, role, match.service_id, template),
-                base, referral_blocker(signal, match) or "no referral could be made"))
+            planned.append(
+                Planned(
+                    role,
+                    NONE,
+                    match.contact_email,
+                    template,
+                    "nl",
+                    dedupe_key(event.case_id, role, match.service_id, template),
+                    base,
+                    referral_blocker(signal, match) or "no referral could be made",
+                )
+            )
             continue
         context = base | {
-            "referral_id": str(ref.id), "service": _service(match), "respond_by": ref.respond_by,
-            "covers_needs": [n.value for n in match.explanation.covers_needs], **ref.links,
+            "referral_id": str(ref.id),
+            "service": _service(match),
+            "respond_by": ref.respond_by,
+            "covers_needs": [n.value for n in match.explanation.covers_needs],
+            **ref.links,
             "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers),
         }
         if match.contact_email:
-            planned.append(Planned(
-                role, EMAIL, match.contact_email, template, "nl",
-                dedupe_key(ref.id, role, match.contact_email, template), context, referral_id=ref.id))
+            planned.append(
+                Planned(
+                    role,
+                    EMAIL,
+                    match.contact_email,
+                    template,
+                    "nl",
+                    dedupe_key(ref.id, role, match.contact_email, template),
+                    context,
+                    referral_id=ref.id,
+                )
+            )
         else:
-            planned.append(Planned(
-                role, NONE, None, template, "nl", dedupe_key(ref.id, role, None, template), context,
-                "no e-mail address on the social map: the referral waits in the provider API",
-                referral_id=ref.id))
+            planned.append(
+                Planned(
+                    role,
+                    NONE,
+                    None,
+                    template,
+                    "nl",
+                    dedupe_key(ref.id, role, None, template),
+                    context,
+                    "no e-mail address on the social map: the referral waits in the provider API",
+                    referral_id=ref.id,
+                )
+            )
     return planned
 
 
 def plan_referral_update(
-    referral: Mapping[str, Any], signal: SignalReceived | None, referrer: Referrer | None,
+    referral: Mapping[str, Any],
+    signal: SignalReceived | None,
+    referrer: Referrer | None,
 ) -> Planned:
     """The referrer hears about every status a provider (or the system) gives its referral."""
     name = signal.organisation_name if signal else (referrer.name if referrer else "")
     channel, address, language = referrer_route(referrer, name)
     status = ReferralStatus(referral["status"])
-    context = (referrer_context(signal, referral["signal_id"]) if signal else {
-        "organisation": name, "signal_id": str(referral["signal_id"]), "source_reference": None,
-    }) | {
-        "referral_id": str(referral["id"]), "service": _service(referral),
-        "status": status.value, "reason_code": referral["reason_code"],
+    context = (
+        referrer_context(signal, referral["signal_id"])
+        if signal
+        else {
+            "organisation": name,
+            "signal_id": str(referral["signal_id"]),
+            "source_reference": None,
+        }
+    ) | {
+        "referral_id": str(referral["id"]),
+        "service": _service(referral),
+        "status": status.value,
+        "reason_code": referral["reason_code"],
     }
     return Planned(
-        R.REFERRER, channel, address, "referrer_referral_status", language,
+        R.REFERRER,
+        channel,
+        address,
+        "referrer_referral_status",
+        language,
         dedupe_key(referral["id"], R.REFERRER, address, "referrer_referral_status", status.value),
-        context, referral_id=referral["id"])
+        context,
+        referral_id=referral["id"],
+    )
 
 
 def referral_context(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> dict[str, Any]:
     signal = SignalReceived.model_validate(referral["signal"])
     result = ScreeningResult.model_validate(referral["result"]) if referral["result"] else None
     return referrer_context(signal, referral["signal_id"]) | {
-        "referral_id": str(referral["id"]), "service": _service(referral), "respond_by": respond_by,
-        "caregiver": caregiver_details(signal, result, signal.consent.share_with_providers), **links,
+        "referral_id": str(referral["id"]),
+        "service": _service(referral),
+        "respond_by": respond_by,
+        "caregiver": caregiver_details(signal, result, signal.consent.share_with_providers),
+        **links,
     }
 
 
@@ -262,46 +346,72 @@ def plan_reminder(referral: Mapping[str, Any], links: Mapping[str, str], respond
     role = R.CONSULTANT if referral["consultant"] else R.PROVIDER
     address = referral["contact_email"]
     return Planned(
-        role, EMAIL if address else NONE, address, "provider_reminder", "nl",
+        role,
+        EMAIL if address else NONE,
+        address,
+        "provider_reminder",
+        "nl",
         dedupe_key(referral["id"], role, address, "provider_reminder"),
         referral_context(referral, links, respond_by),
-        None if address else "no e-mail address on the social map", referral_id=referral["id"])
+        None if address else "no e-mail address on the social map",
+        referral_id=referral["id"],
+    )
 
 
 def plan_escalation(referral: Mapping[str, Any], consultant_email: str | None, respond_by: str) -> Planned:
     """The provider did not answer in time: the area's caregiver consultant steps in."""
     signal = SignalReceived.model_validate(referral["signal"])
     return Planned(
-        R.CONSULTANT, EMAIL if consultant_email else NONE, consultant_email, "consultant_escalation", "nl",
+        R.CONSULTANT,
+        EMAIL if consultant_email else NONE,
+        consultant_email,
+        "consultant_escalation",
+        "nl",
         dedupe_key(referral["id"], R.CONSULTANT, consultant_email, "consultant_escalation"),
         referral_context(referral, {}, respond_by),
-        None if consultant_email else
-        f"no caregiver consultant known for {signal.caregiver.municipality_code}",
-        referral_id=referral["id"])
+        None if consultant_email else f"no caregiver consultant known for {signal.caregiver.municipality_code}",
+        referral_id=referral["id"],
+    )
 
 
 def plan_follow_up(
-    follow_up: Mapping[str, Any], channels: frozenset[str], links: Mapping[str, str],
+    follow_up: Mapping[str, Any],
+    channels: frozenset[str],
+    links: Mapping[str, str],
     services: Sequence[Mapping[str, Any]],
 ) -> Planned:
     """POM: ask the caregiver whether the support arrived, the way they want to be asked."""
     signal = SignalReceived.model_validate(follow_up["signal"])
     channel, address, reason = caregiver_route(signal, channels)
     return Planned(
-        R.CAREGIVER, channel, address, "caregiver_followup", signal.caregiver.preferred_language.value,
+        R.CAREGIVER,
+        channel,
+        address,
+        "caregiver_followup",
+        signal.caregiver.preferred_language.value,
         dedupe_key(follow_up["case_id"], R.CAREGIVER, None, "caregiver_followup"),
-        {"caregiver_name": signal.caregiver.name or "", "services": [_service(s) for s in services],
-         "status_url": signal.status_url, **links},
-        reason)
+        {
+            "caregiver_name": signal.caregiver.name or "",
+            "services": [_service(s) for s in services],
+            "status_url": signal.status_url,
+            **links,
+        },
+        reason,
+    )
 
 
 def plan_confirmation(request: SelfReferralConfirmationRequested) -> Planned:
     """The double opt-in of the public front door: the link that confirms a submission."""
     role = R.RESIDENT if request.concern else R.CAREGIVER
     return Planned(
-        role, EMAIL, request.email, "selfreferral_confirmation", request.language.value,
+        role,
+        EMAIL,
+        request.email,
+        "selfreferral_confirmation",
+        request.language.value,
         dedupe_key(request.referral_id, role, request.email, "selfreferral_confirmation"),
-        {"name": request.name or "", "confirm_url": request.confirm_url, "concern": request.concern})
+        {"name": request.name or "", "confirm_url": request.confirm_url, "concern": request.concern},
+    )
 
 
 def should_follow_up(planned: Iterable[Planned]) -> bool:
@@ -313,21 +423,30 @@ def _webhook_data(planned: Planned) -> dict[str, Any]:
     context = planned.context
     if planned.template == "referrer_update":
         return {
-            "proposals": [{k: m[k] for k in ("service_name", "organization_name", "consultant")}
-                          for m in context["matches"]],
-            "no_match_reason": context["no_match_reason"], "rematch": context["rematch"],
+            "proposals": [
+                {k: m[k] for k in ("service_name", "organization_name", "consultant")} for m in context["matches"]
+            ],
+            "no_match_reason": context["no_match_reason"],
+            "rematch": context["rematch"],
             "caregiver_contacted": context["caregiver_contacted"],
         }
     return {k: context[k] for k in ("referral_id", "service", "status", "reason_code")}
 
 
-def webhook_document(notification_id: UUID, planned: Planned, subject: str, text: str,
-                     occurred_at: str) -> dict[str, Any]:
+def webhook_document(
+    notification_id: UUID, planned: Planned, subject: str, text: str, occurred_at: str
+) -> dict[str, Any]:
     """The JSON a partner's webhook receives (documented in WEBHOOKS.md)."""
     return {
-        "id": str(notification_id), "type": planned.template, "occurred_at": occurred_at,
-        "signal_id": planned.context["signal_id"], "source_reference": planned.context["source_reference"],
-        "language": planned.language, "subject": subject, "text": text, "data": _webhook_data(planned),
+        "id": str(notification_id),
+        "type": planned.template,
+        "occurred_at": occurred_at,
+        "signal_id": planned.context["signal_id"],
+        "source_reference": planned.context["source_reference"],
+        "language": planned.language,
+        "subject": subject,
+        "text": text,
+        "data": _webhook_data(planned),
     }
 
 
@@ -339,23 +458,40 @@ def plan_handoff(event: MatchesProposed, ref: ReferralRef, note: str | None) -> 
     with the consultant's note."""
     signal, desk = event.signal, event.matches[0]
     context = referrer_context(signal, event.signal_id) | {
-        "referral_id": str(ref.id), "service": _service(desk), "respond_by": ref.respond_by, **ref.links,
-        "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers), "note": note,
+        "referral_id": str(ref.id),
+        "service": _service(desk),
+        "respond_by": ref.respond_by,
+        **ref.links,
+        "caregiver": caregiver_details(signal, event.result, signal.consent.share_with_providers),
+        "note": note,
     }
     address = desk.contact_email
-    return Planned(R.PROVIDER, EMAIL if address else NONE, address, "wmo_handoff", "nl",
-                   dedupe_key(ref.id, R.PROVIDER, address, "wmo_handoff"), context,
-                   None if address else "no e-mail address for the Wmo desk", referral_id=ref.id)
+    return Planned(
+        R.PROVIDER,
+        EMAIL if address else NONE,
+        address,
+        "wmo_handoff",
+        "nl",
+        dedupe_key(ref.id, R.PROVIDER, address, "wmo_handoff"),
+        context,
+        None if address else "no e-mail address for the Wmo desk",
+        referral_id=ref.id,
+    )
 
 
-def plan_closed(case_id: UUID, signal: SignalReceived, reason: str, reason_text: str,
-                channels: frozenset[str]) -> Planned:
+def plan_closed(
+    case_id: UUID, signal: SignalReceived, reason: str, reason_text: str, channels: frozenset[str]
+) -> Planned:
     """The caregiver hears the case was closed (with consent); after a death, a short message
     of condolence instead of any further question about the care."""
     channel, address, suppressed = caregiver_route(signal, channels)
     return Planned(
-        R.CAREGIVER, channel, address, "caregiver_closed", signal.caregiver.preferred_language.value,
+        R.CAREGIVER,
+        channel,
+        address,
+        "caregiver_closed",
+        signal.caregiver.preferred_language.value,
         dedupe_key(case_id, R.CAREGIVER, address, "caregiver_closed", reason),
         {"caregiver_name": signal.caregiver.name or "", "deceased": reason == "deceased", "reason_text": reason_text},
-        suppressed)
-
+        suppressed,
+    )

@@ -34,7 +34,9 @@ class _Handlers:
         await service.forget_caregiver(NotifyUnitOfWork(conn), self.ctx, event.payload)
 
     async def on_confirmation_requested(
-        self, conn: asyncpg.Connection, event: Envelope[SelfReferralConfirmationRequested],
+        self,
+        conn: asyncpg.Connection,
+        event: Envelope[SelfReferralConfirmationRequested],
     ) -> None:
         await service.ask_confirmation(NotifyUnitOfWork(conn), self.ctx, event)
 
@@ -49,14 +51,16 @@ def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
     h = _Handlers(ctx)
     on_matches, on_erased, on_confirmation_requested = h.on_matches, h.on_erased, h.on_confirmation_requested
     on_handed_off, on_closed = h.on_handed_off, h.on_closed
-    runtime.consumer.subscribe({
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
-        Topics.SIGNALS: {
-            EventType.CAREGIVER_ERASED: on_erased,
-            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: on_confirmation_requested,
-        },
-        Topics.CASEWORK: {
-            EventType.CASE_HANDED_OFF: on_handed_off,
-            EventType.CASE_CLOSED: on_closed,
-        },
-    })
+    runtime.consumer.subscribe(
+        {
+            Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
+            Topics.SIGNALS: {
+                EventType.CAREGIVER_ERASED: on_erased,
+                EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: on_confirmation_requested,
+            },
+            Topics.CASEWORK: {
+                EventType.CASE_HANDED_OFF: on_handed_off,
+                EventType.CASE_CLOSED: on_closed,
+            },
+        }
+    )

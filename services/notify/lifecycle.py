@@ -63,7 +63,9 @@ def check_update(status: ReferralStatus, reason_code: RejectionReason | None) ->
 
 
 def transition(
-    current: ReferralStatus, status: ReferralStatus, reason_code: RejectionReason | None = None,
+    current: ReferralStatus,
+    status: ReferralStatus,
+    reason_code: RejectionReason | None = None,
 ) -> Change:
     """Validate moving a referral from ``current`` to ``status``."""
     check_update(status, reason_code)

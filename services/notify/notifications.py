@@ -40,17 +40,35 @@ class Scope:
 
 
 async def report(
-    conn: asyncpg.Connection, ctx: NotifyContext, row: dict[str, Any], status: DeliveryStatus, detail: str | None,
+    conn: asyncpg.Connection,
+    ctx: NotifyContext,
+    row: dict[str, Any],
+    status: DeliveryStatus,
+    detail: str | None,
 ) -> None:
     """Emit notification.sent for a message whose outcome is now known."""
     payload = NotificationSent(
-        signal_id=row["signal_id"], case_id=row["case_id"], notification_id=row["id"],
-        recipient_role=row["recipient_role"], channel=row["channel"], template=row["template"],
-        status=status, sent_at=ctx.clock.now(), detail=detail,
+        signal_id=row["signal_id"],
+        case_id=row["case_id"],
+        notification_id=row["id"],
+        recipient_role=row["recipient_role"],
+        channel=row["channel"],
+        template=row["template"],
+        status=status,
+        sent_at=ctx.clock.now(),
+        detail=detail,
     )
-    await add_event(conn, Topics.NOTIFY, new_event(
-        EventType.NOTIFICATION_SENT, payload, producer=ctx.producer, subject=row["subject_key"],
-        correlation_id=row["correlation_id"]))
+    await add_event(
+        conn,
+        Topics.NOTIFY,
+        new_event(
+            EventType.NOTIFICATION_SENT,
+            payload,
+            producer=ctx.producer,
+            subject=row["subject_key"],
+            correlation_id=row["correlation_id"],
+        ),
+    )
     ctx.metrics.deliveries.labels(row["channel"], status).inc()
 
 
@@ -68,8 +86,12 @@ def _content(notification_id: UUID, planned: domain.Planned, occurred_at: str) -
 async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, planned: domain.Planned) -> bool:
     """Store one planned message unless its dedupe key was seen; True when it is new."""
     notification_id = uuid4()
-    if (planned.recipient_role == RecipientRole.CAREGIVER and planned.address and not planned.suppressed_reason
-            and await repository.is_do_not_contact(conn, address_digest(planned.address))):
+    if (
+        planned.recipient_role == RecipientRole.CAREGIVER
+        and planned.address
+        and not planned.suppressed_reason
+        and await repository.is_do_not_contact(conn, address_digest(planned.address))
+    ):
         planned = replace(planned, suppressed_reason="the caregiver replied STOP")
     if planned.suppressed_reason:
         subject, text, html = "", "", None
@@ -102,7 +124,10 @@ async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, plan
 
 
 async def store_all(
-    conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, planned: list[domain.Planned],
+    conn: asyncpg.Connection,
+    ctx: NotifyContext,
+    scope: Scope,
+    planned: list[domain.Planned],
 ) -> None:
     for message in planned:
         await store(conn, ctx, scope, message)

@@ -31,8 +31,11 @@ def _message(title: str, text: str, status_code: int) -> HTMLResponse:
 
 
 def _link_refused() -> HTMLResponse:
-    return _message("Deze link werkt niet (meer)", "De link is ongeldig of verlopen. Gebruik de nieuwste e-mail, "
-                    "of neem contact op met Signaal naar Steun.", 403)
+    return _message(
+        "Deze link werkt niet (meer)",
+        "De link is ongeldig of verlopen. Gebruik de nieuwste e-mail, of neem contact op met Signaal naar Steun.",
+        403,
+    )
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -43,7 +46,11 @@ async def _form(request: Request) -> dict[str, str]:
 
 @router.get("/r/{referral_id}/{action}", response_class=HTMLResponse)
 async def referral_page(
-    request: Request, referral_id: UUID, action: Literal["accept", "decline"], exp: Expires, sig: Signature,
+    request: Request,
+    referral_id: UUID,
+    action: Literal["accept", "decline"],
+    exp: Expires,
+    sig: Signature,
     reason: RejectionReason = RejectionReason.NO_CAPACITY,
 ) -> HTMLResponse:
     ctx = context_of(request)
@@ -51,17 +58,23 @@ async def referral_page(
         return _link_refused()
     async with begin(request) as uow:
         referral = await repository.referral(uow.conn, referral_id)
-        await uow.log_access(provider_actor(referral), Action.READ, "referral", referral_id,
-                             outcome="ok" if referral else "not_found")
+        await uow.log_access(
+            provider_actor(referral), Action.READ, "referral", referral_id, outcome="ok" if referral else "not_found"
+        )
     if referral is None:
         return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
-    return HTMLResponse(render_page("referral", "nl", referral=referral, action=action, reason=reason.value,
-                                    outcome=None))
+    return HTMLResponse(
+        render_page("referral", "nl", referral=referral, action=action, reason=reason.value, outcome=None)
+    )
 
 
 @router.post("/r/{referral_id}/{action}", response_class=HTMLResponse)
 async def referral_answer(
-    request: Request, referral_id: UUID, action: Literal["accept", "decline"], exp: Expires, sig: Signature,
+    request: Request,
+    referral_id: UUID,
+    action: Literal["accept", "decline"],
+    exp: Expires,
+    sig: Signature,
 ) -> HTMLResponse:
     ctx = context_of(request)
     if not ctx.links.valid(ACCEPT if action == "accept" else DECLINE, referral_id, exp, sig, ctx.clock.now()):
@@ -72,8 +85,9 @@ async def referral_answer(
     except ValueError:
         return _message("Onbekende reden", f"{form.get('reason')!r} is geen reden die wij kennen.", 422)
     async with begin(request) as uow:
-        answered = await service.answer_referral(uow, ctx, referral_id, action == "accept", reason,
-                                                 (form.get("note") or "").strip()[:2000] or None)
+        answered = await service.answer_referral(
+            uow, ctx, referral_id, action == "accept", reason, (form.get("note") or "").strip()[:2000] or None
+        )
     return _answered(answered, action)
 
 
@@ -81,13 +95,25 @@ def _answered(answered: service.Answered, action: str) -> HTMLResponse:
     if answered.before is None:
         return _message("Onbekende aanmelding", "Deze aanmelding bestaat niet (meer).", 404)
     if answered.illegal:
-        return HTMLResponse(render_page(
-            "referral", "nl", referral=answered.before, action=action, reason=None,
-            outcome="Deze aanmelding heeft al een andere status; er is niets veranderd."), status_code=409)
-    outcome = ("Dank u wel, uw antwoord is vastgelegd." if answered.changed
-               else "Dit antwoord was al vastgelegd; er is niets veranderd.")
-    return HTMLResponse(render_page("referral", "nl", referral=answered.after, action=action, reason=None,
-                                    outcome=outcome))
+        return HTMLResponse(
+            render_page(
+                "referral",
+                "nl",
+                referral=answered.before,
+                action=action,
+                reason=None,
+                outcome="Deze aanmelding heeft al een andere status; er is niets veranderd.",
+            ),
+            status_code=409,
+        )
+    outcome = (
+        "Dank u wel, uw antwoord is vastgelegd."
+        if answered.changed
+        else "Dit antwoord was al vastgelegd; er is niets veranderd."
+    )
+    return HTMLResponse(
+        render_page("referral", "nl", referral=answered.after, action=action, reason=None, outcome=outcome)
+    )
 
 
 async def _follow_up_language(request: Request, follow_up_id: UUID) -> str | None:
@@ -100,15 +126,20 @@ async def _follow_up_language(request: Request, follow_up_id: UUID) -> str | Non
 
 @router.get("/f/{follow_up_id}/{answer}", response_class=HTMLResponse)
 async def follow_up_page(
-    request: Request, follow_up_id: UUID, answer: Literal["yes", "no"], exp: Expires, sig: Signature,
+    request: Request,
+    follow_up_id: UUID,
+    answer: Literal["yes", "no"],
+    exp: Expires,
+    sig: Signature,
 ) -> HTMLResponse:
     ctx = context_of(request)
     if not ctx.links.valid(YES if answer == "yes" else NO, follow_up_id, exp, sig, ctx.clock.now()):
         return _link_refused()
     language = await _follow_up_language(request, follow_up_id)
     async with begin(request) as uow:
-        await uow.log_access(CAREGIVER_LINK, Action.READ, "follow_up", follow_up_id,
-                             outcome="ok" if language else "not_found")
+        await uow.log_access(
+            CAREGIVER_LINK, Action.READ, "follow_up", follow_up_id, outcome="ok" if language else "not_found"
+        )
     if language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=None))
@@ -116,7 +147,11 @@ async def follow_up_page(
 
 @router.post("/f/{follow_up_id}/{answer}", response_class=HTMLResponse)
 async def follow_up_answer(
-    request: Request, follow_up_id: UUID, answer: Literal["yes", "no"], exp: Expires, sig: Signature,
+    request: Request,
+    follow_up_id: UUID,
+    answer: Literal["yes", "no"],
+    exp: Expires,
+    sig: Signature,
 ) -> HTMLResponse:
     ctx = context_of(request)
     if not ctx.links.valid(YES if answer == "yes" else NO, follow_up_id, exp, sig, ctx.clock.now()):
@@ -124,8 +159,13 @@ async def follow_up_answer(
     language = await _follow_up_language(request, follow_up_id)
     async with begin(request) as uow:
         recorded = await follow_ups.record_answer(uow.conn, ctx, follow_up_id, answer == "yes")
-        await uow.log_access(CAREGIVER_LINK, Action.UPDATE, "follow_up", follow_up_id,
-                             outcome="ok" if recorded is not None else "not_found")
+        await uow.log_access(
+            CAREGIVER_LINK,
+            Action.UPDATE,
+            "follow_up",
+            follow_up_id,
+            outcome="ok" if recorded is not None else "not_found",
+        )
     if recorded is None or language is None:
         return _message("Onbekende vraag", "Deze vraag bestaat niet (meer).", 404)
     return HTMLResponse(render_page("follow_up", language, arrived=answer == "yes", recorded=recorded))

@@ -73,18 +73,24 @@ async def provider_actor(credential: Annotated[Credential, Depends(provider_cred
 
 
 ProviderActor = Annotated[Actor, Depends(provider_actor)]
-router = APIRouter(prefix="/v1/referrals", tags=["referrals"], responses=error_responses({
-    401: "Missing, invalid, revoked or expired provider key",
-    403: "The key lacks the 'provider' scope, or the referral is another service's",
-    429: "The key's rate limit is reached: retry after Retry-After seconds"}))
+router = APIRouter(
+    prefix="/v1/referrals",
+    tags=["referrals"],
+    responses=error_responses(
+        {
+            401: "Missing, invalid, revoked or expired provider key",
+            403: "The key lacks the 'provider' scope, or the referral is another service's",
+            429: "The key's rate limit is reached: retry after Retry-After seconds",
+        }
+    ),
+)
 
 
 async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, action: Action) -> Any:
     """The referral, if it is the actor's service's; a refusal is logged on its own
     connection, so a transaction that rolls back does not take the line with it."""
     referral = await repository.referral(conn, referral_id)
-    refusal = ("not_found" if referral is None
-               else "forbidden" if referral["service_id"] != actor.organisation else None)
+    refusal = "not_found" if referral is None else "forbidden" if referral["service_id"] != actor.organisation else None
     if refusal:
         await access_log.record(request.app.state.runtime.pool, actor, action, "referral", referral_id, outcome=refusal)
         if referral is None:
@@ -95,7 +101,9 @@ async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, act
 
 @router.get("", response_model=list[ReferralView], summary="Your service's referrals, newest first")
 async def list_referrals(
-    request: Request, service_id: Provider, actor: ProviderActor,
+    request: Request,
+    service_id: Provider,
+    actor: ProviderActor,
     status_filter: Annotated[ReferralStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
     async with begin(request) as uow:
@@ -105,8 +113,12 @@ async def list_referrals(
         return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
 
 
-@router.get("/{referral_id}", response_model=ReferralView, summary="One referral with its history",
-            responses=error_responses({404: "No such referral"}))
+@router.get(
+    "/{referral_id}",
+    response_model=ReferralView,
+    summary="One referral with its history",
+    responses=error_responses({404: "No such referral"}),
+)
 async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
     async with begin(request) as uow:
         conn = uow.conn
@@ -116,7 +128,8 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
 
 
 @router.post(
-    "/{referral_id}/status", response_model=ReferralView,
+    "/{referral_id}/status",
+    response_model=ReferralView,
     summary="Answer a referral: accept, reject (with a reason), and report progress",
     responses=error_responses({404: "No such referral", 409: "The referral cannot go from its status to this one"}),
 )
@@ -130,10 +143,12 @@ async def update_status(
         by = "consultant" if current["consultant"] else "provider"
         try:
             referral, _ = await referrals.change_status(
-                conn, ctx, referral_id, update.status, update.reason_code, update.note, by)
+                conn, ctx, referral_id, update.status, update.reason_code, update.note, by
+            )
         except lifecycle.InvalidUpdate as exc:
             raise RequestValidationError(
-                [{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]) from exc
+                [{"loc": ("body", exc.field), "msg": exc.message, "type": "value_error"}]
+            ) from exc
         except lifecycle.IllegalTransition as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
         await access_log.record(conn, actor, Action.UPDATE, "referral", referral_id)

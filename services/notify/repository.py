@@ -47,7 +47,11 @@ async def insert_notification(conn: asyncpg.Connection, **row: Any) -> bool:
 
 
 async def claim_due(
-    conn: asyncpg.Connection, limit: int, lease_seconds: float, *, skip: Sequence[str] = (),
+    conn: asyncpg.Connection,
+    limit: int,
+    lease_seconds: float,
+    *,
+    skip: Sequence[str] = (),
     only: str | None = None,
 ) -> list[asyncpg.Record]:
     """Claim due messages in one statement (its own short transaction): count the attempt and
@@ -64,44 +68,63 @@ async def claim_due(
                lease_until = now() + make_interval(secs => $2::float8)
            FROM due WHERE n.id = due.id
            RETURNING n.*, (SELECT webhook_secret FROM partners p WHERE p.organisation_id = n.organisation_id)""",
-        limit, lease_seconds, list(skip), only,
+        limit,
+        lease_seconds,
+        list(skip),
+        only,
     )
 
 
 async def still_pending(conn: asyncpg.Connection, notification_id: UUID) -> bool:
     """False once the message was erased (or finished elsewhere) after it was claimed."""
-    return bool(await conn.fetchval(
-        "SELECT status = 'pending' FROM notifications WHERE id = $1", notification_id))
+    return bool(await conn.fetchval("SELECT status = 'pending' FROM notifications WHERE id = $1", notification_id))
 
 
 async def record_outcome(
-    conn: asyncpg.Connection, notification_id: UUID, attempt: int, status: str, error: str | None = None,
+    conn: asyncpg.Connection,
+    notification_id: UUID,
+    attempt: int,
+    status: str,
+    error: str | None = None,
     retry_in_seconds: float | None = None,
 ) -> bool:
     """Record a send's outcome and release the lease; False (nothing written) when the row is
     no longer this attempt's: erased, finished, or claimed again after the lease ran out. A
     delivery is recorded whatever attempt made it: it happened."""
-    return bool(await conn.fetchval(
-        """UPDATE notifications SET
+    return bool(
+        await conn.fetchval(
+            """UPDATE notifications SET
                status = $3, last_error = $4, lease_until = NULL,
                delivered_at = CASE WHEN $3 = 'delivered' THEN now() END,
                failed_at = CASE WHEN $3 = 'failed' THEN now() END,
                next_attempt_at = now() + make_interval(secs => COALESCE($5::float8, 0))
            WHERE id = $1 AND status = 'pending' AND (attempts = $2 OR $3 = 'delivered')
            RETURNING true""",
-        notification_id, attempt, status, error, retry_in_seconds,
-    ))
+            notification_id,
+            attempt,
+            status,
+            error,
+            retry_in_seconds,
+        )
+    )
 
 
 async def oldest_pending_age(conn: asyncpg.Connection) -> float:
     """Seconds since the oldest message still waiting to be sent was planned (0: none)."""
-    return float(await conn.fetchval(
-        "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications "
-        "WHERE status = 'pending'"))
+    return float(
+        await conn.fetchval(
+            "SELECT COALESCE(extract(epoch FROM now() - min(created_at)), 0) FROM notifications "
+            "WHERE status = 'pending'"
+        )
+    )
 
 
 async def list_notifications(
-    conn: asyncpg.Connection, status: str, channel: str | None, since: datetime | None, limit: int,
+    conn: asyncpg.Connection,
+    status: str,
+    channel: str | None,
+    since: datetime | None,
+    limit: int,
 ) -> list[asyncpg.Record]:
     """Messages in one status, oldest first; ``since`` is when they failed (failed ones) or
     were planned (the others)."""
@@ -111,12 +134,18 @@ async def list_notifications(
            WHERE status = $1 AND ($2::text IS NULL OR channel = $2)
              AND ($3::timestamptz IS NULL OR COALESCE(failed_at, created_at) >= $3)
            ORDER BY COALESCE(failed_at, created_at) LIMIT $4""",
-        status, channel, since, limit,
+        status,
+        channel,
+        since,
+        limit,
     )
 
 
 async def resend_failed(
-    conn: asyncpg.Connection, ids: Sequence[UUID], since: datetime | None, channel: str | None,
+    conn: asyncpg.Connection,
+    ids: Sequence[UUID],
+    since: datetime | None,
+    channel: str | None,
 ) -> list[asyncpg.Record]:
     """Make failed messages pending again, due now, with a new retry window; they keep their
     id (so the Message-ID / delivery id) and their attempt count. An erased one stays failed:
@@ -129,7 +158,9 @@ async def resend_failed(
              AND (id = ANY($1::uuid[]) OR ($2::timestamptz IS NOT NULL AND failed_at >= $2))
              AND ($3::text IS NULL OR channel = $3)
            RETURNING id, channel, recipient_role, template""",
-        list(ids), since, channel,
+        list(ids),
+        since,
+        channel,
     )
 
 
@@ -148,39 +179,62 @@ async def insert_referral(conn: asyncpg.Connection, **row: Any) -> tuple[UUID, b
         return created, True
     existing = await conn.fetchval(
         "SELECT id FROM referrals WHERE case_id = $1 AND service_id = $2 AND status = ANY($3::text[])",
-        row["case_id"], row["service_id"], _OPEN,
+        row["case_id"],
+        row["service_id"],
+        _OPEN,
     )
     return existing, False
 
 
 async def referral(conn: asyncpg.Connection, referral_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM referrals WHERE id = $1" + (" FOR UPDATE" if lock else ""), referral_id
-    )
+    return await conn.fetchrow("SELECT * FROM referrals WHERE id = $1" + (" FOR UPDATE" if lock else ""), referral_id)
 
 
 async def set_referral_status(
-    conn: asyncpg.Connection, referral_id: UUID, status: str, reason_code: str | None, note: str | None,
-    updated_by: str, at: datetime,
+    conn: asyncpg.Connection,
+    referral_id: UUID,
+    status: str,
+    reason_code: str | None,
+    note: str | None,
+    updated_by: str,
+    at: datetime,
 ) -> asyncpg.Record:
     await conn.execute(
         """INSERT INTO referral_history (referral_id, status, reason_code, note, updated_by, at)
            VALUES ($1, $2, $3, $4, $5, $6)""",
-        referral_id, status, reason_code, note, updated_by, at,
+        referral_id,
+        status,
+        reason_code,
+        note,
+        updated_by,
+        at,
     )
     return await conn.fetchrow(
         """UPDATE referrals SET status = $2, reason_code = $3, note = COALESCE($4, note), updated_at = $5
            WHERE id = $1 RETURNING *""",
-        referral_id, status, reason_code, note, at,
+        referral_id,
+        status,
+        reason_code,
+        note,
+        at,
     )
 
 
 async def add_history(
-    conn: asyncpg.Connection, referral_id: UUID, status: str, updated_by: str, at: datetime, note: str | None = None,
+    conn: asyncpg.Connection,
+    referral_id: UUID,
+    status: str,
+    updated_by: str,
+    at: datetime,
+    note: str | None = None,
 ) -> None:
     await conn.execute(
         "INSERT INTO referral_history (referral_id, status, note, updated_by, at) VALUES ($1, $2, $3, $4, $5)",
-        referral_id, status, note, updated_by, at,
+        referral_id,
+        status,
+        note,
+        updated_by,
+        at,
     )
 
 
@@ -194,7 +248,8 @@ async def history(conn: asyncpg.Connection, referral_id: UUID) -> list[asyncpg.R
 
 async def rejected_service_ids(conn: asyncpg.Connection, case_id: UUID) -> list[str]:
     rows = await conn.fetch(
-        "SELECT DISTINCT service_id FROM referrals WHERE case_id = $1 AND status = $2 ORDER BY 1", case_id,
+        "SELECT DISTINCT service_id FROM referrals WHERE case_id = $1 AND status = $2 ORDER BY 1",
+        case_id,
         ReferralStatus.REJECTED.value,
     )
     return [r["service_id"] for r in rows]
@@ -202,19 +257,25 @@ async def rejected_service_ids(conn: asyncpg.Connection, case_id: UUID) -> list[
 
 async def was_rejected_before(conn: asyncpg.Connection, signal_id: UUID) -> bool:
     """A proposal for a signal with a declined referral is a re-match."""
-    return bool(await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM referrals WHERE signal_id = $1 AND status = $2)", signal_id,
-        ReferralStatus.REJECTED.value,
-    ))
+    return bool(
+        await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM referrals WHERE signal_id = $1 AND status = $2)",
+            signal_id,
+            ReferralStatus.REJECTED.value,
+        )
+    )
 
 
 async def referrals_for_service(
-    conn: asyncpg.Connection, service_id: str, status: str | None,
+    conn: asyncpg.Connection,
+    service_id: str,
+    status: str | None,
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM referrals WHERE service_id = $1 AND ($2::text IS NULL OR status = $2)
            ORDER BY created_at DESC LIMIT 500""",
-        service_id, status,
+        service_id,
+        status,
     )
 
 
@@ -223,7 +284,8 @@ async def live_services(conn: asyncpg.Connection, case_id: UUID) -> list[asyncpg
     return await conn.fetch(
         """SELECT service_id, service_name, organization_name, consultant FROM referrals
            WHERE case_id = $1 AND status <> ALL($2::text[]) ORDER BY created_at""",
-        case_id, _DROPPED,
+        case_id,
+        _DROPPED,
     )
 
 
@@ -231,7 +293,8 @@ async def claim_due_reminders(conn: asyncpg.Connection, now: datetime, limit: in
     return await conn.fetch(
         """SELECT * FROM referrals WHERE status = 'requested' AND reminded_at IS NULL AND remind_at <= $1
            ORDER BY remind_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -239,7 +302,8 @@ async def claim_due_escalations(conn: asyncpg.Connection, now: datetime, limit: 
     return await conn.fetch(
         """SELECT * FROM referrals WHERE status = 'requested' AND escalated_at IS NULL AND escalate_at <= $1
            ORDER BY escalate_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-        now, limit,
+        now,
+        limit,
     )
 
 
@@ -261,8 +325,13 @@ async def partner(conn: asyncpg.Connection, organisation_id: UUID) -> Referrer |
 
 
 async def upsert_partner(
-    conn: asyncpg.Connection, organisation_id: UUID, name: str, email: str | None,
-    webhook_url: str | None, webhook_secret: str | None, language: str,
+    conn: asyncpg.Connection,
+    organisation_id: UUID,
+    name: str,
+    email: str | None,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    language: str,
 ) -> None:
     await conn.execute(
         """INSERT INTO partners (organisation_id, name, email, webhook_url, webhook_secret, language)
@@ -270,7 +339,12 @@ async def upsert_partner(
            ON CONFLICT (organisation_id) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email,
                webhook_url = EXCLUDED.webhook_url, webhook_secret = EXCLUDED.webhook_secret,
                language = EXCLUDED.language, updated_at = now()""",
-        organisation_id, name, email, webhook_url, webhook_secret, language,
+        organisation_id,
+        name,
+        email,
+        webhook_url,
+        webhook_secret,
+        language,
     )
 
 
@@ -279,7 +353,11 @@ async def consultant_email(conn: asyncpg.Connection, municipality_code: str) -> 
 
 
 async def save_consultant(
-    conn: asyncpg.Connection, municipality_code: str, email: str, name: str | None, source: str,
+    conn: asyncpg.Connection,
+    municipality_code: str,
+    email: str,
+    name: str | None,
+    source: str,
 ) -> None:
     """Register (source 'registered') or learn (source 'social_map') an area's consultant;
     what the social map says never overrides a registration."""
@@ -288,7 +366,10 @@ async def save_consultant(
            ON CONFLICT (municipality_code) DO UPDATE SET email = EXCLUDED.email, name = EXCLUDED.name,
                source = EXCLUDED.source, updated_at = now()
            WHERE EXCLUDED.source = 'registered' OR consultants.source = 'social_map'""",
-        municipality_code, email, name, source,
+        municipality_code,
+        email,
+        name,
+        source,
     )
 
 
@@ -303,22 +384,22 @@ async def schedule_follow_up(conn: asyncpg.Connection, **row: Any) -> None:
 
 async def cancel_follow_up(conn: asyncpg.Connection, case_id: UUID) -> None:
     """The case is closed: the caregiver is not asked whether support arrived."""
-    await conn.execute("UPDATE follow_ups SET status = 'cancelled' WHERE case_id = $1 AND status = 'scheduled'",
-                       case_id)
+    await conn.execute(
+        "UPDATE follow_ups SET status = 'cancelled' WHERE case_id = $1 AND status = 'scheduled'", case_id
+    )
 
 
 async def claim_due_follow_ups(conn: asyncpg.Connection, now: datetime, limit: int) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM follow_ups WHERE status = 'scheduled' AND due_at <= $1
            ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
-        now, limit,
+        now,
+        limit,
     )
 
 
 async def follow_up(conn: asyncpg.Connection, follow_up_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
-    return await conn.fetchrow(
-        "SELECT * FROM follow_ups WHERE id = $1" + (" FOR UPDATE" if lock else ""), follow_up_id
-    )
+    return await conn.fetchrow("SELECT * FROM follow_ups WHERE id = $1" + (" FOR UPDATE" if lock else ""), follow_up_id)
 
 
 async def mark_follow_up_asked(conn: asyncpg.Connection, follow_up_id: UUID, at: datetime) -> None:
@@ -326,12 +407,17 @@ async def mark_follow_up_asked(conn: asyncpg.Connection, follow_up_id: UUID, at:
 
 
 async def record_follow_up_answer(
-    conn: asyncpg.Connection, follow_up_id: UUID, support_arrived: bool, at: datetime,
+    conn: asyncpg.Connection,
+    follow_up_id: UUID,
+    support_arrived: bool,
+    at: datetime,
 ) -> None:
     await conn.execute(
         """UPDATE follow_ups SET status = 'answered', support_arrived = $2, answered_at = $3
            WHERE id = $1""",
-        follow_up_id, support_arrived, at,
+        follow_up_id,
+        support_arrived,
+        at,
     )
 
 
@@ -339,12 +425,16 @@ async def record_follow_up_answer(
 
 
 async def open_referrals(
-    conn: asyncpg.Connection, signal_ids: Sequence[UUID], case_ids: Sequence[UUID],
+    conn: asyncpg.Connection,
+    signal_ids: Sequence[UUID],
+    case_ids: Sequence[UUID],
 ) -> list[asyncpg.Record]:
     return await conn.fetch(
         """SELECT * FROM referrals WHERE (signal_id = ANY($1::uuid[]) OR case_id = ANY($2::uuid[]))
            AND status = ANY($3::text[]) FOR UPDATE""",
-        list(signal_ids), list(case_ids), _OPEN,
+        list(signal_ids),
+        list(case_ids),
+        _OPEN,
     )
 
 
@@ -381,19 +471,31 @@ def retention_purges(settings: Any) -> list[Purge]:
     after ``retention_notification_days``; a referral nothing happened to for
     ``retention_referral_days`` goes with its history. A message still pending stays."""
     return [
-        Purge("notifications", settings.retention_notification_days, """
+        Purge(
+            "notifications",
+            settings.retention_notification_days,
+            """
             DELETE FROM notifications WHERE id IN (
                 SELECT id FROM notifications WHERE status <> 'pending' AND created_at < $1 LIMIT $2)
-            RETURNING 1"""),
-        Purge("follow_ups", settings.retention_notification_days, """
+            RETURNING 1""",
+        ),
+        Purge(
+            "follow_ups",
+            settings.retention_notification_days,
+            """
             DELETE FROM follow_ups WHERE id IN (
                 SELECT id FROM follow_ups WHERE status <> 'scheduled' AND created_at < $1 LIMIT $2)
-            RETURNING 1"""),
-        Purge("referrals", settings.retention_referral_days, """
+            RETURNING 1""",
+        ),
+        Purge(
+            "referrals",
+            settings.retention_referral_days,
+            """
             WITH gone AS (SELECT id FROM referrals WHERE updated_at < $1
                           ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED),
                  history AS (DELETE FROM referral_history WHERE referral_id IN (SELECT id FROM gone))
-            DELETE FROM referrals WHERE id IN (SELECT id FROM gone) RETURNING 1"""),
+            DELETE FROM referrals WHERE id IN (SELECT id FROM gone) RETURNING 1""",
+        ),
     ]
 
 
@@ -405,14 +507,17 @@ async def blank_old_confirmations(conn: asyncpg.Connection, keep_hours: float) -
         """UPDATE notifications SET address = NULL, subject = '', body_text = '', body_html = NULL
            WHERE template = 'selfreferral_confirmation' AND address IS NOT NULL AND status <> 'pending'
              AND created_at < now() - make_interval(secs => $1::float8 * 3600)""",
-        keep_hours)
+        keep_hours,
+    )
     return int(result.split()[-1])
 
 
 async def add_do_not_contact(conn: asyncpg.Connection, address_digest: str, channel: str) -> None:
     await conn.execute(
         "INSERT INTO do_not_contact (address_digest, channel) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        address_digest, channel)
+        address_digest,
+        channel,
+    )
 
 
 async def is_do_not_contact(conn: asyncpg.Connection, address_digest: str) -> bool:

@@ -38,8 +38,9 @@ from shared.uow import UnitOfWork
 class NotifyUnitOfWork(UnitOfWork):
     """Notify's tables and the outbox in one transaction."""
 
-    async def log_access(self, actor: Actor, action: Action, subject_type: str, subject_id: UUID, *,
-                         outcome: str = "ok") -> None:
+    async def log_access(
+        self, actor: Actor, action: Action, subject_type: str, subject_id: UUID, *, outcome: str = "ok"
+    ) -> None:
         await access_log.record(self.conn, actor, action, subject_type, subject_id, outcome=outcome)
 
 
@@ -50,25 +51,37 @@ async def propose(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope[Mat
     signal = p.signal
     for match in p.matches:
         if match.consultant and match.contact_email:
-            await repository.save_consultant(conn, signal.caregiver.municipality_code, match.contact_email,
-                                             match.service_name, "social_map")
+            await repository.save_consultant(
+                conn, signal.caregiver.municipality_code, match.contact_email, match.service_name, "social_map"
+            )
     made = {
         match.service_id: await make(conn, ctx, p, match, event.correlation_id, event.subject)
-        for match in p.matches if domain.referral_blocker(signal, match) is None
+        for match in p.matches
+        if domain.referral_blocker(signal, match) is None
     }
     planned = domain.plan_proposals(
-        p, referrer=await repository.partner(conn, signal.organisation_id),
+        p,
+        referrer=await repository.partner(conn, signal.organisation_id),
         rematch=await repository.was_rejected_before(conn, p.signal_id),
-        channels=ctx.channels, referrals=made, social_map_url=ctx.settings.social_map_url,
+        channels=ctx.channels,
+        referrals=made,
+        social_map_url=ctx.settings.social_map_url,
     )
     scope = Scope(p.signal_id, p.case_id, event.correlation_id, event.subject, signal.organisation_id)
     await store_all(conn, ctx, scope, planned)
     if domain.should_follow_up(planned):
         now = ctx.clock.now()
         await repository.schedule_follow_up(
-            conn, id=uuid4(), case_id=p.case_id, signal_id=p.signal_id, correlation_id=event.correlation_id,
-            subject_key=event.subject, signal=signal.model_dump(mode="json"),
-            due_at=now + timedelta(days=ctx.settings.follow_up_days), created_at=now)
+            conn,
+            id=uuid4(),
+            case_id=p.case_id,
+            signal_id=p.signal_id,
+            correlation_id=event.correlation_id,
+            subject_key=event.subject,
+            signal=signal.model_dump(mode="json"),
+            due_at=now + timedelta(days=ctx.settings.follow_up_days),
+            created_at=now,
+        )
 
 
 async def forget_caregiver(uow: NotifyUnitOfWork, ctx: NotifyContext, p: CaregiverErased) -> None:
@@ -78,16 +91,22 @@ async def forget_caregiver(uow: NotifyUnitOfWork, ctx: NotifyContext, p: Caregiv
     now = ctx.clock.now()
     for referral in await repository.open_referrals(uow.conn, p.signal_ids, p.case_ids):
         cancelled = await repository.set_referral_status(
-            uow.conn, referral["id"], ReferralStatus.CANCELLED.value, None, None, SYSTEM, now)
+            uow.conn, referral["id"], ReferralStatus.CANCELLED.value, None, None, SYSTEM, now
+        )
         # Keyed by case, not by the pseudonym that is being erased (one case stays ordered).
-        await announce(uow.conn, ctx, {**cancelled, "signal": None, "result": None,
-                                       "subject_key": str(referral["case_id"])}, SYSTEM)
+        await announce(
+            uow.conn,
+            ctx,
+            {**cancelled, "signal": None, "result": None, "subject_key": str(referral["case_id"])},
+            SYSTEM,
+        )
     await repository.erase(uow.conn, p.signal_ids, p.case_ids)
     await uow.forget_retained(p)
 
 
-async def ask_confirmation(uow: NotifyUnitOfWork, ctx: NotifyContext,
-                           event: Envelope[SelfReferralConfirmationRequested]) -> None:
+async def ask_confirmation(
+    uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope[SelfReferralConfirmationRequested]
+) -> None:
     # The submission is not a signal yet: its id stands in for the signal and the case.
     p = event.payload
     scope = Scope(p.referral_id, p.referral_id, event.correlation_id, event.subject)
@@ -97,8 +116,14 @@ async def ask_confirmation(uow: NotifyUnitOfWork, ctx: NotifyContext,
 async def hand_off(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope[CaseHandedOff]) -> None:
     """The caregiver consultant's hand-off to the Wmo desk: a referral like any other."""
     p = event.payload
-    proposed = MatchesProposed(signal_id=p.signal_id, case_id=p.case_id, proposed_at=p.handed_off_at,
-                               matches=[p.desk], result=p.result, signal=p.signal)
+    proposed = MatchesProposed(
+        signal_id=p.signal_id,
+        case_id=p.case_id,
+        proposed_at=p.handed_off_at,
+        matches=[p.desk],
+        result=p.result,
+        signal=p.signal,
+    )
     ref = await make(uow.conn, ctx, proposed, p.desk, event.correlation_id, event.subject)
     scope = Scope(p.signal_id, p.case_id, event.correlation_id, event.subject, p.signal.organisation_id)
     await store(uow.conn, ctx, scope, domain.plan_handoff(proposed, ref, p.note))
@@ -113,8 +138,9 @@ async def case_closed(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope
     language = p.signal.caregiver.preferred_language.value
     reason_text = labels(language if language in ("nl", "en") else "nl")["close_reason"][p.reason.value]
     scope = Scope(p.signal.signal_id, p.case_id, event.correlation_id, event.subject, p.signal.organisation_id)
-    await store(uow.conn, ctx, scope, domain.plan_closed(p.case_id, p.signal, p.reason.value, reason_text,
-                                                          ctx.channels))
+    await store(
+        uow.conn, ctx, scope, domain.plan_closed(p.case_id, p.signal, p.reason.value, reason_text, ctx.channels)
+    )
 
 
 # --- a provider's answer through its signed link ----------------------------------------------
@@ -140,7 +166,11 @@ class Answered:
 
 
 async def answer_referral(
-    uow: NotifyUnitOfWork, ctx: NotifyContext, referral_id: UUID, accept: bool, reason: RejectionReason | None,
+    uow: NotifyUnitOfWork,
+    ctx: NotifyContext,
+    referral_id: UUID,
+    accept: bool,
+    reason: RejectionReason | None,
     note: str | None,
 ) -> Answered:
     current = await repository.referral(uow.conn, referral_id)

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 from urllib.parse import urlencode
 
+
 def _hex(secret: str, message: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 

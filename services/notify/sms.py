@@ -67,8 +67,9 @@ class HttpSmsGateway:
 
     async def send(self, to: str, text: str, reference: str) -> None:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        response = await self._client.post(self.url, json={"to": to, "text": text, "reference": reference},
-                                           headers=headers)
+        response = await self._client.post(
+            self.url, json={"to": to, "text": text, "reference": reference}, headers=headers
+        )
         check_http_answer(response.status_code, "the SMS gateway")
 
     async def close(self) -> None:
@@ -104,17 +105,25 @@ def _gateway(request: Request, credentials: Annotated[HTTPAuthorizationCredentia
     token = request.app.state.notify.settings.sms_token
     if token is None or not token.get_secret_value():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "inbound SMS is closed: set NOTIFY_SMS_TOKEN")
-    if not hmac.compare_digest((credentials.credentials if credentials else "").encode(),
-                               token.get_secret_value().encode()):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid SMS gateway token",
-                            headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(
+        (credentials.credentials if credentials else "").encode(), token.get_secret_value().encode()
+    ):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or invalid SMS gateway token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
-@inbound_router.post("/inbound", dependencies=[Depends(_gateway)],
-                     summary="A reply to an SMS: STOP puts the number on the do-not-contact list",
-                     responses=error_responses({401: "Missing or invalid SMS gateway token",
-                                                503: "Inbound SMS is closed (NOTIFY_SMS_TOKEN is not set), "
-                                                     "or the database is away"}))
+@inbound_router.post(
+    "/inbound",
+    dependencies=[Depends(_gateway)],
+    summary="A reply to an SMS: STOP puts the number on the do-not-contact list",
+    responses=error_responses(
+        {
+            401: "Missing or invalid SMS gateway token",
+            503: "Inbound SMS is closed (NOTIFY_SMS_TOKEN is not set), or the database is away",
+        }
+    ),
+)
 async def inbound(message: InboundSms, request: Request) -> dict[str, bool]:
     if not is_stop(message.text):
         return {"stopped": False}

@@ -38,8 +38,12 @@ class Rendered:
 def _environment(html: bool) -> Environment:
     return Environment(
         # Escaped for the HTML part; the plain-text part and SMS are not HTML, escaping would garble them.
-        loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=html,  # noqa: S701
-        trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=html,  # noqa: S701
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
     )
 
 
@@ -63,12 +67,18 @@ def render(template: str, language: str, context: dict[str, Any], channel: str =
     text = env.get_template(f"{language}/{template}.txt.j2").render(context)
     if note:
         text = f"{note}\n\n{text}"
-    html = _environment(True).get_template("_layout.html.j2").render(
-        subject=subject, paragraphs=[p for p in text.split("\n\n") if p.strip()], language=language)
+    html = (
+        _environment(True)
+        .get_template("_layout.html.j2")
+        .render(subject=subject, paragraphs=[p for p in text.split("\n\n") if p.strip()], language=language)
+    )
     return Rendered(subject, text, html)
 
 
 def render_page(page: str, language: str, **context: Any) -> str:
     language = language if language in LANGUAGES else "nl"
-    return _environment(True).get_template(f"pages/{page}.html.j2").render(
-        labels=labels(language), language=language, **context)
+    return (
+        _environment(True)
+        .get_template(f"pages/{page}.html.j2")
+        .render(labels=labels(language), language=language, **context)
+    )

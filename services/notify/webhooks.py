@@ -17,8 +17,9 @@ from shared import webhooks
 
 
 class WebhookChannel:
-    def __init__(self, timeout: float, allow_http_hosts: Collection[str] = (),
-                 user_agent: str = "signal-to-support-notify/1") -> None:
+    def __init__(
+        self, timeout: float, allow_http_hosts: Collection[str] = (), user_agent: str = "signal-to-support-notify/1"
+    ) -> None:
         self.timeout = timeout
         self.allow_http_hosts = allow_http_hosts
         self.user_agent = user_agent
@@ -41,8 +42,13 @@ class WebhookChannel:
         }
         try:
             response = await webhooks.post_signed(
-                self._http(), message.to, message.secret, message.body_text.encode(), headers,
-                allow_http_hosts=self.allow_http_hosts)
+                self._http(),
+                message.to,
+                message.secret,
+                message.body_text.encode(),
+                headers,
+                allow_http_hosts=self.allow_http_hosts,
+            )
         except webhooks.UnsafeWebhookURL as exc:
             raise PermanentDeliveryError(f"{exc} ({exc.reason})") from exc
         check_http_answer(response.status_code, "the webhook")

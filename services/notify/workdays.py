@@ -35,9 +35,15 @@ def dutch_holidays(year: int) -> frozenset[date]:
     if kings_day.weekday() == 6:
         kings_day = date(year, 4, 26)
     days = {
-        date(year, 1, 1), easter, easter + timedelta(days=1), kings_day,
-        easter + timedelta(days=39), easter + timedelta(days=49), easter + timedelta(days=50),
-        date(year, 12, 25), date(year, 12, 26),
+        date(year, 1, 1),
+        easter,
+        easter + timedelta(days=1),
+        kings_day,
+        easter + timedelta(days=39),
+        easter + timedelta(days=49),
+        easter + timedelta(days=50),
+        date(year, 12, 25),
+        date(year, 12, 26),
     }
     if year % 5 == 0:
         days.add(date(year, 5, 5))

@@ -57,8 +57,9 @@ async def home() -> RedirectResponse:
 
 
 @router.get("/sign-in", include_in_schema=False, summary="Exchange a sign-in link for a session cookie")
-async def sign_in(request: Request, context: Context, lang: Lang,
-                  token: Annotated[str, Query(min_length=8, max_length=200)]) -> Response:
+async def sign_in(
+    request: Request, context: Context, lang: Lang, token: Annotated[str, Query(min_length=8, max_length=200)]
+) -> Response:
     async with context.begin() as uow:
         session = await service.sign_in(uow, context.settings, token)
     if session is None:
@@ -67,8 +68,9 @@ async def sign_in(request: Request, context: Context, lang: Lang,
         return page("message.html.j2", lang, 401, message=LABELS[lang]["sign_in_failed"], hint=ISSUE_HINT)
     response = RedirectResponse(f"/console?lang={lang}", status_code=303)
     # HttpOnly: scripts never see it; SameSite=Lax: another site cannot post a replay with it.
-    response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="lax",
-                        max_age=int(context.settings.session_hours * 3600))
+    response.set_cookie(
+        SESSION_COOKIE, session, httponly=True, samesite="lax", max_age=int(context.settings.session_hours * 3600)
+    )
     return response
 
 
@@ -83,15 +85,20 @@ async def sign_out(request: Request, context: Context, lang: Lang) -> Response:
 
 
 @router.get("/console", include_in_schema=False, summary="The console page", response_class=HTMLResponse)
-async def console(context: Context, lang: Lang, name: Operator,
-                  replayed: str | None = None, failed: str | None = None) -> HTMLResponse:
+async def console(
+    context: Context, lang: Lang, name: Operator, replayed: str | None = None, failed: str | None = None
+) -> HTMLResponse:
     notice, kind = _notice(lang, replayed, failed)
     overview = await service.overview(context.monitor)
     return page("console.html.j2", lang, operator=name, o=overview, notice=notice, notice_kind=kind)
 
 
-@router.get("/console/panels", include_in_schema=False, summary="The panels as HTML, for live updates",
-         response_class=HTMLResponse)
+@router.get(
+    "/console/panels",
+    include_in_schema=False,
+    summary="The panels as HTML, for live updates",
+    response_class=HTMLResponse,
+)
 async def panels(context: Context, lang: Lang, name: Operator) -> HTMLResponse:
     return page("panels.html.j2", lang, o=await service.overview(context.monitor))
 
@@ -101,22 +108,37 @@ async def series(context: Context, name: Operator) -> JSONResponse:
     return JSONResponse(service.chart_series(context.monitor))
 
 
-@router.get("/console/dead-letters/{service_name}/{dead_letter_id}", include_in_schema=False,
-         summary="One dead letter in full", response_class=HTMLResponse)
-async def dead_letter(context: Context, lang: Lang, name: Operator, service_name: ServiceName,
-                      dead_letter_id: int) -> HTMLResponse:
+@router.get(
+    "/console/dead-letters/{service_name}/{dead_letter_id}",
+    include_in_schema=False,
+    summary="One dead letter in full",
+    response_class=HTMLResponse,
+)
+async def dead_letter(
+    context: Context, lang: Lang, name: Operator, service_name: ServiceName, dead_letter_id: int
+) -> HTMLResponse:
     try:
         found = await service.inspect_dead_letter(context.monitor, service_name, dead_letter_id)
     except (KeyError, LookupError) as exc:
         return page("message.html.j2", lang, 404, operator=name, message=str(exc))
-    return page("dead_letter.html.j2", lang, operator=name, service=service_name, d=found,
-                headers=json.dumps(found.get("headers"), indent=2, ensure_ascii=False))
+    return page(
+        "dead_letter.html.j2",
+        lang,
+        operator=name,
+        service=service_name,
+        d=found,
+        headers=json.dumps(found.get("headers"), indent=2, ensure_ascii=False),
+    )
 
 
-@router.post("/console/dead-letters/{service_name}/{dead_letter_id}/replay", include_in_schema=False,
-          summary="Replay a dead letter (and what is parked behind it) through its service")
-async def replay(context: Context, lang: Lang, name: Operator, service_name: ServiceName,
-                 dead_letter_id: int) -> RedirectResponse:
+@router.post(
+    "/console/dead-letters/{service_name}/{dead_letter_id}/replay",
+    include_in_schema=False,
+    summary="Replay a dead letter (and what is parked behind it) through its service",
+)
+async def replay(
+    context: Context, lang: Lang, name: Operator, service_name: ServiceName, dead_letter_id: int
+) -> RedirectResponse:
     try:
         ids = await service.replay_dead_letter(context.monitor, service_name, dead_letter_id)
         outcome = f"replayed={service_name}:{','.join(map(str, ids))}"
@@ -147,7 +169,10 @@ def create_app(settings: OperatorsSettings | None = None) -> FastAPI:
     runtime = create_runtime(settings)
     monitor = Monitor(settings)
     app = create_service_app(
-        runtime, title="signal-to-support: operators", migrations=MIGRATIONS, produces=[],
+        runtime,
+        title="signal-to-support: operators",
+        migrations=MIGRATIONS,
+        produces=[],
         workers=[lambda rt: monitor],
         description="The operator console: every service's health, flow and backlog, and their dead letters.",
     )

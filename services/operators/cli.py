@@ -29,8 +29,16 @@ def _token(value: str) -> str:
 
 async def _issue_operator(cmd: Command) -> int:
     args = cmd.args
-    print(await service.issue_operator(service.OperatorsUnitOfWork(cmd.conn), cmd.settings, args.name, token=args.token, reusable=args.reusable,
-                                       valid_minutes=args.valid_minutes))
+    print(
+        await service.issue_operator(
+            service.OperatorsUnitOfWork(cmd.conn),
+            cmd.settings,
+            args.name,
+            token=args.token,
+            reusable=args.reusable,
+            valid_minutes=args.valid_minutes,
+        )
+    )
     return 0
 
 
@@ -41,17 +49,23 @@ async def _revoke_operator(cmd: Command) -> int:
     return 0
 
 
-issue = TOOL.command("issue-operator", _issue_operator,
-                     help="create an operator (or reuse one) and print a sign-in link",
-                     description="Create the operator if new and print a one-time sign-in link for it.")
+issue = TOOL.command(
+    "issue-operator",
+    _issue_operator,
+    help="create an operator (or reuse one) and print a sign-in link",
+    description="Create the operator if new and print a one-time sign-in link for it.",
+)
 issue.add_argument("--name", required=True, help="who the operator is (shown on the console)")
 issue.add_argument("--token", type=_token, help="use this link token instead of a random one (demo and tests)")
-issue.add_argument("--reusable", action="store_true",
-                   help="the link signs in more than once until it expires (demo only)")
-issue.add_argument("--valid-minutes", type=float,
-                   help="how long the link is valid (default OPERATORS_SIGN_IN_LINK_MINUTES, 60)")
-TOOL.command("revoke-operator", _revoke_operator,
-             help="revoke an operator: links and sessions stop working").add_argument("--name", required=True)
+issue.add_argument(
+    "--reusable", action="store_true", help="the link signs in more than once until it expires (demo only)"
+)
+issue.add_argument(
+    "--valid-minutes", type=float, help="how long the link is valid (default OPERATORS_SIGN_IN_LINK_MINUTES, 60)"
+)
+TOOL.command(
+    "revoke-operator", _revoke_operator, help="revoke an operator: links and sessions stop working"
+).add_argument("--name", required=True)
 main = TOOL.main
 
 

@@ -6,8 +6,11 @@ from pydantic_settings import SettingsConfigDict
 from shared.config import ServiceSettings
 
 DEFAULT_SERVICES = {
-    "signals": "http://127.0.0.1:8080", "screening": "http://127.0.0.1:8081", "matching": "http://127.0.0.1:8082",
-    "notify": "http://127.0.0.1:8083", "municipalities": "http://127.0.0.1:8084",
+    "signals": "http://127.0.0.1:8080",
+    "screening": "http://127.0.0.1:8081",
+    "matching": "http://127.0.0.1:8082",
+    "notify": "http://127.0.0.1:8083",
+    "municipalities": "http://127.0.0.1:8084",
 }
 
 

@@ -138,19 +138,26 @@ def service_panel(window: Sequence[Reading]) -> ServicePanel:
     p50 = histogram_quantile(0.5, old, new, "sts_handler_seconds")
     p95 = histogram_quantile(0.95, old, new, "sts_handler_seconds")
     http_p95 = histogram_quantile(0.95, old, new, "sts_http_request_seconds")
-    errors = sum(rate(old, new, "sts_http_requests_total", status=s)
-                 for s in {dict(labels).get("status", "") for labels in new.samples.get("sts_http_requests_total", {})}
-                 if s.startswith("5"))
+    errors = sum(
+        rate(old, new, "sts_http_requests_total", status=s)
+        for s in {dict(labels).get("status", "") for labels in new.samples.get("sts_http_requests_total", {})}
+        if s.startswith("5")
+    )
     return ServicePanel(
-        name=latest.service, reachable=latest.reachable, ready=latest.ready,
-        database=str(health.get("database", "?")), broker=str(health.get("broker", "?")),
-        lanes=f"{alive}/{lanes}" if lanes else "—", waiting=waiting,
+        name=latest.service,
+        reachable=latest.reachable,
+        ready=latest.ready,
+        database=str(health.get("database", "?")),
+        broker=str(health.get("broker", "?")),
+        lanes=f"{alive}/{lanes}" if lanes else "—",
+        waiting=waiting,
         loops_down=sorted(name for name, loop in loops.items() if not loop.get("alive", False)),
         processed_per_s=rate(old, new, "sts_messages_handled_total", outcome="processed"),
         duplicate_per_s=rate(old, new, "sts_messages_handled_total", outcome="duplicate"),
         ignored_per_s=rate(old, new, "sts_messages_handled_total", outcome="ignored"),
         dead_lettered_per_s=rate(old, new, "sts_messages_handled_total", outcome="dead_lettered"),
-        handler_p50_ms=None if p50 is None else p50 * 1000, handler_p95_ms=None if p95 is None else p95 * 1000,
+        handler_p50_ms=None if p50 is None else p50 * 1000,
+        handler_p95_ms=None if p95 is None else p95 * 1000,
         lag=new.total("sts_consumer_lag"),
         lag_by_partition=sorted(
             (dict(labels).get("topic", ""), dict(labels).get("partition", ""), v)
@@ -224,11 +231,17 @@ def series(history: Iterable[Mapping[str, Reading]], services: Sequence[str]) ->
         for s in services:
             new, old = moment.get(s), answered.get(s)
             reached = new if new is not None and new.reachable else None
-            throughput[s].append(round(rate(old, reached, "sts_messages_handled_total", outcome="processed"), 3)
-                                 if reached and old else None)
+            throughput[s].append(
+                round(rate(old, reached, "sts_messages_handled_total", outcome="processed"), 3)
+                if reached and old
+                else None
+            )
             lag[s].append(reached.total("sts_consumer_lag") if reached else None)
         new, old = moment.get("signals"), answered.get("signals")
-        ingest.append(round(rate(old, new, "sts_http_requests_total", route="/v1/signals", method="POST",
-                                 status="202"), 3) if new is not None and new.reachable and old else None)
+        ingest.append(
+            round(rate(old, new, "sts_http_requests_total", route="/v1/signals", method="POST", status="202"), 3)
+            if new is not None and new.reachable and old
+            else None
+        )
         answered |= {s: r for s, r in moment.items() if r.reachable}
     return {"time": times, "services": list(services), "throughput": throughput, "lag": lag, "ingest": ingest}

@@ -6,8 +6,12 @@ from shared.service import run_service
 
 
 def main() -> None:
-    run_service("operators", "The operator console: health, flow, backlogs and dead letters of every service.",
-                OperatorsSettings, create_app)
+    run_service(
+        "operators",
+        "The operator console: health, flow, backlogs and dead letters of every service.",
+        OperatorsSettings,
+        create_app,
+    )
 
 
 if __name__ == "__main__":

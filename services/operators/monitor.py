@@ -57,11 +57,18 @@ class Monitor:
         try:
             health, metrics = await asyncio.gather(self.client.get(f"{url}/healthz"), self.client.get(f"{url}/metrics"))
             body = health.json()
-            return Reading(service=name, at=time.time(), reachable=True, ready=health.status_code == 200,
-                           health=body, samples=parse_metrics(metrics.text))
+            return Reading(
+                service=name,
+                at=time.time(),
+                reachable=True,
+                ready=health.status_code == 200,
+                health=body,
+                samples=parse_metrics(metrics.text),
+            )
         except (httpx.HTTPError, ValueError) as exc:
-            return Reading(service=name, at=time.time(), reachable=False, ready=False,
-                           error=f"{type(exc).__name__}: {exc}"[:300])
+            return Reading(
+                service=name, at=time.time(), reachable=False, ready=False, error=f"{type(exc).__name__}: {exc}"[:300]
+            )
 
     def latest(self) -> dict[str, Reading]:
         return dict(self.history[-1]) if self.history else {}
@@ -87,8 +94,12 @@ class Monitor:
         if service not in self.services:
             raise KeyError(service)
         try:
-            response = await self.client.request(method, f"{self.services[service]}/internal/dead-letters{path}",
-                                                 headers=self._headers, params=params or None)
+            response = await self.client.request(
+                method,
+                f"{self.services[service]}/internal/dead-letters{path}",
+                headers=self._headers,
+                params=params or None,
+            )
         except httpx.HTTPError as exc:
             raise ServiceUnavailable(f"{service}: {type(exc).__name__}") from exc
         if response.status_code in (404, 409):
@@ -99,6 +110,7 @@ class Monitor:
 
     async def dead_letters(self, include_resolved: bool = False) -> dict[str, list[dict[str, Any]] | str]:
         """Every service's dead letters, or why they could not be read."""
+
         async def one(service: str) -> list[dict[str, Any]] | str:
             try:
                 params = {"include_resolved": "true"} if include_resolved else {}

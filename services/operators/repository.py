@@ -22,13 +22,16 @@ class OperatorsRepository:
             name,
         )
 
-    async def add_link(self, operator_id: UUID, token_hash: str, expires_at: datetime,
-                       reusable: bool) -> None:
+    async def add_link(self, operator_id: UUID, token_hash: str, expires_at: datetime, reusable: bool) -> None:
         await self.conn.execute(
             """INSERT INTO operator_sign_in_links (token_hash, operator_id, expires_at, reusable)
                VALUES ($1, $2, $3, $4)
-               ON CONFLICT (token_hash) DO UPDATE SET operator_id = $2, expires_at = $3, reusable = $4, used_at = NULL""",
-            token_hash, operator_id, expires_at, reusable,
+               ON CONFLICT (token_hash) DO UPDATE SET operator_id = $2, expires_at = $3, reusable = $4,
+                   used_at = NULL""",
+            token_hash,
+            operator_id,
+            expires_at,
+            reusable,
         )
 
     async def use_link(self, token_hash: str, now: datetime) -> UUID | None:
@@ -39,26 +42,34 @@ class OperatorsRepository:
                WHERE l.token_hash = $1 AND o.id = l.operator_id AND o.revoked_at IS NULL
                  AND l.expires_at > $2 AND (l.used_at IS NULL OR l.reusable)
                RETURNING l.operator_id""",
-            token_hash, now,
+            token_hash,
+            now,
         )
 
     async def add_session(self, operator_id: UUID, token_hash: str, expires_at: datetime) -> None:
         await self.conn.execute(
             "INSERT INTO operator_sessions (token_hash, operator_id, expires_at) VALUES ($1, $2, $3)",
-            token_hash, operator_id, expires_at,
+            token_hash,
+            operator_id,
+            expires_at,
         )
 
     async def operator_for_session(self, token_hash: str, now: datetime) -> str | None:
         return await self.conn.fetchval(
             """SELECT o.name FROM operator_sessions s JOIN operators o ON o.id = s.operator_id
                WHERE s.token_hash = $1 AND s.expires_at > $2 AND o.revoked_at IS NULL""",
-            token_hash, now,
+            token_hash,
+            now,
         )
 
     async def end_session(self, token_hash: str) -> None:
         await self.conn.execute("DELETE FROM operator_sessions WHERE token_hash = $1", token_hash)
 
     async def revoke(self, name: str) -> bool:
-        return await self.conn.fetchval(
-            "UPDATE operators SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING true", name,
-        ) is not None
+        return (
+            await self.conn.fetchval(
+                "UPDATE operators SET revoked_at = now() WHERE name = $1 AND revoked_at IS NULL RETURNING true",
+                name,
+            )
+            is not None
+        )

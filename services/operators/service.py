@@ -32,14 +32,24 @@ class OperatorsUnitOfWork(UnitOfWork):
         self.operators = OperatorsRepository(conn)
 
 
-async def issue_operator(uow: OperatorsUnitOfWork, settings: OperatorsSettings, name: str, *,
-                         token: str | None = None, reusable: bool = False,
-                         valid_minutes: float | None = None) -> str:
+async def issue_operator(
+    uow: OperatorsUnitOfWork,
+    settings: OperatorsSettings,
+    name: str,
+    *,
+    token: str | None = None,
+    reusable: bool = False,
+    valid_minutes: float | None = None,
+) -> str:
     """Create (or re-enable) the operator and return a sign-in link; one use unless reusable."""
     token = token or domain.new_token()
     operator_id = await uow.operators.add_operator(name)
-    await uow.operators.add_link(operator_id, domain.hash_token(token),
-                                 _now() + timedelta(minutes=valid_minutes or settings.sign_in_link_minutes), reusable)
+    await uow.operators.add_link(
+        operator_id,
+        domain.hash_token(token),
+        _now() + timedelta(minutes=valid_minutes or settings.sign_in_link_minutes),
+        reusable,
+    )
     return f"{settings.public_url.rstrip('/')}/sign-in?token={token}"
 
 
@@ -49,8 +59,9 @@ async def sign_in(uow: OperatorsUnitOfWork, settings: OperatorsSettings, link_to
     operator_id = await uow.operators.use_link(domain.hash_token(link_token), _now())
     if operator_id is None:
         return None
-    await uow.operators.add_session(operator_id, domain.hash_token(session),
-                                    _now() + timedelta(hours=settings.session_hours))
+    await uow.operators.add_session(
+        operator_id, domain.hash_token(session), _now() + timedelta(hours=settings.session_hours)
+    )
     return session
 
 
@@ -75,7 +86,8 @@ async def overview(monitor: Monitor) -> Overview:
     panels = [domain.service_panel(w) for s in monitor.services if (w := monitor.window(s, RATE_WINDOW_SECONDS))]
     updated = max((r.at for r in latest.values()), default=None)
     return Overview(
-        services=panels, pipeline=domain.pipeline_panel(monitor.last_answered()),
+        services=panels,
+        pipeline=domain.pipeline_panel(monitor.last_answered()),
         dead_letters=await monitor.dead_letters(),
         updated_at=datetime.fromtimestamp(updated, UTC) if updated else None,
     )

@@ -23,8 +23,11 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
     ctx = ScreeningContext.create(settings, create_runtime(settings))
     register_handlers(ctx.runtime.consumer, ctx)
     return create_service_app(
-        ctx.runtime, title="signal-to-support: screening", migrations=MIGRATIONS,
-        produces=[Topics.SCREENING], workers=[lambda _: _rescreen_scheduler(ctx)],
+        ctx.runtime,
+        title="signal-to-support: screening",
+        migrations=MIGRATIONS,
+        produces=[Topics.SCREENING],
+        workers=[lambda _: _rescreen_scheduler(ctx)],
         retention=repository.retention_purges,
         description="Scores burden instruments, weighs load against capacity, merges cases, escalates crises.",
     )

@@ -78,10 +78,17 @@ def _instrument_level(instrument: Instrument, score: InstrumentScore) -> tuple[R
             return RiskLevel.AT_RISK, [f"{text}, burden below the cut-off: at risk"]
         return RiskLevel.IN_BALANCE, [text]
     at_risk, over = _threshold(instrument, AT_RISK_SHARE), _threshold(instrument, OVERBURDENED_SHARE)
-    level = (RiskLevel.OVERBURDENED if score.total >= over
-             else RiskLevel.AT_RISK if score.total >= at_risk else RiskLevel.IN_BALANCE)
-    return level, [f"{head}: no validated cut-off; read provisionally as {_words(level)} "
-                   f"({at_risk} or more at risk, {over} or more overburdened)"]
+    level = (
+        RiskLevel.OVERBURDENED
+        if score.total >= over
+        else RiskLevel.AT_RISK
+        if score.total >= at_risk
+        else RiskLevel.IN_BALANCE
+    )
+    return level, [
+        f"{head}: no validated cut-off; read provisionally as {_words(level)} "
+        f"({at_risk} or more at risk, {over} or more overburdened)"
+    ]
 
 
 def _measure(signal: SignalReceived, catalogue: Catalogue) -> tuple[Instrument, InstrumentScore] | None:
@@ -135,8 +142,17 @@ OVERBURDENED_FROM = 8
 # conditions that research ties to heavier care: constant supervision, unpredictability.
 HEAVY_CONDITIONS = {
     "dementia": ("dement", "alzheimer"),
-    "a psychiatric condition": ("psychiatr", "psychisch", "ggz", "schizo", "bipola", "psychos",
-                                "depress", "verslav", "addict"),
+    "a psychiatric condition": (
+        "psychiatr",
+        "psychisch",
+        "ggz",
+        "schizo",
+        "bipola",
+        "psychos",
+        "depress",
+        "verslav",
+        "addict",
+    ),
 }
 BEHAVIOUR_STEMS = ("gedrag", "behaviour", "behavior")
 
@@ -204,10 +220,14 @@ def _situation_factors(signal: SignalReceived) -> list[Factor]:
 
 def _unknown(signal: SignalReceived) -> list[str]:
     s = signal.care_situation
-    fields = {"hours per week": s.hours_per_week, "duration of care": s.duration_months,
-              "living together": s.lives_together, "paid work": s.combines_with_work,
-              "caregiver's age": signal.caregiver.birth_year,
-              "the recipient's condition": signal.care_recipient.condition}
+    fields = {
+        "hours per week": s.hours_per_week,
+        "duration of care": s.duration_months,
+        "living together": s.lives_together,
+        "paid work": s.combines_with_work,
+        "caregiver's age": signal.caregiver.birth_year,
+        "the recipient's condition": signal.care_recipient.condition,
+    }
     return [name for name, value in fields.items() if value is None]
 
 
@@ -243,8 +263,13 @@ def weigh_balance(signal: SignalReceived) -> Balance:
         Factor(*OBSERVATIONS[o]) for o in Observation if o in seen and o in OBSERVATIONS
     ]
     points = sum(f.points for f in factors)
-    level = (RiskLevel.OVERBURDENED if points >= OVERBURDENED_FROM
-             else RiskLevel.AT_RISK if points >= AT_RISK_FROM else RiskLevel.IN_BALANCE)
+    level = (
+        RiskLevel.OVERBURDENED
+        if points >= OVERBURDENED_FROM
+        else RiskLevel.AT_RISK
+        if points >= AT_RISK_FROM
+        else RiskLevel.IN_BALANCE
+    )
     by_side = ", ".join(f"{side} {sum(f.points for f in factors if f.side is side)}" for side in Side)
     reasons = [f.reason for f in factors]
     reasons.append(f"balance model: {points} points ({by_side}); {_band_words(level)}")
@@ -299,8 +324,12 @@ HEAVY_EFFORT = frozenset({CareTaskEffort.HEAVY, CareTaskEffort.VERY_HEAVY})
 
 def task_needs(signal: SignalReceived) -> set[Need]:
     """The needs of the care tasks the caregiver finds heavy and has no help with."""
-    return {need for task in signal.care_tasks if task.effort in HEAVY_EFFORT and task.has_help is not True
-            for need in TASK_NEEDS[task.task]}
+    return {
+        need
+        for task in signal.care_tasks
+        if task.effort in HEAVY_EFFORT and task.has_help is not True
+        for need in TASK_NEEDS[task.task]
+    }
 
 
 def derive_needs(signal: SignalReceived, level: RiskLevel) -> list[Need]:
@@ -312,11 +341,19 @@ def derive_needs(signal: SignalReceived, level: RiskLevel) -> list[Need]:
     heavy = _rank(level) >= _rank(RiskLevel.OVERBURDENED)
     wanted = {
         Need.INFORMATION_ADVICE: True,
-        Need.EMOTIONAL_SUPPORT: bool(seen & {Observation.SOCIAL_ISOLATION, Observation.EMOTIONAL_DISTRESS,
-                                             Observation.DEPRESSIVE_SYMPTOMS, Observation.TENSION,
-                                             Observation.RELATIONSHIP_STRAIN}),
+        Need.EMOTIONAL_SUPPORT: bool(
+            seen
+            & {
+                Observation.SOCIAL_ISOLATION,
+                Observation.EMOTIONAL_DISTRESS,
+                Observation.DEPRESSIVE_SYMPTOMS,
+                Observation.TENSION,
+                Observation.RELATIONSHIP_STRAIN,
+            }
+        ),
         Need.PRACTICAL_HELP: Observation.PHYSICAL_COMPLAINTS in seen or (age is not None and age >= OLDER_CARER_FROM),
-        Need.RESPITE_CARE: heavy or (situation.hours_per_week or 0) > 20
+        Need.RESPITE_CARE: heavy
+        or (situation.hours_per_week or 0) > 20
         or bool(seen & {Observation.EXHAUSTION, Observation.NO_TIME_FOR_SELF}),
         Need.PEER_CONTACT: Observation.SOCIAL_ISOLATION in seen,
         Need.FINANCIAL_ADMINISTRATIVE: Observation.FINANCIAL_PROBLEMS in seen,
@@ -341,13 +378,19 @@ def assess(signal: SignalReceived, catalogue: Catalogue) -> ScreeningResult:
     scored: dict[str, object] = {}
     if measured is not None:
         instrument, score = measured
-        scored = {"instrument": instrument.id, "instrument_version": instrument.version,
-                  "score": float(score.total), "band": score.band}
+        scored = {
+            "instrument": instrument.id,
+            "instrument_version": instrument.version,
+            "score": float(score.total),
+            "band": score.band,
+        }
         measured_level, measured_reasons = _instrument_level(instrument, score)
         reasons += measured_reasons
         if score.contributing_items:
-            reasons.append(f"{instrument.name} answers that added to the score: items "
-                           + ", ".join(str(n) for n in score.contributing_items))
+            reasons.append(
+                f"{instrument.name} answers that added to the score: items "
+                + ", ".join(str(n) for n in score.contributing_items)
+            )
         if _rank(balance.level) > _rank(measured_level):
             reasons.append(f"the care situation weighs more than the {instrument.name} score: {_words(balance.level)}")
         level = _highest(measured_level, balance.level)
@@ -359,9 +402,14 @@ def assess(signal: SignalReceived, catalogue: Catalogue) -> ScreeningResult:
         level = RiskLevel.CRISIS
     if next_instrument is not None:
         reasons.append(f"next: administer {catalogue.get(next_instrument).name} to measure the burden")
-    return ScreeningResult(**scored, risk_level=level, reasons=reasons,
-                           needs=derive_needs(signal, level), next_instrument=next_instrument,
-                           derailed_care=bool(DERAILED_CARE & set(signal.observations)))
+    return ScreeningResult(
+        **scored,
+        risk_level=level,
+        reasons=reasons,
+        needs=derive_needs(signal, level),
+        next_instrument=next_instrument,
+        derailed_care=bool(DERAILED_CARE & set(signal.observations)),
+    )
 
 
 # --- one case per caregiver ----------------------------------------------------------
@@ -435,21 +483,26 @@ def combine_case(contributions: list[Contribution]) -> CaseAssessment:
     measured = any(c.result.instrument is not None for c in contributions)
     evidence = len(sources) + measured
     confidence = Confidence.LOW if evidence <= 1 else Confidence.MEDIUM if evidence == 2 else Confidence.HIGH
-    reasons = [f"{_count(len(contributions), 'signal')} from {_count(len(sources), 'independent source')} "
-               f"({_kinds(contributions)}){', with a completed instrument' if measured else ''}: "
-               f"confidence {confidence}"]
+    reasons = [
+        f"{_count(len(contributions), 'signal')} from {_count(len(sources), 'independent source')} "
+        f"({_kinds(contributions)}){', with a completed instrument' if measured else ''}: "
+        f"confidence {confidence}"
+    ]
 
     top = max(contributions, key=lambda c: (_rank(c.result.risk_level), c.received_at))
     level = top.result.risk_level
     if len(contributions) > 1:
-        reasons.append(f"highest level among the signals: {_words(level)} "
-                       f"(from the {_kinds([top])} signal of {top.received_at:%Y-%m-%d})")
+        reasons.append(
+            f"highest level among the signals: {_words(level)} "
+            f"(from the {_kinds([top])} signal of {top.received_at:%Y-%m-%d})"
+        )
     concerned = [c for c in contributions if _rank(c.result.risk_level) >= _rank(RiskLevel.AT_RISK)]
     corroborated = len({c.source for c in concerned}) >= 2
     if corroborated and level is RiskLevel.AT_RISK:
         level = RiskLevel.OVERBURDENED
-        reasons.append(f"independent sources ({_kinds(concerned)}) each judged the caregiver at risk: "
-                       "raised to overburdened")
+        reasons.append(
+            f"independent sources ({_kinds(concerned)}) each judged the caregiver at risk: raised to overburdened"
+        )
 
     escalate = level is RiskLevel.CRISIS or (corroborated and level is RiskLevel.OVERBURDENED)
     if level is RiskLevel.CRISIS:
@@ -460,8 +513,13 @@ def combine_case(contributions: list[Contribution]) -> CaseAssessment:
     wanted = {need for c in contributions for need in c.result.needs} | {Need.INFORMATION_ADVICE}
     if _rank(level) >= _rank(RiskLevel.OVERBURDENED):
         wanted |= {Need.CASE_MANAGEMENT, Need.RESPITE_CARE}
-    return CaseAssessment(risk_level=level, confidence=confidence, reasons=reasons,
-                          needs=[n for n in Need if n in wanted], escalate=escalate)
+    return CaseAssessment(
+        risk_level=level,
+        confidence=confidence,
+        reasons=reasons,
+        needs=[n for n in Need if n in wanted],
+        escalate=escalate,
+    )
 
 
 # --- re-screening --------------------------------------------------------------------

@@ -24,11 +24,13 @@ from shared.contracts import (
 
 def register_handlers(consumer: EventConsumer, ctx: ScreeningContext) -> None:
     on_signal, on_answers = _screening_handlers(ctx)
-    consumer.subscribe({
-        Topics.SIGNALS: {EventType.SIGNAL_RECEIVED: on_signal, EventType.CAREGIVER_ERASED: on_erased},
-        Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: on_follow_up},
-        Topics.CASEWORK: {EventType.CASE_ANSWERS_RECORDED: on_answers, EventType.CASE_CLOSED: on_closed},
-    })
+    consumer.subscribe(
+        {
+            Topics.SIGNALS: {EventType.SIGNAL_RECEIVED: on_signal, EventType.CAREGIVER_ERASED: on_erased},
+            Topics.NOTIFY: {EventType.FOLLOW_UP_RECORDED: on_follow_up},
+            Topics.CASEWORK: {EventType.CASE_ANSWERS_RECORDED: on_answers, EventType.CASE_CLOSED: on_closed},
+        }
+    )
 
 
 def _screening_handlers(ctx: ScreeningContext) -> tuple[Handler, Handler]:
@@ -47,8 +49,9 @@ async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> No
 
 
 async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
-    await service.record_follow_up(ScreeningUnitOfWork(conn), event.payload.case_id, event.payload.support_arrived,
-                                   utcnow())
+    await service.record_follow_up(
+        ScreeningUnitOfWork(conn), event.payload.case_id, event.payload.support_arrived, utcnow()
+    )
 
 
 async def on_erased(conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:

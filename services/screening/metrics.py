@@ -11,9 +11,14 @@ from prometheus_client import CollectorRegistry, Counter
 class ScreeningMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.screenings = Counter(
-            "sts_screenings_total", "Signals screened, by the case's risk level.", ["risk_level"], registry=registry,
+            "sts_screenings_total",
+            "Signals screened, by the case's risk level.",
+            ["risk_level"],
+            registry=registry,
         )
         self.escalations = Counter(
-            "sts_escalations_total", "Cases escalated to the caregiver consultant, by the case's risk level.",
-            ["risk_level"], registry=registry,
+            "sts_escalations_total",
+            "Cases escalated to the caregiver consultant, by the case's risk level.",
+            ["risk_level"],
+            registry=registry,
         )

@@ -58,8 +58,9 @@ class Screener:
     catalogue: Catalogue = field(default_factory=load_catalogue)
 
 
-async def screen_signal(uow: ScreeningUnitOfWork, screener: Screener, signal: SignalReceived,
-                        cause: Envelope[Any], now: datetime) -> None:
+async def screen_signal(
+    uow: ScreeningUnitOfWork, screener: Screener, signal: SignalReceived, cause: Envelope[Any], now: datetime
+) -> None:
     """Judge the signal, merge it into the caregiver's case, judge the case anew, and publish
     ``signal.screened`` (plus ``case.escalated`` when the case needs a consultant now)."""
     try:
@@ -67,50 +68,105 @@ async def screen_signal(uow: ScreeningUnitOfWork, screener: Screener, signal: Si
     except domain.InvalidScreeningInput as exc:
         raise PermanentError(str(exc)) from exc
     case_id, _ = await uow.cases.open_case_for(
-        cause.subject, signal.caregiver.municipality_code, signal.received_at, screener.merge_window)
-    await uow.cases.add_screening(case_id, domain.Contribution(
-        signal_id=signal.signal_id, source_kind=signal.source.kind, organisation_id=signal.organisation_id,
-        received_at=signal.received_at, result=own), screened_at=now)
+        cause.subject, signal.caregiver.municipality_code, signal.received_at, screener.merge_window
+    )
+    await uow.cases.add_screening(
+        case_id,
+        domain.Contribution(
+            signal_id=signal.signal_id,
+            source_kind=signal.source.kind,
+            organisation_id=signal.organisation_id,
+            received_at=signal.received_at,
+            result=own,
+        ),
+        screened_at=now,
+    )
     history = await uow.cases.screenings(case_id)
     case = domain.combine_case(history)
     newly_escalated = await uow.cases.update_case(
-        case_id, case, signals=len(history), last_signal_at=signal.received_at,
-        rescreen_due_at=domain.rescreen_due(case.risk_level, now))
+        case_id,
+        case,
+        signals=len(history),
+        last_signal_at=signal.received_at,
+        rescreen_due_at=domain.rescreen_due(case.risk_level, now),
+    )
     # The signal's own scores, judged in the light of the whole case.
-    result = own.model_copy(update={
-        "risk_level": case.risk_level,
-        "reasons": list(dict.fromkeys([*own.reasons, *case.reasons])),
-        "needs": case.needs,
-        "recipient_groups": domain.recipient_groups(signal),
-    })
+    result = own.model_copy(
+        update={
+            "risk_level": case.risk_level,
+            "reasons": list(dict.fromkeys([*own.reasons, *case.reasons])),
+            "needs": case.needs,
+            "recipient_groups": domain.recipient_groups(signal),
+        }
+    )
     # Later stages get no note, care recipient, answers or observations (slim contract).
     forwarded = slim(signal)
     # Escalate once per case, and again for every new crisis signal: new information.
     escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
-    await _publish(uow, screener, cause, EventType.SIGNAL_SCREENED, SignalScreened(
-        signal_id=signal.signal_id, case_id=case_id, screened_at=now, result=result, signal=forwarded,
-        escalated=escalate, own_result=own))
+    await _publish(
+        uow,
+        screener,
+        cause,
+        EventType.SIGNAL_SCREENED,
+        SignalScreened(
+            signal_id=signal.signal_id,
+            case_id=case_id,
+            screened_at=now,
+            result=result,
+            signal=forwarded,
+            escalated=escalate,
+            own_result=own,
+        ),
+    )
     screener.metrics.screenings.labels(case.risk_level.value).inc()
     if escalate:
         screener.metrics.escalations.labels(case.risk_level.value).inc()
-        await _publish(uow, screener, cause, EventType.CASE_ESCALATED, CaseEscalated(
-            signal_id=signal.signal_id, case_id=case_id, escalated_at=now,
-            municipality_code=signal.caregiver.municipality_code, risk_level=case.risk_level,
-            reason="; ".join(case.reasons) or "crisis", signal=forwarded))
+        await _publish(
+            uow,
+            screener,
+            cause,
+            EventType.CASE_ESCALATED,
+            CaseEscalated(
+                signal_id=signal.signal_id,
+                case_id=case_id,
+                escalated_at=now,
+                municipality_code=signal.caregiver.municipality_code,
+                risk_level=case.risk_level,
+                reason="; ".join(case.reasons) or "crisis",
+                signal=forwarded,
+            ),
+        )
 
 
-async def _publish(uow: ScreeningUnitOfWork, screener: Screener, cause: Envelope[Any], event_type: str,
-                   payload: SignalScreened | CaseEscalated) -> None:
-    await uow.publish(Topics.SCREENING, new_event(
-        event_type, payload, producer=screener.producer, subject=cause.subject,
-        correlation_id=cause.correlation_id, causation_id=cause.event_id))
+async def _publish(
+    uow: ScreeningUnitOfWork,
+    screener: Screener,
+    cause: Envelope[Any],
+    event_type: str,
+    payload: SignalScreened | CaseEscalated,
+) -> None:
+    await uow.publish(
+        Topics.SCREENING,
+        new_event(
+            event_type,
+            payload,
+            producer=screener.producer,
+            subject=cause.subject,
+            correlation_id=cause.correlation_id,
+            causation_id=cause.event_id,
+        ),
+    )
 
 
 async def close_case(uow: ScreeningUnitOfWork, closed: CaseClosed) -> None:
     """Support in place: the scheduled re-screen checks that it holds. Any other reason (above
     all a death) ends the burden screenings; a new signal opens the case anew."""
-    await uow.cases.close_case(closed.case_id, closed.closed_at, closed.reason,
-                               stop_rescreens=closed.reason is not CloseReason.SUPPORT_IN_PLACE)
+    await uow.cases.close_case(
+        closed.case_id,
+        closed.closed_at,
+        closed.reason,
+        stop_rescreens=closed.reason is not CloseReason.SUPPORT_IN_PLACE,
+    )
 
 
 async def record_follow_up(uow: ScreeningUnitOfWork, case_id: UUID, support_arrived: bool, now: datetime) -> None:
@@ -136,10 +192,22 @@ async def emit_due_rescreens(uow: ScreeningUnitOfWork, producer: str, now: datet
     """Publish ``rescreen.due`` for every case whose follow-up measurement is due; how many."""
     due = await uow.cases.claim_due_rescreens(now)
     for case in due:
-        payload = RescreenDue(case_id=case.case_id, last_signal_id=case.last_signal_id, risk_level=case.risk_level,
-                              due_at=case.due_at, municipality_code=case.municipality_code)
-        await uow.publish(Topics.SCREENING, new_event(
-            EventType.RESCREEN_DUE, payload, producer=producer, subject=case.caregiver_pseudonym,
-            correlation_id=str(case.last_signal_id)))
+        payload = RescreenDue(
+            case_id=case.case_id,
+            last_signal_id=case.last_signal_id,
+            risk_level=case.risk_level,
+            due_at=case.due_at,
+            municipality_code=case.municipality_code,
+        )
+        await uow.publish(
+            Topics.SCREENING,
+            new_event(
+                EventType.RESCREEN_DUE,
+                payload,
+                producer=producer,
+                subject=case.caregiver_pseudonym,
+                correlation_id=str(case.last_signal_id),
+            ),
+        )
         await uow.cases.mark_rescreen_emitted(case.case_id, now)
     return len(due)

@@ -57,16 +57,18 @@ router = APIRouter(prefix="/v1", tags=["signals"])
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Post a signal about a caregiver who may be overburdened",
-    responses=error_responses({
-        401: "Missing, invalid, revoked or expired API key",
-        403: "The key lacks the 'ingest' scope",
-        413: "Body larger than 64 KiB",
-        429: "The key's rate limit is reached: retry after Retry-After seconds",
-        422: "A field is invalid (also a source kind the organisation may not post as), "
-             "or the Idempotency-Key was used with another body",
-        503: "The database or broker is unavailable; nothing was stored: retry after "
-             "Retry-After seconds with the same Idempotency-Key",
-    }),
+    responses=error_responses(
+        {
+            401: "Missing, invalid, revoked or expired API key",
+            403: "The key lacks the 'ingest' scope",
+            413: "Body larger than 64 KiB",
+            429: "The key's rate limit is reached: retry after Retry-After seconds",
+            422: "A field is invalid (also a source kind the organisation may not post as), "
+            "or the Idempotency-Key was used with another body",
+            503: "The database or broker is unavailable; nothing was stored: retry after "
+            "Retry-After seconds with the same Idempotency-Key",
+        }
+    ),
 )
 async def post_signal(
     signal: SignalIn,
@@ -79,14 +81,28 @@ async def post_signal(
     x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
     async with SignalsUnitOfWork.begin(context.pool) as uow:
-        intake = await service.intake_signal(uow, context.settings, context.keyring, caller.organisation, signal,
-                                             actor=caller.actor, idempotency_key=idempotency_key,
-                                             correlation_id=x_correlation_id)
+        intake = await service.intake_signal(
+            uow,
+            context.settings,
+            context.keyring,
+            caller.organisation,
+            signal,
+            actor=caller.actor,
+            idempotency_key=idempotency_key,
+            correlation_id=x_correlation_id,
+        )
     if intake.conflict:
         return JSONResponse(
-            {"error": "idempotency_key_reused", "detail": [{
-                "field": "Idempotency-Key", "message": "this key was already used with a different request body",
-                "type": "idempotency_conflict"}]},
+            {
+                "error": "idempotency_key_reused",
+                "detail": [
+                    {
+                        "field": "Idempotency-Key",
+                        "message": "this key was already used with a different request body",
+                        "type": "idempotency_conflict",
+                    }
+                ],
+            },
             status_code=422,
         )
     return _accepted(request, intake.signal_id)
@@ -94,7 +110,8 @@ async def post_signal(
 
 def _accepted(request: Request, signal_id: UUID) -> JSONResponse:
     body = Accepted(
-        id=signal_id, status=Stage.RECEIVED,
+        id=signal_id,
+        status=Stage.RECEIVED,
         status_url=str(request.url_for("get_signal", signal_id=signal_id)),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
@@ -131,24 +148,34 @@ async def get_signal(
         "caregiver are withdrawn in every service; what other organisations posted stays. With the "
         "privacy officer's credential, the person is erased across every organisation (GDPR art. 17). "
         "The other services are told by a `caregiver.erased` event; anonymous statistics stay. "
-        "The same request again returns the same erasure. The answer holds no counts."),
-    responses=error_responses({
-        401: "Missing or invalid API key",
-        403: "Erasing the person across organisations needs the privacy officer's credential",
-        404: "No signal about this caregiver (of your organisation, with a partner key)",
-        422: "A field is invalid, or the scope is not the credential's"}),
+        "The same request again returns the same erasure. The answer holds no counts."
+    ),
+    responses=error_responses(
+        {
+            401: "Missing or invalid API key",
+            403: "Erasing the person across organisations needs the privacy officer's credential",
+            404: "No signal about this caregiver (of your organisation, with a partner key)",
+            422: "A field is invalid, or the scope is not the credential's",
+        }
+    ),
 )
 async def request_erasure(
-    erasure: ErasureIn, request: Request, context: Context,
-    requester: Annotated[Requester, Depends(authenticate_erasure)], actor: Annotated[Actor, Depends(erasure_actor)],
+    erasure: ErasureIn,
+    request: Request,
+    context: Context,
+    requester: Annotated[Requester, Depends(authenticate_erasure)],
+    actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> JSONResponse:
     async with SignalsUnitOfWork.begin(context.pool) as uow:
         outcome = await service.request_erasure(uow, context.settings, erasure, requester, actor)
     if outcome.refused is not None:  # raised after the commit: the refusal stays in the access log
         raise outcome.refused
-    assert outcome.erasure_id is not None
+    if outcome.erasure_id is None:
+        raise RuntimeError("outcome.erasure_id is not set")
     body = ErasureAccepted(
-        id=outcome.erasure_id, status="propagating", scope=requester.scope,
+        id=outcome.erasure_id,
+        status="propagating",
+        scope=requester.scope,
         status_url=str(request.url_for("get_erasure", erasure_id=outcome.erasure_id)),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status.HTTP_202_ACCEPTED)
@@ -163,15 +190,21 @@ async def request_erasure(
     responses=error_responses({404: "No such erasure asked for with this credential's organisation or officer"}),
 )
 async def get_erasure(
-    erasure_id: UUID, context: Context, requester: Annotated[Requester, Depends(authenticate_erasure)],
+    erasure_id: UUID,
+    context: Context,
+    requester: Annotated[Requester, Depends(authenticate_erasure)],
     actor: Annotated[Actor, Depends(erasure_actor)],
 ) -> ErasureStatus:
     async with SignalsUnitOfWork.begin(context.pool) as uow:
         found = await service.erasure_status(uow, erasure_id, requester, actor)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such erasure for this organisation")
-    return ErasureStatus(id=found.id, requested_at=found.requested_at, scope=found.scope,
-                         status="propagating" if found.unpublished else "propagated")
+    return ErasureStatus(
+        id=found.id,
+        requested_at=found.requested_at,
+        scope=found.scope,
+        status="propagating" if found.unpublished else "propagated",
+    )
 
 
 # Service-to-service only: not in the OpenAPI document, refused without the internal token.
@@ -180,7 +213,8 @@ internal = APIRouter(prefix="/internal", include_in_schema=False, dependencies=[
 
 @internal.get("/keys/{key_id}")
 async def get_data_key(
-    context: Context, key_id: Annotated[str, FastAPIPath(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
+    context: Context,
+    key_id: Annotated[str, FastAPIPath(pattern=r"^[A-Za-z0-9_-]{1,64}$")],
 ) -> DataKey:
     """A caregiver's data key for a consuming service, which keeps it in memory only."""
     key = await context.keys.data_key(key_id)
@@ -203,13 +237,18 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
     runtime = create_runtime(settings)
     # The key holder: consumed sealed events are opened with this service's own keys.
-    runtime.keys = keys = KeyHolder(MasterKeyring.parse(settings.encryption_master_keys.get_secret_value()),
-                                    lambda: runtime.pool)
+    runtime.keys = keys = KeyHolder(
+        MasterKeyring.parse(settings.encryption_master_keys.get_secret_value()), lambda: runtime.pool
+    )
     register_handlers(runtime, context := SignalsContext(settings, runtime, keys))
     runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
     app = create_service_app(
-        runtime, title="signal-to-support: signals", description=DESCRIPTION, migrations=MIGRATIONS,
-        produces=[Topics.SIGNALS], retention=repository.retention_purges,
+        runtime,
+        title="signal-to-support: signals",
+        description=DESCRIPTION,
+        migrations=MIGRATIONS,
+        produces=[Topics.SIGNALS],
+        retention=repository.retention_purges,
         workers=[lambda rt: _purge_unconfirmed(rt, settings.self_referral_purge_seconds)],
     )
     app.state.context = context
@@ -223,7 +262,9 @@ DESCRIPTION = "Ingest API for signals about overburdened informal caregivers."
 
 def _purge_unconfirmed(runtime: Runtime, seconds: float) -> Periodic:
     """Unconfirmed self-referrals keep their personal data for a day at most."""
+
     async def purge() -> None:
         async with SignalsUnitOfWork.begin(runtime.pool) as uow:
             await service.purge_unconfirmed(uow)
+
     return Periodic("self-referral-purge", seconds, purge)

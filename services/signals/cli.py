@@ -41,8 +41,17 @@ from shared.crypto import MasterKeyring
 
 Command = Invocation[SignalsSettings]
 TOOL = Tool.for_service("python -m services.signals.cli", __doc__, SignalsSettings, MIGRATIONS)
-ERASURE_COLUMNS = ("requested_at", "erasure_id", "role", "requester", "requested_by", "scope", "identified_by",
-                   "signals_erased", "subjects")
+ERASURE_COLUMNS = (
+    "requested_at",
+    "erasure_id",
+    "role",
+    "requester",
+    "requested_by",
+    "scope",
+    "identified_by",
+    "signals_erased",
+    "subjects",
+)
 
 
 async def _organisation(cmd: Command) -> Organisation:
@@ -78,8 +87,10 @@ async def _sign_in_link(cmd: Command) -> int:
 
 
 async def _erasure_log(cmd: Command) -> int:
-    rows = [dict(row) | {"subjects": ",".join(d[:16] for d in row["subject_digests"])}
-            for row in await SignalsRepository(cmd.conn).erasure_log(cmd.args.limit)]
+    rows = [
+        dict(row) | {"subjects": ",".join(d[:16] for d in row["subject_digests"])}
+        for row in await SignalsRepository(cmd.conn).erasure_log(cmd.args.limit)
+    ]
     cmd.show(rows, ERASURE_COLUMNS, empty="no erasures")
     return 0
 
@@ -87,8 +98,10 @@ async def _erasure_log(cmd: Command) -> int:
 async def _rotate(cmd: Command) -> int:
     keyring = MasterKeyring.parse(cmd.settings.encryption_master_keys.get_secret_value())
     count = await keys.rotate(cmd.conn, keyring)
-    print(f"re-wrapped {count} data key(s) under master key {keyring.current!r}; once every deployment "
-          "runs with it, the older master keys can be removed from SIGNALS_ENCRYPTION_MASTER_KEYS")
+    print(
+        f"re-wrapped {count} data key(s) under master key {keyring.current!r}; once every deployment "
+        "runs with it, the older master keys can be removed from SIGNALS_ENCRYPTION_MASTER_KEYS"
+    )
     return 0
 
 
@@ -109,31 +122,52 @@ add.add_argument("--kind", required=True, choices=[k.value for k in SourceKind])
 issue = TOOL.command("issue-key", _issue_key, help="issue an API key (printed once; only its hash is stored)")
 issue.add_argument("--organisation", required=True, help="the organisation's name")
 auth.add_issue_arguments(issue)
-officer = TOOL.command("issue-privacy-officer-key", _issue_privacy_officer_key,
-                       help="issue the privacy officer's credential, the only one that erases a person "
-                            "across organisations (printed once; only its hash is stored)")
+officer = TOOL.command(
+    "issue-privacy-officer-key",
+    _issue_privacy_officer_key,
+    help="issue the privacy officer's credential, the only one that erases a person "
+    "across organisations (printed once; only its hash is stored)",
+)
 officer.add_argument("--name", required=True, help="who holds it, e.g. the controller's privacy officer")
 auth.add_issue_arguments(officer)
 auth.add_key_admin_commands(TOOL)
-TOOL.command("erasure-log", _erasure_log, help="the append-only erasure log, newest first "
-             "(subjects as pseudonym digests, no personal data)").add_argument("--limit", type=int, default=100)
+TOOL.command(
+    "erasure-log",
+    _erasure_log,
+    help="the append-only erasure log, newest first (subjects as pseudonym digests, no personal data)",
+).add_argument("--limit", type=int, default=100)
 _, key_actions = TOOL.group(
-    "keys", help="caregivers' data keys: master-key rotation, erased keys after a restore",
+    "keys",
+    help="caregivers' data keys: master-key rotation, erased keys after a restore",
     description="Data keys are wrapped by the master keys in SIGNALS_ENCRYPTION_MASTER_KEYS "
-                "('id:base64', current first). See README, 'Key management'.")
+    "('id:base64', current first). See README, 'Key management'.",
+)
 key_actions.command(
-    "rotate", _rotate, help="re-wrap every data key under the current (first) master key",
+    "rotate",
+    _rotate,
+    help="re-wrap every data key under the current (first) master key",
     description="Put the new master key first in SIGNALS_ENCRYPTION_MASTER_KEYS, keep the old one "
-                "after it, restart signals, run this; then the old one can be removed.")
-key_actions.command("list-erased", _list_erased, help="the ids of destroyed data keys (random ids, no personal "
-                    "data), one a line: keep a copy outside the database's backups")
+    "after it, restart signals, run this; then the old one can be removed.",
+)
 key_actions.command(
-    "shred-erased", _shred_erased, help="after restoring a backup: destroy again every data key erased since",
+    "list-erased",
+    _list_erased,
+    help="the ids of destroyed data keys (random ids, no personal "
+    "data), one a line: keep a copy outside the database's backups",
+)
+key_actions.command(
+    "shred-erased",
+    _shred_erased,
+    help="after restoring a backup: destroy again every data key erased since",
     description="Deletes restored data keys listed in erased_keys or in --file (the output of "
-                "list-erased kept from before the restore).").add_argument(
-    "--file", type=Path, help="erased key ids, one a line")
-link = TOOL.command("sign-in-link", _sign_in_link, help="a one-time link that signs a professional of the "
-                    "organisation in to the signal form (printed once; only its hash is stored)")
+    "list-erased kept from before the restore).",
+).add_argument("--file", type=Path, help="erased key ids, one a line")
+link = TOOL.command(
+    "sign-in-link",
+    _sign_in_link,
+    help="a one-time link that signs a professional of the "
+    "organisation in to the signal form (printed once; only its hash is stored)",
+)
 link.add_argument("--organisation", required=True, help="the organisation's name")
 link.add_argument("--hours", type=float, default=24, help="how long the link works (default 24)")
 link.add_argument("--base-url", help="where the signals service is reached; default SIGNALS_PUBLIC_URL")

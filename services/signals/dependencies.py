@@ -50,8 +50,11 @@ async def organisation_of(context: SignalsContext, credential: Credential) -> Or
     async with SignalsUnitOfWork.begin(context.pool) as uow:
         organisation = await uow.signals.organisation(UUID(credential.subject))
     if organisation is None:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "this API key's organisation no longer exists",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            "this API key's organisation no longer exists",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     return organisation
 
 
@@ -75,12 +78,17 @@ def partner(scope: Scope) -> Any:
     return Depends(caller)
 
 
-erasure_credential = bearer_credential(Scope.ERASE_OWN, Scope.PRIVACY_OFFICER, scheme_name="PartnerKey",
-                                       what="partner API key or privacy officer's credential")
+erasure_credential = bearer_credential(
+    Scope.ERASE_OWN,
+    Scope.PRIVACY_OFFICER,
+    scheme_name="PartnerKey",
+    what="partner API key or privacy officer's credential",
+)
 
 
 async def authenticate_erasure(
-    context: Context, credential: Annotated[Credential, Depends(erasure_credential)],
+    context: Context,
+    credential: Annotated[Credential, Depends(erasure_credential)],
 ) -> Requester:
     """A partner key (its own signals) or a privacy officer's credential (the person)."""
     if Scope.PRIVACY_OFFICER in credential.scopes:

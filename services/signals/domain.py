@@ -31,6 +31,7 @@ from shared.contracts import CaregiverErased, ErasureScope, SignalReceived, Sour
 from shared.instruments import Catalogue
 from shared.pseudonym import identity_basis, pseudonymise
 
+
 @dataclass(frozen=True)
 class Signal:
     """A stored signal as its status view needs it (the body stays sealed in the store)."""
@@ -126,21 +127,27 @@ def instrument_errors(signal: SignalIn, catalogue: Catalogue) -> list[dict[str, 
         return []
     if signal.instrument.id not in catalogue:
         known = ", ".join(i.id for i in catalogue.all())
-        return [{"loc": ("body", "instrument", "id"), "type": "unknown_instrument",
-                 "msg": f"unknown instrument {signal.instrument.id!r}; known: {known}"}]
+        return [
+            {
+                "loc": ("body", "instrument", "id"),
+                "type": "unknown_instrument",
+                "msg": f"unknown instrument {signal.instrument.id!r}; known: {known}",
+            }
+        ]
     instrument = catalogue.get(signal.instrument.id)
     return [
-        {"loc": ("body", "instrument", "answers", *(() if e.item is None else (e.item - 1,))),
-         "type": "instrument_answer", "msg": e.message}
+        {
+            "loc": ("body", "instrument", "answers", *(() if e.item is None else (e.item - 1,))),
+            "type": "instrument_answer",
+            "msg": e.message,
+        }
         for e in instrument.validate_answers(signal.instrument.answers)
     ]
 
 
 def caregiver_pseudonym(key: bytes, signal: SignalIn, signal_id: UUID) -> str:
     c = signal.caregiver
-    basis = identity_basis(
-        name=c.name, birth_year=c.birth_year, postcode=c.postcode, email=c.email, phone=c.phone
-    )
+    basis = identity_basis(name=c.name, birth_year=c.birth_year, postcode=c.postcode, email=c.email, phone=c.phone)
     # Without identifying fields the signal cannot be merged with others: it stands alone.
     return pseudonymise(key, basis or f"signal:{signal_id}")
 
@@ -164,7 +171,10 @@ def subject_digest(pseudonym: str) -> str:
 
 
 def erasure_request_digest(
-    requester_id: UUID, scope: str, pseudonyms: list[str], signal_ids: list[UUID] | None,
+    requester_id: UUID,
+    scope: str,
+    pseudonyms: list[str],
+    signal_ids: list[UUID] | None,
 ) -> str:
     """The meaning of an erasure request, so the same request twice is one erasure."""
     canonical = json.dumps([str(requester_id), scope, sorted(pseudonyms), sorted(str(i) for i in signal_ids or [])])
@@ -172,21 +182,35 @@ def erasure_request_digest(
 
 
 def caregiver_erased(
-    erasure_id: UUID, requester: Requester, pseudonym: str, signals: Sequence[Signal], requested_at: datetime,
+    erasure_id: UUID,
+    requester: Requester,
+    pseudonym: str,
+    signals: Sequence[Signal],
+    requested_at: datetime,
 ) -> CaregiverErased:
     """The event that carries an erasure of one caregiver to the other services."""
     theirs = [s for s in signals if s.caregiver_pseudonym == pseudonym]
     # A withdrawal leaves the case: it holds other organisations' signals.
-    cases = ([] if requester.scope is ErasureScope.SIGNALS
-             else list(dict.fromkeys(s.case_id for s in theirs if s.case_id)))
+    cases = (
+        [] if requester.scope is ErasureScope.SIGNALS else list(dict.fromkeys(s.case_id for s in theirs if s.case_id))
+    )
     return CaregiverErased(
-        erasure_id=erasure_id, caregiver_pseudonym=pseudonym, signal_ids=[s.id for s in theirs],
-        case_ids=cases, requested_at=requested_at, requested_by=requester.id, scope=requester.scope,
+        erasure_id=erasure_id,
+        caregiver_pseudonym=pseudonym,
+        signal_ids=[s.id for s in theirs],
+        case_ids=cases,
+        requested_at=requested_at,
+        requested_by=requester.id,
+        scope=requester.scope,
     )
 
 
 def received_event(
-    signal: SignalIn, *, signal_id: UUID, organisation: Organisation, received_at: datetime,
+    signal: SignalIn,
+    *,
+    signal_id: UUID,
+    organisation: Organisation,
+    received_at: datetime,
     status_url: str | None = None,
 ) -> SignalReceived:
     return SignalReceived(
@@ -218,8 +242,13 @@ def source_kind_errors(signal: SignalIn, organisation: Organisation) -> list[dic
     allowed = allowed_source_kinds(organisation.kind)
     if signal.source.kind in allowed:
         return []
-    return [{"loc": ("body", "source", "kind"), "type": "source_kind_for_organisation",
-             "msg": f"an organisation of kind {organisation.kind!r} posts as {' or '.join(allowed)}"}]
+    return [
+        {
+            "loc": ("body", "source", "kind"),
+            "type": "source_kind_for_organisation",
+            "msg": f"an organisation of kind {organisation.kind!r} posts as {' or '.join(allowed)}",
+        }
+    ]
 
 
 CONSULTANT_INVOLVED = "a caregiver consultant is involved"
@@ -275,9 +304,12 @@ def status_view(signal: Signal, stages: Sequence[StageRecord]) -> SignalStatus:
         elif row.stage == Stage.NOTIFIED:
             notifications.append(
                 NotificationView(
-                    recipient=detail["recipient_role"], channel=detail["channel"],
-                    template=detail["template"], status=detail["status"],
-                    at=row.occurred_at, detail=detail.get("detail"),
+                    recipient=detail["recipient_role"],
+                    channel=detail["channel"],
+                    template=detail["template"],
+                    status=detail["status"],
+                    at=row.occurred_at,
+                    detail=detail.get("detail"),
                 )
             )
         elif row.stage == Stage.REFERRAL:
@@ -293,10 +325,7 @@ def status_view(signal: Signal, stages: Sequence[StageRecord]) -> SignalStatus:
         id=signal.id,
         status=signal.status,
         received_at=signal.received_at,
-        timeline=[
-            TimelineEntry(stage=r.stage, at=r.occurred_at, summary=_summary(r.stage, r.detail))
-            for r in stages
-        ],
+        timeline=[TimelineEntry(stage=r.stage, at=r.occurred_at, summary=_summary(r.stage, r.detail)) for r in stages],
         screening=screening,
         escalation=escalation,
         matches=matches,

@@ -57,14 +57,20 @@ CONTACT = {
     ContactPreference.PHONE: ("Telefoon (de mantelzorgconsulent belt u)", "Phone (the caregiver consultant calls you)"),
     ContactPreference.POST: ("Post (een brief)", "Post (a letter)"),
 }
-URGENCY = {Urgency.NORMAL: ("Normaal", "Normal"), Urgency.HIGH: ("Hoog", "High"),
-           Urgency.CRISIS: ("Crisis: direct actie nodig", "Crisis: act now")}
+URGENCY = {
+    Urgency.NORMAL: ("Normaal", "Normal"),
+    Urgency.HIGH: ("Hoog", "High"),
+    Urgency.CRISIS: ("Crisis: direct actie nodig", "Crisis: act now"),
+}
 SOURCE_KINDS = {
-    SourceKind.GP: ("Huisarts", "GP"), SourceKind.PRACTICE_NURSE: ("Praktijkondersteuner (POH)", "Practice nurse"),
+    SourceKind.GP: ("Huisarts", "GP"),
+    SourceKind.PRACTICE_NURSE: ("Praktijkondersteuner (POH)", "Practice nurse"),
     SourceKind.WELFARE_WORKER: ("Welzijnswerker", "Welfare worker"),
     SourceKind.NEIGHBOURHOOD_TEAM: ("Sociaal wijkteam", "Neighbourhood team"),
-    SourceKind.HOME_CARE: ("Thuiszorg", "Home care"), SourceKind.RESIDENT: ("Bewoner", "Resident"),
-    SourceKind.SELF: ("Mantelzorger zelf", "The caregiver"), SourceKind.OTHER: ("Anders", "Other"),
+    SourceKind.HOME_CARE: ("Thuiszorg", "Home care"),
+    SourceKind.RESIDENT: ("Bewoner", "Resident"),
+    SourceKind.SELF: ("Mantelzorger zelf", "The caregiver"),
+    SourceKind.OTHER: ("Anders", "Other"),
 }
 
 
@@ -99,81 +105,120 @@ def instrument_answers(form: Form, item_count: int) -> dict[str, Any] | None:
 def care_tasks(form: Form) -> list[dict[str, Any]]:
     """The tasks the caregiver does (an effort was chosen), with hours and help."""
     return [
-        _drop_none({"task": task.value, "effort": effort, "hours_per_week": _number(form, f"task_{task}_hours"),
-                    "has_help": _yes_no(form, f"task_{task}_help")})
-        for task in CareTaskKind if (effort := one(form, f"task_{task}_effort"))
+        _drop_none(
+            {
+                "task": task.value,
+                "effort": effort,
+                "hours_per_week": _number(form, f"task_{task}_hours"),
+                "has_help": _yes_no(form, f"task_{task}_help"),
+            }
+        )
+        for task in CareTaskKind
+        if (effort := one(form, f"task_{task}_effort"))
     ]
 
 
 def _caregiver(form: Form, prefix: str = "caregiver_") -> dict[str, Any]:
-    return _drop_none({
-        "name": one(form, f"{prefix}name"), "email": one(form, f"{prefix}email"),
-        "phone": one(form, f"{prefix}phone"), "birth_year": one(form, f"{prefix}birth_year"),
-        "postcode": one(form, f"{prefix}postcode"), "municipality_code": one(form, "municipality_code") or "",
-        "preferred_language": one(form, "preferred_language"), "contact_preference": one(form, "contact_preference"),
-        "own_question": one(form, "own_question"),
-    })
+    return _drop_none(
+        {
+            "name": one(form, f"{prefix}name"),
+            "email": one(form, f"{prefix}email"),
+            "phone": one(form, f"{prefix}phone"),
+            "birth_year": one(form, f"{prefix}birth_year"),
+            "postcode": one(form, f"{prefix}postcode"),
+            "municipality_code": one(form, "municipality_code") or "",
+            "preferred_language": one(form, "preferred_language"),
+            "contact_preference": one(form, "contact_preference"),
+            "own_question": one(form, "own_question"),
+        }
+    )
 
 
 def _care(form: Form) -> dict[str, Any]:
     return {
-        "care_recipient": _drop_none({"relationship": one(form, "recipient_relationship"),
-                                      "condition": one(form, "recipient_condition"),
-                                      "age": one(form, "recipient_age")}),
-        "care_situation": _drop_none({"hours_per_week": _number(form, "hours_per_week"),
-                                      "duration_months": one(form, "duration_months"),
-                                      "lives_together": _yes_no(form, "lives_together"),
-                                      "combines_with_work": _yes_no(form, "combines_with_work")}),
+        "care_recipient": _drop_none(
+            {
+                "relationship": one(form, "recipient_relationship"),
+                "condition": one(form, "recipient_condition"),
+                "age": one(form, "recipient_age"),
+            }
+        ),
+        "care_situation": _drop_none(
+            {
+                "hours_per_week": _number(form, "hours_per_week"),
+                "duration_months": one(form, "duration_months"),
+                "lives_together": _yes_no(form, "lives_together"),
+                "combines_with_work": _yes_no(form, "combines_with_work"),
+            }
+        ),
         "care_tasks": care_tasks(form),
     }
 
 
 def professional_signal(form: Form, source_kind: str, item_count: int) -> dict[str, Any]:
     """The signal form of a professional; the source kind comes from the organisation."""
-    return _drop_none({
-        "source": _drop_none({"kind": source_kind, "reference": one(form, "source_reference")}),
-        "caregiver": _caregiver(form),
-        **_care(form),
-        "observations": form.get("observations", []),
-        "instrument": instrument_answers(form, item_count),
-        "consent": _drop_none({
-            "contact_caregiver": one(form, "consent_contact") == "yes",
-            "share_with_providers": one(form, "consent_share") == "yes",
-            "obtained_by": one(form, "consent_obtained_by"),
-            "obtained_at": f"{d}T12:00:00Z" if (d := one(form, "consent_obtained_at")) else None,
-        }),
-        "urgency": one(form, "urgency"),
-        "note": one(form, "note"),
-    })
+    return _drop_none(
+        {
+            "source": _drop_none({"kind": source_kind, "reference": one(form, "source_reference")}),
+            "caregiver": _caregiver(form),
+            **_care(form),
+            "observations": form.get("observations", []),
+            "instrument": instrument_answers(form, item_count),
+            "consent": _drop_none(
+                {
+                    "contact_caregiver": one(form, "consent_contact") == "yes",
+                    "share_with_providers": one(form, "consent_share") == "yes",
+                    "obtained_by": one(form, "consent_obtained_by"),
+                    "obtained_at": f"{d}T12:00:00Z" if (d := one(form, "consent_obtained_at")) else None,
+                }
+            ),
+            "urgency": one(form, "urgency"),
+            "note": one(form, "note"),
+        }
+    )
 
 
 def self_referral(form: Form, item_count: int, now: datetime) -> dict[str, Any]:
     """A caregiver refers themselves: they are the one who consents, here and now."""
-    return _drop_none({
-        "source": {"kind": SourceKind.SELF.value},
-        "caregiver": _caregiver(form),
-        **_care(form),
-        "instrument": instrument_answers(form, item_count),
-        "consent": {"contact_caregiver": True, "share_with_providers": one(form, "consent_share") == "yes",
-                    "obtained_by": "de mantelzorger zelf (website)", "obtained_at": now.isoformat()},
-    })
+    return _drop_none(
+        {
+            "source": {"kind": SourceKind.SELF.value},
+            "caregiver": _caregiver(form),
+            **_care(form),
+            "instrument": instrument_answers(form, item_count),
+            "consent": {
+                "contact_caregiver": True,
+                "share_with_providers": one(form, "consent_share") == "yes",
+                "obtained_by": "de mantelzorger zelf (website)",
+                "obtained_at": now.isoformat(),
+            },
+        }
+    )
 
 
 def concern(form: Form) -> dict[str, Any]:
     """A resident's concern about someone: never contacts that person (no consent), goes to
     the caregiver consultant's outreach queue (call or visit), who may call the resident back
     on what they left. Not "do not contact": that is the caregiver's own choice to make."""
-    reporter = ", ".join(filter(None, (one(form, "reporter_name"), one(form, "reporter_phone"),
-                                       one(form, "reporter_email"))))
+    reporter = ", ".join(
+        filter(None, (one(form, "reporter_name"), one(form, "reporter_phone"), one(form, "reporter_email")))
+    )
     text = one(form, "concern") or ""
-    return _drop_none({
-        "source": {"kind": SourceKind.RESIDENT.value},
-        "caregiver": _drop_none({"name": one(form, "caregiver_name"), "postcode": one(form, "caregiver_postcode"),
-                                 "municipality_code": one(form, "municipality_code") or ""}),
-        "observations": form.get("observations", []),
-        "consent": {"contact_caregiver": False, "share_with_providers": False},
-        "note": f"Zorg van een bewoner: {text}\nMelder (alleen voor de mantelzorgconsulent): {reporter}"[:4000],
-    })
+    return _drop_none(
+        {
+            "source": {"kind": SourceKind.RESIDENT.value},
+            "caregiver": _drop_none(
+                {
+                    "name": one(form, "caregiver_name"),
+                    "postcode": one(form, "caregiver_postcode"),
+                    "municipality_code": one(form, "municipality_code") or "",
+                }
+            ),
+            "observations": form.get("observations", []),
+            "consent": {"contact_caregiver": False, "share_with_providers": False},
+            "note": f"Zorg van een bewoner: {text}\nMelder (alleen voor de mantelzorgconsulent): {reporter}"[:4000],
+        }
+    )
 
 
 def validate(data: dict[str, Any]) -> tuple[SignalIn | None, list[str]]:

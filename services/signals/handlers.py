@@ -34,11 +34,17 @@ from shared.service import Runtime
 
 
 async def _record(
-    conn: asyncpg.Connection, event: Envelope[Any], signal_id: UUID,
-    stage: Stage, occurred_at: datetime, detail: dict[str, Any], case_id: UUID | None = None,
+    conn: asyncpg.Connection,
+    event: Envelope[Any],
+    signal_id: UUID,
+    stage: Stage,
+    occurred_at: datetime,
+    detail: dict[str, Any],
+    case_id: UUID | None = None,
 ) -> None:
-    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, [signal_id], stage, occurred_at, detail,
-                               case_id)
+    await service.record_stage(
+        SignalsUnitOfWork(conn), event.event_id, [signal_id], stage, occurred_at, detail, case_id
+    )
 
 
 async def on_screened(conn: asyncpg.Connection, event: Envelope[SignalScreened]) -> None:
@@ -78,8 +84,9 @@ async def on_referral(conn: asyncpg.Connection, event: Envelope[ReferralUpdated]
 
 async def on_follow_up(conn: asyncpg.Connection, event: Envelope[FollowUpRecorded]) -> None:
     p = event.payload
-    await _record(conn, event, p.signal_id, Stage.FOLLOW_UP, p.recorded_at,
-                  {"support_arrived": p.support_arrived}, p.case_id)
+    await _record(
+        conn, event, p.signal_id, Stage.FOLLOW_UP, p.recorded_at, {"support_arrived": p.support_arrived}, p.case_id
+    )
 
 
 async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]) -> None:
@@ -91,33 +98,37 @@ async def on_rescreen_due(conn: asyncpg.Connection, event: Envelope[RescreenDue]
 async def on_taken_up(conn: asyncpg.Connection, event: Envelope[CaseTakenUp]) -> None:
     p = event.payload
     # Only that a person has it: not why, not which queue, not the other signals.
-    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.TAKEN_UP, p.taken_up_at, {},
-                               p.case_id)
+    await service.record_stage(
+        SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.TAKEN_UP, p.taken_up_at, {}, p.case_id
+    )
 
 
 async def on_closed(conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
     p = event.payload
     # Not the reason: it is about the caregiver's life (a death, a move), not the referrer's.
-    await service.record_stage(SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.CLOSED, p.closed_at, {},
-                               p.case_id)
+    await service.record_stage(
+        SignalsUnitOfWork(conn), event.event_id, p.signal_ids, Stage.CLOSED, p.closed_at, {}, p.case_id
+    )
 
 
 def register_handlers(runtime: Runtime, context: SignalsContext) -> None:
     """The same signature in every service; the stages need nothing of the context."""
-    runtime.consumer.subscribe({
-        Topics.SCREENING: {
-            EventType.SIGNAL_SCREENED: on_screened,
-            EventType.CASE_ESCALATED: on_escalated,
-            EventType.RESCREEN_DUE: on_rescreen_due,
-        },
-        Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
-        Topics.NOTIFY: {
-            EventType.NOTIFICATION_SENT: on_notification,
-            EventType.REFERRAL_UPDATED: on_referral,
-            EventType.FOLLOW_UP_RECORDED: on_follow_up,
-        },
-        Topics.CASEWORK: {
-            EventType.CASE_TAKEN_UP: on_taken_up,
-            EventType.CASE_CLOSED: on_closed,
-        },
-    })
+    runtime.consumer.subscribe(
+        {
+            Topics.SCREENING: {
+                EventType.SIGNAL_SCREENED: on_screened,
+                EventType.CASE_ESCALATED: on_escalated,
+                EventType.RESCREEN_DUE: on_rescreen_due,
+            },
+            Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
+            Topics.NOTIFY: {
+                EventType.NOTIFICATION_SENT: on_notification,
+                EventType.REFERRAL_UPDATED: on_referral,
+                EventType.FOLLOW_UP_RECORDED: on_follow_up,
+            },
+            Topics.CASEWORK: {
+                EventType.CASE_TAKEN_UP: on_taken_up,
+                EventType.CASE_CLOSED: on_closed,
+            },
+        }
+    )

@@ -51,26 +51,34 @@ class DataKeys:
             await self.conn.execute(
                 """INSERT INTO data_keys (key_id, caregiver_pseudonym, wrapped) VALUES ($1, $2, $3)
                    ON CONFLICT (caregiver_pseudonym) DO NOTHING""",
-                key_id, pseudonym, keyring.wrap(key_id, key))
+                key_id,
+                pseudonym,
+                keyring.wrap(key_id, key),
+            )
             row = await self.conn.fetchrow(select, pseudonym)
         return row["key_id"], keyring.unwrap(row["key_id"], row["wrapped"])
 
     async def destroy(self, pseudonyms: Iterable[str]) -> int:
         """Crypto-shred the caregivers' keys, in the erasure's transaction."""
         key_ids = await self.conn.fetch(
-            "DELETE FROM data_keys WHERE caregiver_pseudonym = ANY($1::text[]) RETURNING key_id", list(pseudonyms))
-        await self.conn.executemany("INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                                    [(row["key_id"],) for row in key_ids])
+            "DELETE FROM data_keys WHERE caregiver_pseudonym = ANY($1::text[]) RETURNING key_id", list(pseudonyms)
+        )
+        await self.conn.executemany(
+            "INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING", [(row["key_id"],) for row in key_ids]
+        )
         return len(key_ids)
 
 
 async def rotate(conn: asyncpg.Connection, keyring: crypto.MasterKeyring) -> int:
     """Re-wrap every data key not under the current master key; returns how many."""
-    rows = await conn.fetch("SELECT key_id, wrapped FROM data_keys WHERE wrapped NOT LIKE $1 FOR UPDATE",
-                            f"{crypto.VERSION}.{keyring.current}.%")
+    rows = await conn.fetch(
+        "SELECT key_id, wrapped FROM data_keys WHERE wrapped NOT LIKE $1 FOR UPDATE",
+        f"{crypto.VERSION}.{keyring.current}.%",
+    )
     await conn.executemany(
         "UPDATE data_keys SET wrapped = $2, rewrapped_at = now() WHERE key_id = $1",
-        [(row["key_id"], keyring.rewrap(row["key_id"], row["wrapped"])) for row in rows])
+        [(row["key_id"], keyring.rewrap(row["key_id"], row["wrapped"])) for row in rows],
+    )
     return len(rows)
 
 
@@ -81,7 +89,8 @@ async def erased_key_ids(conn: asyncpg.Connection) -> list[str]:
 async def shred_erased(conn: asyncpg.Connection, more: Iterable[str] = ()) -> int:
     """After restoring a backup: destroy again every key erased since (``erased_keys`` plus
     the ids exported before the restore); returns how many keys were destroyed."""
-    await conn.executemany("INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING",
-                           [(key_id,) for key_id in more])
+    await conn.executemany(
+        "INSERT INTO erased_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING", [(key_id,) for key_id in more]
+    )
     result = await conn.execute("DELETE FROM data_keys WHERE key_id IN (SELECT key_id FROM erased_keys)")
     return int(result.split()[-1])

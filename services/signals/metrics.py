@@ -16,13 +16,16 @@ QUANTILES = (0.5, 0.95, 0.99)
 class PipelineMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.stage = Gauge(
-            "sts_pipeline_signals_last_hour", "Signals that reached each stage in the last hour (the funnel).",
-            ["stage"], registry=registry,
+            "sts_pipeline_signals_last_hour",
+            "Signals that reached each stage in the last hour (the funnel).",
+            ["stage"],
+            registry=registry,
         )
         self.latency = Gauge(
             "sts_pipeline_ingest_to_notified_seconds",
             "Ingest→first notification latency of the signals notified in the last hour, by quantile.",
-            ["quantile"], registry=registry,
+            ["quantile"],
+            registry=registry,
         )
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
@@ -45,7 +48,9 @@ class PipelineMetrics:
                SELECT percentile_cont($1::float8[]) WITHIN GROUP
                         (ORDER BY EXTRACT(EPOCH FROM notified - received)) AS q
                FROM firsts WHERE received IS NOT NULL""",
-            list(QUANTILES), Stage.RECEIVED.value, Stage.NOTIFIED.value,
+            list(QUANTILES),
+            Stage.RECEIVED.value,
+            Stage.NOTIFIED.value,
         )
         for quantile, value in zip(QUANTILES, latencies["q"] or [0.0] * len(QUANTILES), strict=True):
             self.latency.labels(str(quantile)).set(value or 0.0)

@@ -58,9 +58,16 @@ def caregiver_status_url(base_url: str, secret: str, signal_id: UUID, now: float
 
 
 def _common() -> dict[str, Any]:
-    return {"ediz": load_catalogue().get(forms.EDIZ), "municipalities": list(municipalities().values()),
-            "observations": forms.OBSERVATIONS, "tasks": forms.TASKS, "efforts": forms.EFFORTS,
-            "contact": forms.CONTACT, "urgencies": forms.URGENCY, "source_kinds": forms.SOURCE_KINDS}
+    return {
+        "ediz": load_catalogue().get(forms.EDIZ),
+        "municipalities": list(municipalities().values()),
+        "observations": forms.OBSERVATIONS,
+        "tasks": forms.TASKS,
+        "efforts": forms.EFFORTS,
+        "contact": forms.CONTACT,
+        "urgencies": forms.URGENCY,
+        "source_kinds": forms.SOURCE_KINDS,
+    }
 
 
 def _message(request: Request, title: tuple[str, str], text: tuple[str, str], status_code: int) -> HTMLResponse:
@@ -85,8 +92,15 @@ def _start_session(request: Request, organisation_id: UUID) -> Response:
     response = RedirectResponse(with_language("/melden", language_of(request)), status_code=303)
     hours = _settings(request).session_hours
     value = sessions.session_value(_secret(request), organisation_id, int(time.time() + hours * 3600))
-    response.set_cookie(sessions.SESSION_COOKIE, value, max_age=int(hours * 3600), httponly=True,
-                        samesite="strict", secure=request.url.scheme == "https", path="/melden")
+    response.set_cookie(
+        sessions.SESSION_COOKIE,
+        value,
+        max_age=int(hours * 3600),
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/melden",
+    )
     return response
 
 
@@ -102,8 +116,14 @@ async def login(request: Request) -> Response:
         organisation = await uow.signals.organisation_for_key(key) if key else None
     if organisation is None:
         t = translator(language_of(request))
-        return pages.render(request, "login.html.j2", 401, error=t(
-            "Deze sleutel kennen wij niet (of hij is ingetrokken).", "We do not know this key (or it was revoked)."))
+        return pages.render(
+            request,
+            "login.html.j2",
+            401,
+            error=t(
+                "Deze sleutel kennen wij niet (of hij is ingetrokken).", "We do not know this key (or it was revoked)."
+            ),
+        )
     return _start_session(request, organisation.id)
 
 
@@ -112,9 +132,15 @@ async def sign_in_link(request: Request, token: str) -> Response:
     async with _begin(request) as uow:
         organisation_id = await uow.signals.use_sign_in_token(sessions.digest(token))
     if organisation_id is None:
-        return _message(request, ("Deze inloglink werkt niet (meer)", "This sign-in link does not work (any more)"),
-                        ("Een inloglink werkt één keer en verloopt. Log in met de sleutel van uw organisatie.",
-                         "A sign-in link works once and expires. Sign in with your organisation's key."), 403)
+        return _message(
+            request,
+            ("Deze inloglink werkt niet (meer)", "This sign-in link does not work (any more)"),
+            (
+                "Een inloglink werkt één keer en verloopt. Log in met de sleutel van uw organisatie.",
+                "A sign-in link works once and expires. Sign in with your organisation's key.",
+            ),
+            403,
+        )
     return _start_session(request, organisation_id)
 
 
@@ -137,8 +163,9 @@ async def signal_form(request: Request) -> Response:
     return _form_page(request, organisation, cookie, {}, [], 200)
 
 
-def _form_page(request: Request, organisation: Organisation, cookie: str, values: forms.Form,
-               errors: list[str], status_code: int) -> HTMLResponse:
+def _form_page(
+    request: Request, organisation: Organisation, cookie: str, values: forms.Form, errors: list[str], status_code: int
+) -> HTMLResponse:
     return pages.render(
         request,
         "signal_form.html.j2",
@@ -161,15 +188,25 @@ async def post_signal_form(request: Request) -> Response:
     organisation, cookie = signed_in
     fields = await form_fields(request)
     if not sessions.csrf_valid(_secret(request), cookie, forms.one(fields, "csrf") or ""):
-        return _message(request, ("Formulier verlopen", "Form expired"),
-                        ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."), 403)
+        return _message(
+            request,
+            ("Formulier verlopen", "Form expired"),
+            ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."),
+            403,
+        )
     kind = forms.one(fields, "source_kind") or organisation.kind
     signal, errors = _checked(forms.professional_signal(fields, kind, _ediz_items()), organisation)
     if signal is None or errors:
         return _form_page(request, organisation, cookie, fields, errors, 422)
     async with _begin(request) as uow:
-        intake = await service.intake_signal(uow, _settings(request), context_of(request).keyring, organisation,
-                                             signal, idempotency_key=forms.one(fields, "csrf_nonce"))
+        intake = await service.intake_signal(
+            uow,
+            _settings(request),
+            context_of(request).keyring,
+            organisation,
+            signal,
+            idempotency_key=forms.one(fields, "csrf_nonce"),
+        )
     return RedirectResponse(with_language(f"/melden/signalen/{intake.signal_id}", language_of(request)), 303)
 
 
@@ -199,8 +236,9 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
             ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."),
             404,
         )
-    return pages.render(request, "signal_status.html.j2", status=domain.status_view(*found), organisation=organisation,
-                        refresh=True)
+    return pages.render(
+        request, "signal_status.html.j2", status=domain.status_view(*found), organisation=organisation, refresh=True
+    )
 
 
 # --- self-referral -----------------------------------------------------------------------
@@ -225,15 +263,25 @@ async def submit_self_referral(request: Request) -> Response:
     fields = await form_fields(request)
     concern = forms.one(fields, "kind") == "concern"
     email = forms.one(fields, "reporter_email" if concern else "caregiver_email")
-    signal, errors = _checked(forms.concern(fields) if concern else forms.self_referral(
-        fields, _ediz_items(), datetime.now(UTC)), None)
+    signal, errors = _checked(
+        forms.concern(fields) if concern else forms.self_referral(fields, _ediz_items(), datetime.now(UTC)), None
+    )
     if not email or "@" not in email:
-        errors.append(translator(language_of(request))(
-            "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
-            "e-mail: fill in your e-mail address; you will get a link to confirm"))
+        errors.append(
+            translator(language_of(request))(
+                "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
+                "e-mail: fill in your e-mail address; you will get a link to confirm",
+            )
+        )
     if signal is None or errors or not email:
-        return pages.render(request, "concern.html.j2" if concern else "self_referral.html.j2", 422, errors=errors,
-                            v=lambda name: forms.one(fields, name) or "", **_common())
+        return pages.render(
+            request,
+            "concern.html.j2" if concern else "self_referral.html.j2",
+            422,
+            errors=errors,
+            v=lambda name: forms.one(fields, name) or "",
+            **_common(),
+        )
     name = forms.one(fields, "reporter_name" if concern else "caregiver_name")
     return await _submit(request, signal, email=email, name=name, concern=concern)
 
@@ -243,22 +291,39 @@ async def _submit(request: Request, signal: SignalIn, *, email: str, name: str |
     try:
         async with _begin(request) as uow:
             await service.submit_self_referral(
-                uow, context.settings, context.keyring, signal, email=email, language=language,
-                client=_client(request), name=name, concern=concern,
-                confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language))
+                uow,
+                context.settings,
+                context.keyring,
+                signal,
+                email=email,
+                language=language,
+                client=_client(request),
+                name=name,
+                concern=concern,
+                confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language),
+            )
     except service.RateLimited:
         return _message(request, *RATE_LIMITED, 429)
     return _message(request, *CHECK_YOUR_EMAIL, 202)
 
 
-RATE_LIMITED = (("Even geduld", "Please wait"),
-                ("U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
-                 "You sent several forms in the last hour. Please try again in an hour."))
-CHECK_YOUR_EMAIL = (("Kijk in uw e-mail", "Check your e-mail"),
-                    ("Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan "
-                     "wij met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u "
-                     "invulde.", "We sent you an e-mail with a link. Only when you follow it and confirm do we start. "
-                     "If you do not confirm within a day, we delete what you filled in."))
+RATE_LIMITED = (
+    ("Even geduld", "Please wait"),
+    (
+        "U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
+        "You sent several forms in the last hour. Please try again in an hour.",
+    ),
+)
+CHECK_YOUR_EMAIL = (
+    ("Kijk in uw e-mail", "Check your e-mail"),
+    (
+        "Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan "
+        "wij met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u "
+        "invulde.",
+        "We sent you an e-mail with a link. Only when you follow it and confirm do we start. "
+        "If you do not confirm within a day, we delete what you filled in.",
+    ),
+)
 
 
 @router.get("/aanmelden/bevestigen/{token}", response_class=HTMLResponse)
@@ -272,12 +337,24 @@ async def confirm(request: Request, token: str) -> Response:
     context, secret, base, now = context_of(request), _secret(request), public_url(request), time.time()
     async with _begin(request) as uow:
         confirmed = await service.confirm_self_referral(
-            uow, context.settings, context.keyring, token, lambda signal_id: caregiver_status_url(base, secret, signal_id, now))
+            uow,
+            context.settings,
+            context.keyring,
+            token,
+            lambda signal_id: caregiver_status_url(base, secret, signal_id, now),
+        )
     if confirmed is None:
-        return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-                        ("De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier "
-                         "opnieuw in.", "The link is unknown or older than a day; what you filled in has been deleted. "
-                         "Please fill in the form again."), 404)
+        return _message(
+            request,
+            ("Deze link werkt niet (meer)", "This link does not work (any more)"),
+            (
+                "De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier "
+                "opnieuw in.",
+                "The link is unknown or older than a day; what you filled in has been deleted. "
+                "Please fill in the form again.",
+            ),
+            404,
+        )
     if confirmed.concern:
         return _concern_passed_on(request)
     url = caregiver_status_url("", secret, confirmed.signal_id, now)
@@ -285,24 +362,37 @@ async def confirm(request: Request, token: str) -> Response:
 
 
 def _concern_passed_on(request: Request) -> HTMLResponse:
-    return _message(request, ("Dank u wel", "Thank you"),
-                        ("Uw zorg is doorgegeven aan de mantelzorgconsulent van de gemeente. Die neemt de situatie "
-                         "zorgvuldig op; de persoon om wie het gaat krijgt van ons geen bericht.",
-                         "Your concern has been passed to the municipality's caregiver consultant, who will look into "
-                         "it carefully; the person concerned gets no message from us."), 200)
+    return _message(
+        request,
+        ("Dank u wel", "Thank you"),
+        (
+            "Uw zorg is doorgegeven aan de mantelzorgconsulent van de gemeente. Die neemt de situatie "
+            "zorgvuldig op; de persoon om wie het gaat krijgt van ons geen bericht.",
+            "Your concern has been passed to the municipality's caregiver consultant, who will look into "
+            "it carefully; the person concerned gets no message from us.",
+        ),
+        200,
+    )
 
 
 # --- the caregiver's own status page -----------------------------------------------------
 
 
 def _link_refused(request: Request) -> HTMLResponse:
-    return _message(request, ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-                    ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."), 403)
+    return _message(
+        request,
+        ("Deze link werkt niet (meer)", "This link does not work (any more)"),
+        ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."),
+        403,
+    )
 
 
 @router.get("/mijn/{signal_id}", response_class=HTMLResponse)
 async def caregiver_status(
-    request: Request, signal_id: UUID, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)],
+    request: Request,
+    signal_id: UUID,
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=128)],
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
         return _link_refused(request)
@@ -315,20 +405,35 @@ async def caregiver_status(
             ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."),
             404,
         )
-    return pages.render(request, "caregiver_status.html.j2", status=domain.status_view(*found),
-                        refresh=True, query=f"exp={exp}&sig={sig}", social_map_url=_settings(request).social_map_url)
+    return pages.render(
+        request,
+        "caregiver_status.html.j2",
+        status=domain.status_view(*found),
+        refresh=True,
+        query=f"exp={exp}&sig={sig}",
+        social_map_url=_settings(request).social_map_url,
+    )
 
 
 @router.post("/mijn/{signal_id}/wissen", response_class=HTMLResponse)
 async def erase_own(
-    request: Request, signal_id: UUID, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)],
+    request: Request,
+    signal_id: UUID,
+    exp: Annotated[int, Query()],
+    sig: Annotated[str, Query(max_length=128)],
 ) -> HTMLResponse:
     if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
         return _link_refused(request)
     async with _begin(request) as uow:
         await service.erase_own_submission(uow, _settings(request), signal_id)
-    return _message(request, ("Uw gegevens worden gewist", "Your data is being erased"),
-                    ("Wij wissen uw aanmelding en alles wat daaruit volgde, in alle onderdelen van Signaal naar Steun. "
-                     "U krijgt hierover geen berichten meer.",
-                     "We erase your referral and everything that followed from it, in every part of Signal to "
-                     "Support. You will get no more messages about it."), 200)
+    return _message(
+        request,
+        ("Uw gegevens worden gewist", "Your data is being erased"),
+        (
+            "Wij wissen uw aanmelding en alles wat daaruit volgde, in alle onderdelen van Signaal naar Steun. "
+            "U krijgt hierover geen berichten meer.",
+            "We erase your referral and everything that followed from it, in every part of Signal to "
+            "Support. You will get no more messages about it.",
+        ),
+        200,
+    )

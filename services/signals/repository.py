@@ -36,10 +36,13 @@ class SignalsRepository:
         return await self.conn.fetchval(
             """INSERT INTO organisations (id, name, kind) VALUES ($1, $2, $3)
                ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind RETURNING id""",
-            uuid4(), name, kind,
+            uuid4(),
+            name,
+            kind,
         )
 
-    async def claim_idempotency_key(self, organisation_id: UUID, key: str, request_hash: str, signal_id: UUID
+    async def claim_idempotency_key(
+        self, organisation_id: UUID, key: str, request_hash: str, signal_id: UUID
     ) -> tuple[UUID, str] | None:
         """Claim ``key`` for this request; if it was used before, return (signal id, hash) of then.
 
@@ -48,31 +51,56 @@ class SignalsRepository:
         inserted = await self.conn.fetchval(
             """INSERT INTO idempotency_keys (organisation_id, key, request_hash, signal_id)
                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-            organisation_id, key, request_hash, signal_id,
+            organisation_id,
+            key,
+            request_hash,
+            signal_id,
         )
         if inserted:
             return None
         row = await self.conn.fetchrow(
             "SELECT signal_id, request_hash FROM idempotency_keys WHERE organisation_id = $1 AND key = $2",
-            organisation_id, key,
+            organisation_id,
+            key,
         )
         return row["signal_id"], row["request_hash"]
 
-    async def insert_signal(self, *, signal_id: UUID, organisation_id: UUID, pseudonym: str,
-        municipality_code: str, source_kind: str, urgency: str, received_at: datetime,
-        body: dict[str, Any], event_id: UUID,
+    async def insert_signal(
+        self,
+        *,
+        signal_id: UUID,
+        organisation_id: UUID,
+        pseudonym: str,
+        municipality_code: str,
+        source_kind: str,
+        urgency: str,
+        received_at: datetime,
+        body: dict[str, Any],
+        event_id: UUID,
     ) -> None:
         await self.conn.execute(
             """INSERT INTO signals (id, organisation_id, caregiver_pseudonym, municipality_code,
                    source_kind, urgency, received_at, body)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            signal_id, organisation_id, pseudonym, municipality_code, source_kind, urgency,
-            received_at, body,
+            signal_id,
+            organisation_id,
+            pseudonym,
+            municipality_code,
+            source_kind,
+            urgency,
+            received_at,
+            body,
         )
         await self.add_stage(signal_id, Stage.RECEIVED, received_at, event_id, {})
 
-    async def add_stage(self, signal_id: UUID, stage: Stage, occurred_at: datetime,
-        event_id: UUID, detail: dict[str, Any], case_id: UUID | None = None,
+    async def add_stage(
+        self,
+        signal_id: UUID,
+        stage: Stage,
+        occurred_at: datetime,
+        event_id: UUID,
+        detail: dict[str, Any],
+        case_id: UUID | None = None,
     ) -> bool:
         """Record a stage; returns False when the signal is unknown here."""
         updated = await self.conn.execute(
@@ -82,22 +110,32 @@ class SignalsRepository:
                    case_id = COALESCE($4, case_id),
                    updated_at = now()
                WHERE id = $1""",
-            signal_id, STAGE_RANK[stage], stage, case_id,
+            signal_id,
+            STAGE_RANK[stage],
+            stage,
+            case_id,
         )
         if updated == "UPDATE 0":
             return False
         await self.conn.execute(
             """INSERT INTO signal_stages (signal_id, stage, occurred_at, event_id, detail)
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING""",
-            signal_id, stage, occurred_at, event_id, detail,
+            signal_id,
+            stage,
+            occurred_at,
+            event_id,
+            detail,
         )
         return True
 
-    async def signal_with_stages(self, signal_id: UUID, organisation_id: UUID) -> tuple[Signal, list[StageRecord]] | None:
+    async def signal_with_stages(
+        self, signal_id: UUID, organisation_id: UUID
+    ) -> tuple[Signal, list[StageRecord]] | None:
         signal = await self.conn.fetchrow(
             """SELECT id, status, received_at, case_id FROM signals
                WHERE id = $1 AND organisation_id = $2""",
-            signal_id, organisation_id,
+            signal_id,
+            organisation_id,
         )
         if signal is None:
             return None
@@ -110,7 +148,11 @@ class SignalsRepository:
 
     # --- erasure -------------------------------------------------------------------------
 
-    async def caregivers_of(self, *, pseudonyms: list[str], signal_ids: list[UUID] | None,
+    async def caregivers_of(
+        self,
+        *,
+        pseudonyms: list[str],
+        signal_ids: list[UUID] | None,
         posted_by: UUID | None,
     ) -> list[str]:
         """Pseudonyms of the caregivers of these signals (by pseudonym or by id), of one
@@ -120,7 +162,9 @@ class SignalsRepository:
                WHERE ($1::uuid IS NULL OR organisation_id = $1)
                  AND (caregiver_pseudonym = ANY($2::text[]) OR id = ANY($3::uuid[]))
                ORDER BY caregiver_pseudonym""",
-            posted_by, pseudonyms, signal_ids or [],
+            posted_by,
+            pseudonyms,
+            signal_ids or [],
         )
         return [r["caregiver_pseudonym"] for r in rows]
 
@@ -131,7 +175,8 @@ class SignalsRepository:
             """SELECT id, caregiver_pseudonym, case_id, status, received_at FROM signals
                WHERE caregiver_pseudonym = ANY($1::text[]) AND ($2::uuid IS NULL OR organisation_id = $2)
                ORDER BY received_at FOR UPDATE""",
-            pseudonyms, posted_by,
+            pseudonyms,
+            posted_by,
         )
         return [Signal(**row) for row in rows]
 
@@ -150,15 +195,28 @@ class SignalsRepository:
             """INSERT INTO erasures (id, organisation_id, officer_id, scope, request_digest, requested_at,
                    signals, event_ids)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            row["id"], row["organisation_id"], row["officer_id"], row["scope"], row["request_digest"],
-            row["requested_at"], row["signals"], row["event_ids"],
+            row["id"],
+            row["organisation_id"],
+            row["officer_id"],
+            row["scope"],
+            row["request_digest"],
+            row["requested_at"],
+            row["signals"],
+            row["event_ids"],
         )
         await self.conn.execute(
             """INSERT INTO erasure_audit (erasure_id, requested_at, role, requested_by, requester, scope,
                    identified_by, subject_digests, signals_erased)
                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-            row["id"], row["requested_at"], row["role"], row["organisation_id"] or row["officer_id"],
-            row["requester"], row["scope"], row["identified_by"], row["subject_digests"], row["signals"],
+            row["id"],
+            row["requested_at"],
+            row["role"],
+            row["organisation_id"] or row["officer_id"],
+            row["requester"],
+            row["scope"],
+            row["identified_by"],
+            row["subject_digests"],
+            row["signals"],
         )
 
     async def erasure_of(self, erasure_id: UUID, requested_by: UUID) -> ErasureRecord | None:
@@ -168,7 +226,8 @@ class SignalsRepository:
                       (SELECT count(*) FROM outbox o
                        WHERE o.event_id = ANY(e.event_ids) AND o.published_at IS NULL) AS unpublished
                FROM erasures e WHERE e.id = $1 AND $2 IN (e.organisation_id, e.officer_id)""",
-            erasure_id, requested_by,
+            erasure_id,
+            requested_by,
         )
         return ErasureRecord(**row) if row else None
 
@@ -182,7 +241,8 @@ class SignalsRepository:
         row = await self.conn.fetchrow(
             """SELECT o.id, o.name, o.kind FROM credentials c JOIN organisations o ON o.id::text = c.subject
                WHERE c.key_hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > now())""",
-            hash_key(key))
+            hash_key(key),
+        )
         return Organisation(**row) if row else None
 
     async def organisation_by_name(self, name: str) -> Organisation | None:
@@ -193,14 +253,18 @@ class SignalsRepository:
         await self.conn.execute(
             """INSERT INTO sign_in_tokens (token_hash, organisation_id, expires_at)
                VALUES ($1, $2, now() + make_interval(secs => $3::float8 * 3600))""",
-            token_hash, organisation_id, hours)
+            token_hash,
+            organisation_id,
+            hours,
+        )
 
     async def use_sign_in_token(self, token_hash: str) -> UUID | None:
         """The organisation of an unused, unexpired sign-in link, which is used up by this call."""
         return await self.conn.fetchval(
             """UPDATE sign_in_tokens SET used_at = now()
                WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now() RETURNING organisation_id""",
-            token_hash)
+            token_hash,
+        )
 
     async def signal_and_stages(self, signal_id: UUID) -> tuple[Signal, list[StageRecord]] | None:
         """A signal and its stages whoever posted it: for the caregiver's own signed status link."""
@@ -212,27 +276,49 @@ class SignalsRepository:
         return await self.conn.fetchval(
             """SELECT count(*) FROM self_referrals WHERE created_at > now() - interval '1 hour'
                  AND (email_digest = $1 OR client_digest = $2)""",
-            email_digest, client_digest)
+            email_digest,
+            client_digest,
+        )
 
-    async def add_self_referral(self, *, id: UUID, token_hash: str, email_digest: str,
-                                client_digest: str, concern: bool, body: dict[str, Any], keep_hours: float) -> None:
+    async def add_self_referral(
+        self,
+        *,
+        id: UUID,
+        token_hash: str,
+        email_digest: str,
+        client_digest: str,
+        concern: bool,
+        body: dict[str, Any],
+        keep_hours: float,
+    ) -> None:
         await self.conn.execute(
             """INSERT INTO self_referrals (id, token_hash, email_digest, client_digest, concern, body, expires_at)
                VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(secs => $7::float8 * 3600))""",
-            id, token_hash, email_digest, client_digest, concern, body, keep_hours)
+            id,
+            token_hash,
+            email_digest,
+            client_digest,
+            concern,
+            body,
+            keep_hours,
+        )
 
     async def self_referral_for_token(self, token_hash: str) -> SelfReferral | None:
         """The submission this confirmation link belongs to, locked; also when already confirmed."""
         row = await self.conn.fetchrow(
-            "SELECT id, concern, body, signal_id, expires_at > now() AS live FROM self_referrals WHERE token_hash = $1 FOR UPDATE",
-            token_hash)
+            """SELECT id, concern, body, signal_id, expires_at > now() AS live FROM self_referrals
+               WHERE token_hash = $1 FOR UPDATE""",
+            token_hash,
+        )
         return SelfReferral(**row) if row else None
 
     async def confirm_self_referral(self, referral_id: UUID, signal_id: UUID) -> None:
         # The personal data now lives in the signal; the submission keeps only the link to it.
         await self.conn.execute(
             "UPDATE self_referrals SET body = NULL, signal_id = $2, confirmed_at = now() WHERE id = $1",
-            referral_id, signal_id)
+            referral_id,
+            signal_id,
+        )
 
     async def purge_self_referrals(self) -> int:
         """Delete unconfirmed submissions past their day, and confirmed ones' rows once a day old."""
@@ -247,14 +333,22 @@ def retention_purges(settings: Any) -> list[Purge]:
     """A signal (with its stages and idempotency key) goes once nothing happened to it for
     ``retention_signal_days``; idempotency keys alone go after the retry window."""
     return [
-        Purge("signals", settings.retention_signal_days, """
+        Purge(
+            "signals",
+            settings.retention_signal_days,
+            """
             WITH gone AS (SELECT id FROM signals WHERE received_at < $1 AND updated_at < $1
                           ORDER BY received_at LIMIT $2 FOR UPDATE SKIP LOCKED),
                  stages AS (DELETE FROM signal_stages WHERE signal_id IN (SELECT id FROM gone)),
                  keys AS (DELETE FROM idempotency_keys WHERE signal_id IN (SELECT id FROM gone))
-            DELETE FROM signals WHERE id IN (SELECT id FROM gone) RETURNING 1"""),
-        Purge("idempotency_keys", settings.retention_idempotency_days, """
+            DELETE FROM signals WHERE id IN (SELECT id FROM gone) RETURNING 1""",
+        ),
+        Purge(
+            "idempotency_keys",
+            settings.retention_idempotency_days,
+            """
             DELETE FROM idempotency_keys WHERE (organisation_id, key) IN (
                 SELECT organisation_id, key FROM idempotency_keys WHERE created_at < $1 LIMIT $2)
-            RETURNING 1"""),
+            RETURNING 1""",
+        ),
     ]

@@ -13,8 +13,8 @@ from uuid import UUID
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.contracts import (
-    CareRecipient,
     Caregiver,
+    CareRecipient,
     CareSituation,
     CareTask,
     CareTaskKind,
@@ -38,7 +38,9 @@ Text = Annotated[SingleLine, StringConstraints(min_length=1, max_length=200)]
 # An existing municipality (the CBS list): an unknown code gets a 422, never a topic. The
 # schema's pattern lists them (an enum would make a generated test post one signal per code).
 MunicipalityCode = Annotated[
-    str, StringConstraints(pattern=r"^GM\d{4}$"), AfterValidator(check_code),
+    str,
+    StringConstraints(pattern=r"^GM\d{4}$"),
+    AfterValidator(check_code),
     Documented(pattern="^GM(" + "|".join(sorted(code[2:] for code in municipalities())) + ")$"),
 ]
 Postcode = Annotated[str, StringConstraints(pattern=r"^[1-9]\d{3} ?[A-Za-z]{2}$|^[1-9]\d{3}$")]
@@ -181,8 +183,10 @@ class ErasureCaregiver(BaseModel):
     or the e-mail address, or the phone number."""
 
     # The identity rule in the schema too, so a client (and a generated test) can know it.
-    model_config = ConfigDict(**_STRICT, json_schema_extra={"anyOf": [
-        _present("name", "birth_year", "postcode"), _present("email"), _present("phone")]})
+    model_config = ConfigDict(
+        **_STRICT,
+        json_schema_extra={"anyOf": [_present("name", "birth_year", "postcode"), _present("email"), _present("phone")]},
+    )
     name: Text | None = None
     birth_year: int | None = Field(default=None, ge=1900, le=2030)
     postcode: Postcode | None = None
@@ -194,15 +198,25 @@ class ErasureIn(BaseModel):
     """Erase a caregiver: identify them, or name signals about them."""
 
     # One of the two, as the validator below says: the other absent or null.
-    model_config = ConfigDict(**_STRICT, json_schema_extra={"oneOf": [
-        {**_present("caregiver"), "not": _present("signal_ids")},
-        {**_present("signal_ids"), "not": _present("caregiver")}]})
+    model_config = ConfigDict(
+        **_STRICT,
+        json_schema_extra={
+            "oneOf": [
+                {**_present("caregiver"), "not": _present("signal_ids")},
+                {**_present("signal_ids"), "not": _present("caregiver")},
+            ]
+        },
+    )
     caregiver: ErasureCaregiver | None = None
     signal_ids: list[UUID] | None = Field(default=None, min_length=1, max_length=100)
-    scope: ErasureScope | None = Field(default=None, description=(
-        "'signals': withdraw your organisation's own signals about the caregiver (a partner key's "
-        "only scope, and its default); 'caregiver': erase the person across every organisation "
-        "(GDPR art. 17; the privacy officer's credential only, and its default)"))
+    scope: ErasureScope | None = Field(
+        default=None,
+        description=(
+            "'signals': withdraw your organisation's own signals about the caregiver (a partner key's "
+            "only scope, and its default); 'caregiver': erase the person across every organisation "
+            "(GDPR art. 17; the privacy officer's credential only, and its default)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_way(self) -> ErasureIn:

@@ -69,8 +69,15 @@ class SignalsUnitOfWork(UnitOfWork):
         self.signals = SignalsRepository(conn)
         self.data_keys = DataKeys(conn)
 
-    async def log_access(self, actor: Actor, action: Action, subject_type: str,
-                         subject_ids: UUID | str | Iterable[UUID | str], *, outcome: str = "ok") -> None:
+    async def log_access(
+        self,
+        actor: Actor,
+        action: Action,
+        subject_type: str,
+        subject_ids: UUID | str | Iterable[UUID | str],
+        *,
+        outcome: str = "ok",
+    ) -> None:
         await access_log.record(self.conn, actor, action, subject_type, subject_ids, outcome=outcome)
 
     async def lock_caregiver(self, pseudonym: str) -> None:
@@ -109,8 +116,14 @@ def check_signal(signal: SignalIn, organisation: Organisation | None) -> list[di
 
 
 async def intake_signal(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, keyring: MasterKeyring, organisation: Organisation,
-    signal: SignalIn, *, actor: Actor | None = None, idempotency_key: str | None = None,
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    keyring: MasterKeyring,
+    organisation: Organisation,
+    signal: SignalIn,
+    *,
+    actor: Actor | None = None,
+    idempotency_key: str | None = None,
     correlation_id: str | None = None,
 ) -> Intake:
     """Check, store a signal and queue its ``signal.received`` event; a retry with the same
@@ -131,22 +144,45 @@ async def intake_signal(
 
 
 async def _store(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, keyring: MasterKeyring, organisation: Organisation,
-    signal: SignalIn, signal_id: UUID, correlation_id: str | None, status_url: str | None,
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    keyring: MasterKeyring,
+    organisation: Organisation,
+    signal: SignalIn,
+    signal_id: UUID,
+    correlation_id: str | None,
+    status_url: str | None,
 ) -> None:
     received_at = datetime.now(UTC)
     pseudonym = domain.caregiver_pseudonym(settings.pseudonym_key.get_secret_value().encode(), signal, signal_id)
     # Sealed once, here, under the caregiver's data key: every later copy is ciphertext.
     key_id, data_key = await uow.data_keys.for_caregiver(pseudonym, keyring)
-    payload = sealing.seal_signal(domain.received_event(
-        signal, signal_id=signal_id, organisation=organisation, received_at=received_at, status_url=status_url,
-    ), key_id, data_key)
-    event = new_event(EventType.SIGNAL_RECEIVED, payload, producer=settings.service_name,
-                      subject=pseudonym, correlation_id=correlation_id or str(signal_id))
+    payload = sealing.seal_signal(
+        domain.received_event(
+            signal,
+            signal_id=signal_id,
+            organisation=organisation,
+            received_at=received_at,
+            status_url=status_url,
+        ),
+        key_id,
+        data_key,
+    )
+    event = new_event(
+        EventType.SIGNAL_RECEIVED,
+        payload,
+        producer=settings.service_name,
+        subject=pseudonym,
+        correlation_id=correlation_id or str(signal_id),
+    )
     await uow.signals.insert_signal(
-        signal_id=signal_id, organisation_id=organisation.id, pseudonym=pseudonym,
-        municipality_code=signal.caregiver.municipality_code, source_kind=signal.source.kind,
-        urgency=signal.urgency, received_at=received_at,
+        signal_id=signal_id,
+        organisation_id=organisation.id,
+        pseudonym=pseudonym,
+        municipality_code=signal.caregiver.municipality_code,
+        source_kind=signal.source.kind,
+        urgency=signal.urgency,
+        received_at=received_at,
         body=sealing.wire_payload(payload.model_dump(mode="json"))[0],
         event_id=event.event_id,
     )
@@ -154,7 +190,10 @@ async def _store(
 
 
 async def signal_status(
-    uow: SignalsUnitOfWork, signal_id: UUID, organisation_id: UUID, actor: Actor | None = None,
+    uow: SignalsUnitOfWork,
+    signal_id: UUID,
+    organisation_id: UUID,
+    actor: Actor | None = None,
 ) -> tuple[Signal, list[StageRecord]] | None:
     """A signal of this organisation with its timeline; ``actor`` (the partner API) is access-logged."""
     found = await uow.signals.signal_with_stages(signal_id, organisation_id)
@@ -174,8 +213,17 @@ class RateLimited(Exception):
 
 
 async def submit_self_referral(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, keyring: MasterKeyring, signal: SignalIn, *, email: str,
-    name: str | None, language: str, client: str, concern: bool, confirm_url: Callable[[str], str],
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    keyring: MasterKeyring,
+    signal: SignalIn,
+    *,
+    email: str,
+    name: str | None,
+    language: str,
+    client: str,
+    concern: bool,
+    confirm_url: Callable[[str], str],
 ) -> UUID:
     """Keep the submission until its address confirms, and ask notify to send the link.
 
@@ -187,18 +235,37 @@ async def submit_self_referral(
     if await uow.signals.recent_self_referrals(email_digest, client_digest) >= settings.self_referral_per_hour:
         raise RateLimited
     await uow.signals.add_self_referral(
-        id=referral_id, token_hash=token_hash, email_digest=email_digest, client_digest=client_digest,
-        concern=concern, body=signal.model_dump(mode="json"), keep_hours=settings.self_referral_keep_hours)
+        id=referral_id,
+        token_hash=token_hash,
+        email_digest=email_digest,
+        client_digest=client_digest,
+        concern=concern,
+        body=signal.model_dump(mode="json"),
+        keep_hours=settings.self_referral_keep_hours,
+    )
     payload = SelfReferralConfirmationRequested(
-        referral_id=referral_id, email=email, name=name, language=Language(language), confirm_url=confirm_url(token),
-        expires_at=datetime.now(UTC) + timedelta(hours=settings.self_referral_keep_hours), concern=concern)
+        referral_id=referral_id,
+        email=email,
+        name=name,
+        language=Language(language),
+        confirm_url=confirm_url(token),
+        expires_at=datetime.now(UTC) + timedelta(hours=settings.self_referral_keep_hours),
+        concern=concern,
+    )
     # Sealed under the data key of the caregiver the submission is about: the privileged
     # erasure of that person makes the topic's copy of the address unreadable.
     pseudonym = domain.caregiver_pseudonym(settings.pseudonym_key.get_secret_value().encode(), signal, referral_id)
     payload = sealing.seal_payload(payload, *await uow.data_keys.for_caregiver(pseudonym, keyring))
-    await uow.publish(Topics.SIGNALS, new_event(
-        EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED, payload, producer=settings.service_name,
-        subject=str(referral_id), correlation_id=str(referral_id)))
+    await uow.publish(
+        Topics.SIGNALS,
+        new_event(
+            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED,
+            payload,
+            producer=settings.service_name,
+            subject=str(referral_id),
+            correlation_id=str(referral_id),
+        ),
+    )
     return referral_id
 
 
@@ -209,7 +276,10 @@ class Confirmed:
 
 
 async def confirm_self_referral(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, keyring: MasterKeyring, token: str,
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    keyring: MasterKeyring,
+    token: str,
     status_url: Callable[[UUID], str],
 ) -> Confirmed | None:
     """The address confirmed: the submission becomes a signal (once, however often the link
@@ -220,12 +290,22 @@ async def confirm_self_referral(
     if submission.signal_id is not None:
         return Confirmed(submission.signal_id, submission.concern)
     organisation = await uow.signals.organisation_by_name(
-        RESIDENT_ORGANISATION if submission.concern else SELF_ORGANISATION)
-    assert organisation is not None, "migration 060 creates the front-door organisations"
+        RESIDENT_ORGANISATION if submission.concern else SELF_ORGANISATION
+    )
+    if organisation is None:
+        raise RuntimeError("migration 060 creates the front-door organisations")
     signal_id = uuid4()
     # A resident's concern is about someone else: no status link, nothing that contacts them.
-    await _store(uow, settings, keyring, organisation, SignalIn.model_validate(submission.body), signal_id, None,
-                 None if submission.concern else status_url(signal_id))
+    await _store(
+        uow,
+        settings,
+        keyring,
+        organisation,
+        SignalIn.model_validate(submission.body),
+        signal_id,
+        None,
+        None if submission.concern else status_url(signal_id),
+    )
     await uow.signals.confirm_self_referral(submission.id, signal_id)
     return Confirmed(signal_id, submission.concern)
 
@@ -247,7 +327,11 @@ class ErasureRequested:
 
 
 async def request_erasure(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, erasure: ErasureIn, requester: Requester, actor: Actor,
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    erasure: ErasureIn,
+    requester: Requester,
+    actor: Actor,
 ) -> ErasureRequested:
     """Withdraw (a partner) or erase (the privacy officer); the same request again names the
     earlier erasure. Every outcome, refusals included, is access-logged."""
@@ -255,40 +339,75 @@ async def request_erasure(
     pseudonyms = domain.identity_pseudonyms(key, erasure.caregiver) if erasure.caregiver else []
     # The person as the access log names them: digests of the pseudonyms, or the signal ids.
     subject: tuple[str, Sequence[UUID | str]] = (
-        ("caregiver", [domain.subject_digest(p) for p in pseudonyms]) if erasure.caregiver
-        else ("signal", erasure.signal_ids or []))
+        ("caregiver", [domain.subject_digest(p) for p in pseudonyms])
+        if erasure.caregiver
+        else ("signal", erasure.signal_ids or [])
+    )
     if erasure.scope is not None and erasure.scope is not requester.scope:
         if requester.role == "partner":  # a partner reaching for the person: logged
             await uow.log_access(actor, Action.ERASE, *subject, outcome="forbidden")
-            return ErasureRequested(None, Forbidden(
-                "a partner key withdraws only its own signals (scope 'signals'); erasing the person across "
-                "organisations is the privacy officer's"))
-        raise Invalid([{"loc": ("body", "scope"), "type": "scope_for_role",
-                        "msg": "the privacy officer's credential erases the person everywhere: scope 'caregiver'"}])
+            return ErasureRequested(
+                None,
+                Forbidden(
+                    "a partner key withdraws only its own signals (scope 'signals'); erasing the person across "
+                    "organisations is the privacy officer's"
+                ),
+            )
+        raise Invalid(
+            [
+                {
+                    "loc": ("body", "scope"),
+                    "type": "scope_for_role",
+                    "msg": "the privacy officer's credential erases the person everywhere: scope 'caregiver'",
+                }
+            ]
+        )
     if erasure.caregiver and not pseudonyms:
-        raise Invalid([{"loc": ("body", "caregiver"), "type": "missing_identity",
-                        "msg": "give name, birth_year and postcode together, or email, or phone"}])
+        raise Invalid(
+            [
+                {
+                    "loc": ("body", "caregiver"),
+                    "type": "missing_identity",
+                    "msg": "give name, birth_year and postcode together, or email, or phone",
+                }
+            ]
+        )
     digest_ = domain.erasure_request_digest(requester.id, requester.scope.value, pseudonyms, erasure.signal_ids)
     posted_by = requester.id if requester.role == "partner" else None
     if (earlier := await uow.signals.lock_erasure_request(digest_)) is not None:
         await uow.log_access(actor, Action.READ, "erasure", earlier)  # the same request again
         return ErasureRequested(earlier)
-    caregivers = await uow.signals.caregivers_of(pseudonyms=pseudonyms, signal_ids=erasure.signal_ids,
-                                                 posted_by=posted_by)
+    caregivers = await uow.signals.caregivers_of(
+        pseudonyms=pseudonyms, signal_ids=erasure.signal_ids, posted_by=posted_by
+    )
     if not caregivers:  # logged too: asking about a person is an access of its own
         await uow.log_access(actor, Action.ERASE, *subject, outcome="not_found")
-        return ErasureRequested(None, NotFound("your organisation posted no signal about this caregiver"
-                                               if posted_by else "no signal about this caregiver"))
+        return ErasureRequested(
+            None,
+            NotFound(
+                "your organisation posted no signal about this caregiver"
+                if posted_by
+                else "no signal about this caregiver"
+            ),
+        )
     erasure_id = uuid4()
-    await _erase(uow, settings, erasure_id=erasure_id, requester=requester, pseudonyms=caregivers,
-                 identified_by="identity" if erasure.caregiver else "signal_ids", request_digest=digest_)
+    await _erase(
+        uow,
+        settings,
+        erasure_id=erasure_id,
+        requester=requester,
+        pseudonyms=caregivers,
+        identified_by="identity" if erasure.caregiver else "signal_ids",
+        request_digest=digest_,
+    )
     await uow.log_access(actor, Action.ERASE, "erasure", erasure_id)
     await uow.log_access(actor, Action.ERASE, *subject)
     return ErasureRequested(erasure_id)
 
 
-async def erasure_status(uow: SignalsUnitOfWork, erasure_id: UUID, requester: Requester,
-                         actor: Actor) -> ErasureRecord | None:
+async def erasure_status(
+    uow: SignalsUnitOfWork, erasure_id: UUID, requester: Requester, actor: Actor
+) -> ErasureRecord | None:
     """An erasure this requester asked for (None: no such erasure; the asking is logged either way)."""
     found = await uow.signals.erasure_of(erasure_id, requester.id)
     await uow.log_access(actor, Action.READ, "erasure", erasure_id, outcome="ok" if found else "not_found")
@@ -301,7 +420,8 @@ async def erase_own_submission(uow: SignalsUnitOfWork, settings: SignalsSettings
     erasure a partner uses for its own signals, on behalf of the front door). What
     professionals posted about them is theirs to withdraw or the privacy officer's to erase."""
     organisation = await uow.signals.organisation_by_name(SELF_ORGANISATION)
-    assert organisation is not None, "migration 060 creates the front-door organisations"
+    if organisation is None:
+        raise RuntimeError("migration 060 creates the front-door organisations")
     pseudonyms = await uow.signals.caregivers_of(pseudonyms=[], signal_ids=[signal_id], posted_by=organisation.id)
     if not pseudonyms:
         return  # erased already, or not a self-referral
@@ -309,13 +429,26 @@ async def erase_own_submission(uow: SignalsUnitOfWork, settings: SignalsSettings
     digest_ = domain.erasure_request_digest(requester.id, requester.scope.value, pseudonyms, None)
     if await uow.signals.lock_erasure_request(digest_) is not None:
         return
-    await _erase(uow, settings, erasure_id=uuid4(), requester=requester, pseudonyms=pseudonyms,
-                 identified_by="signal_ids", request_digest=digest_)
+    await _erase(
+        uow,
+        settings,
+        erasure_id=uuid4(),
+        requester=requester,
+        pseudonyms=pseudonyms,
+        identified_by="signal_ids",
+        request_digest=digest_,
+    )
 
 
 async def _erase(
-    uow: SignalsUnitOfWork, settings: SignalsSettings, *, erasure_id: UUID, requester: Requester,
-    pseudonyms: list[str], identified_by: str, request_digest: str,
+    uow: SignalsUnitOfWork,
+    settings: SignalsSettings,
+    *,
+    erasure_id: UUID,
+    requester: Requester,
+    pseudonyms: list[str],
+    identified_by: str,
+    request_digest: str,
 ) -> None:
     """Erase (or withdraw, by the requester's scope) for these caregivers."""
     scope, requested_at = requester.scope, datetime.now(UTC)
@@ -323,8 +456,9 @@ async def _erase(
     for pseudonym in sorted(pseudonyms):  # before the rows: see shared.tombstones.lock_for_erasure
         await uow.lock_caregiver(pseudonym)
     signals = await uow.signals.signals_of_caregivers(pseudonyms, posted_by)
-    erasures = [domain.caregiver_erased(erasure_id, requester, pseudonym, signals, requested_at)
-                for pseudonym in pseudonyms]
+    erasures = [
+        domain.caregiver_erased(erasure_id, requester, pseudonym, signals, requested_at) for pseudonym in pseudonyms
+    ]
     for erased in erasures:  # first: events in flight about them are dropped from now on
         await uow.record_erasure(erased)
     await uow.signals.delete_signals([s.id for s in signals])
@@ -337,16 +471,28 @@ async def _erase(
     event_ids = []
     for erased in erasures:
         await uow.forget_retained(erased, whole_subject=erased.caregiver_pseudonym in gone)
-        event = new_event(EventType.CAREGIVER_ERASED, erased, producer=settings.service_name,
-                          subject=erased.caregiver_pseudonym, correlation_id=str(erasure_id))
+        event = new_event(
+            EventType.CAREGIVER_ERASED,
+            erased,
+            producer=settings.service_name,
+            subject=erased.caregiver_pseudonym,
+            correlation_id=str(erasure_id),
+        )
         await uow.publish(Topics.SIGNALS, event)
         event_ids.append(event.event_id)
     partner = requester.role == "partner"
     await uow.signals.insert_erasure(
-        id=erasure_id, organisation_id=requester.id if partner else None,
-        officer_id=None if partner else requester.id, role=requester.role, requester=requester.name,
-        scope=scope.value, request_digest=request_digest, requested_at=requested_at, signals=len(signals),
-        event_ids=event_ids, identified_by=identified_by,
+        id=erasure_id,
+        organisation_id=requester.id if partner else None,
+        officer_id=None if partner else requester.id,
+        role=requester.role,
+        requester=requester.name,
+        scope=scope.value,
+        request_digest=request_digest,
+        requested_at=requested_at,
+        signals=len(signals),
+        event_ids=event_ids,
+        identified_by=identified_by,
         subject_digests=[domain.subject_digest(p) for p in sorted(pseudonyms)],
     )
 
@@ -355,8 +501,13 @@ async def _erase(
 
 
 async def record_stage(
-    uow: SignalsUnitOfWork, event_id: UUID, signal_ids: Iterable[UUID], stage: Stage, occurred_at: datetime,
-    detail: dict[str, Any], case_id: UUID | None = None,
+    uow: SignalsUnitOfWork,
+    event_id: UUID,
+    signal_ids: Iterable[UUID],
+    stage: Stage,
+    occurred_at: datetime,
+    detail: dict[str, Any],
+    case_id: UUID | None = None,
 ) -> None:
     """Add a stage to each signal's timeline (an event redelivered adds nothing: one stage per event id)."""
     for signal_id in signal_ids:

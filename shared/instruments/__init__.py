@@ -158,14 +158,18 @@ class Instrument(_Data):
         """Every problem with ``answers``; an empty list means they can be scored."""
         errors = []
         if len(answers) != self.item_count:
-            errors.append(AnswerError(
-                item=None, message=f"{self.id} expects {self.item_count} answers, got {len(answers)}"))
+            errors.append(
+                AnswerError(item=None, message=f"{self.id} expects {self.item_count} answers, got {len(answers)}")
+            )
         allowed = self.answer_values
         allowed_text = ", ".join(str(v) for v in allowed)
         for number, answer in enumerate(answers[: self.item_count], start=1):
             if answer not in allowed:
-                errors.append(AnswerError(
-                    item=number, message=f"{self.id} item {number}: answer {answer} is not one of {allowed_text}"))
+                errors.append(
+                    AnswerError(
+                        item=number, message=f"{self.id} item {number}: answer {answer} is not one of {allowed_text}"
+                    )
+                )
         return errors
 
     def score(self, answers: list[int]) -> InstrumentScore:
@@ -228,7 +232,8 @@ def _load(directory: Path) -> Catalogue:
         instrument = _read(path)
         if instrument.id in files:
             raise ValueError(
-                f"{path.name}: instrument {instrument.id} is defined twice (also in {files[instrument.id]})")
+                f"{path.name}: instrument {instrument.id} is defined twice (also in {files[instrument.id]})"
+            )
         files[instrument.id] = path.name
         instruments.append(instrument)
     return Catalogue(instruments)

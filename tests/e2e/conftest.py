@@ -88,8 +88,12 @@ async def post(client: httpx.AsyncClient, signal: dict[str, Any], key: str = GP_
 
 
 async def wait_for_status(
-    client: httpx.AsyncClient, signal_id: str, statuses: set[str], timeout: float = 30,
-    key: str = GP_KEY, until=None,
+    client: httpx.AsyncClient,
+    signal_id: str,
+    statuses: set[str],
+    timeout: float = 30,
+    key: str = GP_KEY,
+    until=None,
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body: dict[str, Any] = {}
@@ -132,8 +136,9 @@ async def read_topic(bootstrap: str, topic: str, want, count: int = 1, timeout: 
     """Records of ``topic`` (from the start) for which ``want(record)`` holds."""
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=f"e2e-reader-{uuid.uuid4()}")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=f"e2e-reader-{uuid.uuid4()}"
+    )
     await consumer.start()
     found: list[Any] = []
     try:

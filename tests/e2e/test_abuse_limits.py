@@ -27,8 +27,14 @@ GP_NAME = DEMO_ORGANISATIONS[0][0]
 
 
 def cli(stack: Stack, service: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", f"services.{service}.cli", *args], env=stack.env_for(service),
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", f"services.{service}.cli", *args],
+        env=stack.env_for(service),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def key_id_of(issued: subprocess.CompletedProcess[str]) -> str:
@@ -44,13 +50,21 @@ async def municipal(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook", "https://10.0.0.1/hook", "https://169.254.169.254/latest/meta-data/",
-    "https://localhost/hook",            # a name resolving to 127.0.0.1
-    "https://localhost:8443/hook", "https://[::1]/hook", "https://[::ffff:169.254.169.254]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://localhost/hook",  # a name resolving to 127.0.0.1
+        "https://localhost:8443/hook",
+        "https://[::1]/hook",
+        "https://[::ffff:169.254.169.254]/",
+    ],
+)
 async def test_a_webhook_pointing_inside_is_refused_with_a_generic_message(
-    municipal: httpx.AsyncClient, url: str,
+    municipal: httpx.AsyncClient,
+    url: str,
 ) -> None:
     hooks = "/v1/municipalities/GM0327/webhooks"
     response = await municipal.post(hooks, headers=headers(LEUSDEN_KEY), json={"url": url, "secret": "s" * 24})
@@ -64,13 +78,13 @@ async def test_a_webhook_pointing_inside_is_refused_with_a_generic_message(
 async def test_a_partner_over_its_rate_gets_429_with_retry_after(stack: Stack, client: httpx.AsyncClient) -> None:
     """A dedicated key with a low limit (``issue-key --rate-per-minute 3``), so other tests
     are not throttled; every other key keeps the scope's default."""
-    issued = cli(stack, "signals", "issue-key", "--organisation", GP_NAME, "--rate-per-minute", "3",
-                 "--label", "rate test")
+    issued = cli(
+        stack, "signals", "issue-key", "--organisation", GP_NAME, "--rate-per-minute", "3", "--label", "rate test"
+    )
     assert issued.returncode == 0, issued.stderr
     key, key_id = issued.stdout.strip(), key_id_of(issued)
     answers = [await post(client, make_signal(), key=key) for _ in range(4)]
-    windows = await query(stack, "signals", "SELECT hits FROM rate_limit_windows WHERE bucket = $1",
-                          f"{key_id}:ingest")
+    windows = await query(stack, "signals", "SELECT hits FROM rate_limit_windows WHERE bucket = $1", f"{key_id}:ingest")
     if len(windows) > 1:
         pytest.skip("the one-minute window turned between the requests; the count started again")
     assert [a.status_code for a in answers] == [202, 202, 202, 429]
@@ -107,15 +121,20 @@ async def test_open_streams_per_credential_are_capped(stack: Stack) -> None:
                 await stream.__aexit__(None, None, None)
 
 
-@pytest.mark.parametrize(("path", "value"), [
-    ("caregiver__email", "a@example.nl,b@example.nl"),
-    ("caregiver__email", "a@example.nl;b@example.nl"),
-    ("caregiver__email", "a@example.nl\r\nBcc: c@example.nl"),
-    ("caregiver__name", "Anna\r\nBcc: c@example.nl"),
-    ("source__reference", "HIS-1\nX-Injected: yes"),
-])
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("caregiver__email", "a@example.nl,b@example.nl"),
+        ("caregiver__email", "a@example.nl;b@example.nl"),
+        ("caregiver__email", "a@example.nl\r\nBcc: c@example.nl"),
+        ("caregiver__name", "Anna\r\nBcc: c@example.nl"),
+        ("source__reference", "HIS-1\nX-Injected: yes"),
+    ],
+)
 async def test_fields_that_reach_e_mail_headers_refuse_line_breaks_and_second_addresses(
-    client: httpx.AsyncClient, path: str, value: str,
+    client: httpx.AsyncClient,
+    path: str,
+    value: str,
 ) -> None:
     response = await post(client, make_signal(**{path: value}))
     assert response.status_code == 422, response.text

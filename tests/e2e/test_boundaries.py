@@ -30,9 +30,22 @@ def _identity(signal: dict[str, Any]) -> dict[str, Any]:
 def _leaks(text: str, gp_signal_id: str, case_id: uuid.UUID) -> list[str]:
     """What of the GP's crisis signal, or of the case, a text shows."""
     lowered = text.lower()
-    found = [word for word in ("crisis", "neglect", "derailed", "independent source", "highest level",
-                               "2 signals", "dementia", gp_signal_id, str(case_id), "his-2026-000123")
-             if word in lowered]
+    found = [
+        word
+        for word in (
+            "crisis",
+            "neglect",
+            "derailed",
+            "independent source",
+            "highest level",
+            "2 signals",
+            "dementia",
+            gp_signal_id,
+            str(case_id),
+            "his-2026-000123",
+        )
+        if word in lowered
+    ]
     return found + re.findall(r"\bgp\b", lowered)
 
 
@@ -49,19 +62,25 @@ async def _consumed(stack: Stack, erasure_id: str) -> None:
     )
     async with asyncio.timeout(30):
         for service in ("screening", "matching", "notify", "municipalities"):
-            while (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
-                               event_ids))[0][0] < len(event_ids):
+            while (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)", event_ids))[0][
+                0
+            ] < len(event_ids):
                 await asyncio.sleep(0.2)
 
 
 async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_only_its_own(
-    client: httpx.AsyncClient, stack: Stack,
+    client: httpx.AsyncClient,
+    stack: Stack,
 ) -> None:
     # The GP signals a crisis; the neighbourhood team later posts a mild signal about the same person.
     gp = make_signal(urgency="crisis", observations=["neglect", "exhaustion"])
     team = json.loads(json.dumps(gp)) | {
-        "source": {"kind": "neighbourhood_team"}, "urgency": "normal", "observations": ["tension"],
-        "instrument": None, "note": None, "care_recipient": {"relationship": "partner"},
+        "source": {"kind": "neighbourhood_team"},
+        "urgency": "normal",
+        "observations": ["tension"],
+        "instrument": None,
+        "note": None,
+        "care_recipient": {"relationship": "partner"},
         "care_situation": {"hours_per_week": 6},
     }
     gp_id = (await post(client, gp)).json()["id"]
@@ -72,8 +91,12 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
     assert posted.status_code == 202
     team_id = posted.json()["id"]
     team_status = await wait_for_status(
-        client, team_id, {"notified"}, key=WIJKTEAM_KEY,
-        until=lambda b: any(n["recipient"] == "referrer" for n in b["notifications"]))
+        client,
+        team_id,
+        {"notified"},
+        key=WIJKTEAM_KEY,
+        until=lambda b: any(n["recipient"] == "referrer" for n in b["notifications"]),
+    )
 
     # Merging stays inside screening: one case holds both signals and judges them together.
     [(case_id, pseudonym)] = await query(
@@ -90,9 +113,13 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
     assert "case_id" not in team_status and "case_id" not in team_status["screening"]
     assert _leaks(posted.text, gp_id, case_id) == []
     assert _leaks(json.dumps(team_status), gp_id, case_id) == [], team_status
-    messages = await query(stack, "notify", """SELECT subject, body_text FROM notifications
+    messages = await query(
+        stack,
+        "notify",
+        """SELECT subject, body_text FROM notifications
                                                 WHERE signal_id = $1 AND recipient_role = 'referrer'""",
-                           uuid.UUID(team_id))
+        uuid.UUID(team_id),
+    )
     assert messages
     for message in messages:
         assert _leaks(message["subject"] + message["body_text"], gp_id, case_id) == [], message["body_text"]
@@ -126,8 +153,9 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
     referrals = await query(stack, "notify", "SELECT signal FROM referrals WHERE signal_id = $1", uuid.UUID(gp_id))
     assert referrals and all(r["signal"] is not None for r in referrals)
     await query(stack, "screening", "UPDATE cases SET rescreen_due_at = now() WHERE id = $1", case_id)
-    await wait_for_status(client, gp_id, {"notified"},
-                          until=lambda b: "rescreen_due" in [t["stage"] for t in b["timeline"]])
+    await wait_for_status(
+        client, gp_id, {"notified"}, until=lambda b: "rescreen_due" in [t["stage"] for t in b["timeline"]]
+    )
 
     # The privacy officer erases the person (art. 17): the GP's signal goes too, once, audited.
     officer = headers(DEMO_PRIVACY_OFFICER_KEY)
@@ -140,11 +168,19 @@ async def test_a_second_organisation_learns_nothing_of_the_first_and_withdraws_o
     await _consumed(stack, erasure.json()["id"])
     assert (await client.get(f"/v1/signals/{gp_id}", headers=headers(GP_KEY))).status_code == 404
     assert await query(stack, "screening", "SELECT 1 FROM cases WHERE id = $1", case_id) == []
-    assert await query(stack, "notify", "SELECT 1 FROM referrals WHERE signal_id = $1 AND signal IS NOT NULL",
-                       uuid.UUID(gp_id)) == []
+    assert (
+        await query(
+            stack, "notify", "SELECT 1 FROM referrals WHERE signal_id = $1 AND signal IS NOT NULL", uuid.UUID(gp_id)
+        )
+        == []
+    )
 
-    audit = await query(stack, "signals", "SELECT * FROM erasure_audit WHERE erasure_id = ANY($1::uuid[]) ORDER BY id",
-                        [uuid.UUID(withdrawal.json()["id"]), uuid.UUID(erasure.json()["id"])])
+    audit = await query(
+        stack,
+        "signals",
+        "SELECT * FROM erasure_audit WHERE erasure_id = ANY($1::uuid[]) ORDER BY id",
+        [uuid.UUID(withdrawal.json()["id"]), uuid.UUID(erasure.json()["id"])],
+    )
     assert [(r["role"], r["scope"]) for r in audit] == [("partner", "signals"), ("privacy_officer", "caregiver")]
     # The person appears in the log only as the digest of their pseudonym.
     assert [r["subject_digests"] for r in audit] == [[hashlib.sha256(pseudonym.encode()).hexdigest()]] * 2
@@ -164,5 +200,8 @@ async def test_a_partner_withdraws_nothing_of_another_organisation(client: httpx
         answer = await client.post("/v1/erasures", headers=headers(WIJKTEAM_KEY), json=body)
         assert answer.status_code == 404 and "your organisation" in answer.json()["detail"]
     assert (await client.get(f"/v1/signals/{signal_id}", headers=headers())).status_code == 200
-    assert (await client.post("/v1/erasures", headers=headers(DEMO_PRIVACY_OFFICER_KEY),
-                              json=_identity(signal) | {"scope": "signals"})).status_code == 422
+    assert (
+        await client.post(
+            "/v1/erasures", headers=headers(DEMO_PRIVACY_OFFICER_KEY), json=_identity(signal) | {"scope": "signals"}
+        )
+    ).status_code == 422

@@ -30,9 +30,14 @@ async def keep(page: Any, name: str) -> None:
 
 
 def sign_in_link(stack: Stack) -> str:
-    result = subprocess.run([sys.executable, "-m", "services.casework.cli", "sign-in-link", "--email",
-                             CONSULTANT_EMAIL], env=stack.env_for("casework"), cwd=REPO, check=True,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.casework.cli", "sign-in-link", "--email", CONSULTANT_EMAIL],
+        env=stack.env_for("casework"),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip().splitlines()[-1]
 
 
@@ -89,8 +94,12 @@ async def test_crisis_and_concern_without_consent_reach_the_consultant_in_dutch(
 
     # The referrer hears only that a person has it.
     for signal_id in (crisis_id,):
-        body = await wait_for_status(client, signal_id, {"notified", "matched", "escalated", "screened"},
-                                     until=lambda b: b.get("taken_up") is not None)
+        body = await wait_for_status(
+            client,
+            signal_id,
+            {"notified", "matched", "escalated", "screened"},
+            until=lambda b: b.get("taken_up") is not None,
+        )
         assert "een mantelzorgconsulent heeft dit opgepakt" in body["taken_up"]["summary"]
 
     # The case page of the crisis: sources, reasons in Dutch, the meldcode and Veilig Thuis.
@@ -125,8 +134,9 @@ async def test_a_municipality_without_a_consultant_falls_to_the_regional_queue(p
 
 
 async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, client):
-    concern = make_signal(source={"kind": "gp"}, instrument=None,
-                          consent={"contact_caregiver": False, "share_with_providers": True})
+    concern = make_signal(
+        source={"kind": "gp"}, instrument=None, consent={"contact_caregiver": False, "share_with_providers": True}
+    )
     signal_id = (await post(client, concern, **{"Idempotency-Key": str(uuid.uuid4())})).json()["id"]
     base = stack.services["casework"].url
     await page.goto(sign_in_link(stack))
@@ -162,12 +172,18 @@ async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, 
     assert "Overgedragen aan het Wmo-loket voor een keukentafelgesprek." in await page.inner_text("main")
     case_id = await case_of(stack, signal_id)
     deadline = time.monotonic() + 30
-    while not await query(stack, "notify", "SELECT status FROM notifications WHERE case_id = $1 "
-                          "AND template = 'wmo_handoff' AND address = $2", case_id, DEMO_WMO_DESK[2]):
+    while not await query(
+        stack,
+        "notify",
+        "SELECT status FROM notifications WHERE case_id = $1 AND template = 'wmo_handoff' AND address = $2",
+        case_id,
+        DEMO_WMO_DESK[2],
+    ):
         assert time.monotonic() < deadline, "no hand-off message to the Wmo desk"
         await asyncio.sleep(0.5)
-    [(referral_status,)] = await query(stack, "notify", "SELECT status FROM referrals WHERE case_id = $1 AND "
-                                       "service_id = 'wmo-desk-gm0327'", case_id)
+    [(referral_status,)] = await query(
+        stack, "notify", "SELECT status FROM referrals WHERE case_id = $1 AND service_id = 'wmo-desk-gm0327'", case_id
+    )
     assert referral_status == "requested"
 
     # Closing after a death: no more re-screens, and the referrer is told (without the reason).
@@ -182,8 +198,14 @@ async def test_the_consultant_records_answers_hands_off_and_closes(page, stack, 
     body = await wait_for_status(client, signal_id, {"matched", "notified"}, until=lambda b: b.get("closed"))
     assert "overleden" not in str(body) and "deceased" not in str(body)
     deadline = time.monotonic() + 30
-    while not (await query(stack, "screening", "SELECT 1 FROM cases WHERE id = $1 AND closed_at IS NOT NULL "
-                           "AND rescreen_due_at IS NULL", case_id)):
+    while not (
+        await query(
+            stack,
+            "screening",
+            "SELECT 1 FROM cases WHERE id = $1 AND closed_at IS NOT NULL AND rescreen_due_at IS NULL",
+            case_id,
+        )
+    ):
         assert time.monotonic() < deadline, "screening did not stop the re-screens"
         await asyncio.sleep(0.5)
     await page.goto(base + "/")

@@ -1,8 +1,9 @@
 """Faults while signals flow: the chaos harness in its short mode, which includes issue 9's
 "killing notify with SIGKILL four times while it delivers leaves every caregiver with exactly
 one e-mail", on a stack with two instances of each consumer service of which one of each is
-killed mid-stream (issue 16's replica check: 0 lost, 0 duplicate notifications). The run starts a stack of its own (own ports, own data directory): its faults
-must not reach the stack the other end-to-end tests share."""
+killed mid-stream (issue 16's replica check: 0 lost, 0 duplicate notifications). The run
+starts a stack of its own (own ports, own data directory): its faults must not reach the
+stack the other end-to-end tests share."""
 
 from __future__ import annotations
 

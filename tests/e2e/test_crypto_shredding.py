@@ -40,7 +40,9 @@ async def scan_databases(stack: Stack, values: list[str]) -> dict[str, set[str]]
         try:
             columns = await conn.fetch(
                 """SELECT table_name, column_name, data_type FROM information_schema.columns
-                   WHERE table_schema = 'public' AND data_type = ANY($1::text[])""", list(_TEXT_TYPES))
+                   WHERE table_schema = 'public' AND data_type = ANY($1::text[])""",
+                list(_TEXT_TYPES),
+            )
             assert columns, f"{service}: no columns to scan"
             for column in columns:
                 name = f'"{column["column_name"]}"'
@@ -105,31 +107,48 @@ def scan_files(files: list[Path], values: list[str]) -> dict[str, set[str]]:
 
 async def _dead_lettered(bootstrap: str, event_id: str) -> None:
     async with asyncio.timeout(60):
-        while not [r for r in (await topic_records(bootstrap))[1]
-                   if r.topic == Topics.dlq(Topics.SIGNALS) and event_id.encode() in r.value]:
+        while not [
+            r
+            for r in (await topic_records(bootstrap))[1]
+            if r.topic == Topics.dlq(Topics.SIGNALS) and event_id.encode() in r.value
+        ]:
             await asyncio.sleep(0.5)
 
 
 async def test_after_the_privileged_erasure_no_personal_value_is_readable_anywhere(
-    client: httpx.AsyncClient, stack: Stack,
+    client: httpx.AsyncClient,
+    stack: Stack,
 ) -> None:
     tag = uuid.uuid4().hex[:8]
     signal = make_signal(
-        caregiver__name=f"Zwaantje Vredeveld {tag}", caregiver__email=f"zwaantje-{tag}@voorbeeld.nl",
-        caregiver__phone=f"+31 6 {int(tag, 16) % 10**8:08d}", note=f"Notitie over de thuissituatie {tag}",
-        care_recipient__condition=f"dementie en ziekte-{tag}", source__reference=f"HIS-{tag}",
+        caregiver__name=f"Zwaantje Vredeveld {tag}",
+        caregiver__email=f"zwaantje-{tag}@voorbeeld.nl",
+        caregiver__phone=f"+31 6 {int(tag, 16) % 10**8:08d}",
+        note=f"Notitie over de thuissituatie {tag}",
+        care_recipient__condition=f"dementie en ziekte-{tag}",
+        source__reference=f"HIS-{tag}",
     )
-    values = [signal["caregiver"]["name"], signal["caregiver"]["email"], signal["caregiver"]["phone"],
-              signal["note"], signal["care_recipient"]["condition"], signal["source"]["reference"]]
+    values = [
+        signal["caregiver"]["name"],
+        signal["caregiver"]["email"],
+        signal["caregiver"]["phone"],
+        signal["note"],
+        signal["care_recipient"]["condition"],
+        signal["source"]["reference"],
+    ]
     first = (await post(client, signal)).json()["id"]
     second = (await post(client, signal | {"urgency": "high"})).json()["id"]
     for signal_id in (first, second):
         await wait_for_status(client, signal_id, {"notified"})
 
     # A sealed event of this caregiver that screening cannot handle, so a DLQ holds a copy too.
-    [row] = await query(stack, "signals", "SELECT key, headers, body FROM outbox WHERE event_id = "
-                        "(SELECT event_id FROM signal_stages WHERE signal_id = $1 AND stage = 'received')",
-                        uuid.UUID(first))
+    [row] = await query(
+        stack,
+        "signals",
+        "SELECT key, headers, body FROM outbox WHERE event_id = "
+        "(SELECT event_id FROM signal_stages WHERE signal_id = $1 AND stage = 'received')",
+        uuid.UUID(first),
+    )
     poison = json.loads(row["body"])
     poison["event_id"], poison["payload"]["urgency"] = str(uuid.uuid4()), "not-an-urgency"
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
@@ -211,11 +230,21 @@ async def test_a_new_consumer_handles_an_old_version_plaintext_event(client: htt
     (version 1, the personal fields in plaintext) is screened by the new screening."""
     signal = make_signal(care_recipient__condition="Dementie")
     signal_id = uuid.uuid4()
-    payload = signal | {"signal_id": str(signal_id), "organisation_id": str(uuid.uuid4()),
-                        "organisation_name": "GP van voor de versleuteling", "received_at": "2026-11-25T10:00:00Z"}
-    event: dict[str, Any] = {"event_id": str(uuid.uuid4()), "event_type": "signal.received", "version": 1,
-             "correlation_id": str(signal_id), "producer": "signals", "subject": f"old-{signal_id}",
-             "payload": payload}
+    payload = signal | {
+        "signal_id": str(signal_id),
+        "organisation_id": str(uuid.uuid4()),
+        "organisation_name": "GP van voor de versleuteling",
+        "received_at": "2026-11-25T10:00:00Z",
+    }
+    event: dict[str, Any] = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "signal.received",
+        "version": 1,
+        "correlation_id": str(signal_id),
+        "producer": "signals",
+        "subject": f"old-{signal_id}",
+        "payload": payload,
+    }
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
     try:
@@ -223,12 +252,17 @@ async def test_a_new_consumer_handles_an_old_version_plaintext_event(client: htt
     finally:
         await producer.stop()
     async with asyncio.timeout(30):
-        while not await query(stack, "matching", "SELECT 1 FROM outbox WHERE body::jsonb->'payload'->>'signal_id' = $1",
-                              str(signal_id)):
+        while not await query(
+            stack, "matching", "SELECT 1 FROM outbox WHERE body::jsonb->'payload'->>'signal_id' = $1", str(signal_id)
+        ):
             await asyncio.sleep(0.2)
-    [(body,)] = await query(stack, "screening", "SELECT body FROM outbox WHERE "
-                            "body::jsonb->'payload'->>'signal_id' = $1 AND headers->>'event_type' = 'signal.screened'",
-                            str(signal_id))
+    [(body,)] = await query(
+        stack,
+        "screening",
+        "SELECT body FROM outbox WHERE "
+        "body::jsonb->'payload'->>'signal_id' = $1 AND headers->>'event_type' = 'signal.screened'",
+        str(signal_id),
+    )
     screened = json.loads(body)["payload"]
     assert screened["result"]["recipient_groups"] == ["dementia"]
     assert screened["signal"]["note"] is None and screened["signal"]["care_recipient"]["condition"] is None

@@ -47,8 +47,14 @@ def import_social_map(stack: Stack, path: Path, **env_overrides: str) -> subproc
     env = {k: v for k, v in os.environ.items() if not k.endswith("_DATABASE_URL")}
     env["STS_STACK_FILE"] = str(stack.stack_file)
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "-m", "services.matching.cli", "import", str(path)],
-                          env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "services.matching.cli", "import", str(path)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -67,7 +73,9 @@ def free_places(stack: Stack, tmp_path: Path) -> Iterator[None]:
 
 
 async def test_a_caregiver_refers_themselves_confirms_by_mail_and_follows_their_own_status_page(
-    page: Any, stack: Stack, free_places: None,
+    page: Any,
+    stack: Stack,
+    free_places: None,
 ) -> None:
     email = f"mz-{uuid.uuid4().hex[:8]}@example.nl"
     signals = stack.services["signals"].url
@@ -107,16 +115,21 @@ async def test_a_caregiver_refers_themselves_confirms_by_mail_and_follows_their_
     await page.get_by_role("heading", name="Uw aanmelding").wait_for()
     await _until(page, "#matches", "Mantelzorgconsulent")
     matches = await page.locator("#matches").inner_text()
-    assert re.search(r"Logeeropvang|Dagopvang|Vrijwillige thuisondersteuning", matches), \
+    assert re.search(r"Logeeropvang|Dagopvang|Vrijwillige thuisondersteuning", matches), (
         "the heavy supervision task asks for respite care"
+    )
     assert "+31" in matches and "Leusden" in matches, "each proposed service comes with its contact details"
     assert await page.get_by_role("button", name=re.compile("Wis mijn aanmelding")).count() == 1
 
     signal_id = uuid.UUID(re.search(r"/mijn/([0-9a-f-]+)", page.url).group(1))
     [(source, share, status_url, body)] = await query(
-        stack, "signals", "SELECT source_kind, body->'consent'->>'share_with_providers', "
+        stack,
+        "signals",
+        "SELECT source_kind, body->'consent'->>'share_with_providers', "
         "(SELECT count(*) FROM self_referrals WHERE body IS NULL AND signal_id = s.id), body::text FROM signals s "
-        "WHERE id = $1", signal_id)
+        "WHERE id = $1",
+        signal_id,
+    )
     assert (source, share, status_url) == ("self", "true", 1), "confirmed: the submission's copy is gone"
     assert email not in body, "stored sealed: the address only as ciphertext"
 
@@ -140,15 +153,20 @@ async def test_a_resident_s_concern_never_contacts_the_person(page: Any, stack: 
     await page.goto(link)
     await page.get_by_role("button", name="Bevestigen").click()
     await page.get_by_role("heading", name="Dank u wel").wait_for()
-    [signal] = await query(stack, "signals", "SELECT id, source_kind, body FROM signals "
-                           "WHERE source_kind = 'resident' ORDER BY received_at DESC LIMIT 1")
+    [signal] = await query(
+        stack,
+        "signals",
+        "SELECT id, source_kind, body FROM signals WHERE source_kind = 'resident' ORDER BY received_at DESC LIMIT 1",
+    )
     body = json.loads(signal["body"])  # a plain connection returns jsonb as text
     assert body["consent"]["contact_caregiver"] is False
     assert "Mevrouw Overbelast" not in signal["body"] and reporter not in signal["body"], "stored sealed"
 
 
 async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_status(
-    page: Any, stack: Stack, free_places: None,
+    page: Any,
+    stack: Stack,
+    free_places: None,
 ) -> None:
     name = f"Mantelzorger {uuid.uuid4().hex[:8]}"
     await page.goto(sign_in_link(stack))  # the one-time link `make run` prints
@@ -176,8 +194,9 @@ async def test_a_professional_posts_a_signal_through_the_form_and_watches_its_st
     body = json.loads(signal["body"])  # a plain connection returns jsonb as text
     assert signal["source_kind"] == "gp"
     assert body["consent"]["obtained_by"] == "dr. Jansen, huisarts"
-    assert name not in signal["body"] and "Iemand die meedenkt." not in signal["body"], \
+    assert name not in signal["body"] and "Iemand die meedenkt." not in signal["body"], (
         "the caregiver and their own question are stored sealed"
+    )
 
     # A sign-in link works once.
     link = sign_in_link(stack)

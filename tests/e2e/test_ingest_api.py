@@ -34,14 +34,19 @@ async def test_other_organisation_gets_404(client: httpx.AsyncClient) -> None:
 
 
 async def test_invalid_fields_are_named(client: httpx.AsyncClient) -> None:
-    signal = make_signal(caregiver__municipality_code="Leusden", source__kind="astrologer",
-                         care_situation__hours_per_week=-3)
+    signal = make_signal(
+        caregiver__municipality_code="Leusden", source__kind="astrologer", care_situation__hours_per_week=-3
+    )
     signal["caregiver"]["shoe_size"] = 41
     response = await post(client, signal)
     assert response.status_code == 422
     fields = {e["field"] for e in response.json()["detail"]}
-    assert {"caregiver.municipality_code", "source.kind", "care_situation.hours_per_week",
-            "caregiver.shoe_size"} <= fields
+    assert {
+        "caregiver.municipality_code",
+        "source.kind",
+        "care_situation.hours_per_week",
+        "caregiver.shoe_size",
+    } <= fields
 
 
 async def test_malformed_json_is_a_4xx_not_a_500(client: httpx.AsyncClient) -> None:
@@ -83,12 +88,15 @@ async def test_openapi_and_docs_are_served(client: httpx.AsyncClient) -> None:
     assert (await client.get("/docs")).status_code == 200
 
 
-@pytest.mark.parametrize("instrument,field,fragment", [
-    ({"id": "ediz_plus", "answers": [1] * 14}, "instrument.answers", "ediz_plus expects 15 answers"),
-    ({"id": "ediz_plus", "answers": [1, 1, 2] + [0] * 12}, "instrument.answers.2", "ediz_plus item 3"),
-    ({"id": "csi", "answers": [1] * 12 + [5]}, "instrument.answers.12", "csi item 13"),
-    ({"id": "wellbeing_quiz", "answers": [1]}, "instrument.id", "unknown instrument"),
-])
+@pytest.mark.parametrize(
+    "instrument,field,fragment",
+    [
+        ({"id": "ediz_plus", "answers": [1] * 14}, "instrument.answers", "ediz_plus expects 15 answers"),
+        ({"id": "ediz_plus", "answers": [1, 1, 2] + [0] * 12}, "instrument.answers.2", "ediz_plus item 3"),
+        ({"id": "csi", "answers": [1] * 12 + [5]}, "instrument.answers.12", "csi item 13"),
+        ({"id": "wellbeing_quiz", "answers": [1]}, "instrument.id", "unknown instrument"),
+    ],
+)
 async def test_bad_instrument_answers_are_rejected_naming_instrument_and_item(
     client: httpx.AsyncClient, instrument: dict, field: str, fragment: str
 ) -> None:

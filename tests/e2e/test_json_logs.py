@@ -42,7 +42,8 @@ def _parsed(stack: Stack) -> dict[str, list[dict[str, Any]]]:
 
 
 async def test_every_line_of_every_service_log_is_json_with_the_correlation_id(
-    stack: Stack, client: httpx.AsyncClient,
+    stack: Stack,
+    client: httpx.AsyncClient,
 ) -> None:
     correlation_id = f"json-logs-{uuid.uuid4()}"
     response = await post(client, make_signal(), **{"X-Correlation-ID": correlation_id})
@@ -56,8 +57,17 @@ async def test_every_line_of_every_service_log_is_json_with_the_correlation_id(
     assert "uvicorn.error" in loggers, loggers
     assert any(line.get("logger") == "uvicorn.error" for line in parsed["operators"])
     # A library's line (it has a "logger") written while a service handled the signal's events.
-    carried = {service for service, lines in parsed.items() if service != "signals"
-               for line in lines if line.get("correlation_id") == correlation_id and "logger" in line}
+    carried = {
+        service
+        for service, lines in parsed.items()
+        if service != "signals"
+        for line in lines
+        if line.get("correlation_id") == correlation_id and "logger" in line
+    }
     assert carried, "no library line of the consuming services carried the correlation id"
-    assert all(line["service"] == service for service, lines in parsed.items() for line in lines
-               if line.get("logger") != "uncaught")
+    assert all(
+        line["service"] == service
+        for service, lines in parsed.items()
+        for line in lines
+        if line.get("logger") != "uncaught"
+    )

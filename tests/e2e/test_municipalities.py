@@ -29,25 +29,34 @@ pytestmark = pytest.mark.e2e
 KEYS = dict(DEMO_MUNICIPALITY_KEYS)
 LEUSDEN, AMERSFOORT, BUNSCHOTEN = "GM0327", "GM0307", "GM0313"
 RANDOM_IDS = ("event_id", "correlation_id")  # uuids: compared whole, not searched in
+
+
 def identifying_signal(municipality: str, postcode: str, **changes: Any) -> dict[str, Any]:
     """A signal whose every identifying field is unique to it. Postcode letters are not hex
     digits, so a scan of raw bytes cannot find them inside a pseudonym by chance."""
     tag = uuid.uuid4().hex[:8]
-    return make_signal(**{
-        "caregiver__name": f"Mantelzorger {tag}", "caregiver__email": f"mz-{tag}@example.nl",
-        "caregiver__phone": f"+3161{int(tag, 16) % 10_000_000:07d}", "caregiver__birth_year": 1937,
-        "caregiver__postcode": postcode, "caregiver__municipality_code": municipality,
-        "note": f"Vrije tekst over deze mantelzorger {tag}", "source__reference": f"REF-{tag}",
-        **changes,
-    })
+    return make_signal(
+        **{
+            "caregiver__name": f"Mantelzorger {tag}",
+            "caregiver__email": f"mz-{tag}@example.nl",
+            "caregiver__phone": f"+3161{int(tag, 16) % 10_000_000:07d}",
+            "caregiver__birth_year": 1937,
+            "caregiver__postcode": postcode,
+            "caregiver__municipality_code": municipality,
+            "note": f"Vrije tekst over deze mantelzorger {tag}",
+            "source__reference": f"REF-{tag}",
+            **changes,
+        }
+    )
 
 
 def _consume(bootstrap: str, topic: str, want, timeout: float = 40) -> list[Any]:
     """Read the topic from the start with librdkafka until ``want(messages)``. Every
     partition is assigned directly: a consumer-group join takes librdkafka some 20 s on the
     embedded broker (Tansu)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"municipality-reader-{uuid.uuid4()}",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"municipality-reader-{uuid.uuid4()}", "enable.auto.commit": False}
+    )
     partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
     messages: list[Any] = []
@@ -83,17 +92,24 @@ async def municipal(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 def _ours(group: dict[str, Any]) -> bool:
     """A group of the thirty: their district, age band and source kind, screened."""
     return (group["record"], group["area"], group["age_band"], group["source_kind"]) == (
-        "signal.screened", "WK032703", "80-89", "home_care")
+        "signal.screened",
+        "WK032703",
+        "80-89",
+        "home_care",
+    )
 
 
 async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_nothing_identifying(
-    stack: Stack, client: httpx.AsyncClient, municipal: httpx.AsyncClient,
+    stack: Stack,
+    client: httpx.AsyncClient,
+    municipal: httpx.AsyncClient,
 ) -> None:
     bodies = [identifying_signal(LEUSDEN, "3791 PQ", source__kind="home_care") for _ in range(30)]
     seen: list[dict[str, Any]] = []
     started = time.monotonic()
-    async with municipal.stream("GET", f"/v1/municipalities/{LEUSDEN}/events",
-                                headers=headers(KEYS[LEUSDEN])) as response:
+    async with municipal.stream(
+        "GET", f"/v1/municipalities/{LEUSDEN}/events", headers=headers(KEYS[LEUSDEN])
+    ) as response:
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         responses = await asyncio.gather(*(post(client, b, key=THUISZORG_KEY) for b in bodies))
         assert all(r.status_code == 202 for r in responses), [r.text for r in responses]
@@ -114,8 +130,8 @@ async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_n
     topic = f"municipality.{LEUSDEN}.events.v1"
     ids = {e["event_id"] for e in seen}
     messages = await asyncio.to_thread(
-        _consume, stack.broker.bootstrap, topic,
-        lambda found: ids <= {json.loads(m.value())["event_id"] for m in found})
+        _consume, stack.broker.bootstrap, topic, lambda found: ids <= {json.loads(m.value())["event_id"] for m in found}
+    )
     envelopes = [json.loads(m.value()) for m in messages]
     assert ids <= {e["event_id"] for e in envelopes}
     assert all(m.key().decode() == LEUSDEN for m in messages)  # the key names no one
@@ -125,10 +141,21 @@ async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_n
     texts = [str(i) for i in signal_ids]
     for body in bodies:
         c = body["caregiver"]
-        texts += [c["name"], c["email"], c["phone"], body["note"], body["source"]["reference"],
-                  c["postcode"], c["postcode"].replace(" ", "")]
-    pseudonyms = await query(stack, "signals", "SELECT caregiver_pseudonym FROM signals WHERE id = ANY($1::uuid[])",
-                             [uuid.UUID(i) for i in signal_ids])
+        texts += [
+            c["name"],
+            c["email"],
+            c["phone"],
+            body["note"],
+            body["source"]["reference"],
+            c["postcode"],
+            c["postcode"].replace(" ", ""),
+        ]
+    pseudonyms = await query(
+        stack,
+        "signals",
+        "SELECT caregiver_pseudonym FROM signals WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(i) for i in signal_ids],
+    )
     texts += [r[0] for r in pseudonyms]
     assert not {e[k] for e in envelopes for k in RANDOM_IDS} & set(texts)
     rest = json.dumps([{k: v for k, v in e.items() if k not in RANDOM_IDS} for e in envelopes + seen]).casefold()
@@ -138,7 +165,8 @@ async def test_thirty_similar_signals_come_out_as_groups_on_sse_and_kafka_with_n
 
 
 async def test_three_similar_signals_release_nothing(
-    stack: Stack, client: httpx.AsyncClient,
+    stack: Stack,
+    client: httpx.AsyncClient,
 ) -> None:
     """In Bunschoten, where no other test posts: the three wait, find no k, and are suppressed."""
     bodies = [identifying_signal(BUNSCHOTEN, "3751 AB") for _ in range(3)]
@@ -157,7 +185,9 @@ async def test_three_similar_signals_release_nothing(
 
 
 async def test_an_unknown_municipality_gets_no_topic(
-    stack: Stack, client: httpx.AsyncClient, municipal: httpx.AsyncClient,
+    stack: Stack,
+    client: httpx.AsyncClient,
+    municipal: httpx.AsyncClient,
 ) -> None:
     """A code that is no municipality (the CBS list) is refused at ingest; an existing one this
     deployment does not serve flows through the pipeline, and neither gets a topic."""
@@ -188,8 +218,9 @@ async def test_one_municipality_never_reads_another(municipal: httpx.AsyncClient
 async def test_statistics_answer_closed_months_only(municipal: httpx.AsyncClient) -> None:
     month = datetime.now(UTC).strftime("%Y-%m")
     for path in ("statistics", "statistics/outcomes"):
-        response = await municipal.get(f"/v1/municipalities/{LEUSDEN}/{path}", params={"from": month, "to": month},
-                                       headers=headers(KEYS[LEUSDEN]))
+        response = await municipal.get(
+            f"/v1/municipalities/{LEUSDEN}/{path}", params={"from": month, "to": month}, headers=headers(KEYS[LEUSDEN])
+        )
         assert response.status_code == 200, response.text
         assert response.json()["months"] == [] and response.json()["open_months"] == [month]
 
@@ -209,8 +240,9 @@ async def test_webhooks_are_registered_per_municipality_and_must_use_https(munic
     assert "secret" not in hook and hook["url"] == "https://1.1.1.1/gemeente-hook"
     assert [h["id"] for h in (await client.get(url, headers=own)).json()] == [hook["id"]]
     assert (await client.get(f"/v1/municipalities/{AMERSFOORT}/webhooks", headers=other)).json() == []
-    assert (await client.delete(f"/v1/municipalities/{AMERSFOORT}/webhooks/{hook['id']}",
-                                headers=other)).status_code == 404
+    assert (
+        await client.delete(f"/v1/municipalities/{AMERSFOORT}/webhooks/{hook['id']}", headers=other)
+    ).status_code == 404
     assert (await client.delete(f"{url}/{hook['id']}", headers=own)).status_code == 204
     assert (await client.get(url, headers=own)).json() == []
 
@@ -225,6 +257,7 @@ async def test_the_asyncapi_document_is_served_next_to_the_openapi_docs(municipa
 
 
 # --- erasure -------------------------------------------------------------------------
+
 
 async def test_an_organisation_erases_only_caregivers_it_posted_about(client: httpx.AsyncClient) -> None:
     signal = identifying_signal(LEUSDEN, "3834 PT")
@@ -251,22 +284,46 @@ async def erased(stack: Stack) -> dict[str, Any]:
     caregiver = signal["caregiver"]
     async with httpx.AsyncClient(base_url=stack.services["signals"].url, timeout=30) as client:
         signal_id = (await post(client, signal)).json()["id"]
-        await wait_for_status(client, signal_id, {"notified"}, timeout=60,
-                              until=lambda b: any(n["recipient"] == "caregiver" for n in b["notifications"]))
-        pseudonym = (await query(stack, "signals", "SELECT caregiver_pseudonym FROM signals WHERE id = $1",
-                                 uuid.UUID(signal_id)))[0][0]
-        answer = await client.post("/v1/erasures", headers=headers(), json={"caregiver": {
-            "name": caregiver["name"], "birth_year": caregiver["birth_year"], "postcode": caregiver["postcode"]}})
+        await wait_for_status(
+            client,
+            signal_id,
+            {"notified"},
+            timeout=60,
+            until=lambda b: any(n["recipient"] == "caregiver" for n in b["notifications"]),
+        )
+        pseudonym = (
+            await query(stack, "signals", "SELECT caregiver_pseudonym FROM signals WHERE id = $1", uuid.UUID(signal_id))
+        )[0][0]
+        answer = await client.post(
+            "/v1/erasures",
+            headers=headers(),
+            json={
+                "caregiver": {
+                    "name": caregiver["name"],
+                    "birth_year": caregiver["birth_year"],
+                    "postcode": caregiver["postcode"],
+                }
+            },
+        )
         assert answer.status_code == 202, answer.text
         assert answer.json()["scope"] == "signals"
         async with asyncio.timeout(20):
             while (await client.get(answer.json()["status_url"], headers=headers())).json()["status"] != "propagated":
                 await asyncio.sleep(0.2)
         assert (await client.get(f"/v1/signals/{signal_id}", headers=headers())).status_code == 404
-    event_ids = (await query(stack, "signals", "SELECT event_ids FROM erasures WHERE id = $1",
-                             uuid.UUID(answer.json()["id"])))[0][0]
-    values = [caregiver["name"], caregiver["email"], caregiver["phone"], caregiver["postcode"],
-              caregiver["postcode"].replace(" ", ""), signal["note"], signal["source"]["reference"], pseudonym]
+    event_ids = (
+        await query(stack, "signals", "SELECT event_ids FROM erasures WHERE id = $1", uuid.UUID(answer.json()["id"]))
+    )[0][0]
+    values = [
+        caregiver["name"],
+        caregiver["email"],
+        caregiver["phone"],
+        caregiver["postcode"],
+        caregiver["postcode"].replace(" ", ""),
+        signal["note"],
+        signal["source"]["reference"],
+        pseudonym,
+    ]
     return {"signal_id": signal_id, "pseudonym": pseudonym, "event_ids": event_ids, "values": values}
 
 
@@ -275,25 +332,35 @@ async def _rows_mentioning(stack: Stack, service: str, value: str) -> list[str]:
     found = []
     tables = await query(stack, service, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
     for (table,) in tables:
-        columns = await query(stack, service, """SELECT column_name, data_type FROM information_schema.columns
-                                                  WHERE table_schema = 'public' AND table_name = $1""", table)
+        columns = await query(
+            stack,
+            service,
+            """SELECT column_name, data_type FROM information_schema.columns
+                                                  WHERE table_schema = 'public' AND table_name = $1""",
+            table,
+        )
         text = " || ' ' || ".join(
             f"""coalesce(encode("{c}", 'escape'), '')""" if t == "bytea" else f"""coalesce("{c}"::text, '')"""
-            for c, t in columns)
-        rows = await query(stack, service, f'SELECT {text} AS row FROM "{table}" WHERE position($1 in {text}) > 0',
-                           value)
+            for c, t in columns
+        )
+        rows = await query(
+            stack, service, f'SELECT {text} AS row FROM "{table}" WHERE position($1 in {text}) > 0', value
+        )
         found += [f"{table}: {r['row']}" for r in rows]
     return found
 
 
 @pytest.mark.parametrize("service", SERVICES)
 async def test_an_erasure_leaves_nothing_identifying_in_any_database(
-    stack: Stack, erased: dict[str, Any], service: str,
+    stack: Stack,
+    erased: dict[str, Any],
+    service: str,
 ) -> None:
     if service not in ("signals", "operators"):  # the console consumes no events
         async with asyncio.timeout(30):  # the service has consumed caregiver.erased
-            while not (await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)",
-                                   erased["event_ids"]))[0][0]:
+            while not (
+                await query(stack, service, "SELECT count(*) FROM inbox WHERE event_id = ANY($1)", erased["event_ids"])
+            )[0][0]:
                 await asyncio.sleep(0.2)
     leftovers: dict[str, list[str]] = {}
     for value in erased["values"]:
@@ -308,6 +375,9 @@ async def test_an_erasure_leaves_nothing_identifying_in_any_database(
         mentions = await _rows_mentioning(stack, "signals", erased["signal_id"])
         # Kept: the erasure instruction, and the append-only access log, which names who read
         # which id and when (accountability); nothing left links that id to a person.
-        kept = [f for f in mentions if f.startswith("access_log: ")
-                or (f.startswith("outbox: ") and "caregiver.erased" in f)]
+        kept = [
+            f
+            for f in mentions
+            if f.startswith("access_log: ") or (f.startswith("outbox: ") and "caregiver.erased" in f)
+        ]
         assert mentions == kept, "\n".join(f[:300] for f in mentions if f not in kept)

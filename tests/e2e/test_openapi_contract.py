@@ -56,8 +56,15 @@ async def _issue(stack: Stack, service: str, scopes: Sequence[auth.Scope], subje
     key = "sts_contract_" + uuid.uuid4().hex
     conn = await asyncpg.connect(stack.services[service].env[f"{service.upper()}_DATABASE_URL"])
     try:
-        await auth.issue(conn, key=key, scopes=scopes, subject=subject, holder="openapi contract test",
-                         label="schemathesis", rate_per_minute=1_000_000)
+        await auth.issue(
+            conn,
+            key=key,
+            scopes=scopes,
+            subject=subject,
+            holder="openapi contract test",
+            label="schemathesis",
+            rate_per_minute=1_000_000,
+        )
     finally:
         await conn.close()
     return key
@@ -65,8 +72,22 @@ async def _issue(stack: Stack, service: str, scopes: Sequence[auth.Scope], subje
 
 def _organisation(stack: Stack) -> str:
     added = subprocess.run(
-        [sys.executable, "-m", "services.signals.cli", "add-organisation", "--name", "OpenAPI contract", "--kind", "gp"],
-        env=stack.env_for("signals"), cwd=REPO, check=True, capture_output=True, text=True)
+        [
+            sys.executable,
+            "-m",
+            "services.signals.cli",
+            "add-organisation",
+            "--name",
+            "OpenAPI contract",
+            "--kind",
+            "gp",
+        ],
+        env=stack.env_for("signals"),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return added.stdout.strip().rsplit(": ", 1)[-1]
 
 
@@ -89,9 +110,24 @@ def _targets(stack: Stack) -> list[Target]:
 def _run(stack: Stack, target: Target, workdir: Path) -> subprocess.CompletedProcess[str]:
     url = stack.services[target.service].url
     command = [
-        sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", str(CONFIG), "run", f"{url}/openapi.json",
-        "--checks", "all", "--max-examples", str(MAX_EXAMPLES), "--seed", str(SEED),
-        "--workers", "1", "--request-timeout", "20",
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--no-color",
+        "--config-file",
+        str(CONFIG),
+        "run",
+        f"{url}/openapi.json",
+        "--checks",
+        "all",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--seed",
+        str(SEED),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "20",
     ]
     if target.key:
         command += ["--header", f"Authorization: Bearer {target.key}"]
@@ -99,8 +135,15 @@ def _run(stack: Stack, target: Target, workdir: Path) -> subprocess.CompletedPro
     token = stack.env_for(target.service).get("STS_INTERNAL_TOKEN", INTERNAL_TOKEN_DEFAULT)
     command += ["--header", f"{internal.HEADER}: {token}"]
     # In a scratch directory: schemathesis keeps a cache where it runs.
-    return subprocess.run(command, check=False, cwd=workdir, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "STS_E2E_SMS_TOKEN": SMS_TOKEN})
+    return subprocess.run(
+        command,
+        check=False,
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "STS_E2E_SMS_TOKEN": SMS_TOKEN},
+    )
 
 
 def test_every_service_does_what_its_openapi_says(stack: Stack, tmp_path: Path) -> None:

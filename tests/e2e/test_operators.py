@@ -29,8 +29,14 @@ EXPORTER_PREFIXES = ("kafka_", "pg_")
 
 
 def issue_link(stack: Stack, name: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "services.operators.cli", "issue-operator", "--name", name],
-                            env=stack.env_for("operators"), cwd=REPO, check=True, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "services.operators.cli", "issue-operator", "--name", name],
+        env=stack.env_for("operators"),
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return result.stdout.strip()
 
 
@@ -40,15 +46,21 @@ def exported_names(text: str) -> set[str]:
     names = set(re.findall(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]", text, re.M))  # the samples themselves
     for name, kind in re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M):
         name = name.removesuffix("_total") if kind == "counter" else name
-        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
-                    "summary": ("_count", "_sum", "_created")}.get(kind, ("",))
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "summary": ("_count", "_sum", "_created"),
+        }.get(kind, ("",))
         names.update(name + suffix for suffix in suffixes)
     return names
 
 
 def monitoring_metric_names() -> set[str]:
-    texts = [rule["expr"] for group in yaml.safe_load((MONITORING / "rules" / "alerts.yml").read_text())["groups"]
-             for rule in group["rules"]]
+    texts = [
+        rule["expr"]
+        for group in yaml.safe_load((MONITORING / "rules" / "alerts.yml").read_text())["groups"]
+        for rule in group["rules"]
+    ]
     for path in (MONITORING / "grafana" / "dashboards").glob("*.json"):
         texts += [t["expr"] for p in json.loads(path.read_text())["panels"] for t in p.get("targets", [])]
     return {name for text in texts for name in re.findall(r"\b((?:sts|kafka|pg)_[a-z0-9_]+)\b", text)}
@@ -68,9 +80,16 @@ async def test_every_metric_of_the_dashboards_and_alerts_is_exported(stack: Stac
 async def _produce_poison(stack: Stack, key: str) -> str:
     """A valid envelope whose payload breaks the contract: screening dead-letters it at once."""
     event_id = str(uuid.uuid4())
-    body = json.dumps({"event_id": event_id, "event_type": "signal.received", "correlation_id": "operators-e2e",
-                       "producer": "test", "subject": key,
-                       "payload": {"signal_id": "not-a-uuid"}}).encode()
+    body = json.dumps(
+        {
+            "event_id": event_id,
+            "event_type": "signal.received",
+            "correlation_id": "operators-e2e",
+            "producer": "test",
+            "subject": key,
+            "payload": {"signal_id": "not-a-uuid"},
+        }
+    ).encode()
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
     try:
@@ -122,8 +141,11 @@ async def test_the_console_shows_ready_services_and_replays_a_dead_letter(page, 
     await page.get_by_text(event_id, exact=True).wait_for()  # the event id field (the body has it too)
     await page.get_by_role("link", name=re.compile("Terug naar de console")).click()
 
-    await page.locator(f'table.dead-letters[data-service="screening"] tr[data-dead-letter="{dead["id"]}"]') \
-        .get_by_role("button", name=re.compile("Opnieuw aanbieden")).click()
+    await (
+        page.locator(f'table.dead-letters[data-service="screening"] tr[data-dead-letter="{dead["id"]}"]')
+        .get_by_role("button", name=re.compile("Opnieuw aanbieden"))
+        .click()
+    )
     notice = page.locator("#notice")
     await notice.wait_for()
     assert f"Opnieuw aangeboden: screening:{dead['id']}" in await notice.inner_text()

@@ -19,8 +19,9 @@ pytestmark = pytest.mark.e2e
 
 async def test_a_signal_reaches_notified_with_every_stage(client: httpx.AsyncClient, stack: Stack) -> None:
     signal_id = (await post(client, make_signal())).json()["id"]
-    status = await wait_for_status(client, signal_id, {"notified"},
-                                   until=lambda b: any(n["recipient"] == "caregiver" for n in b["notifications"]))
+    status = await wait_for_status(
+        client, signal_id, {"notified"}, until=lambda b: any(n["recipient"] == "caregiver" for n in b["notifications"])
+    )
     stages = [t["stage"] for t in status["timeline"]]
     assert stages[:3] == ["received", "screened", "matched"] and "notified" in stages
     screening = status["screening"]
@@ -43,14 +44,21 @@ async def test_a_redelivered_event_sends_nothing_twice(client: httpx.AsyncClient
     sent = "SELECT count(*) FROM notifications WHERE signal_id = $1"
     before = (await query(stack, "notify", sent, uuid.UUID(signal_id)))[0][0]
     # Publish matching's event for this signal once more, as a redelivery would.
-    row = (await query(stack, "matching", "SELECT key, headers, body FROM outbox WHERE body::text LIKE $1",
-                       f"%{signal_id}%"))[0]
+    row = (
+        await query(
+            stack, "matching", "SELECT key, headers, body FROM outbox WHERE body::text LIKE $1", f"%{signal_id}%"
+        )
+    )[0]
     duplicates_before = metric(stack, "notify", "sts_messages_handled_total", outcome="duplicate")
     producer = AIOKafkaProducer(bootstrap_servers=await _bootstrap(stack))
     await producer.start()
     try:
-        await producer.send_and_wait(Topics.MATCHING, row["body"].encode(), key=row["key"].encode(),
-                                     headers=[(k, v.encode()) for k, v in json.loads(row["headers"]).items()])
+        await producer.send_and_wait(
+            Topics.MATCHING,
+            row["body"].encode(),
+            key=row["key"].encode(),
+            headers=[(k, v.encode()) for k, v in json.loads(row["headers"]).items()],
+        )
     finally:
         await producer.stop()
     for _ in range(100):
@@ -63,9 +71,19 @@ async def test_a_redelivered_event_sends_nothing_twice(client: httpx.AsyncClient
 
 
 async def test_poison_goes_to_the_dlq_and_the_rest_still_flows(client: httpx.AsyncClient, stack: Stack) -> None:
-    poison = [b"not json at all", json.dumps({"event_id": str(uuid.uuid4()), "event_type": "signal.received",
-              "correlation_id": "poison-test", "producer": "test", "subject": "x",
-              "payload": {"signal_id": "not-a-uuid"}}).encode()]
+    poison = [
+        b"not json at all",
+        json.dumps(
+            {
+                "event_id": str(uuid.uuid4()),
+                "event_type": "signal.received",
+                "correlation_id": "poison-test",
+                "producer": "test",
+                "subject": "x",
+                "payload": {"signal_id": "not-a-uuid"},
+            }
+        ).encode(),
+    ]
     producer = AIOKafkaProducer(bootstrap_servers=await _bootstrap(stack))
     await producer.start()
     try:
@@ -76,8 +94,12 @@ async def test_poison_goes_to_the_dlq_and_the_rest_still_flows(client: httpx.Asy
     signal_id = (await post(client, make_signal())).json()["id"]
     await wait_for_status(client, signal_id, {"notified"})
 
-    consumer = AIOKafkaConsumer(Topics.dlq(Topics.SIGNALS), bootstrap_servers=await _bootstrap(stack),
-                                auto_offset_reset="earliest", group_id=f"dlq-reader-{uuid.uuid4()}")
+    consumer = AIOKafkaConsumer(
+        Topics.dlq(Topics.SIGNALS),
+        bootstrap_servers=await _bootstrap(stack),
+        auto_offset_reset="earliest",
+        group_id=f"dlq-reader-{uuid.uuid4()}",
+    )
     await consumer.start()
     # Every group consuming the topic dead-letters the record on its own: wait for screening's.
     screening_group = f"screening.{Topics.SIGNALS}"
@@ -124,9 +146,12 @@ async def test_kill_9_of_screening_loses_nothing_and_duplicates_nothing(
         await wait_for_status(client, signal_id, {"notified"}, timeout=90)
     uuids = [uuid.UUID(i) for i in ids]
     screened = await query(
-        stack, "screening",
+        stack,
+        "screening",
         "SELECT count(*) FROM outbox WHERE headers->>'event_type' = 'signal.screened' "
-        "AND (body::jsonb->'payload'->>'signal_id')::uuid = ANY($1)", uuids)
+        "AND (body::jsonb->'payload'->>'signal_id')::uuid = ANY($1)",
+        uuids,
+    )
     assert screened[0][0] == 120, "one screening event per signal, no more, no less"
     referrer = await query(
         stack,

@@ -53,12 +53,18 @@ def _person(email_domain: str) -> dict[str, str]:
 
 def _signal(person: dict[str, str], **changes: Any) -> dict[str, Any]:
     """The demo signal about ``person``; ``changes`` as make_signal takes them, applied last."""
-    signal = make_signal(**{
-        "caregiver__name": person["name"], "caregiver__email": person["email"],
-        "caregiver__phone": person["phone"], "caregiver__postcode": person["postcode_spaced"],
-        "care_recipient__condition": person["condition"], "source__reference": person["reference"],
-        "note": f"{person['note']}; woont op {person['address']}, {person['postcode']}",
-    } | changes)
+    signal = make_signal(
+        **{
+            "caregiver__name": person["name"],
+            "caregiver__email": person["email"],
+            "caregiver__phone": person["phone"],
+            "caregiver__postcode": person["postcode_spaced"],
+            "care_recipient__condition": person["condition"],
+            "source__reference": person["reference"],
+            "note": f"{person['note']}; woont op {person['address']}, {person['postcode']}",
+        }
+        | changes
+    )
     return signal
 
 
@@ -94,8 +100,11 @@ async def test_the_log_files_hold_no_identifying_value(client: httpx.AsyncClient
     delivered, refused, poisoned = _person("example.nl"), _person(REFUSED_DOMAIN), _person("example.nl")
 
     # Invalid requests: 422s that must not echo the values anywhere.
-    for bad in ({"caregiver__birth_year": 1800}, {"caregiver__email": "not an address"},
-                {"caregiver__municipality_code": "Leusden"}):
+    for bad in (
+        {"caregiver__birth_year": 1800},
+        {"caregiver__email": "not an address"},
+        {"caregiver__municipality_code": "Leusden"},
+    ):
         answer = await post(client, _signal(delivered, **bad))
         assert answer.status_code == 422, answer.text
         assert delivered["name"] not in answer.text and delivered["phone"] not in answer.text
@@ -111,13 +120,22 @@ async def test_the_log_files_hold_no_identifying_value(client: httpx.AsyncClient
         await wait_for_status(client, ids[person["email"]], {"notified"}, timeout=60)
 
     async def refused_failed() -> bool:
-        rows = await query(stack, "notify", """SELECT status, last_error FROM notifications
+        rows = await query(
+            stack,
+            "notify",
+            """SELECT status, last_error FROM notifications
                                                WHERE signal_id = $1 AND recipient_role = 'caregiver'""",
-                           uuid.UUID(ids[refused["email"]]))
+            uuid.UUID(ids[refused["email"]]),
+        )
         return bool(rows) and rows[0]["status"] == "failed"
+
     await _until(refused_failed, "the refused caregiver's message to fail")
-    [failure] = await query(stack, "notify", "SELECT last_error FROM notifications WHERE signal_id = $1 "
-                            "AND recipient_role = 'caregiver'", uuid.UUID(ids[refused["email"]]))
+    [failure] = await query(
+        stack,
+        "notify",
+        "SELECT last_error FROM notifications WHERE signal_id = $1 AND recipient_role = 'caregiver'",
+        uuid.UUID(ids[refused["email"]]),
+    )
     assert "550" in failure["last_error"] and refused["email"] not in failure["last_error"]
 
     # A poison event carrying the values: dead-lettered by screening.
@@ -126,15 +144,26 @@ async def test_the_log_files_hold_no_identifying_value(client: httpx.AsyncClient
     producer = AIOKafkaProducer(bootstrap_servers=stack.broker.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(Topics.SIGNALS, json.dumps({
-            "event_id": poison_id, "event_type": "signal.received", "correlation_id": "privacy-scan",
-            "producer": "test", "subject": f"privacy-scan-{poison_id}", "payload": payload}).encode(),
-            key=f"privacy-scan-{poison_id}".encode())
+        await producer.send_and_wait(
+            Topics.SIGNALS,
+            json.dumps(
+                {
+                    "event_id": poison_id,
+                    "event_type": "signal.received",
+                    "correlation_id": "privacy-scan",
+                    "producer": "test",
+                    "subject": f"privacy-scan-{poison_id}",
+                    "payload": payload,
+                }
+            ).encode(),
+            key=f"privacy-scan-{poison_id}".encode(),
+        )
     finally:
         await producer.stop()
 
     async def dead_lettered() -> bool:
         return bool(await query(stack, "screening", "SELECT 1 FROM dead_letters WHERE event_id = $1", poison_id))
+
     await _until(dead_lettered, "the poison event to be dead-lettered")
 
     # The privacy officer erases the refused caregiver, and asks about someone unknown (404).
@@ -147,7 +176,8 @@ async def test_the_log_files_hold_no_identifying_value(client: httpx.AsyncClient
 
     logs = sorted((stack.config.data_dir / "logs").glob("*.log"))
     assert {"signals.log", "screening.log", "matching.log", "notify.log", "municipalities.log"} <= {
-        p.name for p in logs}
+        p.name for p in logs
+    }
     for person in (delivered, refused, poisoned):
         assert _found(logs, _scannable(person)) == {}
 
@@ -166,7 +196,10 @@ async def test_the_log_files_hold_no_identifying_value(client: httpx.AsyncClient
 
 
 async def test_the_access_log_shows_who_touched_a_signal(
-    client: httpx.AsyncClient, stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    client: httpx.AsyncClient,
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     person = _person("example.nl")
     signal_id = (await post(client, _signal(person))).json()["id"]
@@ -189,8 +222,11 @@ async def test_the_access_log_shows_who_touched_a_signal(
     lines = [line.split() for line in shown.splitlines()[1:]]
     # at, service, role, credential, organisation, on behalf of, action, type, id, outcome
     seen = {(line[1], line[2], line[6], line[9]) for line in lines}
-    assert {("signals", "partner", "create", "ok"), ("signals", "partner", "read", "ok"),
-            ("signals", "partner", "read", "not_found")} <= seen  # the last: the other organisation's probe
+    assert {
+        ("signals", "partner", "create", "ok"),
+        ("signals", "partner", "read", "ok"),
+        ("signals", "partner", "read", "not_found"),
+    } <= seen  # the last: the other organisation's probe
     assert len({line[4] for line in lines}) == 2  # the GP and the neighbourhood team, by id
     assert person["name"] not in shown and person["email"] not in shown
 

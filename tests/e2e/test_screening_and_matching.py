@@ -13,7 +13,14 @@ from aiokafka import AIOKafkaProducer
 from deploy.stack import REPO, Stack
 from shared.contracts import Topics
 from tests.e2e.conftest import (
-    ADMIN_TOKEN, WIJKTEAM_KEY, case_of, make_signal, post, query, read_topic, wait_for_status,
+    ADMIN_TOKEN,
+    WIJKTEAM_KEY,
+    case_of,
+    make_signal,
+    post,
+    query,
+    read_topic,
+    wait_for_status,
 )
 
 pytestmark = pytest.mark.e2e
@@ -44,13 +51,15 @@ async def test_a_signal_without_answers_gets_a_reasoned_level(client: httpx.Asyn
     assert any("hours per week" in r for r in screening["reasons"])
 
 
-@pytest.mark.parametrize("answers,band,level", [([1] * 9 + [0] * 6, "heavy", "overburdened"),
-                                                 ([1] * 8 + [0] * 7, "moderate", "at_risk")])
+@pytest.mark.parametrize(
+    "answers,band,level", [([1] * 9 + [0] * 6, "heavy", "overburdened"), ([1] * 8 + [0] * 7, "moderate", "at_risk")]
+)
 async def test_ediz_plus_band_boundary_through_the_pipeline(
     client: httpx.AsyncClient, answers: list[int], band: str, level: str
 ) -> None:
-    signal = make_signal(instrument={"id": "ediz_plus", "answers": answers}, observations=[],
-                         care_situation={"hours_per_week": 4})
+    signal = make_signal(
+        instrument={"id": "ediz_plus", "answers": answers}, observations=[], care_situation={"hours_per_week": 4}
+    )
     screening = (await wait_for_status(client, (await post(client, signal)).json()["id"], DONE))["screening"]
     assert (screening["band"], screening["risk_level"]) == (band, level)
 
@@ -70,8 +79,12 @@ async def test_matches_are_explained_and_hold_a_slot(client: httpx.AsyncClient, 
     for m in proposals:
         assert m["explanation"]["covers_needs"] and m["explanation"]["score_parts"]
         assert abs(sum(m["explanation"]["score_parts"].values()) - m["score"]) < 0.01
-    held = await query(stack, "matching", "SELECT service_id FROM reservation WHERE case_id = $1 AND status = 'held'",
-                       await case_of(stack, status["id"]))
+    held = await query(
+        stack,
+        "matching",
+        "SELECT service_id FROM reservation WHERE case_id = $1 AND status = 'held'",
+        await case_of(stack, status["id"]),
+    )
     assert {r["service_id"] for r in held} == {m["service_id"] for m in proposals}
 
 
@@ -105,9 +118,11 @@ async def test_a_rescreen_is_emitted_when_due(client: httpx.AsyncClient, stack: 
     [case] = await query(stack, "screening", "SELECT rescreen_due_at, opened_at FROM cases WHERE id = $1", case_id)
     assert (case["rescreen_due_at"] - case["opened_at"]).days in (13, 14), "overburdened: re-screen after 2 weeks"
     await query(stack, "screening", "UPDATE cases SET rescreen_due_at = now() WHERE id = $1", case_id)
-    [record] = await read_topic(stack.broker.bootstrap, Topics.SCREENING,
-                                lambda r: dict(r.headers).get("event_type") == b"rescreen.due"
-                                and str(case_id).encode() in r.value)
+    [record] = await read_topic(
+        stack.broker.bootstrap,
+        Topics.SCREENING,
+        lambda r: dict(r.headers).get("event_type") == b"rescreen.due" and str(case_id).encode() in r.value,
+    )
     assert json.loads(record.value)["payload"]["risk_level"] == "overburdened"
 
 
@@ -130,7 +145,8 @@ async def test_invalid_instrument_answers_that_bypass_ingest_are_dead_lettered(
         await producer.send_and_wait(Topics.SIGNALS, json.dumps(event).encode(), key=row["key"].encode())
     finally:
         await producer.stop()
-    [record] = await read_topic(stack.broker.bootstrap, Topics.dlq(Topics.SIGNALS),
-                                lambda r: event["event_id"].encode() in r.value)
+    [record] = await read_topic(
+        stack.broker.bootstrap, Topics.dlq(Topics.SIGNALS), lambda r: event["event_id"].encode() in r.value
+    )
     error = dict(record.headers)["dlq_error"].decode()
     assert "ediz_plus" in error and dict(record.headers)["dlq_error_type"] == b"PermanentError"

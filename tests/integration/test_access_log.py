@@ -40,7 +40,9 @@ async def test_lines_are_append_only_and_name_ids_only(database_url: str) -> Non
 
         lines = await access_log.entries(conn, subject=str(signal_id))
         assert [(line["action"], line["actor_role"], line["organisation"]) for line in lines] == [
-            ("create", "partner", PARTNER.organisation), ("read", "partner", PARTNER.organisation)]
+            ("create", "partner", PARTNER.organisation),
+            ("read", "partner", PARTNER.organisation),
+        ]
         # The credential is named by a prefix of its digest, never the key itself.
         assert lines[0]["actor_id"].startswith("key:") and "demo-gp-key" not in lines[0]["actor_id"]
         erased = await access_log.entries(conn, subject="d2")
@@ -51,7 +53,9 @@ async def test_lines_are_append_only_and_name_ids_only(database_url: str) -> Non
 
 
 async def test_the_cli_merges_every_services_log_and_says_which_it_could_not_read(
-    postgres_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    postgres_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     names = {service: f"t_{uuid4().hex[:12]}" for service in cli.SERVICES}
     await asyncio.to_thread(create_databases, postgres_url, list(names.values()))

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from deploy.stack import REPO, EmbeddedPostgres, create_databases, free_port
-from services.signals.repository import SignalsRepository
 from services.signals.api import create_app
 from services.signals.config import SignalsSettings
+from services.signals.repository import SignalsRepository
 from shared import auth
 from shared.config import KafkaSettings
 
@@ -39,10 +39,12 @@ def own_postgres(tmp_path: Path) -> Any:
 
 
 async def test_ingest_answers_503_during_a_database_outage_and_a_retry_is_accepted_once(
-    own_postgres: Any, kafka: Any,
+    own_postgres: Any,
+    kafka: Any,
 ) -> None:
     settings = SignalsSettings(
-        database_url=own_postgres.dsn("signals"), database_acquire_timeout_seconds=2,
+        database_url=own_postgres.dsn("signals"),
+        database_acquire_timeout_seconds=2,
         kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap, idempotence=kafka.idempotence, partitions=2),
     )
     app = create_app(settings)

@@ -59,8 +59,13 @@ class Rig:
     async def emit(self, *items: tuple[int, str] | tuple[int, str, uuid.UUID]) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             for n, subject, *signal_id in items:
-                event = new_event("test.item", Item(n=n, signal_id=signal_id[0] if signal_id else None),
-                                  producer="test", subject=subject, correlation_id=f"c{n}")
+                event = new_event(
+                    "test.item",
+                    Item(n=n, signal_id=signal_id[0] if signal_id else None),
+                    producer="test",
+                    subject=subject,
+                    correlation_id=f"c{n}",
+                )
                 await add_event(conn, self.topic, event)
 
     async def seen(self) -> list[int]:
@@ -75,12 +80,17 @@ class Rig:
         return self.metrics.messages.labels(self.topic, outcome)._value.get()
 
     def failures(self, kind: str) -> float:
-        return sum(s.value for m in self.metrics.failures.collect() for s in m.samples
-                   if s.name.endswith("_total") and s.labels.get("kind") == kind)
+        return sum(
+            s.value
+            for m in self.metrics.failures.collect()
+            for s in m.samples
+            if s.name.endswith("_total") and s.labels.get("kind") == kind
+        )
 
     async def committed(self, partition: int) -> int | None:
-        reader = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=f"{self.group}.{self.topic}",
-                                  enable_auto_commit=False)
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=f"{self.group}.{self.topic}", enable_auto_commit=False
+        )
         await reader.start()
         try:
             return await reader.committed(TopicPartition(self.topic, partition))
@@ -89,8 +99,15 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0.2, topic: str | None = None,
-                       group: str | None = None, **settings: Any) -> AsyncIterator[Rig]:
+async def consumer_rig(
+    database_url: str,
+    kafka: Any,
+    *,
+    poll_seconds: float = 0.2,
+    topic: str | None = None,
+    group: str | None = None,
+    **settings: Any,
+) -> AsyncIterator[Rig]:
     conn = await asyncpg.connect(database_url)
     await apply_migrations(conn, {"shared": SHARED_MIGRATIONS})
     await conn.execute("CREATE TABLE IF NOT EXISTS seen (id serial PRIMARY KEY, n int NOT NULL)")
@@ -103,9 +120,13 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
     metrics = Metrics("test")
     group = group or f"g-{uuid.uuid4().hex[:6]}"
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=poll_seconds)
-    consumer = EventConsumer(broker, lambda: pool, metrics, ConsumerSettings(
-        group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings),
-        payloads={"test.item": Item})
+    consumer = EventConsumer(
+        broker,
+        lambda: pool,
+        metrics,
+        ConsumerSettings(group_id=group, max_attempts=2, backoff_seconds=0.05, max_backoff_seconds=0.5, **settings),
+        payloads={"test.item": Item},
+    )
     rig = Rig(pool, topic, group, kafka.bootstrap, metrics, relay, consumer)
 
     async def handle(conn: asyncpg.Connection, event: Envelope[Item]) -> None:
@@ -131,7 +152,10 @@ async def consumer_rig(database_url: str, kafka: Any, *, poll_seconds: float = 0
 
 
 async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_key_waits(
-    database_url: str, kafka: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    kafka: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     window = 1.5
     async with consumer_rig(database_url, kafka, dead_letter_after_seconds=window) as rig:
@@ -142,7 +166,10 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
 
         rows = await rig.pool.fetch("SELECT * FROM dead_letters ORDER BY id")
         assert [(r["status"], json.loads(bytes(r["body"]))["payload"]["n"]) for r in rows] == [
-            ("dead", 1), ("parked", 2), ("parked", 4)]
+            ("dead", 1),
+            ("parked", 2),
+            ("parked", 4),
+        ]
         dead = rows[0]
         assert dead["key"] == "alice" and dead["error_type"] == "RuntimeError" and dead["attempts"] >= 2
         assert dead["headers"]["event_type"] == "test.item"
@@ -164,15 +191,19 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         monkeypatch.setenv("MATCHING_DATABASE_URL", database_url)
         assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "list"])) == 0
         out = capsys.readouterr().out.splitlines()  # the services' logs share stdout here
-        listing = out[next(i for i, line in enumerate(out) if line.startswith("id  status")):]
+        listing = out[next(i for i, line in enumerate(out) if line.startswith("id  status")) :]
         assert listing[0].split()[:3] == ["id", "status", "created_at"]
         rows = [line for line in listing[1:] if line.split()[0].isdigit()]
         assert [line.split()[1] for line in rows] == ["dead", "parked", "parked"]
         assert "cannot handle 1" in rows[0]
-        assert await cli.TOOL.run(cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "show",
-                                                      str(dead["id"])])) == 0
+        assert (
+            await cli.TOOL.run(
+                cli.TOOL.parser.parse_args(["--service", "matching", "dead-letters", "show", str(dead["id"])])
+            )
+            == 0
+        )
         shown_out = capsys.readouterr().out
-        shown = json.loads(shown_out[shown_out.index("{\n"):])
+        shown = json.loads(shown_out[shown_out.index("{\n") :])
         assert shown["status"] == "dead" and json.loads(shown["body"])["payload"]["n"] == 1
 
         # The operator fixes the cause and replays: the dead letter, then its followers, in order.
@@ -197,7 +228,8 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
 
 
 async def test_a_replayed_event_that_fails_again_is_dead_again_with_its_followers_parked(
-    database_url: str, kafka: Any,
+    database_url: str,
+    kafka: Any,
 ) -> None:
     async with consumer_rig(database_url, kafka, dead_letter_after_seconds=0) as rig:
         rig.failing.add(1)
@@ -205,11 +237,14 @@ async def test_a_replayed_event_that_fails_again_is_dead_again_with_its_follower
         await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'parked'", 1))
         async with rig.pool.acquire() as conn, conn.transaction():
             from shared.dead_letters import replay_all
+
             assert len(await replay_all(conn, topic=rig.topic)) == 2
         await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE attempts >= 4", 1))
         await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'parked'", 1))
         assert [r["status"] for r in await rig.pool.fetch("SELECT status FROM dead_letters ORDER BY id")] == [
-            "dead", "parked"]
+            "dead",
+            "parked",
+        ]
         assert await rig.seen() == []
 
 
@@ -239,7 +274,8 @@ async def test_the_dead_letter_is_recorded_before_the_offset_is_committed(databa
 
 
 async def test_an_event_about_an_erased_caregiver_is_dropped_but_a_new_signal_flows(
-    database_url: str, kafka: Any,
+    database_url: str,
+    kafka: Any,
 ) -> None:
     erased_signal, new_signal = uuid.uuid4(), uuid.uuid4()
     async with consumer_rig(database_url, kafka) as rig:
@@ -284,7 +320,8 @@ async def test_a_database_outage_is_waited_out_and_the_relay_listens_again(own_p
 
 
 async def test_a_lane_that_holds_a_record_past_the_poll_interval_loses_nothing(
-    database_url: str, kafka: Any,
+    database_url: str,
+    kafka: Any,
 ) -> None:
     # The lane is taken out of its group while it waits; the record it holds is delivered
     # again to the lane that takes over the partition, and the inbox dedupes the two.
@@ -303,7 +340,8 @@ async def test_a_lane_that_holds_a_record_past_the_poll_interval_loses_nothing(
 
 
 async def test_a_record_held_during_an_outage_is_let_go_uncommitted_on_shutdown(
-    database_url: str, kafka: Any,
+    database_url: str,
+    kafka: Any,
 ) -> None:
     topic, group = f"test.{uuid.uuid4().hex[:8]}.v1", f"g-{uuid.uuid4().hex[:6]}"
     async with consumer_rig(database_url, kafka, topic=topic, group=group) as rig:
@@ -325,8 +363,9 @@ async def test_a_record_held_during_an_outage_is_let_go_uncommitted_on_shutdown(
 
 
 async def _read(bootstrap: str, topic: str, count: int) -> list[Any]:
-    reader = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                              group_id=f"r-{uuid.uuid4()}")
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4()}"
+    )
     await reader.start()
     records: list[Any] = []
     try:
@@ -381,8 +420,9 @@ async def test_replay_keeps_a_key_in_order_across_two_dead_letters(database_url:
         await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'dead'", 2))
         await rig.emit((4, "ivy"))  # ... and what follows waits behind both
         await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters WHERE status = 'parked'", 2))
-        first, parked_2, second, parked_4 = [r["id"] for r in await rig.pool.fetch(
-            "SELECT id FROM dead_letters ORDER BY id")]
+        first, parked_2, second, parked_4 = [
+            r["id"] for r in await rig.pool.fetch("SELECT id FROM dead_letters ORDER BY id")
+        ]
 
         async with rig.pool.acquire() as conn, conn.transaction():
             with pytest.raises(ReplayError, match=f"dead letter {first} of the same key comes first"):

@@ -23,8 +23,14 @@ def _spec(key_id: str, key: bytes) -> str:
 
 def _cli(database_url: str, master_keys: str, *args: str) -> str:
     env = {**os.environ, "SIGNALS_ENCRYPTION_MASTER_KEYS": master_keys}
-    done = subprocess.run([sys.executable, "-m", "services.signals.cli", "--database-url", database_url, *args],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.signals.cli", "--database-url", database_url, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -42,7 +48,8 @@ async def test_rotation_rewraps_every_data_key_and_the_old_master_key_can_go(dat
         assert all(w.startswith("v1.m1.") for w in wrapped) and len(wrapped) == 3
 
         assert "re-wrapped 3 data key(s) under master key 'm2'" in _cli(
-            database_url, f"{_spec('m2', m2)},{_spec('m1', m1)}", "keys", "rotate")
+            database_url, f"{_spec('m2', m2)},{_spec('m1', m1)}", "keys", "rotate"
+        )
         assert all(r["wrapped"].startswith("v1.m2.") for r in await pool.fetch("SELECT wrapped FROM data_keys"))
         assert "re-wrapped 0" in _cli(database_url, f"{_spec('m2', m2)},{_spec('m1', m1)}", "keys", "rotate")
 
@@ -58,8 +65,12 @@ async def test_rotation_rewraps_every_data_key_and_the_old_master_key_can_go(dat
         exported = _cli(database_url, _spec("m2", m2), "keys", "list-erased")
         assert exported.split() == [made["p1"][0]]
         await pool.execute("DELETE FROM erased_keys")  # the restored database predates the erasure
-        await pool.execute("INSERT INTO data_keys (key_id, caregiver_pseudonym, wrapped) VALUES ($1, $2, $3)",
-                           backup["key_id"], backup["caregiver_pseudonym"], backup["wrapped"])
+        await pool.execute(
+            "INSERT INTO data_keys (key_id, caregiver_pseudonym, wrapped) VALUES ($1, $2, $3)",
+            backup["key_id"],
+            backup["caregiver_pseudonym"],
+            backup["wrapped"],
+        )
         listing = REPO / "test-artifacts" / f"erased-keys-{os.getpid()}.txt"
         listing.parent.mkdir(exist_ok=True)
         listing.write_text(exported)

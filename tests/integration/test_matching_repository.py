@@ -16,8 +16,8 @@ import pytest
 
 from deploy.stack import REPO
 from services.matching import cli, hsds
-from services.matching.repository import SocialMapRepository
 from services.matching.domain import MatchRequest, match
+from services.matching.repository import SocialMapRepository
 from shared.contracts import Need
 from shared.db import SHARED_MIGRATIONS, apply_migrations, create_pool
 
@@ -74,10 +74,23 @@ async def conn(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
 
 async def snapshot(conn: asyncpg.Connection) -> dict[str, list[str]]:
     """Every row's version per table: equal snapshots mean nothing was written."""
-    tables = ("organization", "service", "location", "service_at_location", "service_area", "language",
-              "schedule", "contact", "taxonomy_term", "attribute", "service_capacity")
-    return {t: [r[0] for r in await conn.fetch(f"SELECT xmin::text || ':' || ctid::text FROM {t} ORDER BY 1")]
-            for t in tables}
+    tables = (
+        "organization",
+        "service",
+        "location",
+        "service_at_location",
+        "service_area",
+        "language",
+        "schedule",
+        "contact",
+        "taxonomy_term",
+        "attribute",
+        "service_capacity",
+    )
+    return {
+        t: [r[0] for r in await conn.fetch(f"SELECT xmin::text || ':' || ctid::text FROM {t} ORDER BY 1")]
+        for t in tables
+    }
 
 
 async def available(conn: asyncpg.Connection, service: hsds.Service) -> int | None:
@@ -136,7 +149,8 @@ async def test_load_candidates(conn: asyncpg.Connection):
     assert "Klussendienst Achterveld" not in candidates  # Achterveld (3791) only
     assert "Mantelzorgconsulenten Amersfoort" not in candidates
     assert {"Coaching werkende mantelzorgers", "Alzheimer Café Amersfoort", "Respijtwijzer regio Amersfoort"} <= set(
-        candidates)
+        candidates
+    )
 
     consultant = candidates["Mantelzorgconsulent Leusden"]
     assert consultant.organization_name == "Welzijnsstichting Leusden Verbindt"
@@ -158,9 +172,14 @@ async def test_load_candidates(conn: asyncpg.Connection):
 
 
 async def test_candidates_from_the_database_match_the_demo_caregiver(conn: asyncpg.Connection):
-    request = MatchRequest(needs=[Need.RESPITE_CARE, Need.EMOTIONAL_SUPPORT], municipality_code="GM0327",
-                           pc4="3831", caregiver_age=65, preferred_language="nl",
-                           target_groups=frozenset({"dementia"}))
+    request = MatchRequest(
+        needs=[Need.RESPITE_CARE, Need.EMOTIONAL_SUPPORT],
+        municipality_code="GM0327",
+        pc4="3831",
+        caregiver_age=65,
+        preferred_language="nl",
+        target_groups=frozenset({"dementia"}),
+    )
     outcome = match(request, await SocialMapRepository(conn).load_candidates("GM0327", "3831"), date(2026, 11, 22))
     assert len(outcome.proposals) == 3 and outcome.no_match_reason is None
     assert "Logeeropvang bij dementie" in {p.service_name for p in outcome.proposals}
@@ -240,8 +259,9 @@ def test_cli_import_and_export(dsn: str, tmp_path: Path, capsys: pytest.CaptureF
     assert cli.main(["--database-url", dsn, "import", str(DEMO)]) == 0
     out, err = capsys.readouterr()
     assert err == ""  # the progress bar is drawn on a terminal only, not into a pipe or a log
-    assert out.strip().splitlines()[-1] == ("36 services: 36 created, 0 updated, 0 unchanged; organizations: 12 created, 0 updated, "
-                       "0 unchanged; 0 issues")
+    assert out.strip().splitlines()[-1] == (
+        "36 services: 36 created, 0 updated, 0 unchanged; organizations: 12 created, 0 updated, 0 unchanged; 0 issues"
+    )
 
     assert cli.main(["--database-url", dsn, "export", str(tmp_path / "map.json")]) == 0
     exported = json.loads((tmp_path / "map.json").read_text())
@@ -255,6 +275,8 @@ def test_cli_import_and_export(dsn: str, tmp_path: Path, capsys: pytest.CaptureF
     bad.write_text(json.dumps([{"id": "x", "name": "Zonder status"}, exported[0]]))
     assert cli.main(["--database-url", dsn, "import", str(bad)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    assert lines[:2] == ["bad.json:x:status: missing; service left out",
-                         "bad.json:x:organization: missing; service left out"]
+    assert lines[:2] == [
+        "bad.json:x:status: missing; service left out",
+        "bad.json:x:organization: missing; service left out",
+    ]
     assert lines[-1].startswith("1 services:") and lines[-1].endswith("; 2 issues")

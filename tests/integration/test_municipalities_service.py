@@ -27,9 +27,9 @@ from starlette.routing import Route
 
 from deploy.stack import REPO, free_port
 from services.municipalities import handlers, records
-from services.municipalities.repository import MunicipalStore
 from services.municipalities.config import MunicipalitiesSettings
 from services.municipalities.release import ReleaseWorker
+from services.municipalities.repository import MunicipalStore
 from services.municipalities.stream import WebhookDelivery, server_sent_events
 from shared import webhooks
 from shared.contracts import CaregiverErased, Envelope, SignalReceived, SignalScreened
@@ -55,16 +55,18 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def _runtime(pool: asyncpg.Pool, **settings: Any) -> Runtime[MunicipalitiesSettings]:
-    runtime = Runtime(settings=MunicipalitiesSettings(**settings), broker=None,
-                      metrics=Metrics("municipalities"), consumer=None)
+    runtime = Runtime(
+        settings=MunicipalitiesSettings(**settings), broker=None, metrics=Metrics("municipalities"), consumer=None
+    )
     runtime._pool = pool
     return runtime
 
 
 async def _append(pool: asyncpg.Pool, code: str, n: int, at: datetime | None = None) -> None:
     async with pool.acquire() as conn, conn.transaction():
-        await MunicipalStore(conn).append_release(code, uuid4(), "2026-11", json.dumps({"n": n, "code": code}),
-                                        at or datetime.now(UTC))
+        await MunicipalStore(conn).append_release(
+            code, uuid4(), "2026-11", json.dumps({"n": n, "code": code}), at or datetime.now(UTC)
+        )
 
 
 async def test_sequence_numbers_are_gap_free_per_municipality_under_concurrent_writers(pool):
@@ -150,8 +152,9 @@ async def test_webhooks_are_signed_ordered_and_retried_with_backoff(pool):
         t, v1 = (part.split("=", 1)[1] for part in headers["x-signature"].split(","))
         assert v1 == hmac.new(SECRET.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
         assert abs(int(t) - time.time()) < 60
-    row = await pool.fetchrow("SELECT delivered_seq, attempts, last_error FROM municipal_webhooks WHERE id = $1",
-                              hook.id)
+    row = await pool.fetchrow(
+        "SELECT delivered_seq, attempts, last_error FROM municipal_webhooks WHERE id = $1", hook.id
+    )
     assert (row["delivered_seq"], row["attempts"], row["last_error"]) == (3, 0, None)
 
 
@@ -219,10 +222,20 @@ def _signal(name: str, postcode: str = "3833 KL", code: str = "GM0327") -> Signa
 
 
 def _screened(signal: SignalReceived, subject: str) -> Envelope[SignalScreened]:
-    payload = SignalScreened(signal_id=signal.signal_id, case_id=uuid4(), screened_at=datetime.now(UTC),
-                             result={"risk_level": "at_risk", "needs": ["peer_contact"]}, signal=signal)
-    return Envelope[SignalScreened](event_type="signal.screened", payload=payload, producer="screening",
-                                    subject=subject, correlation_id=str(signal.signal_id))
+    payload = SignalScreened(
+        signal_id=signal.signal_id,
+        case_id=uuid4(),
+        screened_at=datetime.now(UTC),
+        result={"risk_level": "at_risk", "needs": ["peer_contact"]},
+        signal=signal,
+    )
+    return Envelope[SignalScreened](
+        event_type="signal.screened",
+        payload=payload,
+        producer="screening",
+        subject=subject,
+        correlation_id=str(signal.signal_id),
+    )
 
 
 async def _dump(pool: asyncpg.Pool) -> str:
@@ -243,10 +256,22 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
             await handle(conn, _screened(signal, subject))
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 15  # not the unknown municipality
     async with pool.acquire() as conn, conn.transaction():  # one of the twelve is erased while waiting
-        await handlers.on_erased(conn, Envelope[CaregiverErased](
-            event_type="caregiver.erased", producer="signals", subject="pseudonym-11", correlation_id="e",
-            payload=CaregiverErased(erasure_id=uuid4(), caregiver_pseudonym="pseudonym-11", signal_ids=[],
-                                    requested_at=datetime.now(UTC), requested_by=uuid4())))
+        await handlers.on_erased(
+            conn,
+            Envelope[CaregiverErased](
+                event_type="caregiver.erased",
+                producer="signals",
+                subject="pseudonym-11",
+                correlation_id="e",
+                payload=CaregiverErased(
+                    erasure_id=uuid4(),
+                    caregiver_pseudonym="pseudonym-11",
+                    signal_ids=[],
+                    requested_at=datetime.now(UTC),
+                    requested_by=uuid4(),
+                ),
+            ),
+        )
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 14
 
     outcome = await worker.release_due(datetime.now(UTC))
@@ -257,7 +282,11 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
     assert [(o["topic"], o["key"]) for o in outbox] == [("municipality.GM0327.events.v1", "GM0327")]
     group = json.loads(rows[0].body)["payload"]
     assert (group["count"], group["age_band"], group["risk_level"], group["needs"]) == (
-        11, "70-79", "at_risk", ["peer_contact"])
+        11,
+        "70-79",
+        "at_risk",
+        ["peer_contact"],
+    )
     assert await pool.fetchval("SELECT count(*) FROM waiting_records") == 3  # the three wait
 
     later = await worker.release_due(datetime.now(UTC) + timedelta(seconds=61))
@@ -269,15 +298,30 @@ async def test_events_wait_then_go_out_in_groups_or_are_suppressed_and_nothing_i
     assert registry.get_sample_value("sts_municipal_records_total", {"fate": "suppressed"}) == 3
 
     dump = await _dump(pool)
-    for value in ("Bram", "Eva", "example.nl", "0687654321", "3833", "3751", "1948", "ECD-778899", "slaapt",
-                  "pseudonym-", *(str(s.signal_id) for s, _ in [*similar, *lonely, unknown])):
+    for value in (
+        "Bram",
+        "Eva",
+        "example.nl",
+        "0687654321",
+        "3833",
+        "3751",
+        "1948",
+        "ECD-778899",
+        "slaapt",
+        "pseudonym-",
+        *(str(s.signal_id) for s, _ in [*similar, *lonely, unknown]),
+    ):
         assert value not in dump, value
 
 
 async def test_old_inbox_rows_are_purged_by_the_shared_retention_job(pool):
-    await pool.execute("""INSERT INTO inbox (event_id, consumer, topic, event_type, processed_at)
+    await pool.execute(
+        """INSERT INTO inbox (event_id, consumer, topic, event_type, processed_at)
                           VALUES ($1, 'municipalities', 't', 'x', now() - interval '3 days'),
-                                 ($2, 'municipalities', 't', 'x', now())""", uuid4(), uuid4())
+                                 ($2, 'municipalities', 't', 'x', now())""",
+        uuid4(),
+        uuid4(),
+    )
     await purge(pool, shared_purges(MunicipalitiesSettings()))
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
 
@@ -290,5 +334,11 @@ async def test_the_signals_store_keeps_no_municipality_tables(database_url):
     finally:
         await conn.close()
     assert "signals" in tables and "erasures" in tables
-    assert not tables & {"municipality_keys", "stream_salts", "signal_facts", "municipal_streams",
-                         "municipal_events", "municipal_webhooks"}
+    assert not tables & {
+        "municipality_keys",
+        "stream_salts",
+        "signal_facts",
+        "municipal_streams",
+        "municipal_events",
+        "municipal_webhooks",
+    }

@@ -28,8 +28,8 @@ from deploy.mailbox import Mailbox, Maildrop
 from deploy.stack import free_port
 from services.notify import repository
 from services.notify.api import delivery_channels
-from shared.webhooks import verify as verify_webhook
 from shared.contracts import EventType
+from shared.webhooks import verify as verify_webhook
 from tests.integration.test_notify_closed_loop import Notify, notify  # noqa: F401 (fixture)
 from tests.unit.test_notify_domain import match, proposed
 
@@ -37,8 +37,7 @@ pytestmark = pytest.mark.integration
 
 
 def read_mail(directory: Path) -> list[EmailMessage]:
-    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes())
-            for p in sorted(directory.glob("*.eml"))]
+    return [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in sorted(directory.glob("*.eml"))]
 
 
 def to(mails: list[EmailMessage], address: str) -> list[EmailMessage]:
@@ -65,13 +64,15 @@ def use_smtp(notify: Notify, port: int, **overrides: Any) -> None:
 
 
 async def test_mail_reaches_a_real_smtp_server_with_headers_language_and_a_plain_text_part(
-    notify: Notify, mailbox: Mailbox,
+    notify: Notify,
+    mailbox: Mailbox,
 ) -> None:
     use_smtp(notify, mailbox.smtp.port)
     event = proposed(matches=[match("a")], caregiver={"preferred_language": "en"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl",
-                                        None, None, "nl")
+        await repository.upsert_partner(
+            conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
+        )
     await notify.on_matches(event)
     assert await notify.worker().deliver_due() == 3
     mails = read_mail(mailbox.directory)
@@ -98,20 +99,25 @@ async def test_mail_reaches_a_real_smtp_server_with_headers_language_and_a_plain
 
     sent = await notify.events(EventType.NOTIFICATION_SENT)
     assert sorted((s["recipient_role"], s["channel"], s["status"]) for s in sent) == [
-        ("caregiver", "email", "delivered"), ("provider", "email", "delivered"), ("referrer", "email", "delivered")]
+        ("caregiver", "email", "delivered"),
+        ("provider", "email", "delivered"),
+        ("referrer", "email", "delivered"),
+    ]
     assert notify.metric("sts_notifications_total", channel="email", outcome="delivered") == 3
     assert await notify.worker().deliver_due() == 0, "delivered once, never again"
     assert len(read_mail(mailbox.directory)) == 3
 
 
 async def test_do_not_contact_sends_the_caregiver_nothing_but_the_referrer_mail(
-    notify: Notify, mailbox: Mailbox,
+    notify: Notify,
+    mailbox: Mailbox,
 ) -> None:
     use_smtp(notify, mailbox.smtp.port)
     event = proposed(matches=[match("a")], caregiver={"contact_preference": "do_not_contact"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(conn, event.signal.organisation_id, "GP", "gp@delinde.example.nl",
-                                        None, None, "nl")
+        await repository.upsert_partner(
+            conn, event.signal.organisation_id, "GP", "gp@delinde.example.nl", None, None, "nl"
+        )
     await notify.on_matches(event)
     await notify.worker().deliver_due()
     mails = read_mail(mailbox.directory)
@@ -126,9 +132,28 @@ async def test_do_not_contact_sends_the_caregiver_nothing_but_the_referrer_mail(
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     directory = tmp_path_factory.mktemp("tls")
     cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return cert, key
 
 
@@ -142,18 +167,34 @@ def relay(tmp_path: Path, certificate: tuple[Path, Path]) -> Iterator[Controller
     """An SMTP relay as production would have: STARTTLS required, login required."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(*certificate)
-    controller = Controller(Maildrop(tmp_path / "relay"), hostname="127.0.0.1", port=free_port(),
-                            tls_context=context, require_starttls=True, authenticator=_login, auth_require_tls=True)
+    controller = Controller(
+        Maildrop(tmp_path / "relay"),
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=_login,
+        auth_require_tls=True,
+    )
     controller.start()
     yield controller
     controller.stop()
 
 
 async def test_starttls_and_login_when_configured(
-    notify: Notify, relay: Controller, certificate: tuple[Path, Path], tmp_path: Path,
+    notify: Notify,
+    relay: Controller,
+    certificate: tuple[Path, Path],
+    tmp_path: Path,
 ) -> None:
-    use_smtp(notify, relay.port, smtp_starttls=True, smtp_username="notify", smtp_password="s3cret",
-             smtp_cert_bundle=certificate[0])
+    use_smtp(
+        notify,
+        relay.port,
+        smtp_starttls=True,
+        smtp_username="notify",
+        smtp_password="s3cret",
+        smtp_cert_bundle=certificate[0],
+    )
     event = proposed(matches=[])
     await notify.on_matches(event)
     await notify.worker().deliver_due()
@@ -168,8 +209,15 @@ async def test_starttls_and_login_when_configured(
     refused = (await notify.notifications(address="plain@example.nl"))[0]
     assert (refused["status"], refused["attempts"]) == ("pending", 1) and "530" in refused["last_error"]
 
-    use_smtp(notify, relay.port, smtp_starttls=True, smtp_username="notify", smtp_password="wrong",
-             smtp_cert_bundle=certificate[0], delivery_breaker_failures=2)
+    use_smtp(
+        notify,
+        relay.port,
+        smtp_starttls=True,
+        smtp_username="notify",
+        smtp_password="wrong",
+        smtp_cert_bundle=certificate[0],
+        delivery_breaker_failures=2,
+    )
     await notify.on_matches(proposed(matches=[], caregiver={"email": "wrong@example.nl"}))
     worker = notify.worker()
     assert await worker.deliver_due() == 3, "the new mail and status-view entry, and the mail refused before"
@@ -178,8 +226,9 @@ async def test_starttls_and_login_when_configured(
     assert worker.breaker_states == {"email": "open"}, "two messages refused by the relay: e-mail is paused"
     attempts = [r["attempts"] for r in await notify.notifications(channel="email", status="pending")]
     assert await worker.deliver_due() == 0
-    assert [r["attempts"] for r in await notify.notifications(channel="email", status="pending")] == attempts, \
+    assert [r["attempts"] for r in await notify.notifications(channel="email", status="pending")] == attempts, (
         "no attempts are burned while the breaker is open"
+    )
 
 
 class Refusing:
@@ -289,8 +338,9 @@ def receiver() -> Iterator[Receiver]:
 async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiver: Receiver) -> None:
     event = proposed(matches=[match("a")], caregiver={"contact_preference": "do_not_contact"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(conn, event.signal.organisation_id, "GP", None, receiver.url,
-                                        "partner-secret", "en")
+        await repository.upsert_partner(
+            conn, event.signal.organisation_id, "GP", None, receiver.url, "partner-secret", "en"
+        )
     receiver.answers = [503]
     await notify.on_matches(event)
     await notify.worker().deliver_due()
@@ -304,8 +354,9 @@ async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiv
         headers = request["headers"]
         assert verify_webhook("partner-secret", headers["X-Signature"], request["body"], now=request["received"])
         assert not verify_webhook("another-secret", headers["X-Signature"], request["body"], now=request["received"])
-        assert not verify_webhook("partner-secret", headers["X-Signature"], request["body"] + b"x",
-                                  now=request["received"])
+        assert not verify_webhook(
+            "partner-secret", headers["X-Signature"], request["body"] + b"x", now=request["received"]
+        )
         assert headers["X-Delivery-Id"] == str(pending["id"]) and headers["X-Event-Type"] == "referrer_update"
     document = json.loads(receiver.requests[-1]["body"])
     assert document["type"] == "referrer_update" and document["signal_id"] == str(event.signal_id)

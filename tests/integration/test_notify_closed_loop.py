@@ -64,35 +64,45 @@ class Notify:
     registry: CollectorRegistry
 
     async def on_matches(self, payload: MatchesProposed) -> None:
-        event = new_event(EventType.MATCHES_PROPOSED, payload, producer="matching", subject="pseudonym-1",
-                          correlation_id=f"corr-{payload.signal_id}")
+        event = new_event(
+            EventType.MATCHES_PROPOSED,
+            payload,
+            producer="matching",
+            subject="pseudonym-1",
+            correlation_id=f"corr-{payload.signal_id}",
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             await service.propose(service.NotifyUnitOfWork(conn), self.ctx, event)
 
     async def on_erased(self, payload: CaregiverErased) -> None:
-        event = new_event(EventType.CAREGIVER_ERASED, payload, producer="signals", subject="pseudonym-1",
-                          correlation_id="erase")
+        event = new_event(
+            EventType.CAREGIVER_ERASED, payload, producer="signals", subject="pseudonym-1", correlation_id="erase"
+        )
         async with self.pool.acquire() as conn, conn.transaction():
             await service.forget_caregiver(service.NotifyUnitOfWork(conn), self.ctx, event.payload)
 
     async def events(self, event_type: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
-            "SELECT body FROM outbox WHERE headers->>'event_type' = $1 ORDER BY id", event_type)
+            "SELECT body FROM outbox WHERE headers->>'event_type' = $1 ORDER BY id", event_type
+        )
         return [json.loads(r["body"])["payload"] for r in rows]
 
     async def notifications(self, **where: Any) -> list[asyncpg.Record]:
         clauses = " AND ".join(f"{k} = ${i}" for i, k in enumerate(where, 1)) or "true"
-        return await self.pool.fetch(f"SELECT * FROM notifications WHERE {clauses} ORDER BY created_at, template",
-                                     *where.values())
+        return await self.pool.fetch(
+            f"SELECT * FROM notifications WHERE {clauses} ORDER BY created_at, template", *where.values()
+        )
 
     async def referrals(self, case_id: uuid.UUID) -> list[asyncpg.Record]:
-        return await self.pool.fetch("SELECT * FROM referrals WHERE case_id = $1 ORDER BY created_at, service_id",
-                                     case_id)
+        return await self.pool.fetch(
+            "SELECT * FROM referrals WHERE case_id = $1 ORDER BY created_at, service_id", case_id
+        )
 
     def worker(self, channels: dict[str, Any] | None = None) -> DeliveryWorker:
         runtime: Any = SimpleNamespace(pool=self.pool)  # the worker reads only the pool
-        return DeliveryWorker(runtime, self.ctx,
-                              channels if channels is not None else delivery_channels(self.ctx.settings))
+        return DeliveryWorker(
+            runtime, self.ctx, channels if channels is not None else delivery_channels(self.ctx.settings)
+        )
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -101,8 +111,9 @@ class Notify:
 def settings_for(database_url: str, **overrides: Any) -> NotifySettings:
     # The stand-in webhook receivers listen on plain http on loopback, which production refuses.
     overrides.setdefault("webhook_allow_http_hosts", ["127.0.0.1", "localhost"])
-    return NotifySettings(database_url=database_url, public_url="http://notify.test",
-                          delivery_backoff_seconds=0.0, **overrides)
+    return NotifySettings(
+        database_url=database_url, public_url="http://notify.test", delivery_backoff_seconds=0.0, **overrides
+    )
 
 
 @pytest.fixture
@@ -147,8 +158,11 @@ async def test_proposals_become_referrals_with_working_day_deadlines(notify: Not
     assert a["reservation_id"] == event.matches[0].reservation_id
     notes = await notify.notifications(case_id=event.case_id)
     assert sorted((n["recipient_role"], n["template"], n["status"]) for n in notes) == [
-        ("caregiver", "caregiver_proposals", "pending"), ("provider", "provider_referral", "pending"),
-        ("provider", "provider_referral", "pending"), ("referrer", "referrer_update", "pending")]
+        ("caregiver", "caregiver_proposals", "pending"),
+        ("provider", "provider_referral", "pending"),
+        ("provider", "provider_referral", "pending"),
+        ("referrer", "referrer_update", "pending"),
+    ]
     provider = by(notes, address="a@provider.example.nl")[0]
     assert (
         f"http://notify.test/r/{a['id']}/accept?" in provider["body_text"]
@@ -200,12 +214,16 @@ async def test_provider_api_answers_and_refuses(notify: Notify) -> None:
 async def test_a_rejection_releases_the_slot_asks_for_a_rematch_and_tells_the_referrer(notify: Notify) -> None:
     event = proposed(matches=[match("a"), match("b")])
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl",
-                                        None, None, "nl")
+        await repository.upsert_partner(
+            conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
+        )
     await notify.on_matches(event)
     a = (await notify.referrals(event.case_id))[0]
-    response = await notify.api.post(f"/v1/referrals/{a['id']}/status", headers=auth(),
-                                     json={"status": "rejected", "reason_code": "no_capacity", "note": "vol tot maart"})
+    response = await notify.api.post(
+        f"/v1/referrals/{a['id']}/status",
+        headers=auth(),
+        json={"status": "rejected", "reason_code": "no_capacity", "note": "vol tot maart"},
+    )
     assert response.status_code == 200
     update = (await notify.events(EventType.REFERRAL_UPDATED))[0]
     assert update["status"] == "rejected" and update["reason_code"] == "no_capacity"
@@ -220,7 +238,10 @@ async def test_a_rejection_releases_the_slot_asks_for_a_rematch_and_tells_the_re
     rematch = rematch.model_copy(update={"signal": event.signal})
     await notify.on_matches(rematch)
     assert [(r["service_id"], r["status"]) for r in await notify.referrals(event.case_id)] == [
-        ("a", "rejected"), ("b", "requested"), ("c", "requested")]
+        ("a", "rejected"),
+        ("b", "requested"),
+        ("c", "requested"),
+    ]
     notes = await notify.notifications(case_id=event.case_id)
     referrer = by(notes, template="referrer_update")
     assert len(referrer) == 2 and "nieuw voorstel" in referrer[1]["subject"]
@@ -229,8 +250,11 @@ async def test_a_rejection_releases_the_slot_asks_for_a_rematch_and_tells_the_re
 
     # A second rejection lists both declined services for matching to skip.
     b = (await notify.referrals(event.case_id))[1]
-    await notify.api.post(f"/v1/referrals/{b['id']}/status", headers=auth("provider-key-b"),
-                          json={"status": "rejected", "reason_code": "out_of_area"})
+    await notify.api.post(
+        f"/v1/referrals/{b['id']}/status",
+        headers=auth("provider-key-b"),
+        json={"status": "rejected", "reason_code": "out_of_area"},
+    )
     assert (await notify.events(EventType.REFERRAL_UPDATED))[-1]["excluded_service_ids"] == ["a", "b"]
 
 
@@ -247,14 +271,20 @@ async def test_signed_links_let_a_provider_answer_without_a_key(notify: Notify) 
     assert '<option value="out_of_area" selected>' in page.text
     assert (await notify.events(EventType.REFERRAL_UPDATED)) == [], "opening the link does not answer"
 
-    tampered = await notify.api.post(target.replace("sig=", "sig=0"), content="reason=no_capacity",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    tampered = await notify.api.post(
+        target.replace("sig=", "sig=0"),
+        content="reason=no_capacity",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert tampered.status_code == 403
     accept_with_decline_sig = target.replace("/decline?", "/accept?")
     assert (await notify.api.post(accept_with_decline_sig)).status_code == 403
 
-    done = await notify.api.post(target, content="reason=out_of_area&note=buiten+Leusden",
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    done = await notify.api.post(
+        target,
+        content="reason=out_of_area&note=buiten+Leusden",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert done.status_code == 200 and "vastgelegd" in done.text
     referral = (await notify.referrals(event.case_id))[0]
     assert (referral["status"], referral["reason_code"], referral["note"]) == (
@@ -272,8 +302,9 @@ async def test_deadlines_remind_then_escalate_on_working_days(notify: Notify) ->
     event = proposed(matches=[match("a"), match("b")])
     await notify.on_matches(event)
     a, b = await notify.referrals(event.case_id)
-    await notify.api.post(f"/v1/referrals/{b['id']}/status", json={"status": "accepted"},
-                          headers=auth("provider-key-b"))
+    await notify.api.post(
+        f"/v1/referrals/{b['id']}/status", json={"status": "accepted"}, headers=auth("provider-key-b")
+    )
     async with notify.pool.acquire() as conn:
         await repository.save_consultant(conn, "GM0327", "consulent@leusden.example.nl", "Consulent", "registered")
 
@@ -291,7 +322,8 @@ async def test_deadlines_remind_then_escalate_on_working_days(notify: Notify) ->
     assert (done.reminders, done.escalations) == (0, 1)
     escalation = by(await notify.notifications(case_id=event.case_id), template="consultant_escalation")
     assert [(e["recipient_role"], e["address"], e["status"]) for e in escalation] == [
-        ("consultant", "consulent@leusden.example.nl", "pending")]
+        ("consultant", "consulent@leusden.example.nl", "pending")
+    ]
     assert notify.metric("sts_referral_reminders_total") == 1
     assert notify.metric("sts_referral_escalations_total") == 1
 
@@ -345,7 +377,10 @@ async def test_do_not_contact_schedules_no_follow_up_but_informs_the_referrer(no
     await notify.on_matches(event)
     notes = await notify.notifications(case_id=event.case_id)
     assert {(n["recipient_role"], n["status"]) for n in notes} == {
-        ("caregiver", "suppressed"), ("provider", "suppressed"), ("referrer", "pending")}
+        ("caregiver", "suppressed"),
+        ("provider", "suppressed"),
+        ("referrer", "pending"),
+    }
     assert await notify.referrals(event.case_id) == []
     notify.clock.advance(days=30)
     assert (await run_once(notify.pool, notify.ctx)).follow_ups == 0
@@ -354,9 +389,16 @@ async def test_do_not_contact_schedules_no_follow_up_but_informs_the_referrer(no
 async def test_erasure_blanks_the_caregiver_and_ends_open_referrals(notify: Notify) -> None:
     event = proposed(matches=[match("a")])
     await notify.on_matches(event)
-    await notify.on_erased(CaregiverErased(
-        erasure_id=uuid.uuid4(), caregiver_pseudonym="pseudonym-1", signal_ids=[event.signal_id],
-        case_ids=[event.case_id], requested_at=FRIDAY, requested_by=event.signal.organisation_id))
+    await notify.on_erased(
+        CaregiverErased(
+            erasure_id=uuid.uuid4(),
+            caregiver_pseudonym="pseudonym-1",
+            signal_ids=[event.signal_id],
+            case_ids=[event.case_id],
+            requested_at=FRIDAY,
+            requested_by=event.signal.organisation_id,
+        )
+    )
     notes = await notify.notifications(case_id=event.case_id)
     assert notes and all(n["address"] is None and n["body_text"] == "" and n["body_html"] is None for n in notes)
     assert {n["status"] for n in notes} == {"erased"}, "unsent messages are not sent after all"

@@ -96,7 +96,8 @@ async def sent_events(notify: Notify) -> Counter[tuple[str, str]]:
 
 
 async def test_a_crash_mid_send_resends_only_the_message_in_flight_with_the_same_message_id(
-    notify: Notify, relay: tuple[Relay, Controller],
+    notify: Notify,
+    relay: tuple[Relay, Controller],
 ) -> None:
     server, controller = relay
     use_smtp(notify, controller.port)
@@ -185,6 +186,7 @@ async def test_a_relay_that_is_down_opens_the_breaker_and_everything_goes_out_on
     controller = Controller(server, hostname="127.0.0.1", port=port)
     controller.start()
     try:
+
         async def half_open() -> bool:
             return worker.breaker_states == {"email": "half-open"}
 
@@ -230,7 +232,9 @@ async def test_smtp_connections_are_reused_and_reopened_after_the_relay_dropped_
 
 @pytest.mark.parametrize("finishes_in_time", [True, False])
 async def test_shutdown_waits_for_the_send_in_flight_or_leaves_it_to_its_lease(
-    notify: Notify, relay: tuple[Relay, Controller], finishes_in_time: bool,
+    notify: Notify,
+    relay: tuple[Relay, Controller],
+    finishes_in_time: bool,
 ) -> None:
     server, controller = relay
     use_smtp(notify, controller.port, shutdown_grace_seconds=4.0, delivery_poll_seconds=0.05)
@@ -264,7 +268,8 @@ async def test_shutdown_waits_for_the_send_in_flight_or_leaves_it_to_its_lease(
 
 
 async def test_a_committed_message_wakes_the_running_worker_before_its_next_poll(
-    notify: Notify, relay: tuple[Relay, Controller],
+    notify: Notify,
+    relay: tuple[Relay, Controller],
 ) -> None:
     server, controller = relay
     use_smtp(notify, controller.port, delivery_poll_seconds=120.0)
@@ -307,8 +312,14 @@ async def test_a_broken_webhook_host_pauses_that_host_only(notify: Notify, recei
 
 
 def erasure(event: Any) -> CaregiverErased:
-    return CaregiverErased(erasure_id=uuid.uuid4(), caregiver_pseudonym="pseudonym-1", signal_ids=[event.signal_id],
-                           case_ids=[event.case_id], requested_at=FRIDAY, requested_by=event.signal.organisation_id)
+    return CaregiverErased(
+        erasure_id=uuid.uuid4(),
+        caregiver_pseudonym="pseudonym-1",
+        signal_ids=[event.signal_id],
+        case_ids=[event.case_id],
+        requested_at=FRIDAY,
+        requested_by=event.signal.organisation_id,
+    )
 
 
 async def test_a_message_erased_after_its_claim_is_not_sent(notify: Notify, relay: tuple[Relay, Controller]) -> None:
@@ -342,7 +353,8 @@ class ErasedDuringSend:
 
 
 async def test_recording_a_send_does_not_resurrect_an_erased_message(
-    notify: Notify, relay: tuple[Relay, Controller],
+    notify: Notify,
+    relay: tuple[Relay, Controller],
 ) -> None:
     server, controller = relay
     use_smtp(notify, controller.port)
@@ -358,9 +370,13 @@ async def test_recording_a_send_does_not_resurrect_an_erased_message(
 
 
 def cli(notify: Notify, *args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "services.notify.cli", "--database-url",
-                           notify.ctx.settings.database_url, *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "services.notify.cli", "--database-url", notify.ctx.settings.database_url, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -371,7 +387,8 @@ class Refusing:
 
 
 async def test_the_resend_cli_sends_a_failed_message_again_under_its_own_id(
-    notify: Notify, relay: tuple[Relay, Controller],
+    notify: Notify,
+    relay: tuple[Relay, Controller],
 ) -> None:
     refusing = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
     refusing.start()

@@ -42,8 +42,9 @@ class Harness:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap)
         await producer.start()
         try:
-            await producer.send_and_wait(self.topic, body, key=key,
-                                         headers=[(k, v.encode()) for k, v in (headers or {}).items()])
+            await producer.send_and_wait(
+                self.topic, body, key=key, headers=[(k, v.encode()) for k, v in (headers or {}).items()]
+            )
         finally:
             await producer.stop()
 
@@ -56,8 +57,12 @@ class Harness:
                 await asyncio.sleep(0.05)
 
     async def dead_letters(self, count: int) -> list[Any]:
-        consumer = AIOKafkaConsumer(Topics.dlq(self.topic), bootstrap_servers=self.bootstrap,
-                                    auto_offset_reset="earliest", group_id=f"r-{uuid.uuid4()}")
+        consumer = AIOKafkaConsumer(
+            Topics.dlq(self.topic),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            group_id=f"r-{uuid.uuid4()}",
+        )
         await consumer.start()
         records: list[Any] = []
         try:
@@ -99,10 +104,15 @@ async def harness(database_url: str, kafka: Any) -> AsyncIterator[Harness]:
             raise RuntimeError(f"transient failure for {n}")
         await conn.execute("INSERT INTO seen (n) VALUES ($1)", n)
 
-    consumer = EventConsumer(broker, lambda: pool, metrics,
-                             ConsumerSettings(group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01,
-                                              dead_letter_after_seconds=0),
-                             payloads={"test.ping": Ping})
+    consumer = EventConsumer(
+        broker,
+        lambda: pool,
+        metrics,
+        ConsumerSettings(
+            group_id=f"g-{uuid.uuid4().hex[:6]}", max_attempts=3, backoff_seconds=0.01, dead_letter_after_seconds=0
+        ),
+        payloads={"test.ping": Ping},
+    )
     consumer.subscribe({topic: {"test.ping": handle}})
     relay = OutboxRelay(pool, broker, metrics, poll_seconds=0.2)
     await broker.start()
@@ -134,7 +144,7 @@ async def test_relays_of_several_instances_take_turns(harness: Harness) -> None:
     async with harness.pool.acquire() as holder, holder.transaction():
         await holder.execute("SELECT pg_advisory_xact_lock($1)", RELAY_LOCK)
         await _emit(harness, envelope(7))
-        second_instance = OutboxRelay(harness.pool, None, harness.metrics)  # type: ignore[arg-type]
+        second_instance = OutboxRelay(harness.pool, None, harness.metrics)
         assert await second_instance.publish_batch() == 0
         await asyncio.sleep(0.6)  # the running relay's rounds (every 0.2 s) find the lock taken too
         assert await harness.pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 1

@@ -12,8 +12,9 @@ from shared.auth import KeyRefused, hash_key, key_weakness, new_key
 from shared.fields import EmailAddress, SingleLine, email_problem
 
 
-@pytest.mark.parametrize("weak", ["demo-gp-key", "hunter2", "a" * 64, "abababababababababababababababab",
-                                  "0123456789" * 4])
+@pytest.mark.parametrize(
+    "weak", ["demo-gp-key", "hunter2", "a" * 64, "abababababababababababababababab", "0123456789" * 4]
+)
 def test_weak_keys_are_refused_with_a_reason(weak: str) -> None:
     assert key_weakness(weak)
     with pytest.raises(KeyRefused, match="leave --key out"):
@@ -28,8 +29,19 @@ def test_random_keys_are_strong_and_stored_only_as_a_digest() -> None:
     assert hash_key(generated) != generated and len(hash_key(generated)) == 64
 
 
-@pytest.mark.parametrize("value", ["a@x.nl,b@y.nl", "a@x.nl; b@y.nl", "a@x.nl\r\nBcc: c@z.nl", "a@x.nl\n",
-                                   "Anna <a@x.nl>", "a b@x.nl", "no-at-sign", "a@localhost"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "a@x.nl,b@y.nl",
+        "a@x.nl; b@y.nl",
+        "a@x.nl\r\nBcc: c@z.nl",
+        "a@x.nl\n",
+        "Anna <a@x.nl>",
+        "a b@x.nl",
+        "no-at-sign",
+        "a@localhost",
+    ],
+)
 def test_an_email_field_holds_exactly_one_plain_address(value: str) -> None:
     assert email_problem(value)
     with pytest.raises(ValidationError):

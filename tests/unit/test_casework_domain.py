@@ -20,8 +20,11 @@ DAYS = timedelta(days=4)
 
 def signal(**changes: Any) -> SignalReceived:
     data: dict[str, Any] = {
-        "signal_id": str(uuid4()), "organisation_id": str(uuid4()), "organisation_name": "GP",
-        "received_at": NOW.isoformat(), "source": {"kind": "gp"},
+        "signal_id": str(uuid4()),
+        "organisation_id": str(uuid4()),
+        "organisation_name": "GP",
+        "received_at": NOW.isoformat(),
+        "source": {"kind": "gp"},
         "caregiver": {"name": "A", "email": "a@example.nl", "municipality_code": "GM0327"},
         "consent": {"contact_caregiver": True},
     }
@@ -31,9 +34,19 @@ def signal(**changes: Any) -> SignalReceived:
 
 
 def case(**changes: Any) -> dict[str, Any]:
-    return {"closed_at": None, "crisis_since": None, "last_contact_at": None, "derailed": False,
-            "escalated_at": None, "unmatched": False, "outreach": None, "contact_preference": "email",
-            "rescreen_due_at": None, "support_not_arrived_at": None, "municipality_code": "GM0327"} | changes
+    return {
+        "closed_at": None,
+        "crisis_since": None,
+        "last_contact_at": None,
+        "derailed": False,
+        "escalated_at": None,
+        "unmatched": False,
+        "outreach": None,
+        "contact_preference": "email",
+        "rescreen_due_at": None,
+        "support_not_arrived_at": None,
+        "municipality_code": "GM0327",
+    } | changes
 
 
 def codes(c: dict[str, Any], referrals: Sequence[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
@@ -50,20 +63,24 @@ def test_a_crisis_has_a_deadline_in_hours_and_goes_to_the_back_up_when_it_passes
     [first, second] = domain.queue_reasons(crisis, [], NOW, crisis_deadline=HOURS, unanswered_after=DAYS)
     assert (first.code, first.deadline, second.code) == ("crisis", NOW + HOURS, "veilig_thuis")
     assert codes(crisis, now=NOW + HOURS + timedelta(seconds=1))[0] == "crisis_overdue"
-    assert codes(case(crisis_since=NOW, last_contact_at=NOW + timedelta(hours=1)), now=NOW + HOURS * 2) == [], \
+    assert codes(case(crisis_since=NOW, last_contact_at=NOW + timedelta(hours=1)), now=NOW + HOURS * 2) == [], (
         "a crisis picked up (a contact attempt) is off the clock"
+    )
 
 
-@pytest.mark.parametrize(("changes", "expected"), [
-    ({"escalated_at": NOW}, ["escalated"]),
-    ({"unmatched": True}, ["unmatched"]),
-    ({"outreach": "no_consent"}, ["no_consent"]),
-    ({"contact_preference": "phone"}, ["prefers_phone"]),
-    ({"contact_preference": "post"}, ["prefers_post"]),
-    ({"rescreen_due_at": NOW}, ["rescreen_due"]),
-    ({"rescreen_due_at": NOW + DAYS}, []),
-    ({"support_not_arrived_at": NOW}, ["support_not_arrived"]),
-])
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"escalated_at": NOW}, ["escalated"]),
+        ({"unmatched": True}, ["unmatched"]),
+        ({"outreach": "no_consent"}, ["no_consent"]),
+        ({"contact_preference": "phone"}, ["prefers_phone"]),
+        ({"contact_preference": "post"}, ["prefers_post"]),
+        ({"rescreen_due_at": NOW}, ["rescreen_due"]),
+        ({"rescreen_due_at": NOW + DAYS}, []),
+        ({"support_not_arrived_at": NOW}, ["support_not_arrived"]),
+    ],
+)
 def test_each_reason_a_person_is_needed(changes, expected):
     assert codes(case(**changes)) == expected
 
@@ -80,15 +97,17 @@ def test_outreach_when_nobody_but_a_person_can_reach_the_caregiver():
     assert domain.outreach(signal(consent={"contact_caregiver": False})) == "no_consent"
     assert domain.outreach(signal(caregiver={"email": None})) == "no_channel"
     assert domain.outreach(signal(caregiver={"contact_preference": "phone"})) == "no_channel"
-    assert domain.outreach(signal(caregiver={"contact_preference": "do_not_contact"}, consent={})) is None, \
+    assert domain.outreach(signal(caregiver={"contact_preference": "do_not_contact"}, consent={})) is None, (
         "do not contact is respected"
+    )
 
 
 def test_crisis_and_derailed_care():
     assert domain.is_crisis(signal(urgency="crisis"), "at_risk")
     assert domain.is_crisis(signal(), "crisis")
     assert domain.is_crisis(signal(observations=["abuse"]), "overburdened") and domain.is_derailed(
-        signal(observations=["abuse"]))
+        signal(observations=["abuse"])
+    )
     assert not domain.is_crisis(signal(observations=["exhaustion"]), "overburdened")
 
 
@@ -96,8 +115,9 @@ def test_routing_to_the_municipality_or_the_regional_fallback():
     regions = {"Regio Noord": ["GM1680", "GM0106"]}
     assert domain.route("GM0327", ["GM0327"], regions, "Vangnet") == (domain.MUNICIPALITY, "GM0327")
     assert domain.route("GM1680", ["GM0327"], regions, "Vangnet") == (domain.REGIONAL_FALLBACK, "Regio Noord")
-    assert domain.route("GM0307", ["GM0327"], regions, "Vangnet") == (domain.REGIONAL_FALLBACK, "Vangnet"), \
+    assert domain.route("GM0307", ["GM0327"], regions, "Vangnet") == (domain.REGIONAL_FALLBACK, "Vangnet"), (
         "the operator's default region catches the rest"
+    )
 
 
 def test_who_may_see_a_case():
@@ -113,8 +133,15 @@ def test_who_may_see_a_case():
 
 def test_the_consultants_signal_carries_the_answers_and_not_the_crisis():
     latest = signal(urgency="crisis", observations=["neglect", "exhaustion"], note="vertrouwelijk")
-    own = domain.consultant_signal(latest, signal_id=uuid4(), organisation_id=uuid4(), now=NOW,
-                                   instrument_id="ediz_plus", answers=[1] * 15, consultant_name="Els")
+    own = domain.consultant_signal(
+        latest,
+        signal_id=uuid4(),
+        organisation_id=uuid4(),
+        now=NOW,
+        instrument_id="ediz_plus",
+        answers=[1] * 15,
+        consultant_name="Els",
+    )
     assert own.instrument is not None and own.instrument.answers == [1] * 15
     assert own.urgency.value == "normal" and [o.value for o in own.observations] == ["exhaustion"]
     assert own.caregiver == latest.caregiver and own.note is None and own.source.kind.value == "other"
@@ -162,10 +189,20 @@ def test_every_screening_reason_template_has_a_dutch_pattern():
     from shared.instruments import load_catalogue
 
     catalogue = load_catalogue()
-    for s in (signal(urgency="crisis", observations=["neglect", "exhaustion", "no_backup"]),
-              signal(care_recipient={"condition": "dementie"}, care_situation={"hours_per_week": 45,
-                     "duration_months": 30, "lives_together": True, "combines_with_work": True},
-                     caregiver={"birth_year": 1940}, instrument={"id": "ediz_plus", "answers": [1] * 15}),
-              signal(instrument={"id": "mcsi", "answers": [2] * 13}, urgency="high")):
+    for s in (
+        signal(urgency="crisis", observations=["neglect", "exhaustion", "no_backup"]),
+        signal(
+            care_recipient={"condition": "dementie"},
+            care_situation={
+                "hours_per_week": 45,
+                "duration_months": 30,
+                "lives_together": True,
+                "combines_with_work": True,
+            },
+            caregiver={"birth_year": 1940},
+            instrument={"id": "ediz_plus", "answers": [1] * 15},
+        ),
+        signal(instrument={"id": "mcsi", "answers": [2] * 13}, urgency="high"),
+    ):
         for text in screening.assess(s, catalogue).reasons:
             assert labels.reason(text, "nl")[1], f"no Dutch for: {text}"

@@ -32,8 +32,9 @@ CONSULTANT = {"id": uuid.uuid4(), "name": "Fatima", "municipality_code": "GM0327
 
 
 def _signal(organisation_id: UUID) -> dict[str, Any]:
-    signal = SignalReceived(signal_id=uuid.uuid4(), organisation_id=organisation_id, organisation_name="Org",
-                            received_at=NOW, **DEMO)
+    signal = SignalReceived(
+        signal_id=uuid.uuid4(), organisation_id=organisation_id, organisation_name="Org", received_at=NOW, **DEMO
+    )
     return {"signal_id": signal.signal_id, "personal": signal.model_dump(mode="json")}
 
 
@@ -48,10 +49,22 @@ class FakeCases:
     def add(self, municipality_code: str, *signals: dict[str, Any]) -> UUID:
         case_id = uuid.uuid4()
         self.cases[case_id] = {
-            "id": case_id, "subject": "p1", "municipality_code": municipality_code, "closed_at": None,
-            "contact_preference": "email", "crisis_since": None, "derailed": False, "escalated_at": NOW,
-            "last_contact_at": None, "outreach": False, "rescreen_due_at": None, "support_not_arrived_at": None,
-            "unmatched": True, "handed_off_at": None, "result": None}
+            "id": case_id,
+            "subject": "p1",
+            "municipality_code": municipality_code,
+            "closed_at": None,
+            "contact_preference": "email",
+            "crisis_since": None,
+            "derailed": False,
+            "escalated_at": NOW,
+            "last_contact_at": None,
+            "outreach": False,
+            "rescreen_due_at": None,
+            "support_not_arrived_at": None,
+            "unmatched": True,
+            "handed_off_at": None,
+            "result": None,
+        }
         self.signal_rows[case_id] = list(signals)
         return case_id
 
@@ -112,7 +125,7 @@ async def test_a_case_of_another_municipality_is_not_there_for_this_consultant()
 
 async def test_an_unknown_close_reason_is_refused_naming_the_field_before_anything_is_read() -> None:
     uow = FakeCaseworkUnitOfWork()
-    with pytest.raises(service.Refused, match="^reason:"):
+    with pytest.raises(service.Refused, match=r"^reason:"):
         await service.close(uow, SETTINGS, CONSULTANT, uuid.uuid4(), "bored", NOW)
 
 
@@ -120,8 +133,15 @@ async def test_erasing_the_person_forgets_their_cases_and_a_withdrawal_only_the_
     uow = FakeCaseworkUnitOfWork()
     signal_id, case_id = uuid.uuid4(), uuid.uuid4()
     for scope in (ErasureScope.CAREGIVER, ErasureScope.SIGNALS):
-        erased = CaregiverErased(erasure_id=uuid.uuid4(), caregiver_pseudonym="p1", signal_ids=[signal_id],
-                                 case_ids=[case_id], requested_at=NOW, requested_by=uuid.uuid4(), scope=scope)
+        erased = CaregiverErased(
+            erasure_id=uuid.uuid4(),
+            caregiver_pseudonym="p1",
+            signal_ids=[signal_id],
+            case_ids=[case_id],
+            requested_at=NOW,
+            requested_by=uuid.uuid4(),
+            scope=scope,
+        )
         await service.caregiver_erased(uow, erased)
     assert [whole for *_, whole in uow.cases.erased] == [True, False]
     assert len(uow.tombstones) == 2 and len(uow.forgotten) == 2

@@ -50,7 +50,8 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(capsys: pytest.C
 
 
 def test_a_refused_value_and_a_wrong_setting_are_one_line_each(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tool, ran = _tool()
     assert tool.main(["--database-url", f"postgresql://127.0.0.1:{free_port()}/x", "checked"]) == 2
@@ -74,9 +75,13 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 def test_rows_render_as_a_table_or_as_json() -> None:
     rows = [{"id": UUID(int=1), "at": datetime(2026, 11, 25, 8, tzinfo=UTC), "note": None}]
     assert render(rows, ("id", "at", "note")).splitlines()[1].split() == [
-        "00000000-0000-0000-0000-000000000001", "2026-11-25T08:00:00+00:00", "-"]
+        "00000000-0000-0000-0000-000000000001",
+        "2026-11-25T08:00:00+00:00",
+        "-",
+    ]
     assert json.loads(render(rows, ("id", "at", "note"), "json")) == [
-        {"id": "00000000-0000-0000-0000-000000000001", "at": "2026-11-25T08:00:00+00:00", "note": None}]
+        {"id": "00000000-0000-0000-0000-000000000001", "at": "2026-11-25T08:00:00+00:00", "note": None}
+    ]
     assert render([], ("id",), empty="no keys") == "no keys"
     assert render([], ("id",), "json") == "[]"
 

@@ -29,26 +29,49 @@ DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
 INIT_SCRIPT = REPO / "deploy" / "postgres" / "init-databases.sh"
 
-APP_SERVICES = {"signals": 8080, "screening": 8081, "matching": 8082, "notify": 8083, "municipalities": 8084,
-                "casework": 8085, "operators": 8086}
+APP_SERVICES = {
+    "signals": 8080,
+    "screening": 8081,
+    "matching": 8082,
+    "notify": 8083,
+    "municipalities": 8084,
+    "casework": 8085,
+    "operators": 8086,
+}
 INTERNAL_PORTS = {name: port + 1000 for name, port in APP_SERVICES.items()}
 INFRA_SERVICES = ("kafka", "postgres")
 # Monitoring (issue 13): inside the compose network only (Grafana through the proxy), each
 # with a health check.
-MONITORING_SERVICES = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "kafka-exporter": None,
-                       "postgres-exporter": None}
+MONITORING_SERVICES = {
+    "prometheus": 9090,
+    "alertmanager": 9093,
+    "grafana": 3000,
+    "kafka-exporter": None,
+    "postgres-exporter": None,
+}
 PROXY = "proxy"
 # Run once per `docker compose up` and exit: no health check, the services wait for its success.
 ONE_SHOT = ("kafka-setup",)
 DEMO_STRINGS = ("demo-gp-key", "demo-wijkteam-key", "dev-only-pseudonym-key", "dev-only", "dev-internal-token")
 # Secrets: compose must refuse to start without them, so they must use ${VAR:?message}.
 REQUIRED_SECRETS = (
-    "POSTGRES_PASSWORD", "SIGNALS_DB_PASSWORD", "SCREENING_DB_PASSWORD", "MATCHING_DB_PASSWORD",
-    "NOTIFY_DB_PASSWORD", "MUNICIPALITIES_DB_PASSWORD", "CASEWORK_DB_PASSWORD", "OPERATORS_DB_PASSWORD",
-    "GRAFANA_ADMIN_PASSWORD", "SIGNALS_PSEUDONYM_KEY",
-    "SIGNALS_ENCRYPTION_MASTER_KEYS", "SIGNALS_PAGE_SECRET",
-    "STS_INTERNAL_TOKEN", "NOTIFY_LINK_SECRET", "MATCHING_ADMIN_TOKEN",
-    "KAFKA_ADMIN_PASSWORD", "KAFKA_SSL_KEYSTORE_PASSWORD",
+    "POSTGRES_PASSWORD",
+    "SIGNALS_DB_PASSWORD",
+    "SCREENING_DB_PASSWORD",
+    "MATCHING_DB_PASSWORD",
+    "NOTIFY_DB_PASSWORD",
+    "MUNICIPALITIES_DB_PASSWORD",
+    "CASEWORK_DB_PASSWORD",
+    "OPERATORS_DB_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "SIGNALS_PSEUDONYM_KEY",
+    "SIGNALS_ENCRYPTION_MASTER_KEYS",
+    "SIGNALS_PAGE_SECRET",
+    "STS_INTERNAL_TOKEN",
+    "NOTIFY_LINK_SECRET",
+    "MATCHING_ADMIN_TOKEN",
+    "KAFKA_ADMIN_PASSWORD",
+    "KAFKA_SSL_KEYSTORE_PASSWORD",
     *(f"{name.upper()}_KAFKA_PASSWORD" for name in APP_SERVICES),
 )
 # Not a secret, but nothing works without it (the proxy's name, the links in e-mails).
@@ -229,8 +252,9 @@ def test_pseudonym_key_comes_from_the_environment(raw, compose):
 
 
 def test_the_expected_services(compose):
-    assert set(compose["services"]) == (set(APP_SERVICES) | set(INFRA_SERVICES) | {PROXY, *ONE_SHOT}
-                                        | set(MONITORING_SERVICES))
+    assert set(compose["services"]) == (
+        set(APP_SERVICES) | set(INFRA_SERVICES) | {PROXY, *ONE_SHOT} | set(MONITORING_SERVICES)
+    )
 
 
 def test_monitoring_images_are_pinned(compose):
@@ -312,10 +336,15 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
 
     from shared.config import KafkaSettings
 
-    expected_classes = {"signals": "SignalsSettings", "screening": "ScreeningSettings",
-                        "matching": "MatchingSettings", "notify": "NotifySettings",
-                        "municipalities": "MunicipalitiesSettings", "casework": "CaseworkSettings",
-                        "operators": "OperatorsSettings"}
+    expected_classes = {
+        "signals": "SignalsSettings",
+        "screening": "ScreeningSettings",
+        "matching": "MatchingSettings",
+        "notify": "NotifySettings",
+        "municipalities": "MunicipalitiesSettings",
+        "casework": "CaseworkSettings",
+        "operators": "OperatorsSettings",
+    }
     for name, port in APP_SERVICES.items():
         settings_cls = getattr(importlib.import_module(f"services.{name}.config"), expected_classes[name])
         prefix = name.upper() + "_"
@@ -333,8 +362,19 @@ def test_app_service_environment_is_a_valid_production_configuration(compose, mo
                 field = key.removeprefix(prefix).lower()
                 assert field in settings_cls.model_fields, f"{name}: {key} is not a {settings_cls.__name__} field"
         for key in list(os.environ):
-            if key.startswith(("STS_", "KAFKA_", "SIGNALS_", "SCREENING_", "MATCHING_", "NOTIFY_", "MUNICIPALITIES_",
-                               "CASEWORK_", "OPERATORS_")):
+            if key.startswith(
+                (
+                    "STS_",
+                    "KAFKA_",
+                    "SIGNALS_",
+                    "SCREENING_",
+                    "MATCHING_",
+                    "NOTIFY_",
+                    "MUNICIPALITIES_",
+                    "CASEWORK_",
+                    "OPERATORS_",
+                )
+            ):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             if value is not None:
@@ -394,9 +434,11 @@ def caddy_routes() -> dict[str, list[str]]:
     """upstream -> the paths routed to it, read from the Caddyfile's named matchers."""
     text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
     matchers = dict(re.findall(r"^\s*@(\w+) path (.+)$", text, re.M))
-    upstreams = {matcher: upstream for matcher, upstream in
-                 re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text)
-                 if matcher not in ("casework", "operators")}  # sites of their own: all but the internal paths
+    upstreams = {
+        matcher: upstream
+        for matcher, upstream in re.findall(r"handle @(\w+) \{\s*reverse_proxy \{\$\w+:([\w.-]+):\d+\}", text)
+        if matcher not in ("casework", "operators")
+    }  # sites of their own: all but the internal paths
     assert set(matchers) == set(upstreams), (matchers, upstreams)
     return {upstreams[m]: paths.split() for m, paths in matchers.items()}
 
@@ -412,8 +454,9 @@ def test_the_proxy_routes_only_the_public_routes():
     for upstream, paths in routes.items():
         for path in paths:
             assert not is_internal_path(path.removesuffix("/*")), f"{path} is internal"
-            assert path.startswith(("/v1/", "/r/", "/f/", "/melden", "/aanmelden", "/mijn/", "/sociale-kaart")), \
+            assert path.startswith(("/v1/", "/r/", "/f/", "/melden", "/aanmelden", "/mijn/", "/sociale-kaart")), (
                 f"{upstream}: {path} is not a public route"
+            )
     assert routes["matching"] == ["/sociale-kaart", "/sociale-kaart/*"], "only the public social map"
     text = (REPO / "deploy" / "proxy" / "Caddyfile").read_text()
     assert re.search(r"handle \{\s*respond \"Not Found\" 404\s*\}", text), "everything else is 404"
@@ -525,21 +568,32 @@ def test_init_script_fails_without_a_password(tmp_path):
     fake_psql = tmp_path / "psql"
     fake_psql.write_text("#!/bin/sh\ncat > /dev/null\n")
     fake_psql.chmod(0o755)
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "SIGNALS_DB_PASSWORD": "a", "SCREENING_DB_PASSWORD": "b",
-           "MATCHING_DB_PASSWORD": "c", "NOTIFY_DB_PASSWORD": "d"}
+    env = {
+        "PATH": f"{tmp_path}:/usr/bin:/bin",
+        "SIGNALS_DB_PASSWORD": "a",
+        "SCREENING_DB_PASSWORD": "b",
+        "MATCHING_DB_PASSWORD": "c",
+        "NOTIFY_DB_PASSWORD": "d",
+    }
     result = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True)
     assert result.returncode != 0 and "MUNICIPALITIES_DB_PASSWORD" in result.stderr
-    result = subprocess.run(["bash", str(INIT_SCRIPT)], env={**env, "MUNICIPALITIES_DB_PASSWORD": "e"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)], env={**env, "MUNICIPALITIES_DB_PASSWORD": "e"}, capture_output=True, text=True
+    )
     assert result.returncode != 0 and "CASEWORK_DB_PASSWORD" in result.stderr
-    result = subprocess.run(["bash", str(INIT_SCRIPT)],
-                            env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)],
+        env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0 and "OPERATORS_DB_PASSWORD" in result.stderr
-    result = subprocess.run(["bash", str(INIT_SCRIPT)],
-                            env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f",
-                                 "OPERATORS_DB_PASSWORD": "g"},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        ["bash", str(INIT_SCRIPT)],
+        env={**env, "MUNICIPALITIES_DB_PASSWORD": "e", "CASEWORK_DB_PASSWORD": "f", "OPERATORS_DB_PASSWORD": "g"},
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -666,8 +720,9 @@ def test_dependencies_come_from_the_hashed_lock_before_the_source():
     runs = [arg for op, arg in build if op == "RUN"]
     copies = [shlex.split(arg)[0] for op, arg in build if op == "COPY"]
     assert copies[0] == "requirements.lock", "dependencies are installed before the source is copied (layer caching)"
-    assert re.search(r"pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements\.lock",
-                     runs[0]), runs[0]
+    assert re.search(
+        r"pip install --require-hashes --no-deps --only-binary=:all: --requirement requirements\.lock", runs[0]
+    ), runs[0]
     assert re.search(r"pip install --no-deps \.(\s|$)", runs[-1]), "the project itself resolves nothing"
     assert "tests" not in copies and "deploy" not in copies, "tests and the embedded tools stay out of the image"
     assert not any("embedded" in arg or "[dev" in arg for _, arg in build), "no extras in the image"

@@ -17,8 +17,14 @@ def test_envelopes_round_trip_and_ignore_unknown_fields():
 
 
 def test_headers_carry_what_consumers_route_and_trace_by():
-    event = new_event("matches.proposed", proposed(), producer="matching", subject="abc", correlation_id="corr-1",
-                      causation_id=uuid.uuid4())
+    event = new_event(
+        "matches.proposed",
+        proposed(),
+        producer="matching",
+        subject="abc",
+        correlation_id="corr-1",
+        causation_id=uuid.uuid4(),
+    )
     headers = event_headers(event)
     assert headers["correlation_id"] == "corr-1" and headers["event_type"] == "matches.proposed"
 

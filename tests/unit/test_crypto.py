@@ -92,8 +92,9 @@ class Keys:
 
 def sealed_signal(key: bytes) -> SignalReceived:
     signal = proposed(note="Moeder heeft dementie, vader is boos", caregiver={"name": "Piet Puk"}).signal
-    signal = signal.model_copy(update={"care_recipient": signal.care_recipient.model_copy(
-        update={"condition": "dementie"})})
+    signal = signal.model_copy(
+        update={"care_recipient": signal.care_recipient.model_copy(update={"condition": "dementie"})}
+    )
     return sealing.seal_signal(signal, "dk1", key)
 
 
@@ -116,16 +117,26 @@ async def test_a_sealed_event_carries_no_personal_value_and_opens_to_the_same_si
 async def test_a_self_referral_confirmation_travels_sealed_and_is_gone_with_its_key():
     key = crypto.new_data_key()
     request = SelfReferralConfirmationRequested(
-        referral_id=uuid.uuid4(), email="zelf.melder@example.nl", name="Zelf Melder",
-        confirm_url="https://s.example.nl/aanmelden/bevestigen/geheim", expires_at=datetime.now(UTC))
-    event = new_event("selfreferral.confirmation_requested", sealing.seal_payload(request, "dk1", key),
-                      producer="signals", subject="r1", correlation_id="c")
+        referral_id=uuid.uuid4(),
+        email="zelf.melder@example.nl",
+        name="Zelf Melder",
+        confirm_url="https://s.example.nl/aanmelden/bevestigen/geheim",
+        expires_at=datetime.now(UTC),
+    )
+    event = new_event(
+        "selfreferral.confirmation_requested",
+        sealing.seal_payload(request, "dk1", key),
+        producer="signals",
+        subject="r1",
+        correlation_id="c",
+    )
     _, body = sealing.wire(event)
     for value in ("zelf.melder@example.nl", "Zelf Melder", "geheim"):
         assert value not in body
     raw = RawEnvelope.model_validate_json(body)
     opened = SelfReferralConfirmationRequested.model_validate(
-        await sealing.open_payload(raw.payload, Keys(dk1=key), "r1"))
+        await sealing.open_payload(raw.payload, Keys(dk1=key), "r1")
+    )
     assert opened.model_copy(update={"sealed": None}) == request
     with pytest.raises(sealing.KeyErased):
         await sealing.open_payload(raw.payload, Keys(), "r1")
@@ -148,12 +159,26 @@ async def test_an_old_version_plaintext_event_still_opens_as_it_is():
     event = proposed()
     payload = json.loads(event.model_dump_json())
     assert await sealing.open_payload(payload, Keys(), "p1") == payload
-    screened = SignalScreened(signal_id=event.signal_id, case_id=event.case_id, screened_at=event.proposed_at,
-                              result=event.result, signal=event.signal)
+    screened = SignalScreened(
+        signal_id=event.signal_id,
+        case_id=event.case_id,
+        screened_at=event.proposed_at,
+        result=event.result,
+        signal=event.signal,
+    )
     assert screened.result.recipient_groups is None
-    old = screened.model_copy(update={"signal": event.signal.model_copy(update={
-        "care_recipient": event.signal.care_recipient.model_copy(update={"condition": "Dementie"})})})
+    old = screened.model_copy(
+        update={
+            "signal": event.signal.model_copy(
+                update={"care_recipient": event.signal.care_recipient.model_copy(update={"condition": "Dementie"})}
+            )
+        }
+    )
     assert "dementia" in matching.request_from(old, 3).target_groups  # from the old event's condition
-    new = old.model_copy(update={"signal": sealing.slim(old.signal), "result": old.result.model_copy(
-        update={"recipient_groups": ["dementia"]})})
+    new = old.model_copy(
+        update={
+            "signal": sealing.slim(old.signal),
+            "result": old.result.model_copy(update={"recipient_groups": ["dementia"]}),
+        }
+    )
     assert "dementia" in matching.request_from(new, 3).target_groups  # from screening's judgement

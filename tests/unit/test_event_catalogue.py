@@ -24,7 +24,8 @@ def declared() -> list[catalogue.Declared]:
 
 def test_the_checked_in_catalogue_is_what_the_generator_makes_now(declared):
     assert (REPO / "docs" / "events.md").read_text() == catalogue.render(declared), (
-        "docs/events.md is stale: run python -m deploy.catalogue --output docs/events.md")
+        "docs/events.md is stale: run python -m deploy.catalogue --output docs/events.md"
+    )
 
 
 def test_every_event_type_has_its_topic_producer_and_consumers(declared):
@@ -39,9 +40,17 @@ def test_every_event_type_has_its_topic_producer_and_consumers(declared):
 
 def test_the_page_follows_the_subscriptions_and_the_contracts(declared):
     # Casework stops consuming follow-up answers: the page must say so.
-    changed = [dataclasses.replace(d, consumes={t: tuple(e for e in types if e != EventType.FOLLOW_UP_RECORDED)
-                                               for t, types in d.consumes.items()})
-               if d.service == "casework" else d for d in declared]
+    changed = [
+        dataclasses.replace(
+            d,
+            consumes={
+                t: tuple(e for e in types if e != EventType.FOLLOW_UP_RECORDED) for t, types in d.consumes.items()
+            },
+        )
+        if d.service == "casework"
+        else d
+        for d in declared
+    ]
     section = catalogue.render(changed).split("### followup.recorded")[1].split("###")[0]
     assert "consumers: signals, screening, municipalities\n" in section
     page = catalogue.render(declared)
@@ -51,15 +60,20 @@ def test_the_page_follows_the_subscriptions_and_the_contracts(declared):
 
 
 def test_an_event_type_nobody_consumes_has_no_topic_and_is_refused(declared):
-    without = [dataclasses.replace(d, consumes={t: tuple(e for e in types if e != EventType.RESCREEN_DUE)
-                                               for t, types in d.consumes.items()}) for d in declared]
-    with pytest.raises(SystemExit, match="rescreen.due"):
+    without = [
+        dataclasses.replace(
+            d, consumes={t: tuple(e for e in types if e != EventType.RESCREEN_DUE) for t, types in d.consumes.items()}
+        )
+        for d in declared
+    ]
+    with pytest.raises(SystemExit, match=r"rescreen\.due"):
         catalogue.events(without)
 
 
 def test_the_command(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "deploy.catalogue", "--help"], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "deploy.catalogue", "--help"], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0 and "--check" in result.stdout
     out = tmp_path / "events.md"
     assert catalogue.main(["--output", str(out)]) == 0

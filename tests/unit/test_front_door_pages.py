@@ -51,11 +51,23 @@ def _form(**fields: str | list[str]) -> forms.Form:
 
 
 def test_a_professional_form_becomes_the_same_signal_the_api_takes() -> None:
-    form = _form(caregiver_name="Anna", caregiver_email="anna@example.nl", municipality_code="GM0327",
-                 hours_per_week="12,5", lives_together="yes", observations=["exhaustion", "sleep_problems"],
-                 consent_contact="yes", consent_obtained_by="dr. Jansen", consent_obtained_at="2026-11-20",
-                 own_question="Iemand die meedenkt", task_supervision_effort="heavy", task_supervision_help="no",
-                 task_cooking_effort="", urgency="high", caregiver_phone="")
+    form = _form(
+        caregiver_name="Anna",
+        caregiver_email="anna@example.nl",
+        municipality_code="GM0327",
+        hours_per_week="12,5",
+        lives_together="yes",
+        observations=["exhaustion", "sleep_problems"],
+        consent_contact="yes",
+        consent_obtained_by="dr. Jansen",
+        consent_obtained_at="2026-11-20",
+        own_question="Iemand die meedenkt",
+        task_supervision_effort="heavy",
+        task_supervision_help="no",
+        task_cooking_effort="",
+        urgency="high",
+        caregiver_phone="",
+    )
     signal, errors = forms.validate(forms.professional_signal(form, "gp", 15))
     assert errors == [] and signal is not None
     assert signal.care_situation.hours_per_week == 12.5 and signal.care_situation.lives_together is True
@@ -68,9 +80,13 @@ def test_a_professional_form_becomes_the_same_signal_the_api_takes() -> None:
 
 
 def test_form_errors_name_the_field() -> None:
-    signal, errors = forms.validate(forms.professional_signal(
-        _form(municipality_code="GM0327", caregiver_email="not-an-address", caregiver_birth_year="negentien"),
-        "gp", 15))
+    signal, errors = forms.validate(
+        forms.professional_signal(
+            _form(municipality_code="GM0327", caregiver_email="not-an-address", caregiver_birth_year="negentien"),
+            "gp",
+            15,
+        )
+    )
     assert signal is None
     assert {e.split(":")[0] for e in errors} == {"caregiver.email", "caregiver.birth_year"}
 
@@ -83,15 +99,33 @@ def test_a_partly_answered_instrument_is_refused_by_item() -> None:
 
 def test_a_self_referral_consents_itself_and_a_concern_never_contacts_the_person() -> None:
     now = datetime(2026, 11, 25, 10, tzinfo=UTC)
-    own, errors = forms.validate(forms.self_referral(
-        _form(caregiver_name="Els", caregiver_email="els@example.nl", municipality_code="GM0327",
-              contact_preference="phone"), 15, now))
+    own, errors = forms.validate(
+        forms.self_referral(
+            _form(
+                caregiver_name="Els",
+                caregiver_email="els@example.nl",
+                municipality_code="GM0327",
+                contact_preference="phone",
+            ),
+            15,
+            now,
+        )
+    )
     assert not errors and own is not None
     assert own.source.kind == "self" and own.consent.contact_caregiver and own.consent.obtained_at == now
     assert own.caregiver.contact_preference == "phone", "phone and post go to the consultant's outreach"
-    concern, errors = forms.validate(forms.concern(
-        _form(caregiver_name="Buurvrouw", municipality_code="GM0327", concern="Ziet er uitgeput uit",
-              reporter_name="Piet", reporter_phone="0612345678", observations=["exhaustion"])))
+    concern, errors = forms.validate(
+        forms.concern(
+            _form(
+                caregiver_name="Buurvrouw",
+                municipality_code="GM0327",
+                concern="Ziet er uitgeput uit",
+                reporter_name="Piet",
+                reporter_phone="0612345678",
+                observations=["exhaustion"],
+            )
+        )
+    )
     assert not errors and concern is not None
     assert concern.source.kind == "resident" and not concern.consent.contact_caregiver
     assert concern.caregiver.email is None and concern.caregiver.phone is None, "nothing reaches the person"
@@ -113,8 +147,9 @@ def test_the_source_kind_is_bound_to_the_organisation_kind() -> None:
 
 def _records() -> list[dict]:
     """The demo map as the store returns it: service_full with its organization."""
-    return [{**s, "organization": {k: v for k, v in o.items() if k != "services"}}
-            for o in DEMO_MAP for s in o["services"]]
+    return [
+        {**s, "organization": {k: v for k, v in o.items() if k != "services"}} for o in DEMO_MAP for s in o["services"]
+    ]
 
 
 def test_respijt_finds_respite_care_by_the_taxonomy_s_dutch_words() -> None:
@@ -161,7 +196,9 @@ def test_the_clis_find_a_running_stack_s_database_unless_one_is_given(tmp_path, 
     from services.matching.config import MatchingSettings
 
     stack_file = tmp_path / "stack.json"
-    stack_file.write_text(json.dumps({"pid": os.getpid(), "databases": {"matching": "postgresql://p@127.0.0.1:54329/matching"}}))
+    stack_file.write_text(
+        json.dumps({"pid": os.getpid(), "databases": {"matching": "postgresql://p@127.0.0.1:54329/matching"}})
+    )
     monkeypatch.setenv("STS_STACK_FILE", str(stack_file))
     monkeypatch.delenv("MATCHING_DATABASE_URL", raising=False)
     assert MatchingSettings().database_url == "postgresql://p@127.0.0.1:54329/matching"

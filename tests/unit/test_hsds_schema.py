@@ -24,14 +24,23 @@ def test_every_exported_demo_service_validates_against_the_official_hsds_3_schem
     loaded = hsds.load(DEMO)
     assert loaded.services and not loaded.issues
     validator = _validator()
-    failures = {s.name: [f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
-                         for e in validator.iter_errors(hsds.to_service_full(s))] for s in loaded.services}
+    failures = {
+        s.name: [
+            f"{'/'.join(map(str, e.absolute_path))}: {e.message}"
+            for e in validator.iter_errors(hsds.to_service_full(s))
+        ]
+        for s in loaded.services
+    }
     assert {name: errors for name, errors in failures.items() if errors} == {}
 
 
 def test_every_address_gets_the_province_of_its_municipality() -> None:
     exported = [hsds.to_service_full(s) for s in hsds.load(DEMO).services]
-    provinces = {(a["city"], a["state_province"]) for s in exported for sal in s.get("service_at_locations", [])
-                 for a in sal["location"].get("addresses", [])}
+    provinces = {
+        (a["city"], a["state_province"])
+        for s in exported
+        for sal in s.get("service_at_locations", [])
+        for a in sal["location"].get("addresses", [])
+    }
     assert ("Leusden", "Utrecht") in provinces and ("Achterveld", "Utrecht") in provinces
     assert all(province for _, province in provinces)

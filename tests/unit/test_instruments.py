@@ -29,27 +29,30 @@ def answers_scoring(instrument: Instrument, total: int) -> list[int]:
     return answers
 
 
-@pytest.mark.parametrize("instrument_id,total,band,high_burden", [
-    ("ediz_plus", 0, "none", False),
-    ("ediz_plus", 1, "light", False),
-    ("ediz_plus", 3, "light", False),
-    ("ediz_plus", 4, "moderate", False),
-    ("ediz_plus", 8, "moderate", False),
-    ("ediz_plus", 9, "heavy", True),
-    ("ediz_plus", 15, "heavy", True),
-    ("csi", 0, "not_high", False),
-    ("csi", 6, "not_high", False),
-    ("csi", 7, "high_strain", True),
-    ("csi", 13, "high_strain", True),
-    ("zbi4", 0, "not_high", False),
-    ("zbi4", 7, "not_high", False),
-    ("zbi4", 8, "high_burden", True),
-    ("zbi4", 16, "high_burden", True),
-    ("mcsi", 0, None, False),
-    ("mcsi", 26, None, False),
-    ("ediz", 0, None, False),
-    ("ediz", 9, None, False),
-])
+@pytest.mark.parametrize(
+    "instrument_id,total,band,high_burden",
+    [
+        ("ediz_plus", 0, "none", False),
+        ("ediz_plus", 1, "light", False),
+        ("ediz_plus", 3, "light", False),
+        ("ediz_plus", 4, "moderate", False),
+        ("ediz_plus", 8, "moderate", False),
+        ("ediz_plus", 9, "heavy", True),
+        ("ediz_plus", 15, "heavy", True),
+        ("csi", 0, "not_high", False),
+        ("csi", 6, "not_high", False),
+        ("csi", 7, "high_strain", True),
+        ("csi", 13, "high_strain", True),
+        ("zbi4", 0, "not_high", False),
+        ("zbi4", 7, "not_high", False),
+        ("zbi4", 8, "high_burden", True),
+        ("zbi4", 16, "high_burden", True),
+        ("mcsi", 0, None, False),
+        ("mcsi", 26, None, False),
+        ("ediz", 0, None, False),
+        ("ediz", 9, None, False),
+    ],
+)
 def test_every_band_boundary(instrument_id, total, band, high_burden):
     instrument = CATALOGUE.get(instrument_id)
     score = instrument.score(answers_scoring(instrument, total))
@@ -73,14 +76,21 @@ def test_the_band_label_comes_with_the_score():
     assert score.band_label_en == "high strain"
 
 
-@pytest.mark.parametrize("instrument_id,answers,expected", [
-    ("ediz_plus", [0] * 14, [AnswerError(item=None, message="ediz_plus expects 15 answers, got 14")]),
-    ("ediz_plus", [0] * 16, [AnswerError(item=None, message="ediz_plus expects 15 answers, got 16")]),
-    ("ediz_plus", [1, 1, 2] + [0] * 12, [AnswerError(item=3, message="ediz_plus item 3: answer 2 is not one of 0, 1")]),
-    ("ediz", [0] + [1] * 8, [AnswerError(item=1, message="ediz item 1: answer 0 is not one of 1, 2, 3, 4, 5")]),
-    ("zbi4", [0, 0, 0, 5], [AnswerError(item=4, message="zbi4 item 4: answer 5 is not one of 0, 1, 2, 3, 4")]),
-    ("mcsi", [0] * 13, []),
-])
+@pytest.mark.parametrize(
+    "instrument_id,answers,expected",
+    [
+        ("ediz_plus", [0] * 14, [AnswerError(item=None, message="ediz_plus expects 15 answers, got 14")]),
+        ("ediz_plus", [0] * 16, [AnswerError(item=None, message="ediz_plus expects 15 answers, got 16")]),
+        (
+            "ediz_plus",
+            [1, 1, 2] + [0] * 12,
+            [AnswerError(item=3, message="ediz_plus item 3: answer 2 is not one of 0, 1")],
+        ),
+        ("ediz", [0] + [1] * 8, [AnswerError(item=1, message="ediz item 1: answer 0 is not one of 1, 2, 3, 4, 5")]),
+        ("zbi4", [0, 0, 0, 5], [AnswerError(item=4, message="zbi4 item 4: answer 5 is not one of 0, 1, 2, 3, 4")]),
+        ("mcsi", [0] * 13, []),
+    ],
+)
 def test_validation_names_the_instrument_and_the_item(instrument_id, answers, expected):
     assert CATALOGUE.get(instrument_id).validate_answers(answers) == expected
 
@@ -104,8 +114,7 @@ instruments = st.sampled_from(CATALOGUE.all())
 def answered(draw):
     instrument = draw(instruments)
     values = instrument.answer_values
-    answers = draw(st.lists(st.sampled_from(values), min_size=instrument.item_count,
-                            max_size=instrument.item_count))
+    answers = draw(st.lists(st.sampled_from(values), min_size=instrument.item_count, max_size=instrument.item_count))
     return instrument, answers
 
 
@@ -171,14 +180,22 @@ def test_the_catalogue_finds_by_id_and_names_the_unknown():
 # --- a municipality adds an instrument ----------------------------------------------
 
 QUICK: dict[str, Any] = {
-    "id": "gm0327_quick", "version": "2026.1", "name": "Leusden quick check",
+    "id": "gm0327_quick",
+    "version": "2026.1",
+    "name": "Leusden quick check",
     "source": "Gemeente Leusden, own screening questions (2026)",
-    "answer_scale": [{"value": 0, "label_nl": "nee", "label_en": "no"},
-                     {"value": 1, "label_nl": "ja", "label_en": "yes"}],
+    "answer_scale": [
+        {"value": 0, "label_nl": "nee", "label_en": "no"},
+        {"value": 1, "label_nl": "ja", "label_en": "yes"},
+    ],
     "items": [{"number": n, "text_nl": f"vraag {n}", "text_en": f"question {n}"} for n in (1, 2, 3)],
-    "item_count": 3, "min_score": 0, "max_score": 3,
-    "bands": [{"id": "ok", "label_nl": "goed", "label_en": "fine", "lower": 0, "upper": 1},
-              {"id": "heavy", "label_nl": "zwaar", "label_en": "heavy", "lower": 2, "upper": 3, "high_burden": True}],
+    "item_count": 3,
+    "min_score": 0,
+    "max_score": 3,
+    "bands": [
+        {"id": "ok", "label_nl": "goed", "label_en": "fine", "lower": 0, "upper": 1},
+        {"id": "heavy", "label_nl": "zwaar", "label_en": "heavy", "lower": 2, "upper": 3, "high_burden": True},
+    ],
 }
 
 
@@ -194,15 +211,18 @@ def test_a_municipality_adds_an_instrument_with_a_file(tmp_path):
     assert catalogue.get("gm0327_quick").score([1, 1, 0]).band == "heavy"
 
 
-@pytest.mark.parametrize("change,complaint", [
-    ({"max_score": 4}, "min_score/max_score must be 0/3"),
-    ({"item_count": 4}, "item_count is 4 but 3 items are defined"),
-    ({"bands": [{**QUICK["bands"][0], "upper": 0}, QUICK["bands"][1]]}, "band heavy must start at 1"),
-    ({"answer_scale": list(reversed(QUICK["answer_scale"]))}, "unique and ascending"),
-    ({"scoring": {"answer_scores": {"0": 1, "1": 0}}}, "never score lower"),
-    ({"id": "ediz_plus"}, "ediz_plus is defined twice"),
-    ({"unexpected": True}, "Extra inputs are not permitted"),
-])
+@pytest.mark.parametrize(
+    "change,complaint",
+    [
+        ({"max_score": 4}, "min_score/max_score must be 0/3"),
+        ({"item_count": 4}, "item_count is 4 but 3 items are defined"),
+        ({"bands": [{**QUICK["bands"][0], "upper": 0}, QUICK["bands"][1]]}, "band heavy must start at 1"),
+        ({"answer_scale": list(reversed(QUICK["answer_scale"]))}, "unique and ascending"),
+        ({"scoring": {"answer_scores": {"0": 1, "1": 0}}}, "never score lower"),
+        ({"id": "ediz_plus"}, "ediz_plus is defined twice"),
+        ({"unexpected": True}, "Extra inputs are not permitted"),
+    ],
+)
 def test_a_broken_file_is_refused_naming_the_file(tmp_path, change, complaint):
     with pytest.raises(ValueError, match=r"extra\.json") as info:
         _catalogue_with(tmp_path, QUICK | change)

@@ -20,17 +20,25 @@ LEUSDEN = "GM0327"
 
 def cand(service_id: str = "s1", **changes) -> Candidate:
     base = Candidate(
-        service_id=service_id, service_name=f"Service {service_id}", organization_name="Welzijn Leusden",
-        status="active", terms=frozenset({"respite_care"}), municipality_codes=frozenset({LEUSDEN}),
-        latitude=52.1318, longitude=5.4297, capacity_available=3, assured_date=date(2026, 10, 1),
+        service_id=service_id,
+        service_name=f"Service {service_id}",
+        organization_name="Welzijn Leusden",
+        status="active",
+        terms=frozenset({"respite_care"}),
+        municipality_codes=frozenset({LEUSDEN}),
+        latitude=52.1318,
+        longitude=5.4297,
+        capacity_available=3,
+        assured_date=date(2026, 10, 1),
         contact_email=f"{service_id}@example.nl",
     )
     return replace(base, **changes)
 
 
 def req(**changes) -> MatchRequest:
-    base = MatchRequest(needs=[Need.RESPITE_CARE], municipality_code=LEUSDEN, pc4="3831", caregiver_age=64,
-                        preferred_language="nl")
+    base = MatchRequest(
+        needs=[Need.RESPITE_CARE], municipality_code=LEUSDEN, pc4="3831", caregiver_age=64, preferred_language="nl"
+    )
     return replace(base, **changes)
 
 
@@ -68,7 +76,8 @@ def test_service_outside_the_municipality_is_excluded():
 def test_service_listing_pc4s_serves_only_those():
     service = cand(pc4s=frozenset({"3791"}))
     assert match(req(pc4="3791"), [service], TODAY).proposals[0].explanation.eligibility[0] == (
-        "serves postcode area 3791")
+        "serves postcode area 3791"
+    )
     outcome = match(req(pc4="3831"), [service], TODAY)
     assert outcome.proposals == [] and "postcode area 3831" in excluded_reason(outcome, "s1")
     unknown = match(req(pc4=None), [service], TODAY)
@@ -108,8 +117,10 @@ def test_general_services_stay_open_to_target_groups_but_their_own_service_ranks
     request = req(needs=[Need.PEER_CONTACT], caregiver_age=17, target_groups=frozenset({"young_carers"}))
     outcome = match(request, [general, young], TODAY)
     assert [p.service_id for p in outcome.proposals] == ["young", "general"]
-    assert outcome.proposals[0].explanation.score_parts["preference"] > outcome.proposals[1].explanation.score_parts[
-        "preference"]
+    assert (
+        outcome.proposals[0].explanation.score_parts["preference"]
+        > outcome.proposals[1].explanation.score_parts["preference"]
+    )
 
 
 def test_language_filter():
@@ -148,8 +159,11 @@ def test_no_needs():
 
 
 def test_no_match_reason_names_the_furthest_stage_reached():
-    candidates = [cand("away", municipality_codes=frozenset({"GM0307"})), cand("closed", status="inactive"),
-                  cand("full", capacity_available=0)]
+    candidates = [
+        cand("away", municipality_codes=frozenset({"GM0307"})),
+        cand("closed", status="inactive"),
+        cand("full", capacity_available=0),
+    ]
     outcome = match(req(), candidates, TODAY)
     assert outcome.no_match_reason == domain.NO_CAPACITY
     assert [s for s, _ in outcome.excluded] == ["away", "closed", "full"]
@@ -198,8 +212,9 @@ def test_category_is_the_term_covering_most_needs():
     service = cand(terms=frozenset({"peer_contact", "caregiver_cafe", "training"}))
     proposal = match(req(needs=[Need.PEER_CONTACT, Need.INFORMATION_ADVICE]), [service], TODAY).proposals[0]
     assert proposal.category == "caregiver_cafe"
-    proposal = match(req(needs=[Need.INFORMATION_ADVICE]), [cand(terms=frozenset({"training", "caregiver_cafe"}))],
-                     TODAY).proposals[0]
+    proposal = match(
+        req(needs=[Need.INFORMATION_ADVICE]), [cand(terms=frozenset({"training", "caregiver_cafe"}))], TODAY
+    ).proposals[0]
     assert proposal.category == "caregiver_cafe"  # a tie goes to the earlier term of the taxonomy
 
 
@@ -222,24 +237,33 @@ candidates_strategy = st.lists(
     st.builds(
         Candidate,
         service_id=st.text("abcdef", min_size=1, max_size=4),
-        service_name=st.just("S"), organization_name=st.just("O"),
+        service_name=st.just("S"),
+        organization_name=st.just("O"),
         status=st.sampled_from(["active", "active", "inactive"]),
         terms=st.frozensets(st.sampled_from(sorted(TERMS)), max_size=3),
         municipality_codes=st.frozensets(st.sampled_from([LEUSDEN, "GM0307"]), min_size=1),
         pc4s=st.frozensets(st.sampled_from(["3831", "3832"]), max_size=1),
-        min_age=st.none() | st.integers(0, 40), max_age=st.none() | st.integers(40, 100),
+        min_age=st.none() | st.integers(0, 40),
+        max_age=st.none() | st.integers(40, 100),
         languages=st.frozensets(st.sampled_from(["nl", "en", "tr"]), max_size=2),
-        latitude=st.none() | st.floats(52.0, 52.3), longitude=st.just(5.4),
+        latitude=st.none() | st.floats(52.0, 52.3),
+        longitude=st.just(5.4),
         capacity_available=st.none() | st.integers(0, 4),
         assured_date=st.none() | st.dates(date(2023, 1, 1), date(2026, 11, 22)),
     ),
-    max_size=12, unique_by=lambda c: c.service_id,
+    max_size=12,
+    unique_by=lambda c: c.service_id,
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(candidates=candidates_strategy, needs=st.lists(st.sampled_from(list(Need)), min_size=1, max_size=3),
-       limit=st.integers(0, 4), age=st.none() | st.integers(10, 90), seed=st.integers(0, 1000))
+@given(
+    candidates=candidates_strategy,
+    needs=st.lists(st.sampled_from(list(Need)), min_size=1, max_size=3),
+    limit=st.integers(0, 4),
+    age=st.none() | st.integers(10, 90),
+    seed=st.integers(0, 1000),
+)
 def test_properties(candidates, needs, limit, age, seed):
     request = req(needs=needs, limit=limit, caregiver_age=age)
     outcome = match(request, candidates, TODAY)
@@ -275,13 +299,17 @@ def test_the_consultant_is_the_nearest_active_one_in_the_area_whatever_the_capac
 
 
 def test_a_request_is_built_from_what_screening_judged():
-    from tests.unit.test_notify_domain import proposed
     from shared.contracts import SignalScreened
+    from tests.unit.test_notify_domain import proposed
 
     event = proposed(caregiver={"birth_year": 2005}, care_situation={"combines_with_work": True})
-    screened = SignalScreened(signal_id=event.signal_id, case_id=event.case_id, screened_at=event.proposed_at,
-                              result=event.result.model_copy(update={"needs": [Need.RESPITE_CARE]}),
-                              signal=event.signal)
+    screened = SignalScreened(
+        signal_id=event.signal_id,
+        case_id=event.case_id,
+        screened_at=event.proposed_at,
+        result=event.result.model_copy(update={"needs": [Need.RESPITE_CARE]}),
+        signal=event.signal,
+    )
     request = domain.request_from(screened, limit=2, exclude=frozenset({"x"}))
     assert request.target_groups == {"young_carers", "working_carers", "dementia"}
     assert request.pc4 == "3831" and request.limit == 2 and request.exclude_service_ids == {"x"}

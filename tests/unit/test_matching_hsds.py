@@ -28,14 +28,21 @@ def as_candidate(service: hsds.Service) -> Candidate:
     """The service as matching would load it from the database."""
     location = next((sal.location for sal in service.locations if sal.location.latitude is not None), None)
     return Candidate(
-        service_id=service.id, service_name=service.name, organization_name=service.organization.name,
-        status=service.status, terms=service.term_codes,
+        service_id=service.id,
+        service_name=service.name,
+        organization_name=service.organization.name,
+        status=service.status,
+        terms=service.term_codes,
         municipality_codes=frozenset(a.municipality_code for a in service.areas),
-        pc4s=frozenset(a.pc4 for a in service.areas if a.pc4), min_age=service.minimum_age,
-        max_age=service.maximum_age, languages=frozenset(lang.code for lang in service.languages),
-        latitude=location.latitude if location else None, longitude=location.longitude if location else None,
+        pc4s=frozenset(a.pc4 for a in service.areas if a.pc4),
+        min_age=service.minimum_age,
+        max_age=service.maximum_age,
+        languages=frozenset(lang.code for lang in service.languages),
+        latitude=location.latitude if location else None,
+        longitude=location.longitude if location else None,
         capacity_available=sum(c.available for c in service.capacities) if service.capacities else None,
-        assured_date=service.assured_date, contact_email=service.email,
+        assured_date=service.assured_date,
+        contact_email=service.email,
     )
 
 
@@ -46,7 +53,10 @@ def test_spec_service_full_is_read_and_its_placeholders_reported():
     result = hsds.load(FIXTURES / "spec_service_full.json")
     [service] = result.services
     assert (service.id, service.name, service.status) == (
-        "ac148810-d857-441c-9679-408f346de14b", "Community Counselling", "active")
+        "ac148810-d857-441c-9679-408f346de14b",
+        "Community Counselling",
+        "active",
+    )
     assert (service.minimum_age, service.maximum_age, service.assured_date) == (12, 100, date(2005, 1, 1))
     assert service.organization.name == "Example Organization Inc."
     assert [lang.code for lang in service.languages] == ["ur"]
@@ -72,8 +82,20 @@ def test_spec_service_full_round_trips():
     assert again.issues == []
     assert again.services == first
     original = fixture("spec_service_full.json")
-    for key in ("id", "name", "description", "url", "email", "status", "application_process",
-                "fees_description", "eligibility_description", "minimum_age", "maximum_age", "assured_date"):
+    for key in (
+        "id",
+        "name",
+        "description",
+        "url",
+        "email",
+        "status",
+        "application_process",
+        "fees_description",
+        "eligibility_description",
+        "minimum_age",
+        "maximum_age",
+        "assured_date",
+    ):
         assert exported[0][key] == original[key]
     assert exported[0]["attributes"][0]["taxonomy_term"]["id"] == original["attributes"][0]["taxonomy_term"]["id"]
 
@@ -133,8 +155,12 @@ def test_bad_records_are_reported_and_the_rest_is_read():
         variant("closed-for-good", status="closed"),
         variant("ages", minimum_age=40, maximum_age=30),
         variant("bad-email", email="not-an-address", assured_date="yesterday"),
-        variant("bad-term", attributes=[{"id": "a1", "taxonomy_term": {
-            "id": "t1", "name": "Onbekend", "code": "massage", "taxonomy": TAXONOMY}}]),
+        variant(
+            "bad-term",
+            attributes=[
+                {"id": "a1", "taxonomy_term": {"id": "t1", "name": "Onbekend", "code": "massage", "taxonomy": TAXONOMY}}
+            ],
+        ),
         variant("no-org", organization="Stichting X"),
         "not an object",
         good,
@@ -223,22 +249,34 @@ def test_demo_map_imports_with_zero_issues_and_covers_the_taxonomy():
                 assert 52.0 < sal.location.latitude < 52.3 and 5.3 < sal.location.longitude < 5.55
 
 
-@pytest.mark.parametrize(("needs", "expected"), [
-    ([Need.RESPITE_CARE], {"Logeeropvang bij dementie", "Vrijwillige thuisondersteuning"}),
-    ([Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT],
-     {"Mantelzorgconsulent Leusden", "Alzheimer Café Amersfoort"}),
-])
+@pytest.mark.parametrize(
+    ("needs", "expected"),
+    [
+        ([Need.RESPITE_CARE], {"Logeeropvang bij dementie", "Vrijwillige thuisondersteuning"}),
+        (
+            [Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT],
+            {"Mantelzorgconsulent Leusden", "Alzheimer Café Amersfoort"},
+        ),
+    ],
+)
 def test_demo_map_answers_the_demo_caregiver(needs, expected):
     """The demo signal: a 65-year-old in Leusden (3831) caring for a partner with dementia."""
     candidates = [as_candidate(s) for s in hsds.load(DEMO).services]
-    request = MatchRequest(needs=needs, municipality_code="GM0327", pc4="3831", caregiver_age=65,
-                           preferred_language="nl", target_groups=frozenset({"dementia"}))
+    request = MatchRequest(
+        needs=needs,
+        municipality_code="GM0327",
+        pc4="3831",
+        caregiver_age=65,
+        preferred_language="nl",
+        target_groups=frozenset({"dementia"}),
+    )
     outcome = match(request, candidates, TODAY)
     assert expected <= {p.service_name for p in outcome.proposals}
     excluded = dict(outcome.excluded)
     names = {s.id: s.name for s in hsds.load(DEMO).services}
     assert {names[s]: r for s, r in excluded.items()}["Jonge Mantelzorgers Leusden"] == (
-        "not eligible: age 65 outside 8–24")
+        "not eligible: age 65 outside 8–24"
+    )
 
 
 # --- taxonomy attributes make a service matchable -------------------------------------
@@ -254,9 +292,14 @@ def test_service_without_taxonomy_parses_and_becomes_matchable_with_an_attribute
     assert outcome.proposals == [] and outcome.no_match_reason == "needs not covered"
 
     term = TERMS["caregiver_cafe"]
-    record["attributes"] = [{"id": "8f0b8d1e-0d8b-4a57-9d1e-3c1f5d7f1a01", "link_entity": "service",
-                             "link_id": record["id"], "taxonomy_term": {
-                                 "id": term.id, "code": term.code, "name": term.name_nl, "taxonomy": TAXONOMY}}]
+    record["attributes"] = [
+        {
+            "id": "8f0b8d1e-0d8b-4a57-9d1e-3c1f5d7f1a01",
+            "link_entity": "service",
+            "link_id": record["id"],
+            "taxonomy_term": {"id": term.id, "code": term.code, "name": term.name_nl, "taxonomy": TAXONOMY},
+        }
+    ]
     result = hsds.parse_json(record)
     assert result.issues == [] and result.services[0].term_codes == {"caregiver_cafe"}
     [proposal] = match(request, [as_candidate(result.services[0])], TODAY).proposals

@@ -89,9 +89,12 @@ class FakeMatchingUnitOfWork(FakeUnitOfWork):
 
 
 # The consultant has no place to hold: only a case that needs a person gets them.
-MAP = [cand("respite-a", capacity_available=1), cand("respite-b", capacity_available=2),
-       cand("respite-c", capacity_available=0),
-       cand("consultant", terms=frozenset({domain.CONSULTANT}), capacity_available=0)]
+MAP = [
+    cand("respite-a", capacity_available=1),
+    cand("respite-b", capacity_available=2),
+    cand("respite-c", capacity_available=0),
+    cand("consultant", terms=frozenset({domain.CONSULTANT}), capacity_available=0),
+]
 
 
 @pytest.fixture
@@ -101,8 +104,14 @@ def matcher() -> Matcher:
 
 def screened(*, escalated: bool = False) -> SignalScreened:
     signal = make_signal()
-    return SignalScreened(signal_id=signal.signal_id, case_id=CASE, screened_at=NOW, escalated=escalated,
-                          result=assess(signal, load_catalogue()), signal=slim(signal))
+    return SignalScreened(
+        signal_id=signal.signal_id,
+        case_id=CASE,
+        screened_at=NOW,
+        escalated=escalated,
+        result=assess(signal, load_catalogue()),
+        signal=slim(signal),
+    )
 
 
 async def propose(uow: Any, matcher: Matcher, payload: SignalScreened, **options: Any) -> None:
@@ -140,9 +149,20 @@ async def test_no_place_left_means_no_capacity_and_the_consultant(matcher):
 
 def update(status: ReferralStatus, reservation_id: UUID | None, **changes: Any) -> ReferralUpdated:
     base = screened()
-    return ReferralUpdated(signal_id=base.signal_id, case_id=CASE, referral_id=uuid.uuid4(), service_id="respite-a",
-                           service_name="Service respite-a", status=status, updated_at=NOW, updated_by="provider",
-                           reservation_id=reservation_id, signal=base.signal, result=base.result, **changes)
+    return ReferralUpdated(
+        signal_id=base.signal_id,
+        case_id=CASE,
+        referral_id=uuid.uuid4(),
+        service_id="respite-a",
+        service_name="Service respite-a",
+        status=status,
+        updated_at=NOW,
+        updated_by="provider",
+        reservation_id=reservation_id,
+        signal=base.signal,
+        result=base.result,
+        **changes,
+    )
 
 
 async def record(uow: Any, matcher: Matcher, change: ReferralUpdated) -> None:
@@ -183,7 +203,8 @@ async def test_a_decline_without_the_signal_cannot_be_matched_again(matcher):
 
 async def test_an_erasure_leaves_a_tombstone_and_forgets_retained_events():
     uow = FakeMatchingUnitOfWork(MAP)
-    erased = CaregiverErased(erasure_id=uuid.uuid4(), caregiver_pseudonym="p", signal_ids=[], requested_at=NOW,
-                             requested_by=uuid.uuid4())
+    erased = CaregiverErased(
+        erasure_id=uuid.uuid4(), caregiver_pseudonym="p", signal_ids=[], requested_at=NOW, requested_by=uuid.uuid4()
+    )
     await service.erase(uow, erased)
     assert uow.tombstones == [erased] and uow.forgotten == [erased]

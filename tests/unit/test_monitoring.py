@@ -22,8 +22,16 @@ MONITORING = REPO / "deploy" / "monitoring"
 RULES = MONITORING / "rules" / "alerts.yml"
 DASHBOARDS = sorted((MONITORING / "grafana" / "dashboards").glob("*.json"))
 # What issue 13 asks an alert for, each with a runbook.
-REQUIRED_ALERTS = {"ServiceDown", "ServiceNotReady", "ConsumerLagGrowing", "OutboxStuck", "NewDeadLetter",
-                   "DeliveryFailures", "CrisisNotEscalated", "ReferralsPastDeadlinePilingUp"}
+REQUIRED_ALERTS = {
+    "ServiceDown",
+    "ServiceNotReady",
+    "ConsumerLagGrowing",
+    "OutboxStuck",
+    "NewDeadLetter",
+    "DeliveryFailures",
+    "CrisisNotEscalated",
+    "ReferralsPastDeadlinePilingUp",
+}
 
 
 @pytest.fixture(scope="module")
@@ -86,9 +94,17 @@ def test_every_dashboard_query_is_valid_promql(promtool: str, tmp_path: Path) ->
     # promtool checks PromQL only inside rule files: each query becomes a recording rule.
     queries = dashboard_queries()
     assert len(queries) >= 30
-    rules = {"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": expr.replace("$job", ".+")}
-        for i, (_, _, expr) in enumerate(queries)]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboards",
+                "rules": [
+                    {"record": f"dashboard:query_{i}", "expr": expr.replace("$job", ".+")}
+                    for i, (_, _, expr) in enumerate(queries)
+                ],
+            }
+        ]
+    }
     path = tmp_path / "dashboard_queries.yml"
     path.write_text(yaml.safe_dump(rules))
     run(promtool, "check", "rules", str(path))
@@ -112,17 +128,33 @@ def test_dashboards_are_provisioned_from_the_repository() -> None:
 
 def test_the_dashboards_cover_what_operators_watch() -> None:
     text = " ".join(expr for _, _, expr in dashboard_queries())
-    for metric in ("up", "sts_ready", "sts_consumer_lag", "sts_messages_handled_total", "sts_handler_seconds_bucket",
-                   "sts_outbox_pending", "sts_outbox_oldest_pending_age_seconds", "sts_dead_letters",
-                   "sts_http_requests_total", "sts_http_request_seconds_bucket", "sts_pipeline_signals_last_hour",
-                   "sts_pipeline_ingest_to_notified_seconds", "sts_screenings_total", "sts_no_match_reasons_total",
-                   "sts_match_outcomes_total", "sts_services_at_capacity", "sts_referrals_past_deadline",
-                   "sts_follow_ups_total", "sts_social_map_unassured_services"):
+    for metric in (
+        "up",
+        "sts_ready",
+        "sts_consumer_lag",
+        "sts_messages_handled_total",
+        "sts_handler_seconds_bucket",
+        "sts_outbox_pending",
+        "sts_outbox_oldest_pending_age_seconds",
+        "sts_dead_letters",
+        "sts_http_requests_total",
+        "sts_http_request_seconds_bucket",
+        "sts_pipeline_signals_last_hour",
+        "sts_pipeline_ingest_to_notified_seconds",
+        "sts_screenings_total",
+        "sts_no_match_reasons_total",
+        "sts_match_outcomes_total",
+        "sts_services_at_capacity",
+        "sts_referrals_past_deadline",
+        "sts_follow_ups_total",
+        "sts_social_map_unassured_services",
+    ):
         assert re.search(rf"\b{metric}\b", text), f"no dashboard shows {metric}"
 
 
 def test_prometheus_scrapes_every_service_and_exporter() -> None:
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
+
     def target(job: dict[str, Any]) -> str:
         # A scaled-out service is found through DNS (every instance), the rest by name.
         if "dns_sd_configs" in job:

@@ -75,8 +75,13 @@ def test_records_that_cannot_reach_k_in_their_delay_are_suppressed_never_release
     outcome = release([r for r in inputs if r.arrived <= now], now, k=K, max_delay=DELAY)
     for record in outcome.suppressed:
         top = generalise(record, len(LADDER) - 1)
-        peers = {r.person for r in inputs if r.arrived <= now and generalise(r, len(LADDER) - 1) == top
-                 and r not in [m for g in outcome.released for m in g.members]}
+        peers = {
+            r.person
+            for r in inputs
+            if r.arrived <= now
+            and generalise(r, len(LADDER) - 1) == top
+            and r not in [m for g in outcome.released for m in g.members]
+        }
         assert len(peers) < K  # even the coarsest group could not reach k
     assert all(g.count >= K for g in outcome.released)
 
@@ -91,7 +96,8 @@ def test_nothing_released_depends_on_who_the_persons_are(inputs, at, relabel):
     one, _, _ = _run(inputs, at)
     two, _, _ = _run(renamed, at)
     assert sorted(released_group(g).model_dump_json() for g in one) == sorted(
-        released_group(g).model_dump_json() for g in two)
+        released_group(g).model_dump_json() for g in two
+    )
     for group in one:
         body = envelope_for(group, "release-1", "municipalities").model_dump_json()
         assert not any(f'"{m.person}"' in body for m in group.members)
@@ -113,8 +119,9 @@ def test_a_suppressed_record_changes_neither_stream_nor_statistics(inputs, extra
     published = [[released_group(g).model_dump() for g in o.released] for o in (before, after)]
     assert published[0] == published[1]
     for code in ("GM0327", "GM0307"):
-        tables = [reports.counts_table(code, [g for g in groups if g["municipality_code"] == code])
-                  for groups in published]
+        tables = [
+            reports.counts_table(code, [g for g in groups if g["municipality_code"] == code]) for groups in published
+        ]
         assert tables[0] == tables[1]
 
 
@@ -130,9 +137,19 @@ def test_every_figure_counted_from_the_stream_is_zero_or_k(inputs, at):
 
 
 def test_thirty_similar_records_are_released_at_once_and_three_never():
-    similar = Record(person="", arrived=T0, kind="signal.screened", municipality_code="GM0327",
-                     month="2026-11", week="2026-W48", area="WK032703", age_band="80-89",
-                     source_kind="gp", risk_level="overburdened", needs=("respite_care",))
+    similar = Record(
+        person="",
+        arrived=T0,
+        kind="signal.screened",
+        municipality_code="GM0327",
+        month="2026-11",
+        week="2026-W48",
+        area="WK032703",
+        age_band="80-89",
+        source_kind="gp",
+        risk_level="overburdened",
+        needs=("respite_care",),
+    )
     thirty = [replace(similar, person=f"p{i}") for i in range(30)]
     outcome = release(thirty, T0 + timedelta(seconds=3), k=K, max_delay=DELAY)
     assert [(g.key.level, g.count) for g in outcome.released] == [(0, 30)]
@@ -144,11 +161,30 @@ def test_thirty_similar_records_are_released_at_once_and_three_never():
 
 
 def test_an_expiring_record_is_generalised_until_its_group_reaches_k():
-    base = Record(person="", arrived=T0, kind="signal.screened", municipality_code="GM0327", month="2026-11",
-                  week="2026-W48", area="WK032700", age_band="60-69", source_kind="gp", risk_level="overburdened")
+    base = Record(
+        person="",
+        arrived=T0,
+        kind="signal.screened",
+        municipality_code="GM0327",
+        month="2026-11",
+        week="2026-W48",
+        area="WK032700",
+        age_band="60-69",
+        source_kind="gp",
+        risk_level="overburdened",
+    )
     mixed = [replace(base, person=f"a{i}", area="WK032700") for i in range(5)]
-    mixed += [replace(base, person=f"b{i}", area="WK032701", age_band="70-79", source_kind="home_care",
-                      arrived=T0 + timedelta(seconds=30)) for i in range(5)]
+    mixed += [
+        replace(
+            base,
+            person=f"b{i}",
+            area="WK032701",
+            age_band="70-79",
+            source_kind="home_care",
+            arrived=T0 + timedelta(seconds=30),
+        )
+        for i in range(5)
+    ]
     early = release(mixed, T0 + timedelta(seconds=10), k=K, max_delay=DELAY)
     assert not early.released and not early.suppressed  # nobody expired yet: wait
     late = release(mixed, T0 + DELAY, k=K, max_delay=DELAY)
@@ -158,7 +194,8 @@ def test_an_expiring_record_is_generalised_until_its_group_reaches_k():
 
 
 def test_ten_records_of_one_person_are_not_a_group():
-    one = Record(person="same", arrived=T0, kind="signal.screened", municipality_code="GM0327", month="2026-11",
-                 week="2026-W48")
+    one = Record(
+        person="same", arrived=T0, kind="signal.screened", municipality_code="GM0327", month="2026-11", week="2026-W48"
+    )
     outcome = release([one] * 12, T0 + DELAY, k=K, max_delay=DELAY)
     assert not outcome.released and len(outcome.suppressed) == 12

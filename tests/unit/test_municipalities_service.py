@@ -85,8 +85,15 @@ def uow() -> FakeMunicipalitiesUnitOfWork:
 
 
 def record(pseudonym: str, code: str = "GM0327", arrived: datetime = NOW) -> Record:
-    return Record(person=records.person_token(code, pseudonym), arrived=arrived, kind="signal.screened",
-                  municipality_code=code, month="2026-11", week="2026-W48", risk_level="at_risk")
+    return Record(
+        person=records.person_token(code, pseudonym),
+        arrived=arrived,
+        kind="signal.screened",
+        municipality_code=code,
+        month="2026-11",
+        week="2026-W48",
+        risk_level="at_risk",
+    )
 
 
 async def test_a_record_waits_unless_there_is_none_or_its_municipality_is_not_served(uow):
@@ -123,8 +130,14 @@ async def test_nothing_is_released_while_another_replica_releases(uow):
 
 
 def erasure(pseudonym: str, scope: ErasureScope = ErasureScope.CAREGIVER) -> CaregiverErased:
-    return CaregiverErased(erasure_id=uuid.uuid4(), caregiver_pseudonym=pseudonym, signal_ids=[uuid.uuid4()],
-                           requested_at=NOW, requested_by=uuid.uuid4(), scope=scope)
+    return CaregiverErased(
+        erasure_id=uuid.uuid4(),
+        caregiver_pseudonym=pseudonym,
+        signal_ids=[uuid.uuid4()],
+        requested_at=NOW,
+        requested_by=uuid.uuid4(),
+        scope=scope,
+    )
 
 
 async def test_an_erased_caregivers_waiting_records_go_in_every_municipality(uow):
@@ -166,6 +179,7 @@ async def test_only_closed_months_are_gathered_the_open_ones_are_named(uow):
     await uow.store.append_release("GM0327", uuid.uuid4(), "2026-10", "october", NOW)
     await uow.store.append_release("GM0327", uuid.uuid4(), "2026-11", "november", NOW)
     by_month, still_open = await service.closed_months(
-        uow, "GM0327", [date(2026, 10, 1), date(2026, 11, 1)], NOW, timedelta(days=7))
+        uow, "GM0327", [date(2026, 10, 1), date(2026, 11, 1)], NOW, timedelta(days=7)
+    )
     assert [g["body"] for g in by_month["2026-10"]] == ["october"]
     assert still_open == ["2026-11"]

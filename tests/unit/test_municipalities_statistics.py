@@ -75,9 +75,15 @@ def _published(table: Table) -> list:
     return [cell for row in _grid(table) for cell in row]
 
 
-matrices = st.integers(1, 5).flatmap(lambda rows: st.integers(1, 5).flatmap(lambda columns: st.lists(
-    st.lists(st.one_of(st.integers(0, 12), st.integers(0, 60)), min_size=columns, max_size=columns),
-    min_size=rows, max_size=rows)))
+matrices = st.integers(1, 5).flatmap(
+    lambda rows: st.integers(1, 5).flatmap(
+        lambda columns: st.lists(
+            st.lists(st.one_of(st.integers(0, 12), st.integers(0, 60)), min_size=columns, max_size=columns),
+            min_size=rows,
+            max_size=rows,
+        )
+    )
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -141,10 +147,23 @@ def test_rounding_is_to_the_nearest_multiple_of_five():
 
 
 def _group(record: str = "signal.screened", count: int = 12, level: int = 0, month: str = "2026-10", **values) -> dict:
-    return {"record": record, "count": count, "level": level, "month": month, "municipality_code": "GM0327",
-            "area": "WK032701", "source_kind": "gp", "risk_level": "overburdened", "age_band": "60-69",
-            "needs": ["respite_care"], "no_match_reason": None, "time_to_support": None,
-            "referral_status": None, "support_arrived": None, **values}
+    return {
+        "record": record,
+        "count": count,
+        "level": level,
+        "month": month,
+        "municipality_code": "GM0327",
+        "area": "WK032701",
+        "source_kind": "gp",
+        "risk_level": "overburdened",
+        "age_band": "60-69",
+        "needs": ["respite_care"],
+        "no_match_reason": None,
+        "time_to_support": None,
+        "referral_status": None,
+        "support_arrived": None,
+        **values,
+    }
 
 
 def test_every_month_has_the_same_rows_and_columns_whatever_the_groups():
@@ -168,12 +187,14 @@ def test_only_closed_months_are_answered():
 
 def test_outcomes_of_a_month():
     groups = [
-        _group("matches.proposed", 12, time_to_support="<4h"), _group("matches.proposed", 11, time_to_support="1-3d"),
+        _group("matches.proposed", 12, time_to_support="<4h"),
+        _group("matches.proposed", 11, time_to_support="1-3d"),
         _group("matches.proposed", 10, no_match_reason="no_capacity"),
         _group("referral.updated", 14, referral_status="accepted", time_to_support="4-24h"),
         _group("referral.updated", 10, referral_status="rejected"),
         _group("followup.recorded", 10, support_arrived=True),
-        _group(count=20), _group(count=10, level=3, age_band="any", needs=["any"]),
+        _group(count=20),
+        _group(count=10, level=3, age_band="any", needs=["any"]),
     ]
     month = reports.outcomes("2026-10", groups, ["no_capacity", "needs_not_covered"])
     assert (month.time_to_match.n.value, month.time_to_match.p50, month.time_to_match.p90) == (25, "<1d", "1-7d")

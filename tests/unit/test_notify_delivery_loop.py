@@ -145,7 +145,7 @@ async def test_the_loop_survives_a_database_outage_and_keeps_beating() -> None:
     settings = NotifySettings(delivery_poll_seconds=0.005)
     ctx = NotifyContext.create(settings, NotifyMetrics(CollectorRegistry()), SystemClock())
     pool = FlakyPool(failures=3)
-    worker = DeliveryWorker(SimpleNamespace(pool=pool), ctx, {})  # type: ignore[arg-type]
+    worker = DeliveryWorker(SimpleNamespace(pool=pool), ctx, {})
     started = time.monotonic()
     await worker.start()
     try:
@@ -155,7 +155,9 @@ async def test_the_loop_survives_a_database_outage_and_keeps_beating() -> None:
             await asyncio.sleep(0.01)
         task = worker.heartbeat.task
         assert task is not None and not task.done(), "an error never ends the loop"
-        assert worker.heartbeat.alive() and worker.heartbeat.age() < time.monotonic() - started, "it beat after the outage"
+        assert worker.heartbeat.alive() and worker.heartbeat.age() < time.monotonic() - started, (
+            "it beat after the outage"
+        )
     finally:
         await worker.stop()
     assert task.done()

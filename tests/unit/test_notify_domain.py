@@ -6,19 +6,28 @@ from datetime import UTC, datetime
 
 from deploy.stack import REPO
 from services.notify import domain
-from services.notify.domain import Referrer, ReferralRef
+from services.notify.domain import ReferralRef, Referrer
 from shared.contracts import MatchesProposed, Need, ProposedMatch, RiskLevel, ScreeningResult, SignalReceived
 
 DEMO = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 ALL_CHANNELS = frozenset({"email", "sms", "webhook", "status_view"})
-LINKS = {"accept_url": "https://n.example.nl/r/1/accept?exp=1&sig=a", "decline_url": "https://n.example.nl/r/1/decline",
-         "api_url": "https://n.example.nl/v1/referrals/1"}
+LINKS = {
+    "accept_url": "https://n.example.nl/r/1/accept?exp=1&sig=a",
+    "decline_url": "https://n.example.nl/r/1/decline",
+    "api_url": "https://n.example.nl/v1/referrals/1",
+}
 
 
 def match(service_id: str = "s1", **changes) -> ProposedMatch:
-    data = {"service_id": service_id, "service_name": f"Mantelzorgcafé {service_id}",
-            "organization_name": "Welzijn Leusden", "category": "caregiver_cafe", "score": 0.8,
-            "contact_email": f"{service_id}@provider.example.nl", "reservation_id": uuid.uuid4()} | changes
+    data = {
+        "service_id": service_id,
+        "service_name": f"Mantelzorgcafé {service_id}",
+        "organization_name": "Welzijn Leusden",
+        "category": "caregiver_cafe",
+        "score": 0.8,
+        "contact_email": f"{service_id}@provider.example.nl",
+        "reservation_id": uuid.uuid4(),
+    } | changes
     return ProposedMatch(**data)
 
 
@@ -26,23 +35,45 @@ def proposed(matches=None, case_id=None, signal_id=None, **changes) -> MatchesPr
     data = json.loads(json.dumps(DEMO))
     data["caregiver"].update(changes.pop("caregiver", {}))
     data.update(changes)
-    signal = SignalReceived(signal_id=signal_id or uuid.uuid4(), organisation_id=uuid.uuid4(),
-                            organisation_name="GP De Linde", received_at=datetime.now(UTC), **data)
+    signal = SignalReceived(
+        signal_id=signal_id or uuid.uuid4(),
+        organisation_id=uuid.uuid4(),
+        organisation_name="GP De Linde",
+        received_at=datetime.now(UTC),
+        **data,
+    )
     return MatchesProposed(
-        signal_id=signal.signal_id, case_id=case_id or uuid.uuid4(), proposed_at=datetime.now(UTC),
-        matches=[match()] if matches is None else matches, signal=signal,
-        result=ScreeningResult(risk_level=RiskLevel.OVERBURDENED, needs=[Need.PEER_CONTACT], score=11))
+        signal_id=signal.signal_id,
+        case_id=case_id or uuid.uuid4(),
+        proposed_at=datetime.now(UTC),
+        matches=[match()] if matches is None else matches,
+        signal=signal,
+        result=ScreeningResult(risk_level=RiskLevel.OVERBURDENED, needs=[Need.PEER_CONTACT], score=11),
+    )
 
 
 def refs(event: MatchesProposed) -> dict[str, ReferralRef]:
-    return {m.service_id: ReferralRef(uuid.uuid4(), LINKS, "24-11-2026")
-            for m in event.matches if domain.referral_blocker(event.signal, m) is None}
+    return {
+        m.service_id: ReferralRef(uuid.uuid4(), LINKS, "24-11-2026")
+        for m in event.matches
+        if domain.referral_blocker(event.signal, m) is None
+    }
 
 
-def plan(event: MatchesProposed, referrer: Referrer | None = None, rematch: bool = False,
-         channels: frozenset[str] = ALL_CHANNELS, referrals=None):
-    return domain.plan_proposals(event, referrer=referrer, rematch=rematch, channels=channels,
-                                 referrals=refs(event) if referrals is None else referrals)
+def plan(
+    event: MatchesProposed,
+    referrer: Referrer | None = None,
+    rematch: bool = False,
+    channels: frozenset[str] = ALL_CHANNELS,
+    referrals=None,
+):
+    return domain.plan_proposals(
+        event,
+        referrer=referrer,
+        rematch=rematch,
+        channels=channels,
+        referrals=refs(event) if referrals is None else referrals,
+    )
 
 
 def by_role(planned):
@@ -55,13 +86,18 @@ def roles(planned):
 
 def test_with_consent_everyone_hears():
     assert roles(plan(proposed())) == {
-        ("caregiver", "email", True), ("referrer", "status_view", True), ("provider", "email", True)}
+        ("caregiver", "email", True),
+        ("referrer", "status_view", True),
+        ("provider", "email", True),
+    }
 
 
 def test_do_not_contact_sends_nothing_to_the_caregiver_or_providers_but_informs_the_referrer():
     planned = plan(proposed(caregiver={"contact_preference": "do_not_contact"}))
     assert {(p.recipient_role, p.suppressed_reason) for p in planned if p.suppressed_reason} == {
-        ("caregiver", "caregiver asked not to be contacted"), ("provider", "caregiver asked not to be contacted")}
+        ("caregiver", "caregiver asked not to be contacted"),
+        ("provider", "caregiver asked not to be contacted"),
+    }
     referrer = by_role(planned)["referrer"]
     assert referrer.suppressed_reason is None and referrer.context["caregiver_contacted"] is False
     assert not domain.should_follow_up(planned)
@@ -110,7 +146,9 @@ def test_the_referrer_prefers_its_webhook_then_its_email_then_the_status_view():
     org = event.signal.organisation_id
     hook = Referrer(org, "GP", email="gp@example.nl", webhook_url="https://his.example.nl/hook", language="en")
     assert (by_role(plan(event, hook))["referrer"].channel, by_role(plan(event, hook))["referrer"].language) == (
-        "webhook", "en")
+        "webhook",
+        "en",
+    )
     assert by_role(plan(event, Referrer(org, "GP", email="gp@example.nl")))["referrer"].address == "gp@example.nl"
     assert by_role(plan(event, Referrer(org, "GP")))["referrer"].channel == "status_view"
 
@@ -135,8 +173,10 @@ def test_the_caregiver_gets_one_overview_per_case_and_news_only_after_a_rematch(
     # Another organisation's signal about the same caregiver: same case, other proposals.
     second_source = proposed(matches=[match("a"), match("c")], case_id=first.case_id)
     rematched = proposed(matches=[match("c")], case_id=first.case_id, signal_id=first.signal_id)
-    key = {name: {p.recipient_role: p.dedupe_key for p in plan(e, rematch=name == "rematched")} for name, e in
-           (("first", first), ("again", again), ("second_source", second_source), ("rematched", rematched))}
+    key = {
+        name: {p.recipient_role: p.dedupe_key for p in plan(e, rematch=name == "rematched")}
+        for name, e in (("first", first), ("again", again), ("second_source", second_source), ("rematched", rematched))
+    }
     assert key["first"]["caregiver"] == key["again"]["caregiver"], "same proposals in another order: no spam"
     assert key["first"]["caregiver"] == key["second_source"]["caregiver"], "one overview per case"
     assert key["first"]["referrer"] != key["second_source"]["referrer"], "each referrer hears about its signal"
@@ -161,8 +201,16 @@ def test_a_provider_without_an_address_waits_in_the_api():
 
 def test_referral_updates_go_to_the_referrer_once_per_status():
     event = proposed()
-    referral = {"id": uuid.uuid4(), "signal_id": event.signal_id, "service_id": "s1", "service_name": "Café",
-                "organization_name": "Welzijn", "consultant": False, "status": "rejected", "reason_code": "no_capacity"}
+    referral = {
+        "id": uuid.uuid4(),
+        "signal_id": event.signal_id,
+        "service_id": "s1",
+        "service_name": "Café",
+        "organization_name": "Welzijn",
+        "consultant": False,
+        "status": "rejected",
+        "reason_code": "no_capacity",
+    }
     rejected = domain.plan_referral_update(referral, event.signal, None)
     accepted = domain.plan_referral_update(referral | {"status": "accepted", "reason_code": None}, event.signal, None)
     assert rejected.recipient_role == "referrer" and rejected.template == "referrer_referral_status"
@@ -172,9 +220,16 @@ def test_referral_updates_go_to_the_referrer_once_per_status():
 
 def test_escalation_without_a_known_consultant_is_recorded_not_lost():
     event = proposed()
-    referral = {"id": uuid.uuid4(), "signal_id": event.signal_id, "service_id": "s1", "service_name": "Café",
-                "organization_name": "Welzijn", "consultant": False, "signal": event.signal.model_dump(mode="json"),
-                "result": event.result.model_dump(mode="json")}
+    referral = {
+        "id": uuid.uuid4(),
+        "signal_id": event.signal_id,
+        "service_id": "s1",
+        "service_name": "Café",
+        "organization_name": "Welzijn",
+        "consultant": False,
+        "signal": event.signal.model_dump(mode="json"),
+        "result": event.result.model_dump(mode="json"),
+    }
     missing = domain.plan_escalation(referral, None, "24-11-2026")
     assert missing.suppressed_reason == "no caregiver consultant known for GM0327"
     assert domain.plan_escalation(referral, "mc@example.nl", "24-11-2026").channel == "email"
@@ -186,8 +241,17 @@ def test_the_webhook_document_names_the_update():
     document = domain.webhook_document(uuid.uuid4(), referrer, "subject", "text", "2026-11-22T09:00:00+00:00")
     assert document["type"] == "referrer_update" and document["source_reference"] == "HIS-2026-000123"
     assert document["data"]["proposals"][0]["service_name"] == "Mantelzorgcafé s1"
-    assert set(document) == {"id", "type", "occurred_at", "signal_id", "source_reference", "language", "subject",
-                             "text", "data"}
+    assert set(document) == {
+        "id",
+        "type",
+        "occurred_at",
+        "signal_id",
+        "source_reference",
+        "language",
+        "subject",
+        "text",
+        "data",
+    }
 
 
 def test_the_caregivers_dedupe_key_names_the_case_not_their_address():

@@ -7,10 +7,18 @@ from shared.contracts import ReferralStatus as S
 from shared.contracts import RejectionReason as R
 
 
-@pytest.mark.parametrize("current,new", [
-    (S.REQUESTED, S.ACCEPTED), (S.ACCEPTED, S.IN_PROGRESS), (S.IN_PROGRESS, S.ON_HOLD),
-    (S.ON_HOLD, S.IN_PROGRESS), (S.IN_PROGRESS, S.COMPLETED), (S.ACCEPTED, S.FAILED), (S.REQUESTED, S.CANCELLED),
-])
+@pytest.mark.parametrize(
+    "current,new",
+    [
+        (S.REQUESTED, S.ACCEPTED),
+        (S.ACCEPTED, S.IN_PROGRESS),
+        (S.IN_PROGRESS, S.ON_HOLD),
+        (S.ON_HOLD, S.IN_PROGRESS),
+        (S.IN_PROGRESS, S.COMPLETED),
+        (S.ACCEPTED, S.FAILED),
+        (S.REQUESTED, S.CANCELLED),
+    ],
+)
 def test_the_provider_moves_a_referral_along(current, new):
     change = transition(current, new)
     assert change.changed and change.status is new
@@ -30,10 +38,17 @@ def test_a_reason_only_goes_with_a_rejection_or_failure():
     assert transition(S.ACCEPTED, S.FAILED, R.COULD_NOT_CONTACT).changed
 
 
-@pytest.mark.parametrize("current,new", [
-    (S.REQUESTED, S.COMPLETED), (S.REQUESTED, S.IN_PROGRESS), (S.REJECTED, S.ACCEPTED),
-    (S.COMPLETED, S.IN_PROGRESS), (S.CANCELLED, S.ACCEPTED), (S.ACCEPTED, S.REJECTED),
-])
+@pytest.mark.parametrize(
+    "current,new",
+    [
+        (S.REQUESTED, S.COMPLETED),
+        (S.REQUESTED, S.IN_PROGRESS),
+        (S.REJECTED, S.ACCEPTED),
+        (S.COMPLETED, S.IN_PROGRESS),
+        (S.CANCELLED, S.ACCEPTED),
+        (S.ACCEPTED, S.REJECTED),
+    ],
+)
 def test_illegal_transitions_are_refused(current, new):
     with pytest.raises(IllegalTransition):
         transition(current, new, R.OTHER if new is S.REJECTED else None)

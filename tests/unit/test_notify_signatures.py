@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from services.notify.links import ACCEPT, DECLINE, Links
 
+
 def _query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
 

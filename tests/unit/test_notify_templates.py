@@ -18,31 +18,50 @@ from shared.contracts import (
 )
 from tests.unit.test_notify_domain import LINKS, match, plan, proposed
 
-
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
 
 def contexts() -> dict[str, dict]:
     event = proposed(matches=[match("a"), match("c", consultant=True, service_name="Mantelzorgconsulent Leusden")])
     planned = {p.template: p.context for p in plan(event)}
-    referral = {"id": uuid.uuid4(), "signal_id": event.signal_id, "service_id": "a", "service_name": "Café",
-                "organization_name": "Welzijn", "consultant": False, "signal": event.signal.model_dump(mode="json"),
-                "result": event.result.model_dump(mode="json"), "status": "rejected", "reason_code": "no_capacity"}
+    referral = {
+        "id": uuid.uuid4(),
+        "signal_id": event.signal_id,
+        "service_id": "a",
+        "service_name": "Café",
+        "organization_name": "Welzijn",
+        "consultant": False,
+        "signal": event.signal.model_dump(mode="json"),
+        "result": event.result.model_dump(mode="json"),
+        "status": "rejected",
+        "reason_code": "no_capacity",
+    }
     return planned | {
         "referrer_referral_status": domain.plan_referral_update(referral, event.signal, None).context,
         "provider_reminder": domain.plan_reminder(referral | {"contact_email": "a@x.nl"}, LINKS, "24-11-2026").context,
         "consultant_escalation": domain.plan_escalation(referral, "mc@x.nl", "24-11-2026").context,
         "caregiver_followup": domain.plan_follow_up(
-            {"signal": referral["signal"], "case_id": event.case_id}, frozenset({"email"}),
+            {"signal": referral["signal"], "case_id": event.case_id},
+            frozenset({"email"}),
             {"yes_url": "https://n.example.nl/f/1/yes", "no_url": "https://n.example.nl/f/1/no"},
-            [referral]).context,
-        "selfreferral_confirmation": domain.plan_confirmation(SelfReferralConfirmationRequested(
-            referral_id=uuid.uuid4(), email="anna@example.nl", name="Anna", language="nl", expires_at=NOW,
-            confirm_url="https://s.example.nl/aanmelden/bevestigen/abc")).context,
+            [referral],
+        ).context,
+        "selfreferral_confirmation": domain.plan_confirmation(
+            SelfReferralConfirmationRequested(
+                referral_id=uuid.uuid4(),
+                email="anna@example.nl",
+                name="Anna",
+                language="nl",
+                expires_at=NOW,
+                confirm_url="https://s.example.nl/aanmelden/bevestigen/abc",
+            )
+        ).context,
         "wmo_handoff": domain.plan_handoff(
-            event, domain.ReferralRef(uuid.uuid4(), LINKS, "24-11-2026"), "Graag een keukentafelgesprek.").context,
-        "caregiver_closed": domain.plan_closed(event.case_id, event.signal, "deceased", "uw naaste is overleden",
-                                               frozenset({"email"})).context,
+            event, domain.ReferralRef(uuid.uuid4(), LINKS, "24-11-2026"), "Graag een keukentafelgesprek."
+        ).context,
+        "caregiver_closed": domain.plan_closed(
+            event.case_id, event.signal, "deceased", "uw naaste is overleden", frozenset({"email"})
+        ).context,
     }
 
 
@@ -83,8 +102,15 @@ def test_a_rematch_says_it_is_a_new_proposal():
 
 def test_the_provider_gets_what_it_needs_to_act_and_the_answer_links():
     text = render("provider_referral", "nl", contexts()["provider_referral"]).text
-    for expected in ("Anna de Vries", "anna.devries@example.nl", "+31612345678", "GM0327",
-                     "contact met andere mantelzorgers", "vóór 24-11-2026", *LINKS.values()):
+    for expected in (
+        "Anna de Vries",
+        "anna.devries@example.nl",
+        "+31612345678",
+        "GM0327",
+        "contact met andere mantelzorgers",
+        "vóór 24-11-2026",
+        *LINKS.values(),
+    ):
         assert expected in text
 
 
@@ -146,15 +172,34 @@ def test_pages_escape_what_they_show():
 
 
 def test_the_caregiver_overview_gives_each_service_s_contact_details_and_the_personal_page():
-    event = proposed(matches=[match("a", contact_phone="033 123 45 67", address="Plein 4, 3831 AA Leusden",
-                                    url="https://cafe.example.nl")])
-    event = event.model_copy(update={"signal": event.signal.model_copy(update={"status_url": "https://s.example.nl/mijn/1"})})
-    [caregiver] = [p for p in domain.plan_proposals(event, referrer=None, rematch=False, channels=frozenset({"email"}),
-                                                   referrals={}, social_map_url="https://m.example.nl/sociale-kaart")
-                   if p.template == "caregiver_proposals"]
+    event = proposed(
+        matches=[
+            match("a", contact_phone="033 123 45 67", address="Plein 4, 3831 AA Leusden", url="https://cafe.example.nl")
+        ]
+    )
+    event = event.model_copy(
+        update={"signal": event.signal.model_copy(update={"status_url": "https://s.example.nl/mijn/1"})}
+    )
+    [caregiver] = [
+        p
+        for p in domain.plan_proposals(
+            event,
+            referrer=None,
+            rematch=False,
+            channels=frozenset({"email"}),
+            referrals={},
+            social_map_url="https://m.example.nl/sociale-kaart",
+        )
+        if p.template == "caregiver_proposals"
+    ]
     text = render("caregiver_proposals", "nl", caregiver.context).text
-    for expected in ("033 123 45 67", "Plein 4, 3831 AA Leusden", "https://cafe.example.nl",
-                     "https://s.example.nl/mijn/1", "https://m.example.nl/sociale-kaart"):
+    for expected in (
+        "033 123 45 67",
+        "Plein 4, 3831 AA Leusden",
+        "https://cafe.example.nl",
+        "https://s.example.nl/mijn/1",
+        "https://m.example.nl/sociale-kaart",
+    ):
         assert expected in text
 
 

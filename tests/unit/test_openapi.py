@@ -88,9 +88,13 @@ async def test_the_bodies_sent_are_the_bodies_documented() -> None:
     assert unauthorised.json() == {"error": "unauthorized", "detail": "no key"}
     assert missing.json() == {"error": "not_found", "detail": "no thing a"}
     assert invalid.json()["detail"][0]["field"] == "name"
-    for response, path, method in ((unauthorised, "/things", "post"), (invalid, "/things", "post"),
-                                   (conflict, "/things", "post"), (too_large, "/things", "post"),
-                                   (missing, "/things/{name}", "get")):
+    for response, path, method in (
+        (unauthorised, "/things", "post"),
+        (invalid, "/things", "post"),
+        (conflict, "/things", "post"),
+        (too_large, "/things", "post"),
+        (missing, "/things/{name}", "get"),
+    ):
         _valid(document, response.json(), response.status_code, path, method)
 
 

@@ -25,13 +25,29 @@ def metrics_text(processed: float, lag: float, buckets: dict[str, float], posted
     return "\n".join(lines) + "\n"
 
 
-def reading(at: float, processed: float, lag: float = 4, buckets: dict[str, float] | None = None,
-            posted: float = 0, service: str = "signals", ready: bool = True) -> Reading:
+def reading(
+    at: float,
+    processed: float,
+    lag: float = 4,
+    buckets: dict[str, float] | None = None,
+    posted: float = 0,
+    service: str = "signals",
+    ready: bool = True,
+) -> Reading:
     text = metrics_text(processed, lag, buckets or {"0.1": 0, "1.0": 0, "+Inf": 0}, posted)
-    return Reading(service=service, at=at, reachable=True, ready=ready, samples=domain.parse_metrics(text),
-                   health={"database": "up", "broker": "up",
-                           "consumers": {"t": {"lanes": 3, "lanes_alive": 2, "waiting_on_dependency": [{}]}},
-                           "loops": {"outbox-relay": {"alive": True}, "delivery": {"alive": False}}})
+    return Reading(
+        service=service,
+        at=at,
+        reachable=True,
+        ready=ready,
+        samples=domain.parse_metrics(text),
+        health={
+            "database": "up",
+            "broker": "up",
+            "consumers": {"t": {"lanes": 3, "lanes_alive": 2, "waiting_on_dependency": [{}]}},
+            "loops": {"outbox-relay": {"alive": True}, "delivery": {"alive": False}},
+        },
+    )
 
 
 def gone(at: float, service: str = "signals") -> Reading:
@@ -72,17 +88,31 @@ def test_chart_series_rates_from_the_last_reading_that_answered() -> None:
 
 
 def test_pipeline_panel_reads_the_funnel_and_domain_gauges() -> None:
-    signals = Reading("signals", 0, True, True, samples=domain.parse_metrics(
-        "# TYPE sts_pipeline_signals_last_hour gauge\n"
-        'sts_pipeline_signals_last_hour{stage="received"} 10\n'
-        'sts_pipeline_signals_last_hour{stage="notified"} 7\n'
-        "# TYPE sts_pipeline_ingest_to_notified_seconds gauge\n"
-        'sts_pipeline_ingest_to_notified_seconds{quantile="0.95"} 2.5\n'
-        'sts_pipeline_ingest_to_notified_seconds{quantile="0.5"} 1.5\n'))
-    matching = Reading("matching", 0, True, True, samples=domain.parse_metrics(
-        "# TYPE sts_no_match_reasons counter\n"
-        'sts_no_match_reasons_total{reason="no capacity"} 2\n'
-        "# TYPE sts_services_at_capacity gauge\nsts_services_at_capacity 3\n"))
+    signals = Reading(
+        "signals",
+        0,
+        True,
+        True,
+        samples=domain.parse_metrics(
+            "# TYPE sts_pipeline_signals_last_hour gauge\n"
+            'sts_pipeline_signals_last_hour{stage="received"} 10\n'
+            'sts_pipeline_signals_last_hour{stage="notified"} 7\n'
+            "# TYPE sts_pipeline_ingest_to_notified_seconds gauge\n"
+            'sts_pipeline_ingest_to_notified_seconds{quantile="0.95"} 2.5\n'
+            'sts_pipeline_ingest_to_notified_seconds{quantile="0.5"} 1.5\n'
+        ),
+    )
+    matching = Reading(
+        "matching",
+        0,
+        True,
+        True,
+        samples=domain.parse_metrics(
+            "# TYPE sts_no_match_reasons counter\n"
+            'sts_no_match_reasons_total{reason="no capacity"} 2\n'
+            "# TYPE sts_services_at_capacity gauge\nsts_services_at_capacity 3\n"
+        ),
+    )
     panel = domain.pipeline_panel({"signals": signals, "matching": matching})
     assert panel.funnel == [("received", 10), ("screened", 0), ("escalated", 0), ("matched", 0), ("notified", 7)]
     assert panel.latency == [("p50", 1.5), ("p95", 2.5)]

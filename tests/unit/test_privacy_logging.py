@@ -23,29 +23,54 @@ def _logging_restored() -> Iterator[None]:
     root.handlers[:], root.level = handlers, level
 
 
-@pytest.mark.parametrize("text", [
-    "anna.devries@example.nl", "+31612345678", "+31 6 1234 5678", "0031 6 12345678", "06-12345678", "0612345678",
-    "030 1234567", "3831AB", "3831 AB", "3831ab",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "anna.devries@example.nl",
+        "+31612345678",
+        "+31 6 1234 5678",
+        "0031 6 12345678",
+        "06-12345678",
+        "0612345678",
+        "030 1234567",
+        "3831AB",
+        "3831 AB",
+        "3831ab",
+    ],
+)
 def test_identifying_values_are_masked(text: str) -> None:
     line = f"refused <{text}> today"
     assert text not in redact(line) and redact(line).startswith("refused <[")
 
 
-@pytest.mark.parametrize("text", [
-    "1c6a4e2e-0612-3456-7890-061234567890", "2026-11-25T16:32:23.123456Z", "offset 1234567890", "took 1000 ms",
-    "in 2026 at GM0327", "a3f0612345678b9c" * 4, "partition 3 offset 12", "HTTP 550 5.1.1",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1c6a4e2e-0612-3456-7890-061234567890",
+        "2026-11-25T16:32:23.123456Z",
+        "offset 1234567890",
+        "took 1000 ms",
+        "in 2026 at GM0327",
+        "a3f0612345678b9c" * 4,
+        "partition 3 offset 12",
+        "HTTP 550 5.1.1",
+    ],
+)
 def test_ids_times_and_counts_stay_readable(text: str) -> None:
     assert redact(text) == text
 
 
 def test_the_processor_redacts_nested_values_and_exceptions() -> None:
-    event = {"event": "send failed to jan@example.nl", "detail": {"to": ["0612345678"], "n": 3},
-             "exception": "Traceback ...\nSMTPRecipientsRefused: 3831 AB"}
+    event = {
+        "event": "send failed to jan@example.nl",
+        "detail": {"to": ["0612345678"], "n": 3},
+        "exception": "Traceback ...\nSMTPRecipientsRefused: 3831 AB",
+    }
     assert redact_event(None, "info", event) == {
-        "event": "send failed to [e-mail]", "detail": {"to": ["[phone]"], "n": 3},
-        "exception": "Traceback ...\nSMTPRecipientsRefused: [postcode]"}
+        "event": "send failed to [e-mail]",
+        "detail": {"to": ["[phone]"], "n": 3},
+        "exception": "Traceback ...\nSMTPRecipientsRefused: [postcode]",
+    }
 
 
 def test_a_validation_error_is_described_without_its_input() -> None:
@@ -81,4 +106,6 @@ def test_library_lines_are_json_with_the_bound_correlation_id(capsys: pytest.Cap
     assert "\x1b" not in out.out and out.err == ""
     lines = [json.loads(line) for line in out.out.splitlines()]
     assert [(line["logger"], line["correlation_id"]) for line in lines] == [
-        ("uvicorn.error", "corr-1"), ("faststream.access.kafka", "corr-1")]
+        ("uvicorn.error", "corr-1"),
+        ("faststream.access.kafka", "corr-1"),
+    ]

@@ -31,7 +31,8 @@ def allowed(acls: list[kafka_acls.Acl], principal: str, operation: str, resource
 def test_the_checked_in_acls_are_what_the_code_declares(generated):
     checked_in = (KAFKA_DIR / "acls.tsv").read_text()
     assert checked_in == kafka_acls.render(generated), (
-        "deploy/kafka/acls.tsv is stale: run python -m deploy.kafka_acls --output deploy/kafka/acls.tsv")
+        "deploy/kafka/acls.tsv is stale: run python -m deploy.kafka_acls --output deploy/kafka/acls.tsv"
+    )
     assert kafka_acls.parse(checked_in) == sorted(generated)
 
 
@@ -45,8 +46,13 @@ def test_one_principal_per_service_and_no_wildcards(generated):
 
 
 def test_each_service_writes_only_its_own_topic_its_dead_letters_and_replays(generated):
-    produced = {"signals": Topics.SIGNALS, "screening": Topics.SCREENING, "matching": Topics.MATCHING,
-                "notify": Topics.NOTIFY, "casework": Topics.CASEWORK}
+    produced = {
+        "signals": Topics.SIGNALS,
+        "screening": Topics.SCREENING,
+        "matching": Topics.MATCHING,
+        "notify": Topics.NOTIFY,
+        "casework": Topics.CASEWORK,
+    }
     for service, topic in produced.items():
         consumed = allowed(generated, service, "Read")
         assert allowed(generated, service, "Write") == {topic, *consumed, *(Topics.dlq(t) for t in consumed)}
@@ -75,7 +81,8 @@ def test_the_consumers_and_their_groups(generated):
 def test_only_municipalities_may_make_municipality_topics(generated):
     prefixed = [a for a in generated if a.pattern == "prefixed"]
     assert [(a.principal, a.name, a.operations) for a in prefixed] == [
-        ("municipalities", "municipality.", ("Create", "Describe", "Write"))]
+        ("municipalities", "municipality.", ("Create", "Describe", "Write"))
+    ]
     assert kafka_acls.prefix_of("municipality.{municipality_code}.events.v1") == "municipality."
     with pytest.raises(ValueError):
         kafka_acls.prefix_of("{code}.events")
@@ -120,9 +127,18 @@ def passwords() -> dict[str, str]:
 def run_setup(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess[str], Path]:
     tools, record = stand_in_tools(tmp_path, "kafka-configs.sh", "kafka-acls.sh")
     result = subprocess.run(
-        ["bash", str(KAFKA_DIR / "setup.sh")], capture_output=True, text=True, timeout=60,
-        env={"PATH": os.environ["PATH"], "CALLS": str(record), "KAFKA_BIN": str(tools),
-             "KAFKA_ACLS": str(KAFKA_DIR / "acls.tsv"), **env})
+        ["bash", str(KAFKA_DIR / "setup.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": os.environ["PATH"],
+            "CALLS": str(record),
+            "KAFKA_BIN": str(tools),
+            "KAFKA_ACLS": str(KAFKA_DIR / "acls.tsv"),
+            **env,
+        },
+    )
     return result, record
 
 
@@ -158,15 +174,31 @@ def test_setup_refuses_a_missing_service_password(tmp_path):
 def test_start_formats_once_with_the_admin_user_and_keeps_secrets_out_of_the_repository(tmp_path):
     tools, record = stand_in_tools(tmp_path, "kafka-storage.sh", "kafka-server-start.sh")
     work = tmp_path / "work"
-    env = {"PATH": os.environ["PATH"], "CALLS": str(record), "KAFKA_BIN": str(tools), "STS_KAFKA_WORK": str(work),
-           "STS_KAFKA_CONFIG": str(KAFKA_DIR / "server.properties"), "CLUSTER_ID": "altgoFD3RE6mj6SJ5UKaog",
-           "KAFKA_ADMIN_PASSWORD": "admin-0123456789abcdef", "KAFKA_SSL_KEYSTORE_PASSWORD": "store-0123456789abcdef"}
+    env = {
+        "PATH": os.environ["PATH"],
+        "CALLS": str(record),
+        "KAFKA_BIN": str(tools),
+        "STS_KAFKA_WORK": str(work),
+        "STS_KAFKA_CONFIG": str(KAFKA_DIR / "server.properties"),
+        "CLUSTER_ID": "altgoFD3RE6mj6SJ5UKaog",
+        "KAFKA_ADMIN_PASSWORD": "admin-0123456789abcdef",
+        "KAFKA_SSL_KEYSTORE_PASSWORD": "store-0123456789abcdef",
+    }
     result = subprocess.run(["bash", str(KAFKA_DIR / "start.sh")], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     (storage, start) = calls(record)
     config = str(work / "server.properties")
-    assert storage == ["kafka-storage.sh", "format", "--ignore-formatted", "--cluster-id", "altgoFD3RE6mj6SJ5UKaog",
-                       "--config", config, "--add-scram", "SCRAM-SHA-512=[name=admin,password=admin-0123456789abcdef]"]
+    assert storage == [
+        "kafka-storage.sh",
+        "format",
+        "--ignore-formatted",
+        "--cluster-id",
+        "altgoFD3RE6mj6SJ5UKaog",
+        "--config",
+        config,
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=admin-0123456789abcdef]",
+    ]
     assert start == ["kafka-server-start.sh", config]
     written = Path(config).read_text()
     assert written.startswith((KAFKA_DIR / "server.properties").read_text())
@@ -188,15 +220,32 @@ def test_create_certs_makes_verifiable_certificates_for_each_server(tmp_path):
     script = REPO / "deploy" / "certs" / "create-certs.sh"
     subprocess.run(["bash", str(script), str(tmp_path)], env=env, check=True, capture_output=True, timeout=120)
     for name, host in (("postgres", "postgres"), ("public", "steun.example.nl")):
-        verify = subprocess.run(["openssl", "verify", "-CAfile", str(tmp_path / "ca.crt"), "-verify_hostname", host,
-                                 str(tmp_path / f"{name}.crt")], capture_output=True, text=True)
+        verify = subprocess.run(
+            [
+                "openssl",
+                "verify",
+                "-CAfile",
+                str(tmp_path / "ca.crt"),
+                "-verify_hostname",
+                host,
+                str(tmp_path / f"{name}.crt"),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert verify.returncode == 0, verify.stdout + verify.stderr
         assert oct((tmp_path / f"{name}.key").stat().st_mode & 0o777) == "0o600"
-    kafka = subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "kafka.p12"), "-passin", "pass:store-pw",
-                            "-nokeys", "-clcerts"], capture_output=True, text=True)
+    kafka = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(tmp_path / "kafka.p12"), "-passin", "pass:store-pw", "-nokeys", "-clcerts"],
+        capture_output=True,
+        text=True,
+    )
     assert kafka.returncode == 0 and "CN = kafka" in kafka.stdout.replace("CN=kafka", "CN = kafka"), kafka.stderr
-    wrong = subprocess.run(["openssl", "pkcs12", "-in", str(tmp_path / "kafka.p12"), "-passin", "pass:wrong",
-                            "-nokeys"], capture_output=True, text=True)
+    wrong = subprocess.run(
+        ["openssl", "pkcs12", "-in", str(tmp_path / "kafka.p12"), "-passin", "pass:wrong", "-nokeys"],
+        capture_output=True,
+        text=True,
+    )
     assert wrong.returncode != 0, "the keystore is protected by its password"
     assert not (tmp_path / "kafka.key").exists(), "the broker's key lives only inside the keystore"
     # Existing material is kept: a second run changes nothing.

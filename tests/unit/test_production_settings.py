@@ -24,8 +24,12 @@ from shared.kafka import broker_security, client_security
 
 REPO = Path(__file__).resolve().parents[2]
 SETTINGS: dict[str, type[ServiceSettings]] = {
-    "signals": SignalsSettings, "screening": ScreeningSettings, "matching": MatchingSettings,
-    "notify": NotifySettings, "municipalities": MunicipalitiesSettings}
+    "signals": SignalsSettings,
+    "screening": ScreeningSettings,
+    "matching": MatchingSettings,
+    "notify": NotifySettings,
+    "municipalities": MunicipalitiesSettings,
+}
 STRONG = "9f1c2a0e7b3d4c5a6e8f0a1b2c3d4e5f"
 
 
@@ -33,10 +37,13 @@ def production_env(name: str) -> dict[str, str]:
     """A complete, valid production environment for one service."""
     prefix = name.upper()
     env = {
-        "STS_ENV": "production", "STS_INTERNAL_TOKEN": STRONG + "-internal",
+        "STS_ENV": "production",
+        "STS_INTERNAL_TOKEN": STRONG + "-internal",
         f"{prefix}_DATABASE_URL": f"postgresql://{name}:pw@postgres:5432/{name}?sslmode=verify-full",
         f"{prefix}_INTERNAL_PORT": "9000",
-        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": name, "KAFKA_SASL_PASSWORD": STRONG,
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": name,
+        "KAFKA_SASL_PASSWORD": STRONG,
     }
     for field in SETTINGS[name].SECRETS:
         if field != "internal_token":
@@ -78,10 +85,16 @@ SECRET_VARIABLES = [
 
 
 @pytest.mark.parametrize("name, secrets, field", SECRET_VARIABLES, ids=[f"{n}-{f}" for n, _, f in SECRET_VARIABLES])
-@pytest.mark.parametrize("value, reason", [
-    (None, "not set"), ("", "not set"), ("dev-only-pseudonym-key-change-me", "development value"),
-    ("demo-gp-key-but-made-longer-than-24", "development value"), ("short-but-random", "shorter than"),
-])
+@pytest.mark.parametrize(
+    "value, reason",
+    [
+        (None, "not set"),
+        ("", "not set"),
+        ("dev-only-pseudonym-key-change-me", "development value"),
+        ("demo-gp-key-but-made-longer-than-24", "development value"),
+        ("short-but-random", "shorter than"),
+    ],
+)
 def test_each_declared_secret_is_refused_when_missing_dev_or_weak(clean_env, name, secrets, field, value, reason):
     env = production_env(name)
     variable = "STS_INTERNAL_TOKEN" if field == "internal_token" else f"{name.upper()}_{field.upper()}"
@@ -112,14 +125,21 @@ def test_the_declared_secrets(clean_env):
                 clean_env.delenv(key, raising=False)
 
 
-@pytest.mark.parametrize("variable, value, named", [
-    ("SIGNALS_DATABASE_URL", "postgresql://signals:pw@postgres:5432/signals", "SIGNALS_DATABASE_URL"),
-    ("SIGNALS_DATABASE_URL", "postgresql://signals:pw@postgres:5432/signals?sslmode=prefer", "SIGNALS_DATABASE_URL"),
-    ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL"),
-    ("KAFKA_SECURITY_PROTOCOL", "SSL", "KAFKA_SECURITY_PROTOCOL"),
-    ("KAFKA_SASL_PASSWORD", "", "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD"),
-    ("SIGNALS_INTERNAL_PORT", "", "SIGNALS_INTERNAL_PORT"),
-])
+@pytest.mark.parametrize(
+    "variable, value, named",
+    [
+        ("SIGNALS_DATABASE_URL", "postgresql://signals:pw@postgres:5432/signals", "SIGNALS_DATABASE_URL"),
+        (
+            "SIGNALS_DATABASE_URL",
+            "postgresql://signals:pw@postgres:5432/signals?sslmode=prefer",
+            "SIGNALS_DATABASE_URL",
+        ),
+        ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL"),
+        ("KAFKA_SECURITY_PROTOCOL", "SSL", "KAFKA_SECURITY_PROTOCOL"),
+        ("KAFKA_SASL_PASSWORD", "", "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD"),
+        ("SIGNALS_INTERNAL_PORT", "", "SIGNALS_INTERNAL_PORT"),
+    ],
+)
 def test_unencrypted_transport_is_refused(clean_env, variable, value, named):
     env = production_env("signals")
     env[variable] = value
@@ -147,10 +167,19 @@ def test_smtp_requires_starttls_unless_turned_off(clean_env):
 
 
 def run_main(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items()
-             if not k.startswith(("STS_", "KAFKA_", *(f"{n.upper()}_" for n in SETTINGS)))}
-    return subprocess.run([sys.executable, "-m", f"services.{name}.main"], cwd=REPO, env={**clean, **env},
-                          capture_output=True, text=True, timeout=120)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("STS_", "KAFKA_", *(f"{n.upper()}_" for n in SETTINGS)))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", f"services.{name}.main"],
+        cwd=REPO,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_a_service_started_in_production_with_a_dev_secret_exits_naming_the_variable():
@@ -159,7 +188,8 @@ def test_a_service_started_in_production_with_a_dev_secret_exits_naming_the_vari
     assert result.returncode == 2, result
     assert result.stderr.strip().splitlines() == [
         "SignalsSettings: cannot start: SIGNALS_PSEUDONYM_KEY: has a development value; set a secret of your "
-        "own (e.g. `openssl rand -hex 32`)"], result.stderr
+        "own (e.g. `openssl rand -hex 32`)"
+    ], result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -169,7 +199,8 @@ def test_a_service_started_in_production_without_its_secret_exits_naming_the_var
     result = run_main("notify", env)
     assert result.returncode == 2 and "Traceback" not in result.stderr, result
     assert result.stderr.strip().splitlines() == [
-        "NotifySettings: cannot start: NOTIFY_LINK_SECRET: not set; a secret is required in production"]
+        "NotifySettings: cannot start: NOTIFY_LINK_SECRET: not set; a secret is required in production"
+    ]
 
 
 def test_a_value_that_does_not_parse_is_one_readable_line():
@@ -191,10 +222,32 @@ def test_sasl_ssl_with_scram_and_a_ca_file(clean_env, tmp_path):
     import ssl
 
     ca = tmp_path / "ca.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(tmp_path / "k"),
-                    "-out", str(ca), "-days", "1", "-subj", "/CN=test-ca"], check=True, capture_output=True)
-    for key, value in {"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_USERNAME": "matching",
-                       "KAFKA_SASL_PASSWORD": STRONG, "KAFKA_SSL_CAFILE": str(ca)}.items():
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(tmp_path / "k"),
+            "-out",
+            str(ca),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test-ca",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    for key, value in {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_USERNAME": "matching",
+        "KAFKA_SASL_PASSWORD": STRONG,
+        "KAFKA_SSL_CAFILE": str(ca),
+    }.items():
         clean_env.setenv(key, value)
     kafka = KafkaSettings()
     options = client_security(kafka)
@@ -227,8 +280,12 @@ serve(app, ServiceSettings(port={port}, internal_port={internal}))
 
 def test_metrics_and_docs_answer_only_on_the_internal_port():
     port, internal = free_port(), free_port()
-    process = subprocess.Popen([sys.executable, "-c", APP.format(port=port, internal=internal)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-c", APP.format(port=port, internal=internal)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         public_url, internal_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{internal}"
         for _ in range(200):
@@ -238,8 +295,13 @@ def test_metrics_and_docs_answer_only_on_the_internal_port():
             except httpx.TransportError:
                 assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
                 time.sleep(0.1)
-        for path in ("/metrics", "/docs", "/docs/assets/swagger-ui-bundle.js", "/openapi.json",
-                     "/internal/dead-letters"):
+        for path in (
+            "/metrics",
+            "/docs",
+            "/docs/assets/swagger-ui-bundle.js",
+            "/openapi.json",
+            "/internal/dead-letters",
+        ):
             assert httpx.get(public_url + path).status_code == 404, path
             assert httpx.get(internal_url + path).status_code == 200, path
         # A Host header naming the internal port does not help: the socket decides.

@@ -19,22 +19,40 @@ from shared.worker import Heartbeat, Periodic
 exc = asyncpg.exceptions
 
 
-@pytest.mark.parametrize("error", [
-    exc.ConnectionDoesNotExistError("gone"), exc.CannotConnectNowError("starting"),
-    exc.TooManyConnectionsError("full"), exc.SerializationError("race"), exc.DeadlockDetectedError("lock"),
-    exc.AdminShutdownError("shutdown"), exc.QueryCanceledError("cancelled"),
-    asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
-    TimeoutError(), ConnectionRefusedError(111, "refused"), ConnectionResetError(),
-    KafkaConnectionError(), KafkaTimeoutError(), NodeNotReadyError(),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        exc.ConnectionDoesNotExistError("gone"),
+        exc.CannotConnectNowError("starting"),
+        exc.TooManyConnectionsError("full"),
+        exc.SerializationError("race"),
+        exc.DeadlockDetectedError("lock"),
+        exc.AdminShutdownError("shutdown"),
+        exc.QueryCanceledError("cancelled"),
+        asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying connection is closed"),
+        TimeoutError(),
+        ConnectionRefusedError(111, "refused"),
+        ConnectionResetError(),
+        KafkaConnectionError(),
+        KafkaTimeoutError(),
+        NodeNotReadyError(),
+    ],
+)
 def test_outages_are_infrastructure_failures(error: BaseException) -> None:
     assert is_infrastructure_failure(error)
 
 
-@pytest.mark.parametrize("error", [
-    ValueError("bad"), KeyError("x"), exc.UniqueViolationError("dup"), exc.UndefinedColumnError("col"),
-    asyncpg.InterfaceError("cannot perform operation: another operation is in progress"), RecordTooLargeError(),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        ValueError("bad"),
+        KeyError("x"),
+        exc.UniqueViolationError("dup"),
+        exc.UndefinedColumnError("col"),
+        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        RecordTooLargeError(),
+    ],
+)
 def test_other_failures_are_not(error: BaseException) -> None:
     assert not is_infrastructure_failure(error)
 
@@ -89,7 +107,13 @@ def test_table_aligns_and_cuts() -> None:
 
 def test_the_cli_names_its_commands() -> None:
     args = TOOL.parser.parse_args(["--service", "notify", "dead-letters", "replay", "--all", "--topic", "t"])
-    assert (args.service, args.handler.__name__, args.all, args.topic, args.id) == ("notify", "_replay", True, "t", None)
+    assert (args.service, args.handler.__name__, args.all, args.topic, args.id) == (
+        "notify",
+        "_replay",
+        True,
+        "t",
+        None,
+    )
     with pytest.raises(SystemExit):
         TOOL.parser.parse_args(["--service", "nowhere", "dead-letters", "list"])
 
@@ -146,7 +170,7 @@ def test_a_route_for_an_event_type_without_a_payload_model_is_refused_at_start_u
 
     async def handle(conn: object, event: object) -> None: ...
 
-    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g"))  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="no payload model in the contracts for signal.recieved"):
+    consumer = EventConsumer(None, lambda: None, Metrics("t"), ConsumerSettings(group_id="g"))
+    with pytest.raises(ValueError, match=r"no payload model in the contracts for signal\.recieved"):
         consumer.subscribe({"signals.received.v1": {"signal.recieved": handle}})  # a typo: never handled
     assert consumer.topics == []

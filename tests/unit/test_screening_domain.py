@@ -26,8 +26,12 @@ EXAMPLE = {
     "source": {"kind": "gp", "reference": "HIS-2026-000123"},
     "caregiver": {"name": "Anna de Vries", "birth_year": 1961, "postcode": "3831AB", "municipality_code": "GM0327"},
     "care_recipient": {"relationship": "partner", "condition": "dementia", "age": 68},
-    "care_situation": {"hours_per_week": 30, "duration_months": 24, "lives_together": True,
-                       "combines_with_work": False},
+    "care_situation": {
+        "hours_per_week": 30,
+        "duration_months": 24,
+        "lives_together": True,
+        "combines_with_work": False,
+    },
     "observations": ["sleep_problems", "physical_complaints", "social_isolation"],
     "instrument": {"id": "ediz_plus", "answers": [1, 1, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 0, 1]},
 }
@@ -106,12 +110,19 @@ def test_the_high_burden_cut_off_means_at_least_overburdened(instrument_id, high
     assert not at_least(below_cut.risk_level, RiskLevel.OVERBURDENED)
 
 
-@pytest.mark.parametrize("instrument_id,total,level", [
-    ("mcsi", 6, RiskLevel.IN_BALANCE), ("mcsi", 7, RiskLevel.AT_RISK),
-    ("mcsi", 15, RiskLevel.AT_RISK), ("mcsi", 16, RiskLevel.OVERBURDENED),
-    ("ediz", 2, RiskLevel.IN_BALANCE), ("ediz", 3, RiskLevel.AT_RISK),
-    ("ediz", 5, RiskLevel.AT_RISK), ("ediz", 6, RiskLevel.OVERBURDENED),
-])
+@pytest.mark.parametrize(
+    "instrument_id,total,level",
+    [
+        ("mcsi", 6, RiskLevel.IN_BALANCE),
+        ("mcsi", 7, RiskLevel.AT_RISK),
+        ("mcsi", 15, RiskLevel.AT_RISK),
+        ("mcsi", 16, RiskLevel.OVERBURDENED),
+        ("ediz", 2, RiskLevel.IN_BALANCE),
+        ("ediz", 3, RiskLevel.AT_RISK),
+        ("ediz", 5, RiskLevel.AT_RISK),
+        ("ediz", 6, RiskLevel.OVERBURDENED),
+    ],
+)
 def test_unbanded_instruments_use_provisional_thresholds_and_ask_for_the_ediz_plus(instrument_id, total, level):
     result = assess(calm(instrument=answers(instrument_id, total)), CATALOGUE)
     assert result.risk_level is level and result.band is None
@@ -125,11 +136,14 @@ def test_a_heavy_care_situation_outweighs_a_low_score():
     assert "the care situation weighs more than the EDIZ-plus score: overburdened" in result.reasons
 
 
-@pytest.mark.parametrize("instrument,message", [
-    ({"id": "ediz_plus", "answers": [1] * 14}, "ediz_plus expects 15 answers, got 14"),
-    ({"id": "csi", "answers": [0, 0, 2] + [0] * 10}, "csi item 3: answer 2 is not one of 0, 1"),
-    ({"id": "zbi22", "answers": [0] * 22}, "unknown instrument 'zbi22'"),
-])
+@pytest.mark.parametrize(
+    "instrument,message",
+    [
+        ({"id": "ediz_plus", "answers": [1] * 14}, "ediz_plus expects 15 answers, got 14"),
+        ({"id": "csi", "answers": [0, 0, 2] + [0] * 10}, "csi item 3: answer 2 is not one of 0, 1"),
+        ({"id": "zbi22", "answers": [0] * 22}, "unknown instrument 'zbi22'"),
+    ],
+)
 def test_invalid_answers_cannot_be_judged(instrument, message):
     with pytest.raises(InvalidScreeningInput, match=message) as info:
         assess(make_signal(instrument=instrument), CATALOGUE)
@@ -143,11 +157,14 @@ def test_without_answers_the_balance_model_gives_a_reasoned_level_and_the_next_i
     result = assess(make_signal(instrument=None), CATALOGUE)
     assert result.risk_level is RiskLevel.OVERBURDENED
     assert result.instrument is None and result.score is None and result.next_instrument == "ediz_plus"
-    for reason in ("cares 30 hours per week (more than 20)", "has cared for 24 months (a year or longer)",
-                   "lives with the person cared for", "the person cared for has dementia",
-                   "balance model: 9 points (load 6, reduced capacity 1, signs of strain 2); "
-                   "8 or more reads as overburdened",
-                   "next: administer EDIZ-plus to measure the burden"):
+    for reason in (
+        "cares 30 hours per week (more than 20)",
+        "has cared for 24 months (a year or longer)",
+        "lives with the person cared for",
+        "the person cared for has dementia",
+        "balance model: 9 points (load 6, reduced capacity 1, signs of strain 2); 8 or more reads as overburdened",
+        "next: administer EDIZ-plus to measure the burden",
+    ):
         assert reason in result.reasons
 
 
@@ -155,16 +172,19 @@ def test_a_moderate_situation_is_at_risk():
     signal = make_signal(instrument=None, observations=[], care_situation={"hours_per_week": 12})
     result = assess(signal, CATALOGUE)  # 1 hours + 1 duration + 1 together + 2 dementia
     assert result.risk_level is RiskLevel.AT_RISK
-    assert ("balance model: 5 points (load 5, reduced capacity 0, signs of strain 0); "
-            "4 to 7 reads as at risk") in result.reasons
+    assert (
+        "balance model: 5 points (load 5, reduced capacity 0, signs of strain 0); 4 to 7 reads as at risk"
+    ) in result.reasons
 
 
 def test_a_signal_with_little_known_is_in_balance_and_says_what_is_missing():
     bare = {key: EXAMPLE[key] for key in ("organisation_id", "organisation_name", "received_at", "source")}
     result = assess(make_signal(bare, caregiver={"municipality_code": "GM0327"}, observations=["tension"]), CATALOGUE)
     assert result.risk_level is RiskLevel.IN_BALANCE and result.next_instrument == "ediz_plus"
-    assert ("not reported, so not weighed: hours per week, duration of care, living together, paid work, "
-            "caregiver's age, the recipient's condition") in result.reasons
+    assert (
+        "not reported, so not weighed: hours per week, duration of care, living together, paid work, "
+        "caregiver's age, the recipient's condition"
+    ) in result.reasons
 
 
 @pytest.mark.parametrize("observation", ["exhaustion", "emotional_distress", "depressive_symptoms"])
@@ -180,8 +200,9 @@ def test_an_urgent_signal_is_at_least_at_risk():
 
 def test_behaviour_problems_count_once_from_the_condition_or_the_observation():
     by_text = domain.weigh_balance(calm(care_recipient={"condition": "dementie met gedragsproblemen"}))
-    by_both = domain.weigh_balance(calm(care_recipient={"condition": "dementie met gedragsproblemen"},
-                                        observations=["care_recipient_behaviour"]))
+    by_both = domain.weigh_balance(
+        calm(care_recipient={"condition": "dementie met gedragsproblemen"}, observations=["care_recipient_behaviour"])
+    )
     assert by_text.points == by_both.points == 4  # dementia 2 + behaviour 2
 
 
@@ -223,24 +244,33 @@ def test_derailed_care_is_a_crisis(observation):
 # --- needs ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("changes,expected", [
-    ({}, [Need.INFORMATION_ADVICE]),
-    ({"caregiver": {"birth_year": 2008}}, [Need.INFORMATION_ADVICE, Need.YOUNG_CARER_SUPPORT]),
-    ({"care_situation": {"combines_with_work": True}}, [Need.INFORMATION_ADVICE, Need.WORK_CARE_BALANCE]),
-    ({"observations": ["social_isolation"]}, [Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT, Need.PEER_CONTACT]),
-    ({"observations": ["financial_problems"]}, [Need.INFORMATION_ADVICE, Need.FINANCIAL_ADMINISTRATIVE]),
-    ({"observations": ["physical_complaints"]}, [Need.INFORMATION_ADVICE, Need.PRACTICAL_HELP]),
-    ({"care_situation": {"hours_per_week": 25}}, [Need.INFORMATION_ADVICE, Need.RESPITE_CARE]),
-    ({"instrument": answers("ediz_plus", 12)}, [Need.INFORMATION_ADVICE, Need.RESPITE_CARE, Need.CASE_MANAGEMENT]),
-])
+@pytest.mark.parametrize(
+    "changes,expected",
+    [
+        ({}, [Need.INFORMATION_ADVICE]),
+        ({"caregiver": {"birth_year": 2008}}, [Need.INFORMATION_ADVICE, Need.YOUNG_CARER_SUPPORT]),
+        ({"care_situation": {"combines_with_work": True}}, [Need.INFORMATION_ADVICE, Need.WORK_CARE_BALANCE]),
+        ({"observations": ["social_isolation"]}, [Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT, Need.PEER_CONTACT]),
+        ({"observations": ["financial_problems"]}, [Need.INFORMATION_ADVICE, Need.FINANCIAL_ADMINISTRATIVE]),
+        ({"observations": ["physical_complaints"]}, [Need.INFORMATION_ADVICE, Need.PRACTICAL_HELP]),
+        ({"care_situation": {"hours_per_week": 25}}, [Need.INFORMATION_ADVICE, Need.RESPITE_CARE]),
+        ({"instrument": answers("ediz_plus", 12)}, [Need.INFORMATION_ADVICE, Need.RESPITE_CARE, Need.CASE_MANAGEMENT]),
+    ],
+)
 def test_needs_follow_from_the_situation(changes, expected):
     assert assess(calm(**{"instrument": None, **changes}), CATALOGUE).needs == expected
 
 
 def test_the_example_needs_are_ordered_and_unique():
     needs = assess(make_signal(), CATALOGUE).needs
-    assert needs == [Need.INFORMATION_ADVICE, Need.EMOTIONAL_SUPPORT, Need.PRACTICAL_HELP,
-                     Need.RESPITE_CARE, Need.PEER_CONTACT, Need.CASE_MANAGEMENT]
+    assert needs == [
+        Need.INFORMATION_ADVICE,
+        Need.EMOTIONAL_SUPPORT,
+        Need.PRACTICAL_HELP,
+        Need.RESPITE_CARE,
+        Need.PEER_CONTACT,
+        Need.CASE_MANAGEMENT,
+    ]
 
 
 # --- one case per caregiver ----------------------------------------------------------
@@ -248,7 +278,9 @@ def test_the_example_needs_are_ordered_and_unique():
 
 def contribution(level: RiskLevel, kind="gp", organisation=GP_PRACTICE, days=0, needs=(), instrument=None):
     return Contribution(
-        signal_id=uuid.uuid4(), source_kind=kind, organisation_id=organisation,
+        signal_id=uuid.uuid4(),
+        source_kind=kind,
+        organisation_id=organisation,
         received_at=RECEIVED + timedelta(days=days),
         result=ScreeningResult(risk_level=level, needs=list(needs), instrument=instrument),
     )
@@ -261,17 +293,30 @@ def test_one_signal_makes_a_case_of_its_own_level_with_low_confidence():
 
 
 def test_two_independent_sources_at_risk_make_the_case_overburdened():
-    case = combine_case([
-        contribution(RiskLevel.AT_RISK, needs=[Need.WORK_CARE_BALANCE]),
-        contribution(RiskLevel.AT_RISK, kind="neighbourhood_team", organisation=uuid.uuid4(), days=10,
-                     needs=[Need.PEER_CONTACT]),
-    ])
+    case = combine_case(
+        [
+            contribution(RiskLevel.AT_RISK, needs=[Need.WORK_CARE_BALANCE]),
+            contribution(
+                RiskLevel.AT_RISK,
+                kind="neighbourhood_team",
+                organisation=uuid.uuid4(),
+                days=10,
+                needs=[Need.PEER_CONTACT],
+            ),
+        ]
+    )
     assert case.risk_level is RiskLevel.OVERBURDENED and case.confidence is Confidence.MEDIUM
     assert case.escalate
-    assert ("independent sources (gp, neighbourhood team) each judged the caregiver at risk: "
-            "raised to overburdened") in case.reasons
-    assert case.needs == [Need.INFORMATION_ADVICE, Need.RESPITE_CARE, Need.PEER_CONTACT,
-                          Need.WORK_CARE_BALANCE, Need.CASE_MANAGEMENT]
+    assert (
+        "independent sources (gp, neighbourhood team) each judged the caregiver at risk: raised to overburdened"
+    ) in case.reasons
+    assert case.needs == [
+        Need.INFORMATION_ADVICE,
+        Need.RESPITE_CARE,
+        Need.PEER_CONTACT,
+        Need.WORK_CARE_BALANCE,
+        Need.CASE_MANAGEMENT,
+    ]
 
 
 def test_the_same_source_twice_is_not_corroboration():
@@ -280,10 +325,12 @@ def test_the_same_source_twice_is_not_corroboration():
 
 
 def test_the_case_keeps_its_highest_level_and_says_where_it_came_from():
-    case = combine_case([
-        contribution(RiskLevel.OVERBURDENED, instrument="ediz_plus"),
-        contribution(RiskLevel.IN_BALANCE, kind="resident", organisation=uuid.uuid4(), days=3),
-    ])
+    case = combine_case(
+        [
+            contribution(RiskLevel.OVERBURDENED, instrument="ediz_plus"),
+            contribution(RiskLevel.IN_BALANCE, kind="resident", organisation=uuid.uuid4(), days=3),
+        ]
+    )
     assert case.risk_level is RiskLevel.OVERBURDENED and case.confidence is Confidence.HIGH
     assert not case.escalate  # only one source is worried
     assert "highest level among the signals: overburdened (from the gp signal of 2026-11-20)" in case.reasons
@@ -307,9 +354,15 @@ def test_a_case_without_signals_is_refused():
 # --- re-screening --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("level,days", [
-    (RiskLevel.CRISIS, 7), (RiskLevel.OVERBURDENED, 14), (RiskLevel.AT_RISK, 90), (RiskLevel.IN_BALANCE, 365),
-])
+@pytest.mark.parametrize(
+    "level,days",
+    [
+        (RiskLevel.CRISIS, 7),
+        (RiskLevel.OVERBURDENED, 14),
+        (RiskLevel.AT_RISK, 90),
+        (RiskLevel.IN_BALANCE, 365),
+    ],
+)
 def test_rescreening_comes_sooner_the_heavier_the_burden(level, days):
     assert domain.rescreen_due(level, RECEIVED) == RECEIVED + timedelta(days=days)
 
@@ -328,10 +381,12 @@ def signals(draw) -> SignalReceived:
         urgency=draw(st.sampled_from(["normal", "high"])),
         caregiver={"birth_year": draw(st.one_of(st.none(), st.integers(1930, 2016)))},
         care_recipient={"condition": draw(st.sampled_from([None, "dementia", "schizofrenie", "copd"]))},
-        care_situation={"hours_per_week": draw(hours),
-                        "duration_months": draw(st.one_of(st.none(), st.integers(0, 240))),
-                        "lives_together": draw(st.one_of(st.none(), st.booleans())),
-                        "combines_with_work": draw(st.one_of(st.none(), st.booleans()))},
+        care_situation={
+            "hours_per_week": draw(hours),
+            "duration_months": draw(st.one_of(st.none(), st.integers(0, 240))),
+            "lives_together": draw(st.one_of(st.none(), st.booleans())),
+            "combines_with_work": draw(st.one_of(st.none(), st.booleans())),
+        },
         observations=draw(st.lists(st.sampled_from(WEIGHED), unique=True, max_size=6)),
     )
 
@@ -351,8 +406,9 @@ def test_adding_an_observation_never_lowers_the_level(signal, extra):
 @given(signals(), st.floats(0, 100, allow_nan=False))
 def test_more_hours_never_lower_the_level(signal, added):
     more_hours = (signal.care_situation.hours_per_week or 0) + added
-    more = signal.model_copy(update={"care_situation": signal.care_situation.model_copy(
-        update={"hours_per_week": more_hours})})
+    more = signal.model_copy(
+        update={"care_situation": signal.care_situation.model_copy(update={"hours_per_week": more_hours})}
+    )
     assert_not_lower(more, signal)
 
 
@@ -362,9 +418,14 @@ def test_needs_are_ordered_unique_and_always_include_information(signal):
     assert needs == [n for n in Need if n in needs] and Need.INFORMATION_ADVICE in needs
 
 
-@given(st.lists(st.tuples(st.sampled_from(list(RiskLevel)), st.sampled_from(["gp", "resident", "home_care"])),
-                min_size=1, max_size=5),
-       st.sampled_from(list(RiskLevel)))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(RiskLevel)), st.sampled_from(["gp", "resident", "home_care"])),
+        min_size=1,
+        max_size=5,
+    ),
+    st.sampled_from(list(RiskLevel)),
+)
 def test_another_signal_never_lowers_the_case(levels, extra):
     orgs = {"gp": GP_PRACTICE, "resident": uuid.uuid4(), "home_care": uuid.uuid4()}
     case = [contribution(level, kind=kind, organisation=orgs[kind]) for level, kind in levels]

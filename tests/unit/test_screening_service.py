@@ -54,8 +54,9 @@ class FakeCases:
     def __init__(self) -> None:
         self.cases: dict[UUID, FakeCase] = {}
 
-    async def open_case_for(self, pseudonym: str, municipality_code: str, at: datetime,
-                            window: timedelta) -> tuple[UUID, bool]:
+    async def open_case_for(
+        self, pseudonym: str, municipality_code: str, at: datetime, window: timedelta
+    ) -> tuple[UUID, bool]:
         for case in self.cases.values():
             if case.pseudonym == pseudonym and case.last_signal_at >= at - window:
                 return case.id, False
@@ -69,8 +70,15 @@ class FakeCases:
     async def screenings(self, case_id: UUID) -> list[Contribution]:
         return sorted(self.cases[case_id].screenings, key=lambda c: (c.received_at, c.signal_id))
 
-    async def update_case(self, case_id: UUID, case: CaseAssessment, *, signals: int, last_signal_at: datetime,
-                          rescreen_due_at: datetime | None) -> bool:
+    async def update_case(
+        self,
+        case_id: UUID,
+        case: CaseAssessment,
+        *,
+        signals: int,
+        last_signal_at: datetime,
+        rescreen_due_at: datetime | None,
+    ) -> bool:
         stored = self.cases[case_id]
         first = case.escalate and not stored.escalated
         stored.judged, stored.rescreen_due_at, stored.closed = case, rescreen_due_at, None
@@ -82,10 +90,18 @@ class FakeCases:
         self.cases[case_id].judged = case
 
     async def claim_due_rescreens(self, now: datetime, limit: int = 100) -> list[DueRescreen]:
-        return [DueRescreen(c.id, c.pseudonym, c.municipality_code, c.judged.risk_level if c.judged else
-                            RiskLevel.IN_BALANCE, c.rescreen_due_at, c.screenings[-1].signal_id)
-                for c in self.cases.values()
-                if c.rescreen_due_at is not None and c.rescreen_due_at <= now and c.rescreen_emitted_at is None]
+        return [
+            DueRescreen(
+                c.id,
+                c.pseudonym,
+                c.municipality_code,
+                c.judged.risk_level if c.judged else RiskLevel.IN_BALANCE,
+                c.rescreen_due_at,
+                c.screenings[-1].signal_id,
+            )
+            for c in self.cases.values()
+            if c.rescreen_due_at is not None and c.rescreen_due_at <= now and c.rescreen_emitted_at is None
+        ]
 
     async def mark_rescreen_emitted(self, case_id: UUID, at: datetime) -> None:
         self.cases[case_id].rescreen_emitted_at = at
@@ -131,18 +147,24 @@ def uow() -> FakeScreeningUnitOfWork:
 
 @pytest.fixture
 def screener() -> Screener:
-    return Screener(producer="screening", merge_window=timedelta(days=180),
-                    metrics=ScreeningMetrics(CollectorRegistry()))
+    return Screener(
+        producer="screening", merge_window=timedelta(days=180), metrics=ScreeningMetrics(CollectorRegistry())
+    )
 
 
 def erased(scope: ErasureScope, signal_ids: list[UUID]) -> CaregiverErased:
-    return CaregiverErased(erasure_id=uuid.uuid4(), caregiver_pseudonym=PERSON, signal_ids=signal_ids,
-                           requested_at=NOW, requested_by=uuid.uuid4(), scope=scope)
+    return CaregiverErased(
+        erasure_id=uuid.uuid4(),
+        caregiver_pseudonym=PERSON,
+        signal_ids=signal_ids,
+        requested_at=NOW,
+        requested_by=uuid.uuid4(),
+        scope=scope,
+    )
 
 
 async def screen(uow: Any, screener: Screener, signal: SignalReceived, now: datetime = NOW) -> None:
-    cause = new_event(EventType.SIGNAL_RECEIVED, signal, producer="signals", subject=PERSON,
-                      correlation_id="corr-1")
+    cause = new_event(EventType.SIGNAL_RECEIVED, signal, producer="signals", subject=PERSON, correlation_id="corr-1")
     await service.screen_signal(uow, screener, signal, cause, now)
 
 
@@ -166,8 +188,9 @@ async def test_a_second_source_joins_the_case_and_corroboration_escalates_once(u
     await screen(uow, screener, calm(instrument={"id": "ediz_plus", "answers": [1] * 5 + [0] * 10}))
     at_risk = make_signal(organisation_id=uuid.uuid4(), source={"kind": "home_care", "reference": "x"})
     await screen(uow, screener, at_risk, NOW + timedelta(days=1))
-    await screen(uow, screener, make_signal(organisation_id=uuid.uuid4(), source={"kind": "resident"}),
-                 NOW + timedelta(days=2))
+    await screen(
+        uow, screener, make_signal(organisation_id=uuid.uuid4(), source={"kind": "resident"}), NOW + timedelta(days=2)
+    )
 
     assert len(uow.cases.cases) == 1
     kinds = [e.event_type for e in uow.events(Topics.SCREENING)]
@@ -194,11 +217,23 @@ async def test_closing_stops_rescreens_unless_support_is_in_place(uow, screener)
     await screen(uow, screener, make_signal())
     [case] = uow.cases.cases.values()
     due = case.rescreen_due_at
-    await service.close_case(uow, CaseClosed(case_id=case.id, closed_at=NOW, reason=CloseReason.SUPPORT_IN_PLACE,
-                                             signal_ids=[], municipality_code="GM0327"))
+    await service.close_case(
+        uow,
+        CaseClosed(
+            case_id=case.id,
+            closed_at=NOW,
+            reason=CloseReason.SUPPORT_IN_PLACE,
+            signal_ids=[],
+            municipality_code="GM0327",
+        ),
+    )
     assert case.rescreen_due_at == due
-    await service.close_case(uow, CaseClosed(case_id=case.id, closed_at=NOW, reason=CloseReason.DECEASED,
-                                             signal_ids=[], municipality_code="GM0327"))
+    await service.close_case(
+        uow,
+        CaseClosed(
+            case_id=case.id, closed_at=NOW, reason=CloseReason.DECEASED, signal_ids=[], municipality_code="GM0327"
+        ),
+    )
     assert case.rescreen_due_at is None
 
 

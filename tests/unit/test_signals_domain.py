@@ -5,11 +5,11 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
+from deploy.stack import REPO
 from services.signals import domain
 from services.signals.domain import Organisation
 from services.signals.schemas import SignalIn
 from shared.contracts import SourceKind
-from deploy.stack import REPO
 
 DEMO = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 
@@ -34,13 +34,16 @@ def test_the_request_hash_ignores_formatting_but_not_content():
     assert domain.request_hash(a) == domain.request_hash(b) != domain.request_hash(c)
 
 
-@pytest.mark.parametrize("path,value", [
-    (("caregiver", "municipality_code"), "0327"),
-    (("caregiver", "postcode"), "ABCD"),
-    (("caregiver", "email"), "not-an-address"),
-    (("care_recipient", "age"), 300),
-    (("caregiver", "unknown_field"), 1),
-])
+@pytest.mark.parametrize(
+    "path,value",
+    [
+        (("caregiver", "municipality_code"), "0327"),
+        (("caregiver", "postcode"), "ABCD"),
+        (("caregiver", "email"), "not-an-address"),
+        (("care_recipient", "age"), 300),
+        (("caregiver", "unknown_field"), 1),
+    ],
+)
 def test_invalid_values_name_their_field(path, value):
     data = json.loads(json.dumps(DEMO))
     data[path[0]][path[1]] = value
@@ -63,11 +66,24 @@ def test_status_view_follows_the_furthest_stage():
     signal = {"id": uuid.uuid4(), "status": "notified", "received_at": now, "case_id": None}
     stages = [
         {"stage": "received", "occurred_at": now, "detail": {}},
-        {"stage": "screened", "occurred_at": now, "detail": {"result": {"risk_level": "overburdened", "score": 11,
-                                                                          "band": "heavy", "instrument": "ediz_plus"}}},
+        {
+            "stage": "screened",
+            "occurred_at": now,
+            "detail": {
+                "result": {"risk_level": "overburdened", "score": 11, "band": "heavy", "instrument": "ediz_plus"}
+            },
+        },
         {"stage": "matched", "occurred_at": now, "detail": {"matches": [], "no_match_reason": "no services in area"}},
-        {"stage": "notified", "occurred_at": now, "detail": {"recipient_role": "referrer", "channel": "status_view",
-                                                              "template": "referrer_update", "status": "delivered"}},
+        {
+            "stage": "notified",
+            "occurred_at": now,
+            "detail": {
+                "recipient_role": "referrer",
+                "channel": "status_view",
+                "template": "referrer_update",
+                "status": "delivered",
+            },
+        },
     ]
     view = domain.status_view(domain.Signal(**signal), [domain.StageRecord(**s) for s in stages])
     assert [t.stage for t in view.timeline] == ["received", "screened", "matched", "notified"]

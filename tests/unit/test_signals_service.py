@@ -51,21 +51,34 @@ class FakeSignals:
         self.erasures: dict[str, dict[str, Any]] = {}
         self.self_referrals: dict[str, dict[str, Any]] = {}
 
-    async def claim_idempotency_key(self, organisation_id: UUID, key: str, request_hash: str,
-                                    signal_id: UUID) -> tuple[UUID, str] | None:
+    async def claim_idempotency_key(
+        self, organisation_id: UUID, key: str, request_hash: str, signal_id: UUID
+    ) -> tuple[UUID, str] | None:
         earlier = self.keys.get((organisation_id, key))
         if earlier is None:
             self.keys[(organisation_id, key)] = (signal_id, request_hash)
         return earlier
 
-    async def insert_signal(self, *, signal_id: UUID, organisation_id: UUID, pseudonym: str, received_at: datetime,
-                            event_id: UUID, **_: Any) -> None:
-        self.rows[signal_id] = {"organisation_id": organisation_id, "pseudonym": pseudonym, "case_id": None,
-                                "received_at": received_at}
+    async def insert_signal(
+        self, *, signal_id: UUID, organisation_id: UUID, pseudonym: str, received_at: datetime, event_id: UUID, **_: Any
+    ) -> None:
+        self.rows[signal_id] = {
+            "organisation_id": organisation_id,
+            "pseudonym": pseudonym,
+            "case_id": None,
+            "received_at": received_at,
+        }
         await self.add_stage(signal_id, "received", received_at, event_id, {})
 
-    async def add_stage(self, signal_id: UUID, stage: str, occurred_at: datetime, event_id: UUID,
-                        detail: dict[str, Any], case_id: UUID | None = None) -> bool:
+    async def add_stage(
+        self,
+        signal_id: UUID,
+        stage: str,
+        occurred_at: datetime,
+        event_id: UUID,
+        detail: dict[str, Any],
+        case_id: UUID | None = None,
+    ) -> bool:
         if signal_id not in self.rows:
             return False
         if event_id not in self.stage_events:
@@ -73,7 +86,9 @@ class FakeSignals:
             self.stages.setdefault(signal_id, []).append(StageRecord(stage, occurred_at, detail))
         return True
 
-    async def signal_with_stages(self, signal_id: UUID, organisation_id: UUID) -> tuple[Signal, list[StageRecord]] | None:
+    async def signal_with_stages(
+        self, signal_id: UUID, organisation_id: UUID
+    ) -> tuple[Signal, list[StageRecord]] | None:
         row = self.rows.get(signal_id)
         if row is None or row["organisation_id"] != organisation_id:
             return None
@@ -85,10 +100,16 @@ class FakeSignals:
     async def recent_self_referrals(self, email_digest: str, client_digest: str) -> int:
         return sum(1 for r in self.self_referrals.values() if email_digest in (r["email_digest"],))
 
-    async def add_self_referral(self, *, id: UUID, token_hash: str, concern: bool, body: dict[str, Any],
-                                email_digest: str, **_: Any) -> None:
-        self.self_referrals[token_hash] = {"id": id, "concern": concern, "body": body, "signal_id": None,
-                                           "email_digest": email_digest}
+    async def add_self_referral(
+        self, *, id: UUID, token_hash: str, concern: bool, body: dict[str, Any], email_digest: str, **_: Any
+    ) -> None:
+        self.self_referrals[token_hash] = {
+            "id": id,
+            "concern": concern,
+            "body": body,
+            "signal_id": None,
+            "email_digest": email_digest,
+        }
 
     async def self_referral_for_token(self, token_hash: str) -> SelfReferral | None:
         r = self.self_referrals.get(token_hash)
@@ -103,15 +124,24 @@ class FakeSignals:
         found = self.erasures.get(request_digest)
         return None if found is None else found["id"]
 
-    async def caregivers_of(self, *, pseudonyms: list[str], signal_ids: list[UUID] | None,
-                            posted_by: UUID | None) -> list[str]:
-        return sorted({r["pseudonym"] for i, r in self.rows.items()
-                       if (posted_by is None or r["organisation_id"] == posted_by)
-                       and (r["pseudonym"] in pseudonyms or i in (signal_ids or []))})
+    async def caregivers_of(
+        self, *, pseudonyms: list[str], signal_ids: list[UUID] | None, posted_by: UUID | None
+    ) -> list[str]:
+        return sorted(
+            {
+                r["pseudonym"]
+                for i, r in self.rows.items()
+                if (posted_by is None or r["organisation_id"] == posted_by)
+                and (r["pseudonym"] in pseudonyms or i in (signal_ids or []))
+            }
+        )
 
     async def signals_of_caregivers(self, pseudonyms: list[str], posted_by: UUID | None) -> list[Signal]:
-        return [Signal(i, "received", r["received_at"], r["case_id"], r["pseudonym"]) for i, r in self.rows.items()
-                if r["pseudonym"] in pseudonyms and (posted_by is None or r["organisation_id"] == posted_by)]
+        return [
+            Signal(i, "received", r["received_at"], r["case_id"], r["pseudonym"])
+            for i, r in self.rows.items()
+            if r["pseudonym"] in pseudonyms and (posted_by is None or r["organisation_id"] == posted_by)
+        ]
 
     async def delete_signals(self, signal_ids: list[UUID]) -> None:
         for signal_id in signal_ids:
@@ -121,8 +151,14 @@ class FakeSignals:
         self.erasures[row["request_digest"]] = row
 
     async def erasure_of(self, erasure_id: UUID, requested_by: UUID) -> ErasureRecord | None:
-        return next((ErasureRecord(e["id"], e["requested_at"], e["scope"], 0) for e in self.erasures.values()
-                     if e["id"] == erasure_id and requested_by in (e["organisation_id"], e["officer_id"])), None)
+        return next(
+            (
+                ErasureRecord(e["id"], e["requested_at"], e["scope"], 0)
+                for e in self.erasures.values()
+                if e["id"] == erasure_id and requested_by in (e["organisation_id"], e["officer_id"])
+            ),
+            None,
+        )
 
 
 class FakeDataKeys:
@@ -144,8 +180,9 @@ class FakeSignalsUnitOfWork(FakeUnitOfWork):
         self.access: list[tuple[str, str, str]] = []
         self.locked: list[str] = []
 
-    async def log_access(self, actor: Actor, action: Action, subject_type: str, subject_ids: Any, *,
-                         outcome: str = "ok") -> None:
+    async def log_access(
+        self, actor: Actor, action: Action, subject_type: str, subject_ids: Any, *, outcome: str = "ok"
+    ) -> None:
         self.access.append((action.value, subject_type, outcome))
 
     async def lock_caregiver(self, pseudonym: str) -> None:
@@ -157,8 +194,9 @@ def _signal(**changes: Any) -> SignalIn:
 
 
 async def _intake(uow: FakeSignalsUnitOfWork, organisation: Organisation = GP, **kwargs: Any) -> service.Intake:
-    return await service.intake_signal(uow, SETTINGS, KEYRING, organisation,
-                                       _signal(**kwargs.pop("changes", {})), **kwargs)
+    return await service.intake_signal(
+        uow, SETTINGS, KEYRING, organisation, _signal(**kwargs.pop("changes", {})), **kwargs
+    )
 
 
 async def test_intake_stores_the_signal_and_queues_one_sealed_event_and_logs_who_posted() -> None:
@@ -210,8 +248,13 @@ async def test_the_privacy_officer_erases_the_person_and_shreds_the_key() -> Non
     await _intake(uow, TEAM, changes={"source": {"kind": "neighbourhood_team"}})
     officer = Requester(uuid.uuid4(), "Functionaris", "privacy_officer")
     caregiver = {k: DEMO["caregiver"][k] for k in ("name", "birth_year", "postcode")}
-    done = await service.request_erasure(uow, SETTINGS, ErasureIn.model_validate({"caregiver": caregiver}),
-                                         officer, Actor("privacy_officer", str(officer.id)))
+    done = await service.request_erasure(
+        uow,
+        SETTINGS,
+        ErasureIn.model_validate({"caregiver": caregiver}),
+        officer,
+        Actor("privacy_officer", str(officer.id)),
+    )
     assert done.erasure_id is not None and uow.signals.rows == {} and uow.data_keys.keys == {}
     assert [e["signals"] for e in uow.signals.erasures.values()] == [2]
 
@@ -231,9 +274,23 @@ async def test_a_confirmed_self_referral_becomes_one_signal_however_often_the_li
     front_door = Organisation(uuid.uuid4(), service.SELF_ORGANISATION, "self")
     uow.signals.organisations[front_door.name] = front_door
     links: list[str] = []
-    await service.submit_self_referral(uow, SETTINGS, KEYRING, _signal(source={"kind": "self"}),
-                                       email="anna@example.nl", name="Anna", language="nl", client="1.2.3.4",
-                                       concern=False, confirm_url=lambda token: links.append(token) or token)
+
+    def confirm_url(token: str) -> str:
+        links.append(token)
+        return token
+
+    await service.submit_self_referral(
+        uow,
+        SETTINGS,
+        KEYRING,
+        _signal(source={"kind": "self"}),
+        email="anna@example.nl",
+        name="Anna",
+        language="nl",
+        client="1.2.3.4",
+        concern=False,
+        confirm_url=confirm_url,
+    )
     assert [e.event_type for e in uow.events()] == [EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED]
     first = await service.confirm_self_referral(uow, SETTINGS, KEYRING, links[0], lambda i: f"/mijn/{i}")
     second = await service.confirm_self_referral(uow, SETTINGS, KEYRING, links[0], lambda i: f"/mijn/{i}")

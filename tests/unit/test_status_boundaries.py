@@ -25,10 +25,14 @@ def test_the_view_shows_no_case_and_an_escalation_only_as_a_consultant_involved(
     # As stages recorded before the boundary held them: the case id, the case's reason and level.
     stages = [
         _stage("received", 0, {}),
-        _stage("screened", 1, {"result": {"risk_level": "at_risk", "reasons": ["observed tension"]},
-                               "case_id": str(CASE)}),
-        _stage("escalated", 2, {"reason": "2 signals from 2 independent sources (gp, neighbourhood team)",
-                                "risk_level": "crisis"}),
+        _stage(
+            "screened", 1, {"result": {"risk_level": "at_risk", "reasons": ["observed tension"]}, "case_id": str(CASE)}
+        ),
+        _stage(
+            "escalated",
+            2,
+            {"reason": "2 signals from 2 independent sources (gp, neighbourhood team)", "risk_level": "crisis"},
+        ),
         _stage("rescreen_due", 3, {"risk_level": "crisis"}),
     ]
     view = domain.status_view(domain.Signal(**signal), [domain.StageRecord(**s) for s in stages])
@@ -54,8 +58,17 @@ def test_the_audit_names_a_caregiver_by_a_digest_of_the_pseudonym():
 
 
 def test_a_screened_event_from_before_own_result_still_validates():
-    signal = DEMO_SIGNAL | {"signal_id": str(uuid.uuid4()), "organisation_id": str(uuid.uuid4()),
-                            "organisation_name": "GP", "received_at": T0.isoformat()}
-    event = {"signal_id": signal["signal_id"], "case_id": str(CASE), "screened_at": T0.isoformat(),
-             "result": {"risk_level": "at_risk"}, "signal": signal}
+    signal = DEMO_SIGNAL | {
+        "signal_id": str(uuid.uuid4()),
+        "organisation_id": str(uuid.uuid4()),
+        "organisation_name": "GP",
+        "received_at": T0.isoformat(),
+    }
+    event = {
+        "signal_id": signal["signal_id"],
+        "case_id": str(CASE),
+        "screened_at": T0.isoformat(),
+        "result": {"risk_level": "at_risk"},
+        "signal": signal,
+    }
     assert SignalScreened.model_validate(event).own_result is None

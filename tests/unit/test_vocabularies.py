@@ -27,14 +27,19 @@ def quoted(sql: str) -> set[str]:
 
 def test_the_open_referral_statuses_are_one_list_in_python_sql_and_the_migration():
     migration = (SERVICES / "notify" / "migrations" / "002_referrals.sql").read_text()
-    index = re.search(r"referrals_open_per_service ON referrals \(case_id, service_id\)\s+WHERE status IN \(([^)]*)\)",
-                      migration)
+    index = re.search(
+        r"referrals_open_per_service ON referrals \(case_id, service_id\)\s+WHERE status IN \(([^)]*)\)", migration
+    )
     assert index is not None
     assert quoted(index.group(1)) == {status.value for status in OPEN}
     assert quoted(notify_repository._OPEN_SQL) == {status.value for status in OPEN}
     # Only the statuses with a way forward are open.
-    assert OPEN == {ReferralStatus.REQUESTED, ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS,
-                    ReferralStatus.ON_HOLD}
+    assert {
+        ReferralStatus.REQUESTED,
+        ReferralStatus.ACCEPTED,
+        ReferralStatus.IN_PROGRESS,
+        ReferralStatus.ON_HOLD,
+    } == OPEN
 
 
 def test_every_status_literal_left_in_the_referral_and_notification_sql_is_a_member():
@@ -42,18 +47,21 @@ def test_every_status_literal_left_in_the_referral_and_notification_sql_is_a_mem
     # The referrals table and its indexes (the same migration also makes follow_ups, with statuses of their own).
     statements = (notify / "migrations" / "002_referrals.sql").read_text().split(";")
     referral_sql = "".join(s for s in statements if re.search(r"(TABLE|ON) referrals\b", s))
-    referral_sql += "".join(re.findall(r"FROM referrals WHERE status = '[^']*'", (notify / "repository.py").read_text()))
+    referral_sql += "".join(
+        re.findall(r"FROM referrals WHERE status = '[^']*'", (notify / "repository.py").read_text())
+    )
     literals = re.findall(r"status (?:=|IN \() ?'([^']*)'|DEFAULT '([^']*)'", referral_sql)
     assert len(literals) >= 5
     for found in literals:
         assert "".join(found) in set(ReferralStatus), found
-    notification_sql = "".join((notify / "migrations" / name).read_text()
-                               for name in ("001_notifications.sql", "003_delivery_leases.sql"))
+    notification_sql = "".join(
+        (notify / "migrations" / name).read_text() for name in ("001_notifications.sql", "003_delivery_leases.sql")
+    )
     literals = re.findall(r"status (?:=|<>) '([^']*)'|DEFAULT '([^']*)'", notification_sql)
     assert literals
     for found in literals:
         assert "".join(found) in set(DeliveryStatus), found
-    assert casework_domain._UNANSWERED <= set(ReferralStatus)
+    assert set(ReferralStatus) >= casework_domain._UNANSWERED
 
 
 def test_the_hsds_service_statuses_and_the_check_constraint_agree():
@@ -72,8 +80,14 @@ def test_stages_rank_the_pipeline_and_the_funnel_is_derived_from_them():
 
 
 def test_a_notification_event_carries_a_known_role_and_status_only():
-    sent = {"signal_id": uuid4(), "case_id": uuid4(), "notification_id": uuid4(), "channel": "email",
-            "template": "caregiver_proposals", "sent_at": utcnow()}
+    sent = {
+        "signal_id": uuid4(),
+        "case_id": uuid4(),
+        "notification_id": uuid4(),
+        "channel": "email",
+        "template": "caregiver_proposals",
+        "sent_at": utcnow(),
+    }
     event = NotificationSent(**sent, recipient_role="caregiver", status="delivered")
     assert (event.recipient_role, event.status) == (RecipientRole.CAREGIVER, DeliveryStatus.DELIVERED)
     assert event.model_dump(mode="json")["recipient_role"] == "caregiver"

@@ -30,31 +30,56 @@ def test_a_replayed_or_malformed_signature_is_refused():
 def resolving_to(*addresses: str):
     async def resolve(host: str, port: int) -> list[str]:
         return list(addresses)
+
     return resolve
 
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.8.9.10",                 # loopback
-    "10.0.0.1", "172.16.5.4", "192.168.1.1",   # private
-    "169.254.169.254", "169.254.10.10",        # metadata, link-local
-    "100.64.0.1",                              # shared (CGNAT)
-    "224.0.0.1", "239.255.255.250",            # multicast
-    "0.0.0.0", "240.0.0.1", "255.255.255.255",  # unspecified, reserved, broadcast
-    "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1",
-    "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254",  # IPv4-mapped
-    "64:ff9b::a9fe:a9fe",                      # NAT64 of 169.254.169.254
-    "2002:7f00:1::1",                          # 6to4 of 127.0.0.1
-])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.8.9.10",  # loopback
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",  # private
+        "169.254.169.254",
+        "169.254.10.10",  # metadata, link-local
+        "100.64.0.1",  # shared (CGNAT)
+        "224.0.0.1",
+        "239.255.255.250",  # multicast
+        "0.0.0.0",
+        "240.0.0.1",
+        "255.255.255.255",  # unspecified, reserved, broadcast
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd00:ec2::254",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "::ffff:169.254.169.254",  # IPv4-mapped
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "2002:7f00:1::1",  # 6to4 of 127.0.0.1
+    ],
+)
 async def test_a_name_resolving_to_a_forbidden_address_is_refused(address: str) -> None:
     with pytest.raises(UnsafeWebhookURL) as refused:
         await check_url("https://hooks.example.nl/in", resolver=resolving_to(address))
     assert str(refused.value) == REFUSED, "the caller learns nothing about why"
 
 
-@pytest.mark.parametrize("url", [
-    "http://127.0.0.1:8080/hook", "https://10.0.0.1/hook", "https://169.254.169.254/latest/meta-data/",
-    "https://[::1]/hook", "https://[::ffff:127.0.0.1]/hook", "https://[fd00:ec2::254]/",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://[fd00:ec2::254]/",
+    ],
+)
 async def test_literal_forbidden_addresses_are_refused_without_asking_dns(url: str) -> None:
     async def no_dns(host: str, port: int) -> list[str]:
         raise AssertionError("a literal address needs no lookup")
@@ -73,8 +98,16 @@ async def test_one_forbidden_address_among_public_ones_refuses_the_name() -> Non
         await check_url("https://hooks.example.nl/", resolver=resolving_to("93.184.215.14", "10.1.2.3"))
 
 
-@pytest.mark.parametrize("url", ["http://hooks.example.nl/", "ftp://hooks.example.nl/",
-                                 "https://user:pw@hooks.example.nl/", "not a url", "https:///nohost"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.nl/",
+        "ftp://hooks.example.nl/",
+        "https://user:pw@hooks.example.nl/",
+        "not a url",
+        "https:///nohost",
+    ],
+)
 async def test_only_https_urls_without_credentials_are_accepted(url: str) -> None:
     with pytest.raises(UnsafeWebhookURL):
         await check_url(url, resolver=resolving_to("93.184.215.14"))
@@ -111,13 +144,30 @@ def test_backoff_doubles_per_failure_up_to_the_cap() -> None:
     assert [webhooks.backoff_seconds(n, 1, 10) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "https://10.0.0.1/hook",
-                                 "https://169.254.169.254/latest/meta-data/", "https://localhost/hook"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "https://10.0.0.1/hook",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://localhost/hook",
+    ],
+)
 def test_notify_refuses_to_register_a_partner_webhook_pointing_inside(url: str, capsys) -> None:
     from services.notify.cli import main
 
-    code = main(["--database-url", "postgresql://nobody@127.0.0.1:1/none", "register-partner",
-                 "--organisation-id", "6f1c2a9e-0000-4000-8000-000000000001", "--name", "Praktijk",
-                 "--webhook-url", url])
+    code = main(
+        [
+            "--database-url",
+            "postgresql://nobody@127.0.0.1:1/none",
+            "register-partner",
+            "--organisation-id",
+            "6f1c2a9e-0000-4000-8000-000000000001",
+            "--name",
+            "Praktijk",
+            "--webhook-url",
+            url,
+        ]
+    )
     assert code == 2  # refused before any database is touched
     assert REFUSED in capsys.readouterr().err

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 from shared.worker import Periodic
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def _until(predicate, timeout: float = 5.0) -> None:
     async with asyncio.timeout(timeout):
         while not predicate():
             await asyncio.sleep(0.005)
@@ -61,7 +62,7 @@ async def test_failures_back_off_are_counted_and_never_end_the_loop() -> None:
     try:
         await _until(lambda: len(calls) == 4)
         assert [type(e) for e in errors] == [ConnectionRefusedError] * 3
-        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert gaps[2] > gaps[0]  # doubled per failure in a row (with jitter of at most half)
         assert loop.heartbeat.alive()
     finally:

@@ -27,8 +27,17 @@ from services.matching.hsds.model import ImportIssue, ParseResult, Service
 from services.matching.hsds.writers import to_service_full, write_datapackage
 
 # The package's API (readers, writers, what they return); the records are in ``model``.
-__all__ = ["ImportIssue", "ParseResult", "Service", "load", "load_datapackage", "load_json", "parse_json",
-           "to_service_full", "write_datapackage"]
+__all__ = [
+    "ImportIssue",
+    "ParseResult",
+    "Service",
+    "load",
+    "load_datapackage",
+    "load_json",
+    "parse_json",
+    "to_service_full",
+    "write_datapackage",
+]
 
 
 def load(path: Path) -> ParseResult:

@@ -15,12 +15,29 @@ from services.matching.hsds.validate import Reader, finish
 # resource name -> (file name, columns written); names and columns are the specification's.
 TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "organization": ("organizations.csv", ("id", "name", "description", "email", "website")),
-    "service": ("services.csv", (
-        "id", "organization_id", "name", "description", "url", "email", "status", "application_process",
-        "fees_description", "eligibility_description", "minimum_age", "maximum_age", "assured_date")),
+    "service": (
+        "services.csv",
+        (
+            "id",
+            "organization_id",
+            "name",
+            "description",
+            "url",
+            "email",
+            "status",
+            "application_process",
+            "fees_description",
+            "eligibility_description",
+            "minimum_age",
+            "maximum_age",
+            "assured_date",
+        ),
+    ),
     "location": ("locations.csv", ("id", "location_type", "organization_id", "name", "latitude", "longitude")),
-    "address": ("addresses.csv", ("id", "location_id", "address_1", "city", "state_province", "postal_code",
-                                  "country", "address_type")),
+    "address": (
+        "addresses.csv",
+        ("id", "location_id", "address_1", "city", "state_province", "postal_code", "country", "address_type"),
+    ),
     "service_at_location": ("service_at_location.csv", ("id", "service_id", "location_id", "description")),
     "service_area": ("service_areas.csv", ("id", "service_id", "name", "extent", "extent_type", "uri")),
     "language": ("languages.csv", ("id", "service_id", "name", "code")),
@@ -30,8 +47,10 @@ TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "taxonomy_term": ("taxonomy_terms.csv", ("id", "code", "name", "description", "taxonomy")),
     "attribute": ("attributes.csv", ("id", "link_id", "taxonomy_term_id", "link_entity", "value")),
     "unit": ("units.csv", ("id", "name")),
-    "service_capacity": ("service_capacity.csv", ("id", "service_id", "unit_id", "available", "maximum",
-                                                  "description", "updated")),
+    "service_capacity": (
+        "service_capacity.csv",
+        ("id", "service_id", "unit_id", "available", "maximum", "description", "updated"),
+    ),
 }
 
 
@@ -95,8 +114,9 @@ def load_datapackage(directory: Path) -> ParseResult:
 
     for location in locations.values():
         if location.get("organization_id") and location["organization_id"] not in organizations:
-            reader.issue(location, "", "organization_id",
-                         f"unknown organization {location['organization_id']!r}; value left out")
+            reader.issue(
+                location, "", "organization_id", f"unknown organization {location['organization_id']!r}; value left out"
+            )
             location["organization_id"] = None
     resolve("service_at_location", "location_id", locations, "location", "location")
     resolve("service_capacity", "unit_id", units, "unit", "unit")
@@ -105,9 +125,14 @@ def load_datapackage(directory: Path) -> ParseResult:
     resolve("attribute", "taxonomy_term_id", terms, "taxonomy_term", "taxonomy term")
     attach("address", "location_id", locations, "addresses", "location")
     attach("phone", "contact_id", contacts, "phones", "contact")
-    for table, into in (("service_at_location", "service_at_locations"), ("service_area", "service_areas"),
-                        ("language", "languages"), ("schedule", "schedules"), ("contact", "contacts"),
-                        ("service_capacity", "capacities")):
+    for table, into in (
+        ("service_at_location", "service_at_locations"),
+        ("service_area", "service_areas"),
+        ("language", "languages"),
+        ("schedule", "schedules"),
+        ("contact", "contacts"),
+        ("service_capacity", "capacities"),
+    ):
         attach(table, "service_id", services, into, "service")
     attach("attribute", "link_id", services, "attributes", "service")
 
@@ -116,8 +141,9 @@ def load_datapackage(directory: Path) -> ParseResult:
         reader.record = row["id"]
         organization = organizations.get(row.get("organization_id") or "")
         if organization is None:
-            reader.issue(row, "", "organization_id", f"unknown organization {row.get('organization_id')!r}; "
-                                                     "service left out")
+            reader.issue(
+                row, "", "organization_id", f"unknown organization {row.get('organization_id')!r}; service left out"
+            )
             continue
         org = reader.organization(organization, "")
         if org is not None and (service := reader.service(row, org, {})) is not None:

@@ -171,9 +171,7 @@ class Service:
     @property
     def term_codes(self) -> frozenset[str]:
         """Codes of the project taxonomy attached to this service."""
-        return frozenset(
-            a.term.code for a in self.attributes if a.term.taxonomy == TAXONOMY and a.term.code in TERMS
-        )
+        return frozenset(a.term.code for a in self.attributes if a.term.taxonomy == TAXONOMY and a.term.code in TERMS)
 
 
 @dataclass

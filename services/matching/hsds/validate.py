@@ -61,6 +61,7 @@ def _number(low: float, high: float) -> Convert:
         if not low <= number <= high:
             raise ValueError(f"{value} is outside {low:g}..{high:g}")
         return number
+
     return convert
 
 
@@ -70,6 +71,7 @@ def _integer(low: int, high: int) -> Convert:
         if number != int(number):
             raise ValueError(f"{value} is not a whole number")
         return int(number)
+
     return convert
 
 
@@ -79,6 +81,7 @@ def _one_of(*allowed: str) -> Convert:
         if text not in allowed:
             raise ValueError(f"{text!r} is not one of {', '.join(allowed)}")
         return text
+
     return convert
 
 
@@ -88,6 +91,7 @@ def _matching(pattern: re.Pattern[str], what: str) -> Convert:
         if not pattern.match(text):
             raise ValueError(f"{text!r} is not {what}")
         return text
+
     return convert
 
 
@@ -135,7 +139,6 @@ def _municipality(value: Any) -> str:
 # --- objects ---------------------------------------------------------------------------
 
 
-
 class Reader:
     """Validates HSDS objects into records and collects the issues.
 
@@ -156,8 +159,16 @@ class Reader:
             where = f"{path}.{key}" if path and key else path or key
             self.issues.append(ImportIssue(self.file, self.record, where, message))
 
-    def get(self, obj: dict[str, Any], path: str, key: str, convert: Convert = _text, *,
-            required: bool = False, drops: str = "value") -> Any:
+    def get(
+        self,
+        obj: dict[str, Any],
+        path: str,
+        key: str,
+        convert: Convert = _text,
+        *,
+        required: bool = False,
+        drops: str = "value",
+    ) -> Any:
         value = obj.get(key)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
@@ -191,8 +202,14 @@ class Reader:
         if org_id is None or name is None:
             return None
         raw = {k: v for k, v in d.items() if k != "services"}
-        return Organization(org_id, name, self.get(d, path, "description"), self.get(d, path, "email", _email),
-                            self.get(d, path, "website", _url), raw=raw)
+        return Organization(
+            org_id,
+            name,
+            self.get(d, path, "description"),
+            self.get(d, path, "email", _email),
+            self.get(d, path, "website", _url),
+            raw=raw,
+        )
 
     def location(self, d: dict[str, Any], path: str) -> Location | None:
         location_id = self.get(d, path, "id", _code, required=True, drops="location")
@@ -203,19 +220,28 @@ class Reader:
         addresses = []
         for a_path, a in self.items(d, path, "addresses"):
             if (address_id := self.get(a, a_path, "id", _code, required=True, drops="address")) is not None:
-                addresses.append(Address(
-                    address_id, self.get(a, a_path, "address_1"), self.get(a, a_path, "postal_code"),
-                    self.get(a, a_path, "city"), self.get(a, a_path, "country"), self.get(a, a_path, "address_type"),
-                    self.get(a, a_path, "state_province")
-                    or dutch_province(self.get(a, a_path, "postal_code"), self.get(a, a_path, "city")),
-                ))
+                addresses.append(
+                    Address(
+                        address_id,
+                        self.get(a, a_path, "address_1"),
+                        self.get(a, a_path, "postal_code"),
+                        self.get(a, a_path, "city"),
+                        self.get(a, a_path, "country"),
+                        self.get(a, a_path, "address_type"),
+                        self.get(a, a_path, "state_province")
+                        or dutch_province(self.get(a, a_path, "postal_code"), self.get(a, a_path, "city")),
+                    )
+                )
         # One coordinate without the other places the location nowhere.
         has_both = lat is not None and lon is not None
         return Location(
-            location_id, self.get(d, path, "name"),
+            location_id,
+            self.get(d, path, "name"),
             self.get(d, path, "location_type", _one_of("physical", "postal", "virtual")),
-            lat if has_both else None, lon if has_both else None,
-            self.get(d, path, "organization_id"), tuple(addresses),
+            lat if has_both else None,
+            lon if has_both else None,
+            self.get(d, path, "organization_id"),
+            tuple(addresses),
         )
 
     def service_area(self, d: dict[str, Any], path: str) -> ServiceArea | None:
@@ -259,11 +285,11 @@ class Reader:
         if maximum is not None and available > maximum:
             self.issue(d, path, "available", f"{available} exceeds maximum {maximum}; capacity left out")
             return None
-        return Capacity(capacity_id, unit_id, unit_name, available, updated, maximum,
-                        self.get(d, path, "description"))
+        return Capacity(capacity_id, unit_id, unit_name, available, updated, maximum, self.get(d, path, "description"))
 
-    def service(self, d: dict[str, Any], organization: Organization | None,
-                org_locations: dict[str, dict[str, Any]]) -> Service | None:
+    def service(
+        self, d: dict[str, Any], organization: Organization | None, org_locations: dict[str, dict[str, Any]]
+    ) -> Service | None:
         before = len(self.issues)
         service_id = self.get(d, "", "id", _code, required=True, drops="service")
         name = self.get(d, "", "name", required=True, drops="service")
@@ -305,11 +331,16 @@ class Reader:
         schedules = []
         for p, s in self.items(d, "", "schedules"):
             if (schedule_id := self.get(s, p, "id", _code, required=True, drops="schedule")) is not None:
-                schedules.append(Schedule(
-                    schedule_id, self.get(s, p, "freq", _one_of("WEEKLY", "MONTHLY")), self.get(s, p, "byday"),
-                    self.get(s, p, "opens_at", _time), self.get(s, p, "closes_at", _time),
-                    self.get(s, p, "description"),
-                ))
+                schedules.append(
+                    Schedule(
+                        schedule_id,
+                        self.get(s, p, "freq", _one_of("WEEKLY", "MONTHLY")),
+                        self.get(s, p, "byday"),
+                        self.get(s, p, "opens_at", _time),
+                        self.get(s, p, "closes_at", _time),
+                        self.get(s, p, "description"),
+                    )
+                )
 
         contacts = []
         for p, c in self.items(d, "", "contacts"):
@@ -321,8 +352,15 @@ class Reader:
                 number = self.get(ph, pp, "number", _code, required=True, drops="phone")
                 if phone_id is not None and number is not None:
                     phones.append(Phone(phone_id, number))
-            contacts.append(Contact(contact_id, self.get(c, p, "name"), self.get(c, p, "title"),
-                                    self.get(c, p, "email", _email), tuple(_unique(phones))))
+            contacts.append(
+                Contact(
+                    contact_id,
+                    self.get(c, p, "name"),
+                    self.get(c, p, "title"),
+                    self.get(c, p, "email", _email),
+                    tuple(_unique(phones)),
+                )
+            )
 
         attributes = []
         for p, a in self.items(d, "", "attributes"):
@@ -335,17 +373,25 @@ class Reader:
 
         capacities = [self.capacity(c, p) for p, c in self.items(d, "", "capacities")]
         return Service(
-            id=service_id, name=name, status=status, organization=organization,
+            id=service_id,
+            name=name,
+            status=status,
+            organization=organization,
             description=self.get(d, "", "description"),
             eligibility_description=self.get(d, "", "eligibility_description"),
-            minimum_age=min_age, maximum_age=max_age,
+            minimum_age=min_age,
+            maximum_age=max_age,
             application_process=self.get(d, "", "application_process"),
             fees_description=self.get(d, "", "fees_description"),
             assured_date=self.get(d, "", "assured_date", _date),
-            email=self.get(d, "", "email", _email), url=self.get(d, "", "url", _url),
-            locations=tuple(_unique(locations)), areas=tuple(_unique(a for a in areas if a)),
-            languages=tuple(languages.values()), schedules=tuple(_unique(schedules)),
-            contacts=tuple(_unique(contacts)), attributes=tuple(_unique(attributes)),
+            email=self.get(d, "", "email", _email),
+            url=self.get(d, "", "url", _url),
+            locations=tuple(_unique(locations)),
+            areas=tuple(_unique(a for a in areas if a)),
+            languages=tuple(languages.values()),
+            schedules=tuple(_unique(schedules)),
+            contacts=tuple(_unique(contacts)),
+            attributes=tuple(_unique(attributes)),
             capacities=tuple(_unique(c for c in capacities if c)),
             raw=d,
         )
@@ -364,7 +410,8 @@ def finish(reader: Reader, services: list[Service]) -> ParseResult:
     for service in services:
         if service.id in kept:
             reader.issues.append(
-                ImportIssue(reader.file, service.id, "id", "duplicate service id; later record left out"))
+                ImportIssue(reader.file, service.id, "id", "duplicate service id; later record left out")
+            )
         else:
             kept[service.id] = service
     return ParseResult(list(kept.values()), list(dict.fromkeys(reader.issues)))
