@@ -7,24 +7,16 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request
 
 from services.casework.config import CaseworkSettings
 from services.casework.service import CaseworkUnitOfWork
+from shared.context import ServiceContext, app_context
 from shared.sealing import KeySource
-from shared.service import Runtime
 
 
 @dataclass(frozen=True)
-class CaseworkContext:
-    settings: CaseworkSettings
-    runtime: Runtime
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
-
+class CaseworkContext(ServiceContext[CaseworkSettings]):
     @property
     def keys(self) -> KeySource:
         if self.runtime.keys is None:
@@ -37,8 +29,7 @@ class CaseworkContext:
 
 
 def context_of(request: Request) -> CaseworkContext:
-    context: CaseworkContext = request.app.state.context
-    return context
+    return app_context(request, CaseworkContext)
 
 
 Context = Annotated[CaseworkContext, Depends(context_of)]

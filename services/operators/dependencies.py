@@ -14,27 +14,24 @@ from services.operators.config import OperatorsSettings
 from services.operators.labels import LANGUAGES
 from services.operators.monitor import Monitor
 from services.operators.service import OperatorsUnitOfWork
-from shared.service import Runtime
+from shared.context import ServiceContext, app_context
 
 SESSION_COOKIE = "sts_operator"
 
 
 @dataclass(frozen=True)
-class OperatorsContext:
+class OperatorsContext(ServiceContext[OperatorsSettings]):
     """One per process: made by ``api.create_app``, kept on ``app.state.context``."""
 
-    settings: OperatorsSettings
-    runtime: Runtime
     monitor: Monitor
 
     def begin(self) -> AbstractAsyncContextManager[OperatorsUnitOfWork]:
         """A unit of work of its own, committed when the block ends."""
-        return OperatorsUnitOfWork.begin(self.runtime.pool)
+        return OperatorsUnitOfWork.begin(self.pool)
 
 
 def context_of(request: Request) -> OperatorsContext:
-    context: OperatorsContext = request.app.state.context
-    return context
+    return app_context(request, OperatorsContext)
 
 
 Context = Annotated[OperatorsContext, Depends(context_of)]

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
-import asyncpg
 from fastapi import Depends, HTTPException, Request, status
 
 from services.signals.config import SignalsSettings
@@ -17,21 +16,15 @@ from services.signals.keys import KeyHolder
 from services.signals.service import SignalsUnitOfWork
 from shared.access_log import Actor
 from shared.auth import Credential, Scope, bearer_credential
+from shared.context import ServiceContext, app_context
 from shared.crypto import MasterKeyring
-from shared.service import Runtime
 
 
 @dataclass(frozen=True)
-class SignalsContext:
+class SignalsContext(ServiceContext[SignalsSettings]):
     """One per process: made by ``api.create_app``, kept on ``app.state.context``."""
 
-    settings: SignalsSettings
-    runtime: Runtime
     keys: KeyHolder
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.runtime.pool
 
     @property
     def keyring(self) -> MasterKeyring:
@@ -39,8 +32,7 @@ class SignalsContext:
 
 
 def context_of(request: Request) -> SignalsContext:
-    context: SignalsContext = request.app.state.context
-    return context
+    return app_context(request, SignalsContext)
 
 
 Context = Annotated[SignalsContext, Depends(context_of)]
