@@ -57,10 +57,23 @@ def _matches(labels: Labels, match: Mapping[str, str]) -> bool:
 
 
 def parse_metrics(text: str) -> dict[str, dict[Labels, float]]:
-    """Prometheus text exposition → {sample name: {labels: value}}."""
+    """Prometheus text exposition → {sample name: {labels: value}}, only what the console reads.
+
+    The monitor keeps minutes of readings of every service, so a reading holds no more than
+    the console uses: the project's own ``sts_`` samples, without the ``_created`` timestamps,
+    and histogram buckets summed per bound (the console's quantiles are over all routes and
+    topics). A histogram by route, method and bucket of every service would otherwise grow the
+    history with every route a client tries."""
     samples: dict[str, dict[Labels, float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
+            if not sample.name.startswith("sts_") or sample.name.endswith("_created"):
+                continue
+            if sample.name.endswith("_bucket"):
+                labels: Labels = (("le", sample.labels["le"]),)
+                series = samples.setdefault(sample.name, {})
+                series[labels] = series.get(labels, 0.0) + float(sample.value)
+                continue
             samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = float(sample.value)
     return samples
 

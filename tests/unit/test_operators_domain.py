@@ -123,3 +123,25 @@ def test_pipeline_panel_reads_the_funnel_and_domain_gauges() -> None:
 def test_tokens_are_stored_as_digests() -> None:
     token = domain.new_token()
     assert len(token) >= 40 and domain.hash_token(token) != token and len(domain.hash_token(token)) == 64
+
+
+def test_a_reading_keeps_only_what_the_console_reads() -> None:
+    # Kept for minutes per service: no Python runtime samples, no _created timestamps, and a
+    # histogram's buckets summed per bound however many routes it was observed on.
+    text = "\n".join(
+        [
+            "# TYPE python_gc_objects_collected_total counter",
+            'python_gc_objects_collected_total{generation="0"} 12.0',
+            "# TYPE sts_http_request_seconds histogram",
+            'sts_http_request_seconds_bucket{le="0.1",method="GET",route="/a"} 2.0',
+            'sts_http_request_seconds_bucket{le="0.1",method="POST",route="/b"} 3.0',
+            'sts_http_request_seconds_bucket{le="+Inf",method="GET",route="/a"} 4.0',
+            'sts_http_request_seconds_bucket{le="+Inf",method="POST",route="/b"} 5.0',
+            'sts_http_request_seconds_count{method="GET",route="/a"} 4.0',
+            'sts_http_request_seconds_created{method="GET",route="/a"} 1.7e9',
+            "",
+        ]
+    )
+    samples = domain.parse_metrics(text)
+    assert set(samples) == {"sts_http_request_seconds_bucket", "sts_http_request_seconds_count"}
+    assert samples["sts_http_request_seconds_bucket"] == {(("le", "0.1"),): 5.0, (("le", "+Inf"),): 9.0}
