@@ -22,7 +22,6 @@ import importlib
 import inspect
 import io
 import json
-import sys
 import textwrap
 import tokenize
 import types
@@ -38,6 +37,7 @@ from pydantic_core import to_jsonable_python
 from services.municipalities import contract as municipal
 from shared import contracts
 from shared.cli import SERVICES
+from shared.commandline import emit_generated
 
 REPO = Path(__file__).resolve().parents[1]
 CHECKED_IN = REPO / "docs" / "events.md"
@@ -314,21 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = cli.parse_args(argv)
     text = render([declared(service) for service in SERVICES])
-    if args.check:
-        if CHECKED_IN.read_text() != text:
-            print(
-                f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.catalogue --output "
-                f"{CHECKED_IN.relative_to(REPO)}",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{CHECKED_IN.relative_to(REPO)} is current")
-        return 0
-    if args.output:
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit_generated(text, CHECKED_IN, REPO, "deploy.catalogue", output=args.output, check=args.check)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ Why each operation:
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from shared.cli import SERVICES
-from shared.commandline import new_parser
+from shared.commandline import emit_generated, new_parser
 from shared.kafka import with_dlqs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,22 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = cli.parse_args(argv)
     text = render(all_acls())
-    if args.check:
-        if CHECKED_IN.read_text() != text:
-            print(
-                f"{CHECKED_IN.relative_to(REPO)} is stale: run python -m deploy.kafka_acls --output "
-                f"{CHECKED_IN.relative_to(REPO)}",
-                file=sys.stderr,
-            )
-            return 1
-        print(f"{CHECKED_IN.relative_to(REPO)} is current")
-        return 0
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return emit_generated(text, CHECKED_IN, REPO, "deploy.kafka_acls", output=args.output, check=args.check)
 
 
 if __name__ == "__main__":

@@ -121,6 +121,24 @@ def email(value: str) -> str:
     return value
 
 
+def emit_generated(text: str, checked_in: Path, root: Path, command: str, *, output: Path | None, check: bool) -> int:
+    """A generator's way out: compare ``text`` with the checked-in copy (``check``: exit 1 when
+    stale), write it to ``output``, or print it."""
+    shown = checked_in.relative_to(root)
+    if check:
+        if checked_in.read_text() != text:
+            print(f"{shown} is stale: run python -m {command} --output {shown}", file=sys.stderr)
+            return 1
+        print(f"{shown} is current")
+        return 0
+    if output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def progress(label: str, total: int | None = None, *, unit: str = "it", bar_format: str | None = None) -> tqdm[Any]:
     """A progress bar on stderr, drawn only when stderr is a terminal (quiet in logs and pipes).
 
