@@ -101,8 +101,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = 4
     consumer_retry_backoff_seconds: float = 0.2
     consumer_max_backoff_seconds: float = 10.0
-    # Parallel lanes per consumer group; each partition is still handled in order.
-    consumer_workers: int = 3
+    # The most records one poll hands to one transaction and one offset commit.
+    consumer_batch_size: int = 100
     # How long a fetch waits on the broker for records when there are none (aiokafka's
     # default). Kafka answers as soon as a record arrives; the embedded broker only after the
     # wait. Measured on 2 cores, embedded: 50 ms cut p95 ingest→notified at 4 signals/s from

@@ -1,16 +1,21 @@
 """Idempotent event consumption that waits out outages and dead-letters only what is broken.
 
-For every record: skip it when its ``event_type`` header names an event this service does not
-handle (contracts are additive), parse the envelope (a record that is not one is poison:
-dead-lettered at once), route by its ``event_type`` to its handler (the payload's type comes
-from the contracts' ``PAYLOADS``, so a service's route table names only the handler of each
-event type), decrypt
+Each topic has one lane per instance: it polls a batch of records (up to ``batch_size``, from
+all the partitions the instance holds, each partition in order) and FastStream commits their
+offsets once, after the batch's database work has committed. For every record: skip it when
+its ``event_type`` header names an event this service does not handle (contracts are
+additive), parse the envelope (a record that is not one is poison: dead-lettered at once),
+route by its ``event_type`` to its handler (the payload's type comes from the contracts'
+``PAYLOADS``, so a service's route table names only the handler of each event type), decrypt
 its sealed signal (``shared.sealing``; a destroyed data key means the caregiver was erased:
-the event is dropped like a tombstoned one; the key holder away is an outage), then in
-ONE transaction: park the event if its key has an unresolved dead letter on this topic (so
+the event is dropped like a tombstoned one; the key holder away is an outage), then, inside
+the transaction: park the event if its key has an unresolved dead letter on this topic (so
 it never overtakes it), drop it if it is about something erased (tombstone), insert the
 inbox row and run the handler, which writes its state and its outbox events. A redelivered
 event hits the inbox row and is skipped.
+
+The batch's events share one transaction. If any of it fails, it is rolled back and the
+events are handled again one at a time, each in its own transaction, as follows.
 
 Failures are classified (``shared.failures``). An infrastructure failure (the database or
 broker away, a pool timeout, a serialization failure or deadlock) is never dead-lettered:
@@ -23,21 +28,22 @@ transaction fails it is waited out like any outage. A ``PermanentError`` is dead
 at once.
 
 A lane that holds a record longer than aiokafka's ``max_poll_interval_ms`` (5 minutes) is
-taken out of its group, and the partition moves to another lane, which is delivered the
-same uncommitted record: nothing is lost, the inbox (and the dead letters, by event id)
-dedupe the copy the first lane may still finish."""
+taken out of its group, and its partitions move to another instance's lane, which is
+delivered the same uncommitted records: nothing is lost, the inbox (and the dead letters, by
+event id) dedupe the copy the first lane may still finish."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -82,13 +88,21 @@ class _Route:
     handler: Handler
 
 
+class _Ready(NamedTuple):
+    """A record to handle: where it came from, its envelope (payload still raw), its route."""
+
+    consumed: ConsumedRecord
+    raw: RawEnvelope
+    route: _Route
+
+
 @dataclass
 class ConsumerSettings:
     group_id: str
     max_attempts: int = 4
     backoff_seconds: float = 0.2
-    # Group members per subscriber: partitions are processed in parallel, each in order.
-    workers: int = 3
+    # The most records one poll hands to one transaction (see ``handle_batch``).
+    batch_size: int = 100
     # A failure that persists this long while the dependencies answer is the event's fault.
     dead_letter_after_seconds: float = 300.0
     max_backoff_seconds: float = 10.0
@@ -150,7 +164,11 @@ class EventConsumer:
                 group_id=self.group(topic),
                 auto_offset_reset="earliest",
                 ack_policy=AckPolicy.NACK_ON_ERROR,
-                max_workers=self._settings.workers,
+                batch=True,
+                max_records=self._settings.batch_size,
+                # getmany's wait when nothing is buffered; FastStream sleeps as long again after
+                # an empty poll, so this bounds the idle loop's added latency.
+                batch_timeout_ms=50,
                 max_poll_interval_ms=self._settings.max_poll_interval_ms,
                 fetch_max_wait_ms=self._settings.fetch_max_wait_ms,
                 title=f"{self._settings.group_id}:{topic}",
@@ -168,45 +186,87 @@ class EventConsumer:
     def _consumer_for(self, topic: str, routes: dict[str, _Route]) -> Callable[..., Awaitable[None]]:
         # FastStream injects a handler's parameters from the message: bind these by closure.
         async def consume(message: KafkaMessage) -> None:
-            await self.handle_record(topic, routes, message)
+            await self.handle_batch(topic, routes, message.raw_message)
 
         return consume
 
-    async def handle_record(self, topic: str, routes: dict[str, _Route], message: Any) -> None:
-        record = message.raw_message
-        body: bytes = message.body
-        structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
-        consumed = ConsumedRecord(
-            topic=topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key.decode(errors="replace") if record.key else None,
-            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
-            body=body,
-        )
+    async def handle_batch(
+        self, topic: str, routes: dict[str, _Route], records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> None:
+        """One poll's records, in order; FastStream commits their offsets once, after this returns.
+
+        The events to handle go through ONE transaction: the inbox rows and the handlers' writes
+        of all of them commit together (a transaction and an offset commit per event were most
+        of an event's cost). If anything in it fails, it is rolled back and its events are
+        handled again one at a time (``_handle``: retries, outages waited out, dead letters), so
+        an event is never dead-lettered for a neighbour's fault. A poison record splits the
+        batch: the events before it are handled first, so nothing overtakes its dead letter."""
+        run: list[_Ready] = []
         try:
-            # Most records on a topic are events this service does not handle: the relay's
-            # event-type header tells so without parsing the body (a record without the
-            # header is parsed, and routed or dead-lettered, as before).
-            if consumed.headers.get("event_type", "") not in ("", *routes):
-                self._metrics.messages.labels(topic, "ignored").inc()
-                return
-            try:
-                raw = RawEnvelope.model_validate_json(body)
-            except ValidationError as exc:
-                await self._dead_letter(consumed, PermanentError(_describe(exc)), 0)
-                return
-            consumed = replace(consumed, event_id=str(raw.event_id), event_type=raw.event_type)
-            structlog.contextvars.bind_contextvars(
-                correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
-            )
-            route = routes.get(raw.event_type)
-            if route is None:
-                self._metrics.messages.labels(topic, "ignored").inc()
-                return
-            await self._handle(consumed, raw, route)
+            for record in records:
+                consumed = _consumed(topic, record)
+                try:
+                    ready = self._read(consumed, routes)
+                except ValidationError as exc:
+                    await self._flush(run)
+                    run = []
+                    await self._dead_letter(consumed, PermanentError(_describe(exc)), 0)
+                    continue
+                if ready is not None:
+                    run.append(ready)
+            await self._flush(run)
         finally:
+            structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
             self._stop_waiting()
+
+    def _read(self, consumed: ConsumedRecord, routes: dict[str, _Route]) -> _Ready | None:
+        """The record's envelope and route, or None for an event this service does not handle.
+        Most records on a topic are such events: the relay's event-type header tells so
+        without parsing the body (a record without the header is parsed, as before)."""
+        if consumed.headers.get("event_type", "") not in ("", *routes):
+            self._metrics.messages.labels(consumed.topic, "ignored").inc()
+            return None
+        raw = RawEnvelope.model_validate_json(consumed.body)
+        route = routes.get(raw.event_type)
+        if route is None:
+            self._metrics.messages.labels(consumed.topic, "ignored").inc()
+            return None
+        return _Ready(replace(consumed, event_id=str(raw.event_id), event_type=raw.event_type), raw, route)
+
+    async def _flush(self, run: list[_Ready]) -> None:
+        if len(run) > 1 and await self._apply_batch(run):
+            return
+        for ready in run:
+            await self._handle(ready)
+
+    async def _apply_batch(self, run: list[_Ready]) -> bool:
+        """All of ``run`` in one transaction; False (rolled back) if any of it failed."""
+        started = time.perf_counter()
+        try:
+            events = [await self._open_unless_erased(ready) for ready in run]
+            async with self._pool().acquire() as conn, conn.transaction():
+                outcomes = [
+                    "erased" if event is None else await self._apply(conn, ready, event)
+                    for ready, event in zip(run, events, strict=True)
+                ]
+        except Exception as exc:
+            log.info(
+                "batch rolled back: its events are handled one at a time",
+                topic=run[0].consumed.topic,
+                events=len(run),
+                error=describe_error(exc),
+            )
+            return False
+        elapsed = (time.perf_counter() - started) / len(run)
+        for ready, outcome in zip(run, outcomes, strict=True):
+            self._done(ready, outcome, elapsed)
+        return True
+
+    async def _open_unless_erased(self, ready: _Ready) -> Envelope[Any] | None:
+        try:
+            return await self._open(ready.raw, ready.route)
+        except KeyErased:
+            return None
 
     async def _open(self, raw: RawEnvelope, route: _Route) -> Envelope[Any]:
         """The typed event, its sealed signal decrypted. The envelope is valid already: only
@@ -220,7 +280,9 @@ class EventConsumer:
         except CryptoError as exc:  # tampered with, or not an envelope: never readable
             raise _Unreadable(str(exc)) from exc
 
-    async def _handle(self, consumed: ConsumedRecord, raw: RawEnvelope, route: _Route) -> None:
+    async def _handle(self, ready: _Ready) -> None:
+        """One event in a transaction of its own, retried until it is handled or dead-lettered."""
+        consumed, raw, route = ready
         topic = consumed.topic
         started = time.perf_counter()
         attempts = 0
@@ -229,7 +291,8 @@ class EventConsumer:
         while True:
             try:
                 event = await self._open(raw, route)
-                outcome = await self._apply(consumed, raw, event, route.handler)
+                async with self._pool().acquire() as conn, conn.transaction():
+                    outcome = await self._apply(conn, ready, event)
             except _Unreadable as exc:
                 await self._dead_letter(consumed, PermanentError(str(exc)), 0)
                 return
@@ -261,46 +324,56 @@ class EventConsumer:
                     return
                 await self._pause(self._backoff(attempts))
                 continue
-            if outcome == "processed" and raw.event_type == EventType.CAREGIVER_ERASED and self._keys() is not None:
-                self._keys().forget_subject(raw.subject)  # type: ignore[union-attr]
-            self._metrics.messages.labels(topic, outcome).inc()
-            self._metrics.handle_seconds.labels(topic).observe(time.perf_counter() - started)
+            self._done(ready, outcome, time.perf_counter() - started)
             return
 
-    async def _apply(self, consumed: ConsumedRecord, raw: RawEnvelope, event: Envelope[Any], handler: Handler) -> str:
+    def _done(self, ready: _Ready, outcome: str, seconds: float) -> None:
+        """After the commit: count the outcome; a handled erasure also empties the key cache."""
+        if outcome == "processed" and ready.raw.event_type == EventType.CAREGIVER_ERASED:
+            keys = self._keys()
+            if keys is not None:
+                keys.forget_subject(ready.raw.subject)
+        self._metrics.messages.labels(ready.consumed.topic, outcome).inc()
+        self._metrics.handle_seconds.labels(ready.consumed.topic).observe(seconds)
+
+    async def _apply(self, conn: asyncpg.Connection, ready: _Ready, event: Envelope[Any]) -> str:
+        """Inside the caller's transaction: park, drop as erased, skip as duplicate, or handle."""
+        consumed, raw, route = ready
+        structlog.contextvars.bind_contextvars(
+            correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
+        )
         consumer = self._settings.group_id
-        async with self._pool().acquire() as conn, conn.transaction():
-            if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED:
-                queue = await dead_letters.unresolved_for_key(conn, consumer, consumed.topic, consumed.key)
-                if queue:
-                    head = queue[0]
-                    if head["status"] == "replaying" and head["event_id"] == consumed.event_id:
-                        # Its replay came back, in order: handle it now.
-                        await dead_letters.resolve_replayed(conn, head["id"])
-                    elif any(row["event_id"] == consumed.event_id for row in queue):
-                        log.info("event already waits in the dead-letter queue", topic=consumed.topic)
-                        return "duplicate"
-                    else:
-                        await dead_letters.park(conn, consumer, consumed, behind=head["id"])
-                        log.warning(
-                            "event parked behind a dead letter of its key", topic=consumed.topic, dead_letter=head["id"]
-                        )
-                        return "parked"
-            if event.event_type not in _ALWAYS_HANDLED and await is_erased(conn, event.subject, raw.payload):
-                log.info("event about an erased caregiver dropped", topic=consumed.topic)
-                return "erased"
-            fresh = await conn.fetchval(
-                """INSERT INTO inbox (event_id, consumer, topic, event_type)
-                   VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
-                event.event_id,
-                consumer,
-                consumed.topic,
-                event.event_type,
-            )
-            if not fresh:
-                log.info("duplicate event skipped", topic=consumed.topic)
-                return "duplicate"
-            await handler(conn, event)
+        if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED:
+            queue = await dead_letters.unresolved_for_key(conn, consumer, consumed.topic, consumed.key)
+            if queue:
+                head = queue[0]
+                if head["status"] == "replaying" and head["event_id"] == consumed.event_id:
+                    # Its replay came back, in order: handle it now.
+                    await dead_letters.resolve_replayed(conn, head["id"])
+                elif any(row["event_id"] == consumed.event_id for row in queue):
+                    log.info("event already waits in the dead-letter queue", topic=consumed.topic)
+                    return "duplicate"
+                else:
+                    await dead_letters.park(conn, consumer, consumed, behind=head["id"])
+                    log.warning(
+                        "event parked behind a dead letter of its key", topic=consumed.topic, dead_letter=head["id"]
+                    )
+                    return "parked"
+        if event.event_type not in _ALWAYS_HANDLED and await is_erased(conn, event.subject, raw.payload):
+            log.info("event about an erased caregiver dropped", topic=consumed.topic)
+            return "erased"
+        fresh = await conn.fetchval(
+            """INSERT INTO inbox (event_id, consumer, topic, event_type)
+               VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING true""",
+            event.event_id,
+            consumer,
+            consumed.topic,
+            event.event_type,
+        )
+        if not fresh:
+            log.info("duplicate event skipped", topic=consumed.topic)
+            return "duplicate"
+        await route.handler(conn, event)
         return "processed"
 
     async def _dead_letter(self, consumed: ConsumedRecord, error: Exception, attempts: int) -> None:
@@ -383,16 +456,16 @@ class EventConsumer:
     # --- what /healthz and /metrics show ----------------------------------------------
 
     def health(self) -> tuple[bool, dict[str, Any]]:
-        """Each topic's lanes (alive = its consume task runs) and the records held waiting."""
+        """Each topic's lane (alive = its consume task runs) and the records held waiting."""
         ok = True
         report: dict[str, Any] = {}
         now = time.time()
         for topic, subscriber in self._subscribers.items():
             tasks = list(getattr(subscriber, "tasks", []))
             alive = sum(not task.done() for task in tasks)
-            ok = ok and alive >= self._settings.workers
+            ok = ok and alive >= 1
             report[topic] = {
-                "lanes": self._settings.workers,
+                "lanes": 1,
                 "lanes_alive": alive,
                 "waiting_on_dependency": [
                     {
@@ -408,9 +481,10 @@ class EventConsumer:
         return ok, report
 
     async def update_lag(self) -> None:
-        """Set the lag gauge from the group members' own view (no broker round trip)."""
+        """Set the lag gauge from the lane's own consumer's view (no broker round trip)."""
         for topic, subscriber in self._subscribers.items():
-            for member in list(getattr(subscriber, "consumer_subgroup", [])):
+            member = getattr(subscriber, "consumer", None)
+            if member is not None:
                 for partition in member.assignment():
                     highwater = member.highwater(partition)
                     if highwater is None:
@@ -425,4 +499,15 @@ class EventConsumer:
 def _describe(exc: ValidationError, *prefix: str) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in (*prefix, *err['loc'])) or '(body)'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _consumed(topic: str, record: ConsumerRecord[Any, Any]) -> ConsumedRecord:
+    return ConsumedRecord(
+        topic=topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+        body=record.value or b"",
     )

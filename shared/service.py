@@ -98,7 +98,7 @@ def create_runtime(settings: SettingsT) -> Runtime[SettingsT]:
             group_id=settings.service_name,
             max_attempts=settings.consumer_max_attempts,
             backoff_seconds=settings.consumer_retry_backoff_seconds,
-            workers=settings.consumer_workers,
+            batch_size=settings.consumer_batch_size,
             dead_letter_after_seconds=settings.consumer_dead_letter_after_seconds,
             max_backoff_seconds=settings.consumer_max_backoff_seconds,
             fetch_max_wait_ms=settings.consumer_fetch_max_wait_ms,

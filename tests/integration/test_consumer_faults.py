@@ -224,7 +224,7 @@ async def test_a_persistent_failure_is_dead_lettered_after_its_window_and_its_ke
         lag = {s.labels["partition"]: s.value for m in rig.metrics.lag.collect() for s in m.samples}
         assert set(lag) <= {"0", "1"} and lag and all(v == 0 for v in lag.values())
         ok, health = rig.consumer.health()
-        assert ok and health[rig.topic]["lanes_alive"] == 3 and health[rig.topic]["waiting_on_dependency"] == []
+        assert ok and health[rig.topic]["lanes_alive"] == 1 and health[rig.topic]["waiting_on_dependency"] == []
 
 
 async def test_a_replayed_event_that_fails_again_is_dead_again_with_its_followers_parked(
@@ -301,10 +301,13 @@ def own_postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
 
 async def test_a_database_outage_is_waited_out_and_the_relay_listens_again(own_postgres: Any, kafka: Any) -> None:
     # Polling every minute: after the restart only a re-opened LISTEN can wake the relay fast.
-    async with consumer_rig(own_postgres.dsn("outage"), kafka, poll_seconds=60, dead_letter_after_seconds=0) as rig:
+    # Batches of 5 at 0.1 s an event: the outage meets a batch in flight, and later ones.
+    async with consumer_rig(
+        own_postgres.dsn("outage"), kafka, poll_seconds=60, dead_letter_after_seconds=0, batch_size=5
+    ) as rig:
         rig.delay = 0.1
         await rig.emit(*((n, f"p{n % 4}") for n in range(20)))
-        await rig.until(lambda: _has_count(rig, 3))
+        await rig.until(lambda: _has_count(rig, 5))
         await asyncio.to_thread(own_postgres.stop)
         await asyncio.sleep(6)
         await asyncio.to_thread(own_postgres.start)
@@ -435,3 +438,25 @@ async def test_replay_keeps_a_key_in_order_across_two_dead_letters(database_url:
         assert statuses == {first: "replayed", parked_2: "replayed", second: "dead", parked_4: "parked"}
         await asyncio.sleep(1)
         assert await rig.seen() == [1, 2]
+
+
+async def test_a_batch_commits_as_one_and_a_failing_event_in_it_costs_its_neighbours_nothing(
+    database_url: str,
+    kafka: Any,
+) -> None:
+    async with consumer_rig(database_url, kafka, dead_letter_after_seconds=0) as rig:
+        # One poll's events share one transaction: their inbox rows have one writer (xmin).
+        await rig.emit(*((n, f"p{n}") for n in range(40)))
+        await rig.until(lambda: _has_count(rig, 40))
+        transactions = await rig.pool.fetchval("SELECT count(DISTINCT xmin::text) FROM inbox")
+        assert transactions < 40
+
+        # 52 fails in the middle of its batch: the batch is rolled back, its events are handled
+        # again one at a time, and only 52 is dead-lettered; each neighbour is seen once.
+        rig.failing.add(52)
+        await rig.emit(*((n, f"q{n}") for n in range(50, 56)))
+        await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters", 1))
+        await rig.until(lambda: _has_count(rig, 45))
+        assert sorted(await rig.seen()) == [*range(40), 50, 51, 53, 54, 55]
+        assert [n for n, _ in rig.calls].count(50) in (1, 2)  # in the batch, then on its own
+        assert rig.outcome("dead_lettered") == 1 and rig.outcome("processed") == 45

@@ -185,7 +185,8 @@ async def test_persistent_failure_goes_to_the_dlq_and_the_next_event_flows(harne
     await _emit(harness, envelope(4), envelope(5))
     await harness.until(lambda: _count(harness, 1))
     assert await harness.seen() == [5]
-    assert harness.calls.count(4) == 3  # bounded
+    # Bounded: three attempts on its own, after at most one try in a batch with 5 (rolled back).
+    assert 3 <= harness.calls.count(4) <= 4
     [record] = await harness.dead_letters(1)
     headers = {k: v.decode() for k, v in record.headers}
     assert headers["dlq_error"] == "transient failure for 4"
