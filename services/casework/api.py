@@ -10,6 +10,7 @@ from services.casework.config import CaseworkSettings
 from services.casework.dependencies import CaseworkContext
 from services.casework.handlers import register_handlers
 from services.casework.pages import router
+from shared.application import with_context
 from shared.contracts import Topics
 from shared.service import create_runtime, create_service_app
 
@@ -18,16 +19,13 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     settings = settings or CaseworkSettings()
-    runtime = create_runtime(settings)
-    context = CaseworkContext(settings, runtime)
-    register_handlers(runtime, context)
+    ctx = CaseworkContext(settings, create_runtime(settings))
+    register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
-        runtime,
+        ctx.runtime,
         title="signal-to-support: casework",
+        description="The caregiver consultant's workbench: work queues, case pages and actions.",
         migrations=MIGRATIONS,
         produces=[Topics.CASEWORK],
-        description="The caregiver consultant's workbench: work queues, case pages and actions.",
     )
-    app.state.context = context
-    app.include_router(router)
-    return app
+    return with_context(app, ctx, router)

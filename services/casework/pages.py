@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -64,15 +65,12 @@ def _language(request: Request) -> str:
 def render(request: Request, page: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     language = _language(request)
     zone = ZoneInfo(_settings(request).timezone)
-    html = (
-        _environment()
-        .get_template(f"{page}.html.j2")
-        .render(
-            language=language,
-            path=request.url.path,
-            local=lambda at: at.astimezone(zone).strftime("%d-%m-%Y %H:%M"),
-            **context,
-        )
+    template = _environment().get_template(f"{page}.html.j2")
+    html = template.render(
+        language=language,
+        path=request.url.path,
+        local=lambda at: at.astimezone(zone).strftime("%d-%m-%Y %H:%M"),
+        **context,
     )
     response = HTMLResponse(html, status_code=status_code)
     if request.query_params.get("lang") in labels.LANGUAGES:
@@ -92,30 +90,35 @@ async def _consultant(request: Request) -> Any:
         return await uow.cases.session(token, _now())
 
 
+# Messages, (title, text).
+SIGNED_OUT = (
+    "Niet aangemeld",
+    "Meld u aan met de link die u van de beheerder kreeg (python -m services.casework.cli sign-in-link --email …).",
+)
+LINK_UNUSABLE = (
+    "Deze link werkt niet (meer)",
+    "Een aanmeldlink werkt één keer en verloopt. Vraag een nieuwe aan "
+    "(python -m services.casework.cli sign-in-link --email …).",
+)
+FORM_EXPIRED = ("Formulier verlopen", "Laad de pagina opnieuw en probeer het nog eens.")
+
+
 def _signed_out(request: Request) -> HTMLResponse:
-    return _message(
-        request,
-        "Niet aangemeld",
-        "Meld u aan met de link die u van de beheerder kreeg (python -m services.casework.cli sign-in-link --email …).",
-        401,
-    )
+    return _message(request, *SIGNED_OUT, 401)
 
 
 @router.get("/aanmelden", response_class=HTMLResponse)
 async def sign_in(request: Request, token: str = "") -> Response:
     async with context_of(request).begin() as uow:
         signed_in = await service.sign_in(uow, _settings(request), token, _now()) if token else None
-    if signed_in is None:
-        if await _consultant(request) is not None:  # the link was used already, in this browser
-            return RedirectResponse("/", status_code=303)
-        return _message(
-            request,
-            "Deze link werkt niet (meer)",
-            "Een aanmeldlink werkt één keer en verloopt. Vraag een nieuwe aan "
-            "(python -m services.casework.cli sign-in-link --email …).",
-            403,
-        )
-    session, expires = signed_in
+    if signed_in is not None:
+        return _start_session(request, *signed_in)
+    if await _consultant(request) is not None:  # the link was used already, in this browser
+        return RedirectResponse("/", status_code=303)
+    return _message(request, *LINK_UNUSABLE, 403)
+
+
+def _start_session(request: Request, session: str, expires: datetime) -> Response:
     response = RedirectResponse("/", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -198,62 +201,63 @@ def _answers(form: dict[str, list[str]]) -> list[int | None]:
     ]
 
 
-# Each form of the case page, to its use case.
-ACTIONS: dict[str, Action] = {
-    "contact": lambda uow, ctx, who, case_id, form, now: service.record_contact(
-        uow, ctx.settings, who, case_id, _one(form, "kind"), _one(form, "outcome"), _one(form, "note") or None, now
+@dataclass(frozen=True)
+class CaseForm:
+    """A form of the case page: its use case, and what the case page then confirms (``?gedaan=``)."""
+
+    run: Action
+    done: str
+
+
+# Each form of the case page, by the last part of the path it posts to.
+FORMS: dict[str, CaseForm] = {
+    "contact": CaseForm(
+        lambda uow, ctx, who, case_id, form, now: service.record_contact(
+            uow, ctx.settings, who, case_id, _one(form, "kind"), _one(form, "outcome"), _one(form, "note") or None, now
+        ),
+        "contact",
     ),
-    "note": lambda uow, ctx, who, case_id, form, now: service.add_note(
-        uow, ctx.settings, who, case_id, _one(form, "note"), now
+    "notitie": CaseForm(
+        lambda uow, ctx, who, case_id, form, now: service.add_note(
+            uow, ctx.settings, who, case_id, _one(form, "note"), now
+        ),
+        "notitie",
     ),
-    "answers": lambda uow, ctx, who, case_id, form, now: service.record_answers(
-        uow, ctx.settings, ctx.keys, who, case_id, _one(form, "instrument"), _answers(form), now
+    "antwoorden": CaseForm(
+        lambda uow, ctx, who, case_id, form, now: service.record_answers(
+            uow, ctx.settings, ctx.keys, who, case_id, _one(form, "instrument"), _answers(form), now
+        ),
+        "antwoorden",
     ),
-    "handoff": lambda uow, ctx, who, case_id, form, now: service.hand_off(
-        uow, ctx.settings, who, case_id, _one(form, "note") or None, now
+    "wmo": CaseForm(
+        lambda uow, ctx, who, case_id, form, now: service.hand_off(
+            uow, ctx.settings, who, case_id, _one(form, "note") or None, now
+        ),
+        "wmo",
     ),
-    "close": lambda uow, ctx, who, case_id, form, now: service.close(
-        uow, ctx.settings, who, case_id, _one(form, "reason"), now
+    "afsluiten": CaseForm(
+        lambda uow, ctx, who, case_id, form, now: service.close(
+            uow, ctx.settings, who, case_id, _one(form, "reason"), now
+        ),
+        "afgesloten",
     ),
 }
 
 
-async def _act(request: Request, case_id: UUID, action: str, done: str) -> Response:
-    """Check the session and CSRF token, run the action in one transaction, then redirect."""
+@router.post("/zaken/{case_id}/{form_name}")
+async def act(request: Request, case_id: UUID, form_name: str) -> Response:
+    """Check the session and CSRF token, run the form's use case in one transaction, then redirect."""
+    if (case_form := FORMS.get(form_name)) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND)
     consultant = await _consultant(request)
     if consultant is None:
         return _signed_out(request)
     form, context = await form_fields(request), context_of(request)
     if not _csrf_ok(consultant, form):
-        return _message(request, "Formulier verlopen", "Laad de pagina opnieuw en probeer het nog eens.", 403)
+        return _message(request, *FORM_EXPIRED, 403)
     try:
         async with context.begin() as uow:
-            await ACTIONS[action](uow, context, consultant, case_id, form, _now())
+            await case_form.run(uow, context, consultant, case_id, form, _now())
     except service.Refused as refused:
         return await _case(request, consultant, case_id, error=str(refused), status_code=refused.status)
-    return RedirectResponse(f"/zaken/{case_id}?gedaan={done}", status_code=303)
-
-
-@router.post("/zaken/{case_id}/contact")
-async def record_contact(request: Request, case_id: UUID) -> Response:
-    return await _act(request, case_id, "contact", "contact")
-
-
-@router.post("/zaken/{case_id}/notitie")
-async def add_note(request: Request, case_id: UUID) -> Response:
-    return await _act(request, case_id, "note", "notitie")
-
-
-@router.post("/zaken/{case_id}/antwoorden")
-async def record_answers(request: Request, case_id: UUID) -> Response:
-    return await _act(request, case_id, "answers", "antwoorden")
-
-
-@router.post("/zaken/{case_id}/wmo")
-async def hand_off(request: Request, case_id: UUID) -> Response:
-    return await _act(request, case_id, "handoff", "wmo")
-
-
-@router.post("/zaken/{case_id}/afsluiten")
-async def close(request: Request, case_id: UUID) -> Response:
-    return await _act(request, case_id, "close", "afgesloten")
+    return RedirectResponse(f"/zaken/{case_id}?gedaan={case_form.done}", status_code=303)

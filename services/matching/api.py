@@ -13,6 +13,7 @@ from services.matching.config import MatchingSettings
 from services.matching.dependencies import MatchingContext
 from services.matching.handlers import register_handlers
 from services.matching.service import MatchingUnitOfWork
+from shared.application import with_context
 from shared.contracts import Topics, utcnow
 from shared.service import create_runtime, create_service_app
 from shared.worker import Periodic
@@ -27,16 +28,13 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     app = create_service_app(
         ctx.runtime,
         title="signal-to-support: matching",
+        description="Matches needs to local support on the municipality's social map.",
         migrations=MIGRATIONS,
         produces=[Topics.MATCHING],
-        workers=[lambda _: _reservation_sweeper(ctx)],
         retention=repository.retention_purges,
-        description="Matches needs to local support on the municipality's social map.",
+        workers=[lambda _: _reservation_sweeper(ctx)],
     )
-    app.state.context = ctx
-    app.include_router(admin_router)
-    app.include_router(pages.router)
-    return app
+    return with_context(app, ctx, admin_router, pages.router)
 
 
 def _reservation_sweeper(ctx: MatchingContext) -> Periodic:

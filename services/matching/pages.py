@@ -5,13 +5,15 @@ on ``?lang=en``; a plain GET form, so it works without JavaScript."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from services.matching import search, service
-from services.matching.dependencies import Context
+from services.matching.dependencies import Context, MatchingContext
 from services.matching.pc4 import PC4_CENTROIDS, pc4_of
+from services.matching.search import Card
 from services.matching.service import MatchingUnitOfWork
 from services.matching.taxonomy import TERMS
 from shared.municipalities import Municipality, find, municipalities
@@ -29,26 +31,33 @@ def _place(text: str) -> tuple[Municipality | None, str | None]:
     return find(text), None
 
 
+async def _search(ctx: MatchingContext, place: str, query: str) -> tuple[Municipality | None, str | None, list[Card]]:
+    """The municipality (and PC4 area) of ``place``, and its services that match ``query``."""
+    municipality, pc4 = _place(place) if place else (None, None)
+    if municipality is None:
+        return None, pc4, []
+    async with MatchingUnitOfWork.begin(ctx.pool) as uow:
+        return municipality, pc4, await service.find_support(uow, municipality.code, pc4, query)
+
+
 @router.get("/sociale-kaart", response_class=HTMLResponse)
 async def social_map(request: Request, ctx: Context, plaats: str = "", zoek: str = "") -> HTMLResponse:
     place, query = plaats.strip()[:100], zoek.strip()[:100]
-    municipality, pc4 = _place(place) if place else (None, None)
-    cards: list[search.Card] = []
-    if municipality:
-        async with MatchingUnitOfWork.begin(ctx.pool) as uow:
-            cards = await service.find_support(uow, municipality.code, pc4, query)
-    status = 404 if place and municipality is None else 200
+    municipality, pc4, cards = await _search(ctx, place, query)
     return pages.render(
         request,
         "social_map.html.j2",
-        status,
+        404 if place and municipality is None else 200,
         place=place,
         query=query,
         municipality=municipality,
         pc4=pc4,
         cards=cards,
         searched=bool(place),
-        terms=TERMS.values(),
-        municipalities=list(municipalities().values()),
-        day_names=search.day_names,
+        **_choices(),
     )
+
+
+def _choices() -> dict[str, Any]:
+    """What the search form offers, and how a card names its days."""
+    return {"terms": TERMS.values(), "municipalities": list(municipalities().values()), "day_names": search.day_names}

@@ -28,6 +28,7 @@ from services.operators.dependencies import (
 )
 from services.operators.labels import LABELS, LANGUAGES
 from services.operators.monitor import Monitor, ServiceUnavailable
+from shared.application import with_context
 from shared.service import create_runtime, create_service_app
 
 HERE = Path(__file__).parent
@@ -166,18 +167,15 @@ def _notice(lang: str, replayed: str | None, failed: str | None) -> tuple[str | 
 
 def create_app(settings: OperatorsSettings | None = None) -> FastAPI:
     settings = settings or OperatorsSettings()
-    runtime = create_runtime(settings)
-    monitor = Monitor(settings)
+    ctx = OperatorsContext(settings, create_runtime(settings), Monitor(settings))
     app = create_service_app(
-        runtime,
+        ctx.runtime,
         title="signal-to-support: operators",
+        description="The operator console: every service's health, flow and backlog, and their dead letters.",
         migrations=MIGRATIONS,
         produces=[],
-        workers=[lambda rt: monitor],
-        description="The operator console: every service's health, flow and backlog, and their dead letters.",
+        workers=[lambda _: ctx.monitor],
     )
-    app.state.context = OperatorsContext(settings, runtime, monitor)
     app.add_exception_handler(NotSignedIn, not_signed_in)  # type: ignore[arg-type]
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    app.include_router(router)
-    return app
+    return with_context(app, ctx, router)

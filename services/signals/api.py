@@ -16,16 +16,14 @@ from services.signals import domain, pages, repository, service
 from services.signals.config import SignalsSettings
 from services.signals.dependencies import (
     Context,
+    ErasureActor,
+    ErasureRequester,
     Partner,
     SignalsContext,
-    authenticate_erasure,
-    erasure_actor,
     partner,
 )
-from services.signals.domain import Requester, Stage
+from services.signals.domain import Stage
 from services.signals.handlers import register_handlers
-from services.signals.keys import KeyHolder
-from services.signals.metrics import PipelineMetrics
 from services.signals.schemas import (
     Accepted,
     DataKey,
@@ -36,20 +34,31 @@ from services.signals.schemas import (
     SignalStatus,
 )
 from services.signals.service import SignalsUnitOfWork
-from shared.access_log import Actor
+from shared.application import with_context
 from shared.auth import Scope
 from shared.contracts import Topics
-from shared.crypto import MasterKeyring
 from shared.instruments import Instrument, load_catalogue
 from shared.internal import require_internal
-from shared.openapi import error_responses
-from shared.service import Runtime, create_runtime, create_service_app
+from shared.openapi import FieldProblem, ValidationProblem, error_responses
+from shared.service import create_runtime, create_service_app
 from shared.worker import Periodic
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 router = APIRouter(prefix="/v1", tags=["signals"])
+
+# Nothing was stored: the first request with this key had another body.
+IDEMPOTENCY_CONFLICT = ValidationProblem(
+    error="idempotency_key_reused",
+    detail=[
+        FieldProblem(
+            field="Idempotency-Key",
+            message="this key was already used with a different request body",
+            type="idempotency_conflict",
+        )
+    ],
+).model_dump()
 
 
 @router.post(
@@ -92,19 +101,7 @@ async def post_signal(
             correlation_id=x_correlation_id,
         )
     if intake.conflict:
-        return JSONResponse(
-            {
-                "error": "idempotency_key_reused",
-                "detail": [
-                    {
-                        "field": "Idempotency-Key",
-                        "message": "this key was already used with a different request body",
-                        "type": "idempotency_conflict",
-                    }
-                ],
-            },
-            status_code=422,
-        )
+        return JSONResponse(IDEMPOTENCY_CONFLICT, status_code=422)
     return _accepted(request, intake.signal_id)
 
 
@@ -163,8 +160,8 @@ async def request_erasure(
     erasure: ErasureIn,
     request: Request,
     context: Context,
-    requester: Annotated[Requester, Depends(authenticate_erasure)],
-    actor: Annotated[Actor, Depends(erasure_actor)],
+    requester: ErasureRequester,
+    actor: ErasureActor,
 ) -> JSONResponse:
     async with SignalsUnitOfWork.begin(context.pool) as uow:
         outcome = await service.request_erasure(uow, context.settings, erasure, requester, actor)
@@ -192,8 +189,8 @@ async def request_erasure(
 async def get_erasure(
     erasure_id: UUID,
     context: Context,
-    requester: Annotated[Requester, Depends(authenticate_erasure)],
-    actor: Annotated[Actor, Depends(erasure_actor)],
+    requester: ErasureRequester,
+    actor: ErasureActor,
 ) -> ErasureStatus:
     async with SignalsUnitOfWork.begin(context.pool) as uow:
         found = await service.erasure_status(uow, erasure_id, requester, actor)
@@ -235,36 +232,25 @@ async def list_instruments() -> list[Instrument]:
 
 def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     settings = settings or SignalsSettings()
-    runtime = create_runtime(settings)
-    # The key holder: consumed sealed events are opened with this service's own keys.
-    runtime.keys = keys = KeyHolder(
-        MasterKeyring.parse(settings.encryption_master_keys.get_secret_value()), lambda: runtime.pool
-    )
-    register_handlers(runtime, context := SignalsContext(settings, runtime, keys))
-    runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
+    ctx = SignalsContext.create(settings, create_runtime(settings))
+    register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
-        runtime,
+        ctx.runtime,
         title="signal-to-support: signals",
-        description=DESCRIPTION,
+        description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS],
         retention=repository.retention_purges,
-        workers=[lambda rt: _purge_unconfirmed(rt, settings.self_referral_purge_seconds)],
+        workers=[lambda _: _purge_unconfirmed(ctx)],
     )
-    app.state.context = context
-    for routes in (router, internal, pages.router):
-        app.include_router(routes)
-    return app
+    return with_context(app, ctx, router, internal, pages.router)
 
 
-DESCRIPTION = "Ingest API for signals about overburdened informal caregivers."
-
-
-def _purge_unconfirmed(runtime: Runtime, seconds: float) -> Periodic:
+def _purge_unconfirmed(ctx: SignalsContext) -> Periodic:
     """Unconfirmed self-referrals keep their personal data for a day at most."""
 
     async def purge() -> None:
-        async with SignalsUnitOfWork.begin(runtime.pool) as uow:
+        async with SignalsUnitOfWork.begin(ctx.pool) as uow:
             await service.purge_unconfirmed(uow)
 
-    return Periodic("self-referral-purge", seconds, purge)
+    return Periodic("self-referral-purge", ctx.settings.self_referral_purge_seconds, purge)

@@ -13,11 +13,13 @@ from fastapi import Depends, HTTPException, Request, status
 from services.signals.config import SignalsSettings
 from services.signals.domain import Organisation, Requester
 from services.signals.keys import KeyHolder
+from services.signals.metrics import PipelineMetrics
 from services.signals.service import SignalsUnitOfWork
 from shared.access_log import Actor
 from shared.auth import Credential, Scope, bearer_credential
 from shared.context import ServiceContext, app_context
 from shared.crypto import MasterKeyring
+from shared.service import Runtime
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,15 @@ class SignalsContext(ServiceContext[SignalsSettings]):
     """One per process: made by ``api.create_app``, kept on ``app.state.context``."""
 
     keys: KeyHolder
+
+    @classmethod
+    def create(cls, settings: SignalsSettings, runtime: Runtime[SignalsSettings]) -> SignalsContext:
+        """The context of one process. Consumed sealed events are opened with this service's
+        own keys (the key holder), not fetched over HTTP like the other services do."""
+        keyring = MasterKeyring.parse(settings.encryption_master_keys.get_secret_value())
+        runtime.keys = keys = KeyHolder(keyring, lambda: runtime.pool)
+        runtime.metric_refreshers.append(PipelineMetrics(runtime.metrics.registry).refresh)
+        return cls(settings, runtime, keys)
 
     @property
     def keyring(self) -> MasterKeyring:
@@ -97,3 +108,8 @@ async def erasure_actor(
     if requester.role == "privacy_officer":
         return Actor("privacy_officer", str(requester.id), on_behalf_of="controller")
     return Actor("partner", f"key:{credential.id}", str(requester.id))
+
+
+# The requester of an erasure, and how the access log names it.
+ErasureRequester = Annotated[Requester, Depends(authenticate_erasure)]
+ErasureActor = Annotated[Actor, Depends(erasure_actor)]

@@ -12,13 +12,15 @@ Routes only translate between HTTP and the use cases in ``service``."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.signals import domain, forms, service, sessions
@@ -70,9 +72,93 @@ def _common() -> dict[str, Any]:
     }
 
 
-def _message(request: Request, title: tuple[str, str], text: tuple[str, str], status_code: int) -> HTMLResponse:
+# A text of a page, (Dutch, English).
+Text = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Message:
+    """A page that only tells something: its title and text."""
+
+    title: Text
+    text: Text
+
+
+def _message(request: Request, message: Message, status_code: int) -> HTMLResponse:
     t = translator(language_of(request))
-    return pages.render(request, "message.html.j2", status_code, title=t(*title), text=t(*text))
+    return pages.render(request, "message.html.j2", status_code, title=t(*message.title), text=t(*message.text))
+
+
+KEY_UNKNOWN = ("Deze sleutel kennen wij niet (of hij is ingetrokken).", "We do not know this key (or it was revoked).")
+SIGN_IN_LINK_UNUSABLE = Message(
+    ("Deze inloglink werkt niet (meer)", "This sign-in link does not work (any more)"),
+    (
+        "Een inloglink werkt één keer en verloopt. Log in met de sleutel van uw organisatie.",
+        "A sign-in link works once and expires. Sign in with your organisation's key.",
+    ),
+)
+FORM_EXPIRED = Message(
+    ("Formulier verlopen", "Form expired"),
+    ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."),
+)
+UNKNOWN_SIGNAL = Message(
+    ("Onbekende melding", "Unknown signal"),
+    ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."),
+)
+EMAIL_MISSING = (
+    "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
+    "e-mail: fill in your e-mail address; you will get a link to confirm",
+)
+RATE_LIMITED = Message(
+    ("Even geduld", "Please wait"),
+    (
+        "U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
+        "You sent several forms in the last hour. Please try again in an hour.",
+    ),
+)
+CHECK_YOUR_EMAIL = Message(
+    ("Kijk in uw e-mail", "Check your e-mail"),
+    (
+        "Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan "
+        "wij met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u "
+        "invulde.",
+        "We sent you an e-mail with a link. Only when you follow it and confirm do we start. "
+        "If you do not confirm within a day, we delete what you filled in.",
+    ),
+)
+CONFIRM_LINK_UNUSABLE = Message(
+    ("Deze link werkt niet (meer)", "This link does not work (any more)"),
+    (
+        "De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier opnieuw in.",
+        "The link is unknown or older than a day; what you filled in has been deleted. Please fill in the form again.",
+    ),
+)
+CONCERN_PASSED_ON = Message(
+    ("Dank u wel", "Thank you"),
+    (
+        "Uw zorg is doorgegeven aan de mantelzorgconsulent van de gemeente. Die neemt de situatie "
+        "zorgvuldig op; de persoon om wie het gaat krijgt van ons geen bericht.",
+        "Your concern has been passed to the municipality's caregiver consultant, who will look into "
+        "it carefully; the person concerned gets no message from us.",
+    ),
+)
+STATUS_LINK_REFUSED = Message(
+    ("Deze link werkt niet (meer)", "This link does not work (any more)"),
+    ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."),
+)
+NOTHING_ON_RECORD = Message(
+    ("Niets (meer) bekend", "Nothing (left) on record"),
+    ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."),
+)
+BEING_ERASED = Message(
+    ("Uw gegevens worden gewist", "Your data is being erased"),
+    (
+        "Wij wissen uw aanmelding en alles wat daaruit volgde, in alle onderdelen van Signaal naar Steun. "
+        "U krijgt hierover geen berichten meer.",
+        "We erase your referral and everything that followed from it, in every part of Signal to "
+        "Support. You will get no more messages about it.",
+    ),
+)
 
 
 # --- the signal form ---------------------------------------------------------------------
@@ -115,15 +201,7 @@ async def login(request: Request) -> Response:
     async with _begin(request) as uow:
         organisation = await uow.signals.organisation_for_key(key) if key else None
     if organisation is None:
-        t = translator(language_of(request))
-        return pages.render(
-            request,
-            "login.html.j2",
-            401,
-            error=t(
-                "Deze sleutel kennen wij niet (of hij is ingetrokken).", "We do not know this key (or it was revoked)."
-            ),
-        )
+        return pages.render(request, "login.html.j2", 401, error=translator(language_of(request))(*KEY_UNKNOWN))
     return _start_session(request, organisation.id)
 
 
@@ -132,21 +210,13 @@ async def sign_in_link(request: Request, token: str) -> Response:
     async with _begin(request) as uow:
         organisation_id = await uow.signals.use_sign_in_token(sessions.digest(token))
     if organisation_id is None:
-        return _message(
-            request,
-            ("Deze inloglink werkt niet (meer)", "This sign-in link does not work (any more)"),
-            (
-                "Een inloglink werkt één keer en verloopt. Log in met de sleutel van uw organisatie.",
-                "A sign-in link works once and expires. Sign in with your organisation's key.",
-            ),
-            403,
-        )
+        return _message(request, SIGN_IN_LINK_UNUSABLE, 403)
     return _start_session(request, organisation_id)
 
 
 @router.post("/melden/uitloggen")
 async def logout(request: Request) -> Response:
-    response = RedirectResponse(with_language("/melden/inloggen", language_of(request)), status_code=303)
+    response = _to_login(request)
     response.delete_cookie(sessions.SESSION_COOKIE, path="/melden")
     return response
 
@@ -186,28 +256,22 @@ async def post_signal_form(request: Request) -> Response:
     if (signed_in := await _signed_in(request)) is None:
         return _to_login(request)
     organisation, cookie = signed_in
-    fields = await form_fields(request)
+    fields, ctx = await form_fields(request), context_of(request)
     if not sessions.csrf_valid(_secret(request), cookie, forms.one(fields, "csrf") or ""):
-        return _message(
-            request,
-            ("Formulier verlopen", "Form expired"),
-            ("Open het formulier opnieuw en verstuur het nog eens.", "Open the form again and resend it."),
-            403,
-        )
-    kind = forms.one(fields, "source_kind") or organisation.kind
-    signal, errors = _checked(forms.professional_signal(fields, kind, _ediz_items()), organisation)
+        return _message(request, FORM_EXPIRED, 403)
+    signal, errors = _checked(_professional_signal(fields, organisation), organisation)
     if signal is None or errors:
         return _form_page(request, organisation, cookie, fields, errors, 422)
     async with _begin(request) as uow:
         intake = await service.intake_signal(
-            uow,
-            _settings(request),
-            context_of(request).keyring,
-            organisation,
-            signal,
-            idempotency_key=forms.one(fields, "csrf_nonce"),
+            uow, ctx.settings, ctx.keyring, organisation, signal, idempotency_key=forms.one(fields, "csrf_nonce")
         )
     return RedirectResponse(with_language(f"/melden/signalen/{intake.signal_id}", language_of(request)), 303)
+
+
+def _professional_signal(fields: forms.Form, organisation: Organisation) -> dict[str, Any]:
+    """The form's signal, posted as the source kind chosen (by default the organisation's)."""
+    return forms.professional_signal(fields, forms.one(fields, "source_kind") or organisation.kind, _ediz_items())
 
 
 def _ediz_items() -> int:
@@ -230,12 +294,7 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
     async with _begin(request) as uow:
         found = await service.signal_status(uow, signal_id, organisation.id)
     if found is None:
-        return _message(
-            request,
-            ("Onbekende melding", "Unknown signal"),
-            ("Deze melding bestaat niet voor uw organisatie.", "No such signal for your organisation."),
-            404,
-        )
+        return _message(request, UNKNOWN_SIGNAL, 404)
     return pages.render(
         request, "signal_status.html.j2", status=domain.status_view(*found), organisation=organisation, refresh=True
     )
@@ -244,86 +303,85 @@ async def signal_status_page(request: Request, signal_id: UUID) -> Response:
 # --- self-referral -----------------------------------------------------------------------
 
 
+def _referral_form(
+    request: Request, template: str, fields: forms.Form, errors: list[str], status_code: int = 200
+) -> HTMLResponse:
+    return pages.render(
+        request, template, status_code, errors=errors, v=lambda name: forms.one(fields, name) or "", **_common()
+    )
+
+
 @router.get("/aanmelden", response_class=HTMLResponse)
 async def self_referral_page(request: Request) -> HTMLResponse:
-    return pages.render(request, "self_referral.html.j2", errors=[], v=lambda name: "", **_common())
+    return _referral_form(request, "self_referral.html.j2", {}, [])
 
 
 @router.get("/aanmelden/zorg", response_class=HTMLResponse)
 async def concern_page(request: Request) -> HTMLResponse:
-    return pages.render(request, "concern.html.j2", errors=[], v=lambda name: "", **_common())
+    return _referral_form(request, "concern.html.j2", {}, [])
 
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+@dataclass(frozen=True)
+class Submission:
+    """A caregiver's self-referral or a resident's concern about someone, as posted: whom
+    to ask for confirmation, and the signal once it is confirmed."""
+
+    concern: bool
+    email: str | None
+    name: str | None
+    signal: SignalIn | None
+    errors: list[str]
+
+    @property
+    def template(self) -> str:
+        return "concern.html.j2" if self.concern else "self_referral.html.j2"
+
+
+def _submission(fields: forms.Form, t: Callable[[str, str], str]) -> Submission:
+    concern = forms.one(fields, "kind") == "concern"
+    email = forms.one(fields, "reporter_email" if concern else "caregiver_email")
+    data = forms.concern(fields) if concern else forms.self_referral(fields, _ediz_items(), datetime.now(UTC))
+    signal, errors = _checked(data, None)
+    if not email or "@" not in email:
+        errors.append(t(*EMAIL_MISSING))
+    name = forms.one(fields, "reporter_name" if concern else "caregiver_name")
+    return Submission(concern, email, name, signal, errors)
+
+
 @router.post("/aanmelden")
 async def submit_self_referral(request: Request) -> Response:
     fields = await form_fields(request)
-    concern = forms.one(fields, "kind") == "concern"
-    email = forms.one(fields, "reporter_email" if concern else "caregiver_email")
-    signal, errors = _checked(
-        forms.concern(fields) if concern else forms.self_referral(fields, _ediz_items(), datetime.now(UTC)), None
-    )
-    if not email or "@" not in email:
-        errors.append(
-            translator(language_of(request))(
-                "e-mail: vul uw e-mailadres in; u krijgt een link om uw aanmelding te bevestigen",
-                "e-mail: fill in your e-mail address; you will get a link to confirm",
-            )
-        )
-    if signal is None or errors or not email:
-        return pages.render(
-            request,
-            "concern.html.j2" if concern else "self_referral.html.j2",
-            422,
-            errors=errors,
-            v=lambda name: forms.one(fields, name) or "",
-            **_common(),
-        )
-    name = forms.one(fields, "reporter_name" if concern else "caregiver_name")
-    return await _submit(request, signal, email=email, name=name, concern=concern)
-
-
-async def _submit(request: Request, signal: SignalIn, *, email: str, name: str | None, concern: bool) -> Response:
-    language, base, context = language_of(request), public_url(request), context_of(request)
+    submission = _submission(fields, translator(language_of(request)))
+    if submission.signal is None or submission.errors or not submission.email:
+        return _referral_form(request, submission.template, fields, submission.errors, 422)
     try:
-        async with _begin(request) as uow:
-            await service.submit_self_referral(
-                uow,
-                context.settings,
-                context.keyring,
-                signal,
-                email=email,
-                language=language,
-                client=_client(request),
-                name=name,
-                concern=concern,
-                confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language),
-            )
+        await _submit(
+            request, submission.signal, email=submission.email, name=submission.name, concern=submission.concern
+        )
     except service.RateLimited:
-        return _message(request, *RATE_LIMITED, 429)
-    return _message(request, *CHECK_YOUR_EMAIL, 202)
+        return _message(request, RATE_LIMITED, 429)
+    return _message(request, CHECK_YOUR_EMAIL, 202)
 
 
-RATE_LIMITED = (
-    ("Even geduld", "Please wait"),
-    (
-        "U heeft het afgelopen uur al een paar keer iets verstuurd. Probeer het over een uur opnieuw.",
-        "You sent several forms in the last hour. Please try again in an hour.",
-    ),
-)
-CHECK_YOUR_EMAIL = (
-    ("Kijk in uw e-mail", "Check your e-mail"),
-    (
-        "Wij hebben u een e-mail gestuurd met een link. Pas als u op die link klikt en bevestigt, gaan "
-        "wij met uw aanmelding aan de slag. Bevestigt u niet binnen een dag, dan wissen wij wat u "
-        "invulde.",
-        "We sent you an e-mail with a link. Only when you follow it and confirm do we start. "
-        "If you do not confirm within a day, we delete what you filled in.",
-    ),
-)
+async def _submit(request: Request, signal: SignalIn, *, email: str, name: str | None, concern: bool) -> None:
+    ctx, language, base = context_of(request), language_of(request), public_url(request)
+    async with _begin(request) as uow:
+        await service.submit_self_referral(
+            uow,
+            ctx.settings,
+            ctx.keyring,
+            signal,
+            email=email,
+            name=name,
+            language=language,
+            client=_client(request),
+            concern=concern,
+            confirm_url=lambda token: with_language(f"{base}/aanmelden/bevestigen/{token}", language),
+        )
 
 
 @router.get("/aanmelden/bevestigen/{token}", response_class=HTMLResponse)
@@ -344,96 +402,61 @@ async def confirm(request: Request, token: str) -> Response:
             lambda signal_id: caregiver_status_url(base, secret, signal_id, now),
         )
     if confirmed is None:
-        return _message(
-            request,
-            ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-            (
-                "De link is onbekend of ouder dan een dag; wat u invulde is dan al gewist. Vul het formulier "
-                "opnieuw in.",
-                "The link is unknown or older than a day; what you filled in has been deleted. "
-                "Please fill in the form again.",
-            ),
-            404,
-        )
+        return _message(request, CONFIRM_LINK_UNUSABLE, 404)
     if confirmed.concern:
-        return _concern_passed_on(request)
+        return _message(request, CONCERN_PASSED_ON, 200)
     url = caregiver_status_url("", secret, confirmed.signal_id, now)
     return RedirectResponse(with_language(url, language_of(request)), status_code=303)
-
-
-def _concern_passed_on(request: Request) -> HTMLResponse:
-    return _message(
-        request,
-        ("Dank u wel", "Thank you"),
-        (
-            "Uw zorg is doorgegeven aan de mantelzorgconsulent van de gemeente. Die neemt de situatie "
-            "zorgvuldig op; de persoon om wie het gaat krijgt van ons geen bericht.",
-            "Your concern has been passed to the municipality's caregiver consultant, who will look into "
-            "it carefully; the person concerned gets no message from us.",
-        ),
-        200,
-    )
 
 
 # --- the caregiver's own status page -----------------------------------------------------
 
 
-def _link_refused(request: Request) -> HTMLResponse:
-    return _message(
-        request,
-        ("Deze link werkt niet (meer)", "This link does not work (any more)"),
-        ("Gebruik de link uit ons nieuwste bericht.", "Use the link in our latest message."),
-        403,
-    )
+@dataclass(frozen=True)
+class StatusLink:
+    """The signed link to a caregiver's own status page, as followed."""
+
+    signal_id: UUID
+    exp: int
+    sig: str
+    valid: bool
+
+    @property
+    def query(self) -> str:
+        return f"exp={self.exp}&sig={self.sig}"
+
+
+def status_link(
+    request: Request, signal_id: UUID, exp: Annotated[int, Query()], sig: Annotated[str, Query(max_length=128)]
+) -> StatusLink:
+    return StatusLink(signal_id, exp, sig, sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()))
+
+
+FollowedLink = Annotated[StatusLink, Depends(status_link)]
 
 
 @router.get("/mijn/{signal_id}", response_class=HTMLResponse)
-async def caregiver_status(
-    request: Request,
-    signal_id: UUID,
-    exp: Annotated[int, Query()],
-    sig: Annotated[str, Query(max_length=128)],
-) -> HTMLResponse:
-    if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
-        return _link_refused(request)
+async def caregiver_status(request: Request, link: FollowedLink) -> HTMLResponse:
+    if not link.valid:
+        return _message(request, STATUS_LINK_REFUSED, 403)
     async with _begin(request) as uow:
-        found = await uow.signals.signal_and_stages(signal_id)
+        found = await uow.signals.signal_and_stages(link.signal_id)
     if found is None:
-        return _message(
-            request,
-            ("Niets (meer) bekend", "Nothing (left) on record"),
-            ("Over deze aanmelding bewaren wij niets (meer).", "We keep nothing (any more) about this."),
-            404,
-        )
+        return _message(request, NOTHING_ON_RECORD, 404)
     return pages.render(
         request,
         "caregiver_status.html.j2",
         status=domain.status_view(*found),
         refresh=True,
-        query=f"exp={exp}&sig={sig}",
+        query=link.query,
         social_map_url=_settings(request).social_map_url,
     )
 
 
 @router.post("/mijn/{signal_id}/wissen", response_class=HTMLResponse)
-async def erase_own(
-    request: Request,
-    signal_id: UUID,
-    exp: Annotated[int, Query()],
-    sig: Annotated[str, Query(max_length=128)],
-) -> HTMLResponse:
-    if not sessions.status_valid(_secret(request), signal_id, exp, sig, time.time()):
-        return _link_refused(request)
+async def erase_own(request: Request, link: FollowedLink) -> HTMLResponse:
+    if not link.valid:
+        return _message(request, STATUS_LINK_REFUSED, 403)
     async with _begin(request) as uow:
-        await service.erase_own_submission(uow, _settings(request), signal_id)
-    return _message(
-        request,
-        ("Uw gegevens worden gewist", "Your data is being erased"),
-        (
-            "Wij wissen uw aanmelding en alles wat daaruit volgde, in alle onderdelen van Signaal naar Steun. "
-            "U krijgt hierover geen berichten meer.",
-            "We erase your referral and everything that followed from it, in every part of Signal to "
-            "Support. You will get no more messages about it.",
-        ),
-        200,
-    )
+        await service.erase_own_submission(uow, _settings(request), link.signal_id)
+    return _message(request, BEING_ERASED, 200)

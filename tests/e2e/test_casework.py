@@ -224,4 +224,6 @@ async def test_actions_need_the_session_and_its_csrf_token(stack):
         assert (await browser_a.get("/")).status_code == 200
         response = await browser_a.post(f"/zaken/{uuid.uuid4()}/notitie", data={"note": "x", "csrf": "wrong"})
         assert response.status_code == 403 and "Formulier verlopen" in response.text
+        response = await browser_a.post(f"/zaken/{uuid.uuid4()}/onbekend", data={"csrf": "wrong"})
+        assert response.status_code == 404, "only the case page's own forms are actions"
         assert (await browser_b.get(link)).status_code == 403, "a sign-in link works once"

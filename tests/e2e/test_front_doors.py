@@ -243,6 +243,17 @@ async def test_anyone_searches_the_social_map_for_respite_care_in_leusden(page: 
     assert "results in Leusden" in await results.inner_text()
 
 
+async def test_a_postcode_finds_its_municipality_and_an_unknown_place_is_answered_404(page: Any, stack: Stack) -> None:
+    response = await page.goto(f"{stack.social_map_url}?plaats=3831&zoek=&lang=en")
+    assert response.status == 200
+    await page.get_by_role("heading", name="results in Leusden (postcode 3831)").wait_for()
+    assert await page.locator("article.card").count() > 0, "an empty search shows everything in the area"
+    response = await page.goto(f"{stack.social_map_url}?plaats=Nergenshuizen")
+    assert response.status == 404
+    assert "Deze gemeente of postcode kennen wij niet" in await page.get_by_role("alert").inner_text()
+    assert await page.locator("article.card").count() == 0
+
+
 async def test_the_readme_import_command_works_next_to_the_running_stack(stack: Stack) -> None:
     result = import_social_map(stack, DEMO_SOCIAL_MAP.relative_to(REPO))
     assert result.returncode == 0, result.stderr
