@@ -19,7 +19,7 @@ from shared import access_log
 from shared.access_log import Action, Actor
 from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
-from shared.openapi import error_responses
+from shared.openapi import credential_errors, error_responses
 
 
 class StatusUpdate(BaseModel):
@@ -76,12 +76,10 @@ ProviderActor = Annotated[Actor, Depends(provider_actor)]
 router = APIRouter(
     prefix="/v1/referrals",
     tags=["referrals"],
-    responses=error_responses(
-        {
-            401: "Missing, invalid, revoked or expired provider key",
-            403: "The key lacks the 'provider' scope, or the referral is another service's",
-            429: "The key's rate limit is reached: retry after Retry-After seconds",
-        }
+    responses=credential_errors(
+        "provider key",
+        "The key lacks the 'provider' scope, or the referral is another service's",
+        "The key's rate limit is",
     ),
 )
 
