@@ -37,7 +37,6 @@ from services.municipalities.contract import TOPIC_PATTERN, topic_for
 from services.municipalities.dependencies import Context, MunicipalitiesContext
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.handlers import register_handlers
-from services.municipalities.records import NO_MATCH_REASONS
 from services.municipalities.release import ReleaseWorker
 from services.municipalities.service import MunicipalitiesUnitOfWork
 from services.municipalities.stream import WebhookDelivery, server_sent_events
@@ -220,7 +219,7 @@ async def closed_months(
     ctx: Context,
     first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
     last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
-) -> service.ClosedMonths:
+) -> reports.ClosedMonths:
     """The released groups of each closed month asked for, and the months still open."""
     months = _months(first, last)
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
@@ -229,7 +228,7 @@ async def closed_months(
         )
 
 
-ClosedMonths = Annotated[service.ClosedMonths, Depends(closed_months)]
+ClosedMonths = Annotated[reports.ClosedMonths, Depends(closed_months)]
 
 
 @router.get(
@@ -238,14 +237,7 @@ ClosedMonths = Annotated[service.ClosedMonths, Depends(closed_months)]
     summary="Screened signals per closed month x district x source kind x risk level",
 )
 async def statistics(code: Municipality, closed: ClosedMonths) -> reports.CountsReport:
-    by_month, still_open = closed
-    return reports.CountsReport(
-        municipality_code=code,
-        open_months=still_open,
-        months=[
-            reports.MonthCounts(month=m, table=reports.counts_table(code, groups)) for m, groups in by_month.items()
-        ],
-    )
+    return reports.counts_report(code, closed)
 
 
 @router.get(
@@ -254,13 +246,7 @@ async def statistics(code: Municipality, closed: ClosedMonths) -> reports.Counts
     summary="Per closed month: time to support, referrals accepted, support arrived, no-match reasons, target groups",
 )
 async def outcomes(code: Municipality, closed: ClosedMonths) -> reports.OutcomesReport:
-    by_month, still_open = closed
-    reasons = sorted(set(NO_MATCH_REASONS.values()))
-    return reports.OutcomesReport(
-        municipality_code=code,
-        open_months=still_open,
-        months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()],
-    )
+    return reports.outcomes_report(code, closed)
 
 
 async def _ensure_topics(runtime: Runtime[MunicipalitiesSettings]) -> None:

@@ -115,13 +115,9 @@ async def stream_cursor(
     return await uow.store.last_seq_before(code, since)
 
 
-# The released groups of each closed month ("2026-11"), and the months still open.
-ClosedMonths = tuple[dict[str, list[reports.Released]], list[str]]
-
-
 async def closed_months(
     uow: MunicipalitiesUnitOfWork, code: str, months: list[date], now: datetime, max_delay: timedelta
-) -> ClosedMonths:
+) -> reports.ClosedMonths:
     """The released groups of each closed month asked for, and the months still open (a
     month is closed once every record of it was released or suppressed)."""
     shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, max_delay)]

@@ -47,17 +47,9 @@ async def report(
 ) -> None:
     """Emit notification.sent for a message whose outcome is now known."""
     conn = uow.conn
-    payload = NotificationSent(
-        notification_id=message.id,
-        signal_id=message.signal_id,
-        case_id=message.case_id,
-        recipient_role=message.recipient_role,
-        channel=message.channel,
-        template=message.template,
-        status=status,
-        sent_at=ctx.clock.now(),
-        detail=detail,
-    )
+    # By field name: the event takes the message's ids, recipient, channel and template.
+    outcome = {"notification_id": message.id, "status": status, "sent_at": ctx.clock.now(), "detail": detail}
+    payload = NotificationSent(**vars(message) | outcome)
     await add_event(
         conn,
         Topics.NOTIFY,

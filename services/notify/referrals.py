@@ -75,7 +75,7 @@ async def make(
         }
     )
     if created:
-        await uow.referrals.add_history(referral_id, ReferralStatus.REQUESTED, SYSTEM, now)
+        await uow.referrals.add_history(referral_id, HistoryEntry(ReferralStatus.REQUESTED, None, None, SYSTEM, now))
     return domain.ReferralRef(referral_id, ctx.links.referral(referral_id, now), respond_by(ctx, remind_at))
 
 
@@ -123,7 +123,9 @@ async def change_status(
     if not change.changed:
         return current, change
     reason = reason_code.value if reason_code else None
-    updated = await uow.referrals.set_status(referral_id, status, reason, note, updated_by, ctx.clock.now())
+    updated = await uow.referrals.set_status(
+        referral_id, HistoryEntry(status, reason, note, updated_by, ctx.clock.now())
+    )
     await announce(uow, ctx, updated, updated_by)
     referrer = await uow.contacts.partner(updated.organisation_id)
     await store(uow, ctx, scope_of(updated), domain.plan_referral_update(updated, referrer))

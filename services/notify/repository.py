@@ -259,45 +259,30 @@ class Referrals:
         )
         return _referral(row) if row else None
 
-    async def set_status(
-        self,
-        referral_id: UUID,
-        status: ReferralStatus,
-        reason_code: str | None,
-        note: str | None,
-        updated_by: str,
-        at: datetime,
-    ) -> Referral:
-        await self.add_history(referral_id, status, updated_by, at, note, reason_code)
+    async def set_status(self, referral_id: UUID, change: HistoryEntry) -> Referral:
+        """Give the referral the status of ``change``, kept in its history."""
+        await self.add_history(referral_id, change)
         row = await self._conn.fetchrow(
             """UPDATE referrals SET status = $2, reason_code = $3, note = COALESCE($4, note), updated_at = $5
                WHERE id = $1 RETURNING *""",
             referral_id,
-            status.value,
-            reason_code,
-            note,
-            at,
+            change.status.value,
+            change.reason_code,
+            change.note,
+            change.at,
         )
         return _referral(row)
 
-    async def add_history(
-        self,
-        referral_id: UUID,
-        status: ReferralStatus,
-        updated_by: str,
-        at: datetime,
-        note: str | None = None,
-        reason_code: str | None = None,
-    ) -> None:
+    async def add_history(self, referral_id: UUID, entry: HistoryEntry) -> None:
         await self._conn.execute(
             """INSERT INTO referral_history (referral_id, status, reason_code, note, updated_by, at)
                VALUES ($1, $2, $3, $4, $5, $6)""",
             referral_id,
-            status.value,
-            reason_code,
-            note,
-            updated_by,
-            at,
+            entry.status.value,
+            entry.reason_code,
+            entry.note,
+            entry.updated_by,
+            entry.at,
         )
 
     async def history(self, referral_id: UUID) -> list[HistoryEntry]:

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from services.notify import domain, follow_ups, lifecycle, referrals
 from services.notify.context import NotifyContext
-from services.notify.domain import FollowUp, Referral
+from services.notify.domain import FollowUp, HistoryEntry, Referral
 from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
 from services.notify.repository import NotifyUnitOfWork
@@ -84,7 +84,8 @@ async def forget_caregiver(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Env
     await uow.record_erasure(p)
     now = ctx.clock.now()
     for referral in await uow.referrals.open_of(p.signal_ids, p.case_ids):
-        cancelled = await uow.referrals.set_status(referral.id, ReferralStatus.CANCELLED, None, None, SYSTEM, now)
+        cancel = HistoryEntry(ReferralStatus.CANCELLED, None, None, SYSTEM, now)
+        cancelled = await uow.referrals.set_status(referral.id, cancel)
         # Keyed by case, not by the pseudonym that is being erased (one case stays ordered).
         erased = replace(cancelled, signal=None, result=None, subject_key=str(referral.case_id))
         await announce(uow, ctx, erased, SYSTEM)
