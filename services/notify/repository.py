@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -22,6 +22,9 @@ from shared.listener import notify
 from shared.retention import Purge
 from shared.uow import UnitOfWork
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 _OPEN = sorted(status.value for status in OPEN)
 # The same list as SQL text: ON CONFLICT infers the partial unique index of the open referrals
 # (migration 002) only from a predicate it can prove at planning time, so no parameter there.
@@ -31,7 +34,7 @@ _DROPPED = [ReferralStatus.REJECTED.value, ReferralStatus.CANCELLED.value]
 # The rows of one caregiver's signals or cases, in every table the erasure blanks.
 _ERASED = "(signal_id = ANY($1::uuid[]) OR case_id = ANY($2::uuid[]))"
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 def _insert(table: str, row: Mapping[str, Any]) -> tuple[str, list[Any]]:
@@ -43,7 +46,7 @@ def _insert(table: str, row: Mapping[str, Any]) -> tuple[str, list[Any]]:
 def _of(cls: type[T], row: Mapping[str, Any], **parsed: Any) -> T:
     """``cls`` from a row by column name; columns it has no field for are left out, and
     ``parsed`` replaces raw values (a status text by its enum, JSON by its model)."""
-    names = {f.name for f in fields(cls)}  # type: ignore[arg-type]  # every T here is a dataclass
+    names = {f.name for f in fields(cls)}
     return cls(**{key: value for key, value in row.items() if key in names} | parsed)
 
 
