@@ -91,6 +91,21 @@ def error_responses(described: Mapping[int, str]) -> dict[int | str, JsonObject]
     return {status: _response(status, why) for status, why in described.items()}
 
 
+def credential_errors(
+    credential: str, forbidden: str, limited: str, more: Mapping[int, str] | None = None
+) -> dict[int | str, JsonObject]:
+    """The ``responses=`` of a router behind one kind of bearer credential (``shared.auth``):
+    401 names the credential, 403 says what it does not reach, 429 what of it is capped."""
+    return error_responses(
+        {
+            401: f"Missing, invalid, revoked or expired {credential}",
+            403: forbidden,
+            429: f"{limited} reached: retry after Retry-After seconds",
+            **(more or {}),
+        }
+    )
+
+
 def _response(status: int, description: str | None = None) -> JsonObject:
     ref = _VALIDATION_REF if status == 422 else _PROBLEM_REF
     response: JsonObject = {

@@ -114,7 +114,7 @@ def create_service_app(
     *,
     title: str,
     migrations: Path,
-    produces: Sequence[str],
+    produces: Sequence[str] = (),
     produces_patterns: Sequence[str] = (),
     workers: Sequence[Callable[[Runtime[SettingsT]], Worker]] = (),
     description: str = "",

@@ -1,6 +1,7 @@
 """Background loops: ``Periodic`` is the one loop every background job of every service runs
-on (the outbox relay, notify's delivery worker, the sweepers and purges), and ``Heartbeat`` is
-how a loop shows ``/healthz`` that it is still turning.
+on (the outbox relay, notify's delivery worker, the sweepers and purges), ``ClientPeriodic``
+is one whose rounds talk HTTP, and ``Heartbeat`` is how a loop shows ``/healthz`` that it is
+still turning.
 
 A round that failed is retried after a capped, jittered backoff (a database or broker away is
 waited out, never the end of the job); a round that left work behind runs again at once; and
@@ -13,7 +14,9 @@ import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import httpx
 import structlog
 
 from shared.logging import describe_error
@@ -131,3 +134,38 @@ class Periodic:
         """Wait, but wake for ``wake()`` or a stop."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
+
+
+class ClientPeriodic(Periodic):
+    """A ``Periodic`` whose rounds talk HTTP through one client (``client``): opened when the
+    loop starts, closed once its last round finished. Redirects are not followed: a job posts
+    or reads where it was told, never somewhere a server points it to."""
+
+    def __init__(
+        self,
+        name: str,
+        every_seconds: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        timeout: float,
+        **options: Any,
+    ) -> None:
+        super().__init__(name, every_seconds, job, **options)
+        self._timeout = timeout
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self._client
+
+    async def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+        await super().start()
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

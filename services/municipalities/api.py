@@ -9,8 +9,6 @@ not open it, and a credential opens only its own municipality's paths: any other
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path as FilePath
@@ -39,21 +37,22 @@ from services.municipalities.contract import TOPIC_PATTERN, topic_for
 from services.municipalities.dependencies import Context, MunicipalitiesContext
 from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.handlers import register_handlers
-from services.municipalities.records import NO_MATCH_REASONS
 from services.municipalities.release import ReleaseWorker
 from services.municipalities.service import MunicipalitiesUnitOfWork
-from services.municipalities.stream import WebhookDelivery, server_sent_events, set_on_stop_signals
+from services.municipalities.stream import WebhookDelivery, server_sent_events
 from shared import municipality_codes, webhooks
 from shared.auth import Credential, Scope, bearer_credential
 from shared.kafka import ensure_topics
-from shared.openapi import error_responses
+from shared.openapi import credential_errors, error_responses
 from shared.ratelimit import CappedStreamingResponse
-from shared.service import create_runtime, create_service_app
+from shared.service import Runtime, create_service_app
 
 log = structlog.get_logger(__name__)
 
 MIGRATIONS = FilePath(__file__).parent / "migrations"
 MAX_MONTHS = 36
+# A stream is never cached, nor buffered by a proxy in front.
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 DESCRIPTION = (
     "Anonymous data for municipalities: k-anonymous groups of records on Kafka, as Server-Sent Events "
     "and signed webhooks (schema: /asyncapi), and statistics over closed months."
@@ -100,13 +99,11 @@ Municipality = Annotated[str, Depends(authorise)]
 router = APIRouter(
     prefix="/v1/municipalities/{code}",
     tags=["municipalities"],
-    responses=error_responses(
-        {
-            401: "Missing, invalid, revoked or expired municipality credential",
-            403: "The credential is another municipality's",
-            422: "Not an existing municipality (CBS list), not served here, or another field is invalid",
-            429: "Rate limit, or open streams, of this credential reached: retry after Retry-After seconds",
-        }
+    responses=credential_errors(
+        "municipality credential",
+        "The credential is another municipality's",
+        "Rate limit, or open streams, of this credential",
+        {422: "Not an existing municipality (CBS list), not served here, or another field is invalid"},
     ),
 )
 
@@ -134,7 +131,13 @@ async def events(
 ) -> StreamingResponse:
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
         cursor = await service.stream_cursor(uow, code, last_event_id, _start_of(since))
-    ctx.sse_cap.acquire(owner)  # 429 when this credential has its streams open already
+    return _stream(ctx, code, cursor, owner)
+
+
+def _stream(ctx: MunicipalitiesContext, code: str, cursor: int, owner: str) -> StreamingResponse:
+    """The municipality's stream from ``cursor`` as an SSE response, counted against the
+    credential's open streams (429 when it has them all open already) until it ends."""
+    ctx.sse_cap.acquire(owner)
     stream = server_sent_events(
         ctx.pool,
         code,
@@ -143,13 +146,7 @@ async def events(
         keepalive_seconds=ctx.settings.sse_keepalive_seconds,
         stopping=ctx.sse_stopping,
     )
-    return CappedStreamingResponse(
-        stream,
-        ctx.sse_cap,
-        owner,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+    return CappedStreamingResponse(stream, ctx.sse_cap, owner, media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 class WebhookIn(BaseModel):
@@ -217,12 +214,12 @@ def _months(first: str | None, last: str | None) -> list[date]:
     return months
 
 
-async def _closed_months(
-    ctx: MunicipalitiesContext,
-    code: str,
-    first: str | None,
-    last: str | None,
-) -> tuple[dict[str, list[reports.Released]], list[str]]:
+async def closed_months(
+    code: Municipality,
+    ctx: Context,
+    first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
+    last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
+) -> reports.ClosedMonths:
     """The released groups of each closed month asked for, and the months still open."""
     months = _months(first, last)
     async with MunicipalitiesUnitOfWork.begin(ctx.pool) as uow:
@@ -231,25 +228,16 @@ async def _closed_months(
         )
 
 
+ClosedMonths = Annotated[reports.ClosedMonths, Depends(closed_months)]
+
+
 @router.get(
     "/statistics",
     response_model=reports.CountsReport,
     summary="Screened signals per closed month x district x source kind x risk level",
 )
-async def statistics(
-    code: Municipality,
-    ctx: Context,
-    first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
-    last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
-) -> reports.CountsReport:
-    by_month, still_open = await _closed_months(ctx, code, first, last)
-    return reports.CountsReport(
-        municipality_code=code,
-        open_months=still_open,
-        months=[
-            reports.MonthCounts(month=m, table=reports.counts_table(code, groups)) for m, groups in by_month.items()
-        ],
-    )
+async def statistics(code: Municipality, closed: ClosedMonths) -> reports.CountsReport:
+    return reports.counts_report(code, closed)
 
 
 @router.get(
@@ -257,52 +245,37 @@ async def statistics(
     response_model=reports.OutcomesReport,
     summary="Per closed month: time to support, referrals accepted, support arrived, no-match reasons, target groups",
 )
-async def outcomes(
-    code: Municipality,
-    ctx: Context,
-    first: Annotated[Month, Query(alias="from", description="first month; default: 12 months before 'to'")] = None,
-    last: Annotated[Month, Query(alias="to", description="last month; default: this month")] = None,
-) -> reports.OutcomesReport:
-    by_month, still_open = await _closed_months(ctx, code, first, last)
-    reasons = sorted(set(NO_MATCH_REASONS.values()))
-    return reports.OutcomesReport(
-        municipality_code=code,
-        open_months=still_open,
-        months=[reports.outcomes(m, groups, reasons) for m, groups in by_month.items()],
-    )
+async def outcomes(code: Municipality, closed: ClosedMonths) -> reports.OutcomesReport:
+    return reports.outcomes_report(code, closed)
 
 
-def _around_the_shell(app: FastAPI, ctx: MunicipalitiesContext) -> None:
-    """The municipalities' topics exist before the shell starts (its relay may replay
-    retained releases onto a fresh broker), and open SSE streams end on a stop signal."""
-    shell = app.router.lifespan_context
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Only the municipalities served here get a topic: an unknown code never makes one.
-        await ensure_topics(ctx.settings.kafka, [topic_for(code) for code in sorted(MUNICIPALITIES)])
-        async with shell(app):
-            with set_on_stop_signals(ctx.sse_stopping):
-                yield
-
-    app.router.lifespan_context = lifespan
+async def _ensure_topics(runtime: Runtime[MunicipalitiesSettings]) -> None:
+    """The municipalities' topics exist before the shell starts its relay (which may replay
+    retained releases onto a fresh broker). Only the municipalities served here get a
+    topic: an unknown code never makes one."""
+    await ensure_topics(runtime.settings.kafka, [topic_for(code) for code in sorted(MUNICIPALITIES)])
 
 
 def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
-    settings = settings or MunicipalitiesSettings()
-    ctx = MunicipalitiesContext.create(settings, create_runtime(settings))
+    ctx = MunicipalitiesContext.create(settings or MunicipalitiesSettings())
     register_handlers(ctx.runtime.consumer)
-    app = create_service_app(
+    app = _shell(ctx)
+    app.state.context = ctx
+    for routes in (router, asyncapi_router(ctx.settings.kafka, app.version)):
+        app.include_router(routes)
+    return app
+
+
+def _shell(ctx: MunicipalitiesContext) -> FastAPI:
+    """The shared shell with the release and webhook workers; the topics made first, and open
+    streams ended by a stop signal."""
+    return create_service_app(
         ctx.runtime,
         title="signal-to-support: municipalities",
         description=DESCRIPTION,
         migrations=MIGRATIONS,
-        produces=[],
         produces_patterns=[TOPIC_PATTERN],
         workers=[ReleaseWorker, WebhookDelivery],
+        on_startup=[_ensure_topics, ctx.stop_signals.install],
+        on_shutdown=[ctx.stop_signals.restore],
     )
-    app.state.context = ctx
-    _around_the_shell(app, ctx)
-    app.include_router(router)
-    app.include_router(asyncapi_router(settings.kafka, app.version))
-    return app

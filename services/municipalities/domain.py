@@ -128,51 +128,26 @@ _RISK = _mapped(RISK_GROUPS)
 # Levels per attribute at each rung of the ladder; every rung is at least as coarse as the
 # one before, on every attribute. What a record says about the outcome (referral status,
 # support arrived, no-match reason) stays: it is what the municipality needs to know.
-LADDER: tuple[dict[str, int], ...] = (
-    {
-        "area": 0,
-        "period": 0,
-        "age_band": 0,
-        "source_kind": 0,
-        "risk_level": 0,
-        "needs": 0,
-        "service_categories": 0,
-        "time_to_support": 0,
-        "rejection_reason": 0,
-    },
-    {
-        "area": 1,
-        "period": 0,
-        "age_band": 1,
-        "source_kind": 1,
-        "risk_level": 1,
-        "needs": 1,
-        "service_categories": 1,
-        "time_to_support": 1,
-        "rejection_reason": 0,
-    },
-    {
-        "area": 1,
-        "period": 1,
-        "age_band": 1,
-        "source_kind": 1,
-        "risk_level": 1,
-        "needs": 1,
-        "service_categories": 1,
-        "time_to_support": 1,
-        "rejection_reason": 1,
-    },
-    {
-        "area": 1,
-        "period": 1,
-        "age_band": 2,
-        "source_kind": 2,
-        "risk_level": 2,
-        "needs": 2,
-        "service_categories": 1,
-        "time_to_support": 1,
-        "rejection_reason": 1,
-    },
+_LADDER_ATTRIBUTES = (
+    "area",
+    "period",
+    "age_band",
+    "source_kind",
+    "risk_level",
+    "needs",
+    "service_categories",
+    "time_to_support",
+    "rejection_reason",
+)
+LADDER: tuple[dict[str, int], ...] = tuple(
+    dict(zip(_LADDER_ATTRIBUTES, levels, strict=True))
+    for levels in (
+        # area, period, age band, source kind, risk level, needs, categories, time to support, reason
+        (0, 0, 0, 0, 0, 0, 0, 0, 0),
+        (1, 0, 1, 1, 1, 1, 1, 1, 0),
+        (1, 1, 1, 1, 1, 1, 1, 1, 1),
+        (1, 1, 2, 2, 2, 2, 1, 1, 1),
+    )
 )
 
 

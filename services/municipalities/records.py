@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from services.municipalities.districts import area_of
@@ -89,32 +90,33 @@ def _base(
     signal: SignalReceived,
     risk_level: RiskLevel | None = None,
     needs: list[Need] | None = None,
-) -> dict[str, object]:
+) -> Record:
+    """What every record says, from the signal it is about; the kinds add their own."""
     caregiver = signal.caregiver
     area = area_of(caregiver.postcode)
-    return {
-        "person": person_token(caregiver.municipality_code, subject),
-        "arrived": arrived,
-        "kind": kind,
-        "municipality_code": caregiver.municipality_code,
-        "month": month_of(signal.received_at),
-        "week": iso_week(signal.received_at),
-        "area": area.code if area else None,
-        "age_band": age_band(caregiver.birth_year, _utc(signal.received_at).year),
-        "source_kind": _vocabulary(SourceKind, signal.source.kind),
-        "risk_level": _vocabulary(RiskLevel, risk_level),
-        "needs": tuple(sorted({n for n in (_vocabulary(Need, x) for x in needs or []) if n})),
-    }
+    return Record(
+        person=person_token(caregiver.municipality_code, subject),
+        arrived=arrived,
+        kind=kind,
+        municipality_code=caregiver.municipality_code,
+        month=month_of(signal.received_at),
+        week=iso_week(signal.received_at),
+        area=area.code if area else None,
+        age_band=age_band(caregiver.birth_year, _utc(signal.received_at).year),
+        source_kind=_vocabulary(SourceKind, signal.source.kind),
+        risk_level=_vocabulary(RiskLevel, risk_level),
+        needs=tuple(sorted({n for n in (_vocabulary(Need, x) for x in needs or []) if n})),
+    )
 
 
 def from_screened(p: SignalScreened, subject: str, arrived: datetime) -> Record:
-    return Record(**_base("signal.screened", subject, arrived, p.signal, p.result.risk_level, p.result.needs))  # type: ignore[arg-type]
+    return _base("signal.screened", subject, arrived, p.signal, p.result.risk_level, p.result.needs)
 
 
 def from_matches(p: MatchesProposed, subject: str, arrived: datetime) -> Record:
     categories = {m.category for m in p.matches if not m.consultant and _CATEGORY.match(m.category)}
-    return Record(
-        **_base("matches.proposed", subject, arrived, p.signal, p.result.risk_level, p.result.needs),  # type: ignore[arg-type]
+    return replace(
+        _base("matches.proposed", subject, arrived, p.signal, p.result.risk_level, p.result.needs),
         service_categories=tuple(sorted(categories)),
         no_match_reason=NO_MATCH_REASONS.get(p.no_match_reason or ""),
         time_to_support=_hours(p.signal.received_at, p.proposed_at) if p.matches else None,
@@ -127,15 +129,15 @@ def from_referral(p: ReferralUpdated, subject: str, arrived: datetime) -> Record
         return None
     result = p.result
     accepted = p.status in (ReferralStatus.ACCEPTED, ReferralStatus.IN_PROGRESS)
-    return Record(
-        **_base(
+    return replace(
+        _base(
             "referral.updated",
             subject,
             arrived,
             p.signal,
             result.risk_level if result else None,
             result.needs if result else None,
-        ),  # type: ignore[arg-type]
+        ),
         referral_status=_vocabulary(ReferralStatus, p.status),
         rejection_reason=_vocabulary(RejectionReason, p.reason_code),
         time_to_support=_hours(p.signal.received_at, p.updated_at) if accepted else None,

@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from services.municipalities.districts import districts_of
 from services.municipalities.domain import ANY, COARSE_HOURS, HOURS_BANDS, NEED_GROUPS, wide_age_band
+from services.municipalities.records import NO_MATCH_REASONS
 from services.municipalities.statistics import ROUNDING_BASE, THRESHOLD, Cell, Record, Table, shown, tabulate
 from shared.contracts import ReferralStatus, RiskLevel, SourceKind
 
@@ -32,6 +33,8 @@ TIME_BANDS = list(dict.fromkeys(COARSE_HOURS.values()))
 TARGET_GROUPS = ["<30", "30-59", "60+", GENERALISED]
 NEED_GROUP_NAMES = sorted(set(NEED_GROUPS.values()))
 Released = dict[str, Any]  # a released group's payload, as in the stream
+# The released groups of each closed month ("2026-11"), and the months still open.
+ClosedMonths = tuple[dict[str, list[Released]], list[str]]
 
 
 def months_between(first: date, last: date) -> list[date]:
@@ -87,6 +90,12 @@ class CountsReport(BaseModel):
     columns: str = f"source kind / risk level; '{GENERALISED}' for groups released with coarser values"
     months: list[MonthCounts]
     open_months: list[str] = []
+
+
+def counts_report(municipality_code: str, closed: ClosedMonths) -> CountsReport:
+    by_month, still_open = closed
+    months = [MonthCounts(month=m, table=counts_table(municipality_code, groups)) for m, groups in by_month.items()]
+    return CountsReport(municipality_code=municipality_code, open_months=still_open, months=months)
 
 
 def counts_table(municipality_code: str, groups: Sequence[Released]) -> Table:
@@ -164,6 +173,12 @@ class OutcomesReport(BaseModel):
 
 ACCEPTED = {ReferralStatus.ACCEPTED.value, ReferralStatus.IN_PROGRESS.value, ReferralStatus.COMPLETED.value}
 NOT_ACCEPTED = {ReferralStatus.REJECTED.value, ReferralStatus.FAILED.value, ReferralStatus.CANCELLED.value}
+
+
+def outcomes_report(municipality_code: str, closed: ClosedMonths) -> OutcomesReport:
+    by_month, still_open = closed
+    months = [outcomes(m, groups, sorted(set(NO_MATCH_REASONS.values()))) for m, groups in by_month.items()]
+    return OutcomesReport(municipality_code=municipality_code, open_months=still_open, months=months)
 
 
 def outcomes(month: str, groups: Sequence[Released], no_match_reasons: Sequence[str]) -> MonthOutcomes:

@@ -117,7 +117,7 @@ async def stream_cursor(
 
 async def closed_months(
     uow: MunicipalitiesUnitOfWork, code: str, months: list[date], now: datetime, max_delay: timedelta
-) -> tuple[dict[str, list[reports.Released]], list[str]]:
+) -> reports.ClosedMonths:
     """The released groups of each closed month asked for, and the months still open (a
     month is closed once every record of it was released or suppressed)."""
     shut = [f"{m:%Y-%m}" for m in months if reports.closed(m, now, max_delay)]

@@ -15,8 +15,9 @@ import contextlib
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from types import FrameType
+from typing import Any
 
 import asyncpg
 import httpx
@@ -28,7 +29,7 @@ from services.municipalities.domain import DueWebhook
 from services.municipalities.repository import MunicipalStore
 from shared import webhooks
 from shared.service import Runtime
-from shared.worker import Periodic
+from shared.worker import ClientPeriodic
 
 log = structlog.get_logger(__name__)
 
@@ -65,34 +66,39 @@ async def server_sent_events(
             await asyncio.wait_for(stopping.wait(), poll_seconds)
 
 
-@contextlib.contextmanager
-def set_on_stop_signals(event: asyncio.Event) -> Iterator[None]:
-    """Set ``event`` on SIGINT or SIGTERM, then pass the signal on to the server's handler.
+class StopSignals:
+    """Sets ``event`` on SIGINT or SIGTERM, then passes the signal on to the server's handler:
+    ``install`` once the service started, ``restore`` (the server's own handlers) when it stops.
 
     The server waits for open responses before the application's own shutdown runs, so
     without this an open stream would hold a stopping service for its whole grace period."""
-    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def handler(sig: int, frame: FrameType | None) -> None:
-        loop.call_soon_threadsafe(event.set)
-        chained = previous[signal.Signals(sig)]
-        if callable(chained):
-            chained(sig, frame)
+    def __init__(self, event: asyncio.Event) -> None:
+        self.event = event
+        self._previous: dict[signal.Signals, Any] = {}
 
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, original in previous.items():
+    async def install(self, runtime: Runtime) -> None:
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            return
+        loop = asyncio.get_running_loop()
+        self._previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def handler(sig: int, frame: FrameType | None) -> None:
+            loop.call_soon_threadsafe(self.event.set)
+            chained = self._previous.get(signal.Signals(sig))
+            if callable(chained):
+                chained(sig, frame)
+
+        for sig in self._previous:
+            signal.signal(sig, handler)
+
+    async def restore(self, runtime: Runtime) -> None:
+        for sig, original in self._previous.items():
             signal.signal(sig, original)
+        self._previous = {}
 
 
-class WebhookDelivery:
+class WebhookDelivery(ClientPeriodic):
     """The worker that posts each municipality's new events to its webhooks.
 
     A round leases the due webhooks in one short statement, then delivers to them with no
@@ -103,18 +109,12 @@ class WebhookDelivery:
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._settings: MunicipalitiesSettings = runtime.settings
-        self._http: httpx.AsyncClient | None = None
-        self._periodic = Periodic("webhook-delivery", self._settings.webhook_poll_seconds, self.deliver_due)
-        self.heartbeat = self._periodic.heartbeat  # shown by /healthz
-
-    async def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=self._settings.webhook_timeout_seconds, follow_redirects=False)
-        await self._periodic.start()
-
-    async def stop(self) -> None:
-        await self._periodic.stop()
-        if self._http is not None:
-            await self._http.aclose()
+        super().__init__(
+            "webhook-delivery",
+            self._settings.webhook_poll_seconds,
+            self.deliver_due,
+            timeout=self._settings.webhook_timeout_seconds,
+        )
 
     async def deliver_due(self) -> int:
         """One round over the due webhooks; returns the number of events delivered."""
@@ -127,15 +127,13 @@ class WebhookDelivery:
         return sum(delivered)
 
     async def _deliver(self, hook: DueWebhook) -> int:
-        if self._http is None:
-            raise RuntimeError("self._http is not set")
         store = MunicipalStore(self._runtime.pool)
         events = await store.events_after(hook.municipality_code, hook.delivered_seq, WEBHOOK_BATCH)
         for n, event in enumerate(events):
             headers = {"Content-Type": "application/json", "X-Event-Type": EVENT_TYPE, "X-Event-Seq": str(event.seq)}
             try:
                 response = await webhooks.post_signed(
-                    self._http,
+                    self.client,
                     hook.url,
                     hook.secret,
                     event.body.encode(),

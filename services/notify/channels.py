@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
@@ -25,6 +24,7 @@ import aiosmtplib
 import httpx
 
 from services.notify.config import NotifySettings
+from services.notify.domain import Notification
 
 
 class PermanentDeliveryError(Exception):
@@ -41,37 +41,25 @@ def channel_fault(exc: BaseException) -> bool:
     return isinstance(exc, ChannelUnavailable | OSError | httpx.TransportError)
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    notification_id: str
-    to: str
-    subject: str
-    body_text: str
-    language: str
-    body_html: str | None = None
-    # The referrer's webhook secret (webhook channel only).
-    secret: str | None = None
-    kind: str = ""  # the template, e.g. for a webhook's event type header
-
-
 class Channel(Protocol):
-    async def send(self, message: Outgoing) -> None: ...
+    async def send(self, message: Notification) -> None: ...
 
     async def close(self) -> None: ...
 
 
-def email_message(message: Outgoing, sender: str) -> EmailMessage:
+def email_message(message: Notification, sender: str) -> EmailMessage:
     """A multipart/alternative mail: the plain-text part first, the HTML part when there is one."""
-    if "@" not in message.to:
+    to = message.address or ""
+    if "@" not in to:
         raise PermanentDeliveryError("the recipient is not an e-mail address")  # not echoed: personal data
     domain = parseaddr(sender)[1].rpartition("@")[2] or "signal-to-support.local"
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = message.to
+    mail["To"] = to
     mail["Subject"] = message.subject
     mail["Date"] = format_datetime(datetime.now(UTC))
     # Stable per notification: a retry after a lost answer is recognisable as the same mail.
-    mail["Message-ID"] = f"<{message.notification_id}@{domain}>"
+    mail["Message-ID"] = f"<{message.id}@{domain}>"
     # Machine-sent: no out-of-office replies or auto-forwards back to us (RFC 3834).
     mail["Auto-Submitted"] = "auto-generated"
     mail["X-Auto-Response-Suppress"] = "All"
@@ -145,7 +133,7 @@ class SmtpChannel:
             raise
         return smtp
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Notification) -> None:
         mail = email_message(message, self.settings.sender)
         async with self._slots:
             try:
@@ -190,15 +178,15 @@ class MailboxChannel:
         self.directory = directory
         self.sender = sender
 
-    def _write(self, message: Outgoing) -> None:
+    def _write(self, message: Notification) -> None:
         mail = email_message(message, self.sender)
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / f"{message.notification_id}.eml"
+        target = self.directory / f"{message.id}.eml"
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(bytes(mail))
         os.replace(tmp, target)
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Notification) -> None:
         await asyncio.to_thread(self._write, message)
 
     async def close(self) -> None:

@@ -27,10 +27,10 @@ import secrets
 import sys
 import uuid
 
-from services.notify import repository
 from services.notify.api import MIGRATIONS
 from services.notify.config import NotifySettings
 from services.notify.domain import EMAIL, SMS, WEBHOOK
+from services.notify.repository import Contacts, Notifications
 from services.notify.templates import LANGUAGES
 from shared import auth, webhooks
 from shared.commandline import Invocation, Refused, Tool, email, instant, municipality
@@ -58,8 +58,7 @@ async def _register_partner(cmd: Command) -> int:
     if args.webhook_url and not secret:
         secret = secrets.token_urlsafe(32)
         print(f"webhook secret (give it to the partner, it is shown once): {secret}")
-    await repository.upsert_partner(
-        cmd.conn,
+    await Contacts(cmd.conn).upsert_partner(
         args.organisation_id,
         args.name,
         args.email,
@@ -73,17 +72,17 @@ async def _register_partner(cmd: Command) -> int:
 
 async def _set_consultant(cmd: Command) -> int:
     args = cmd.args
-    await repository.save_consultant(cmd.conn, args.municipality, args.email, args.name, "registered")
+    await Contacts(cmd.conn).save_consultant(args.municipality, args.email, args.name, "registered")
     print(f"caregiver consultant for {args.municipality}: {args.email}")
     return 0
 
 
 async def _list(cmd: Command) -> int:
     args = cmd.args
-    rows = await repository.list_notifications(cmd.conn, args.status, args.channel, args.since, args.limit)
+    rows = await Notifications(cmd.conn).listing(args.status, args.channel, args.since, args.limit)
     when = "failed_at" if args.status == "failed" else "next_attempt_at"
     cmd.show(
-        [dict(r) for r in rows],
+        rows,
         ("id", "channel", "recipient_role", "template", "attempts", when, "last_error"),
         empty=f"no {args.status} notifications",
         summary=f"{len(rows)} {args.status} notification(s)",
@@ -93,9 +92,9 @@ async def _list(cmd: Command) -> int:
 
 async def _resend(cmd: Command) -> int:
     args = cmd.args
-    rows = await repository.resend_failed(cmd.conn, args.id or [], args.failed_since, args.channel)
+    rows = await Notifications(cmd.conn).resend_failed(args.id or [], args.failed_since, args.channel)
     cmd.show(
-        [dict(r) for r in rows],
+        rows,
         ("id", "channel", "recipient_role", "template"),
         empty="nothing to resend (only failed, not erased notifications are resent)",
         summary=f"{len(rows)} notification(s) will be sent again" if rows else "",

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import asyncpg
-
-from services.notify import domain, repository
+from services.notify import domain
 from services.notify.context import NotifyContext
 from services.notify.follow_ups import ask_due
 from services.notify.notifications import store
 from services.notify.referrals import respond_by, scope_of
-from shared.service import Runtime
+from services.notify.repository import NotifyUnitOfWork
 from shared.worker import Periodic
 
 BATCH = 100
@@ -29,46 +27,39 @@ class DeadlineRound:
     follow_ups: int = 0
 
 
-async def remind(conn: asyncpg.Connection, ctx: NotifyContext) -> int:
+async def remind(uow: NotifyUnitOfWork, ctx: NotifyContext) -> int:
     now = ctx.clock.now()
-    due = await repository.claim_due_reminders(conn, now, BATCH)
+    due = await uow.referrals.claim_due_reminders(now, BATCH)
     for referral in due:
-        links = ctx.links.referral(referral["id"], now)
-        await store(
-            conn, ctx, scope_of(referral), domain.plan_reminder(referral, links, respond_by(ctx, referral["remind_at"]))
+        planned = domain.plan_reminder(
+            referral, ctx.links.referral(referral.id, now), respond_by(ctx, referral.remind_at)
         )
-        await repository.mark_deadline(conn, referral["id"], "reminded_at", now)
+        await store(uow, ctx, scope_of(referral), planned)
+        await uow.referrals.mark_deadline(referral.id, "reminded_at", now)
         ctx.metrics.reminders.inc()
     return len(due)
 
 
-async def escalate(conn: asyncpg.Connection, ctx: NotifyContext) -> int:
+async def escalate(uow: NotifyUnitOfWork, ctx: NotifyContext) -> int:
     now = ctx.clock.now()
-    due = await repository.claim_due_escalations(conn, now, BATCH)
+    due = await uow.referrals.claim_due_escalations(now, BATCH)
     for referral in due:
-        municipality = referral["signal"]["caregiver"]["municipality_code"]
-        consultant = await repository.consultant_email(conn, municipality)
-        await store(
-            conn,
-            ctx,
-            scope_of(referral),
-            domain.plan_escalation(referral, consultant, respond_by(ctx, referral["remind_at"])),
-        )
-        await repository.mark_deadline(conn, referral["id"], "escalated_at", now)
+        municipality = referral.signal.caregiver.municipality_code if referral.signal else ""
+        consultant = await uow.contacts.consultant_email(municipality)
+        planned = domain.plan_escalation(referral, consultant, respond_by(ctx, referral.remind_at))
+        await store(uow, ctx, scope_of(referral), planned)
+        await uow.referrals.mark_deadline(referral.id, "escalated_at", now)
         ctx.metrics.escalations.inc()
     return len(due)
 
 
-async def run_once(pool: asyncpg.Pool, ctx: NotifyContext) -> DeadlineRound:
+async def run_once(ctx: NotifyContext) -> DeadlineRound:
     done = DeadlineRound()
     for step, field in ((remind, "reminders"), (escalate, "escalations"), (ask_due, "follow_ups")):
-        async with pool.acquire() as conn, conn.transaction():
-            setattr(done, field, await step(conn, ctx))
+        async with ctx.begin() as uow:
+            setattr(done, field, await step(uow, ctx))
     return done
 
 
-def deadline_worker(ctx: NotifyContext):
-    def make(runtime: Runtime) -> Periodic:
-        return Periodic("deadlines", ctx.settings.deadline_poll_seconds, lambda: run_once(runtime.pool, ctx))
-
-    return make
+def deadline_worker(ctx: NotifyContext) -> Periodic:
+    return Periodic("deadlines", ctx.settings.deadline_poll_seconds, lambda: run_once(ctx))

@@ -29,22 +29,19 @@ import asyncio
 import contextlib
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import structlog
 
-from services.notify import repository
 from services.notify.breakers import Breakers, State
-from services.notify.channels import Channel, Outgoing, PermanentDeliveryError, channel_fault
+from services.notify.channels import Channel, PermanentDeliveryError, channel_fault
 from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
-from services.notify.domain import STATUS_VIEW
+from services.notify.domain import STATUS_VIEW, Notification
 from services.notify.notifications import report
 from services.notify.repository import DELIVERY_CHANNEL
 from shared.contracts import DeliveryStatus
 from shared.listener import Listener
 from shared.logging import describe_error, redact
-from shared.service import Runtime
 from shared.worker import Periodic
 
 log = structlog.get_logger(__name__)
@@ -58,8 +55,7 @@ _SHUTDOWN_MARGIN_SECONDS = 2.0
 
 
 class DeliveryWorker:
-    def __init__(self, runtime: Runtime, ctx: NotifyContext, channels: dict[str, Channel]) -> None:
-        self.runtime = runtime
+    def __init__(self, ctx: NotifyContext, channels: dict[str, Channel]) -> None:
         self.ctx = ctx
         self.channels = channels
         s = ctx.settings
@@ -82,7 +78,7 @@ class DeliveryWorker:
         )
         self.heartbeat = self._loop.heartbeat
         # A committed new or re-sent message wakes the loop (repository.DELIVERY_CHANNEL).
-        self._listener = Listener(lambda: runtime.pool, DELIVERY_CHANNEL, self._loop.wake)
+        self._listener = Listener(lambda: ctx.pool, DELIVERY_CHANNEL, self._loop.wake)
 
     @property
     def settings(self) -> NotifySettings:
@@ -127,12 +123,12 @@ class DeliveryWorker:
         self._full = (self._dispatch(await self.claim(free)) if free > 0 else 0) == free
         await self._observe_now_and_then()
 
-    def _dispatch(self, rows: list[Any]) -> int:
-        for row in rows:
-            task = asyncio.create_task(self.deliver(row), name=f"deliver-{row['id']}")
+    def _dispatch(self, messages: list[Notification]) -> int:
+        for message in messages:
+            task = asyncio.create_task(self.deliver(message), name=f"deliver-{message.id}")
             self._inflight.add(task)
             task.add_done_callback(self._finished)
-        return len(rows)
+        return len(messages)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.discard(task)
@@ -144,58 +140,51 @@ class DeliveryWorker:
 
     async def deliver_due(self) -> int:
         """One round, waited for: claim what is due (up to the concurrency), send and record it."""
-        rows = await self.claim(self.settings.delivery_concurrency)
-        await asyncio.gather(*(self.deliver(row) for row in rows))
-        return len(rows)
+        messages = await self.claim(self.settings.delivery_concurrency)
+        await asyncio.gather(*(self.deliver(message) for message in messages))
+        return len(messages)
 
     # --- claim, send, record ----------------------------------------------------------------
 
-    async def claim(self, limit: int) -> list[Any]:
-        """Claim due messages of closed breakers, plus one probe per half-open breaker."""
+    async def claim(self, limit: int) -> list[Notification]:
+        """Claim due messages of closed breakers, plus one probe per half-open breaker; each
+        claim is its own short transaction (the unit of work's)."""
         lease = self.settings.delivery_lease_seconds
-        async with self.runtime.pool.acquire() as conn:
-            rows = list(await repository.claim_due(conn, limit, lease, skip=self.breakers.blocked()))
-            for key in self.breakers.probes_wanted():
-                if len(rows) >= limit:
-                    break
-                probe = await repository.claim_due(conn, 1, lease, only=key)
-                if probe:
-                    self.breakers.probing(key)
-                    rows.extend(probe)
-        return rows
+        async with self.ctx.begin() as uow:
+            claimed = await uow.notifications.claim_due(limit, lease, skip=self.breakers.blocked())
+        for key in self.breakers.probes_wanted():
+            if len(claimed) >= limit:
+                break
+            async with self.ctx.begin() as uow:
+                probe = await uow.notifications.claim_due(1, lease, only=key)
+            if probe:
+                self.breakers.probing(key)
+                claimed.extend(probe)
+        return claimed
 
-    async def deliver(self, row: Any) -> None:
+    async def deliver(self, message: Notification) -> None:
         """Send one claimed message and record its outcome."""
-        if row["channel"] == STATUS_VIEW:  # the notification.sent event is the delivery
-            await self._record(row, None)
+        if message.channel == STATUS_VIEW:  # the notification.sent event is the delivery
+            await self._record(message, None)
             return
-        key = row["breaker_key"]
+        key = message.breaker_key
         counted = False
         try:
-            async with self.runtime.pool.acquire() as conn:
-                if not await repository.still_pending(conn, row["id"]):
-                    log.info("notification erased after its claim: not sent", notification_id=str(row["id"]))
-                    return
-            message = Outgoing(
-                notification_id=str(row["id"]),
-                to=row["address"],
-                subject=row["subject"],
-                body_text=row["body_text"],
-                body_html=row["body_html"],
-                language=row["language"],
-                secret=row["webhook_secret"],
-                kind=row["template"],
-            )
+            async with self.ctx.begin() as uow:
+                pending = await uow.notifications.still_pending(message.id)
+            if not pending:
+                log.info("notification erased after its claim: not sent", notification_id=str(message.id))
+                return
             error: Exception | None = None
             try:
                 # Bounded well inside the lease: a send never outlives it (which would duplicate it).
                 async with asyncio.timeout(self.settings.delivery_lease_seconds / 2):
-                    await self.channels[row["channel"]].send(message)
+                    await self.channels[message.channel].send(message)
             except Exception as exc:
                 error = exc
             self._count_for_breaker(key, error)
             counted = True
-            await self._record(row, error)
+            await self._record(message, error)
         finally:
             if not counted:  # cut off or skipped: if it was a probe, another may go
                 self.breakers.released(key)
@@ -216,7 +205,9 @@ class DeliveryWorker:
             self.breakers.succeeded(key)
         self.ctx.metrics.breaker_state.labels(key).set(int(self.breakers.state(key)))
 
-    def _outcome(self, row: Any, error: Exception | None) -> tuple[DeliveryStatus, str | None, float | None]:
+    def _outcome(
+        self, message: Notification, error: Exception | None
+    ) -> tuple[DeliveryStatus, str | None, float | None]:
         """(status, detail, retry in seconds) for a send's result."""
         if error is None:
             return DeliveryStatus.DELIVERED, None, None
@@ -224,45 +215,45 @@ class DeliveryWorker:
         if isinstance(error, PermanentDeliveryError):
             return DeliveryStatus.FAILED, detail, None
         s = self.settings
-        delay = min(s.delivery_max_backoff_seconds, s.delivery_backoff_seconds * 2 ** max(0, row["attempts"] - 1))
-        window_ends = row["retry_window_from"] + timedelta(hours=s.delivery_retry_window_hours)
+        delay = min(s.delivery_max_backoff_seconds, s.delivery_backoff_seconds * 2 ** max(0, message.attempts - 1))
+        window_ends = (message.retry_window_from or datetime.now(UTC)) + timedelta(hours=s.delivery_retry_window_hours)
         if datetime.now(UTC) + timedelta(seconds=delay) > window_ends:
-            return DeliveryStatus.FAILED, f"gave up after {row['attempts']} attempts: {detail}", None
+            return DeliveryStatus.FAILED, f"gave up after {message.attempts} attempts: {detail}", None
         return DeliveryStatus.PENDING, redact(repr(error)), delay
 
-    async def _record(self, row: Any, error: Exception | None) -> None:
+    async def _record(self, message: Notification, error: Exception | None) -> None:
         """Record the outcome in its own transaction. The database may be away for a moment:
         keep trying while the lease holds; after that the message is sent again anyway."""
-        status, detail, retry_in = self._outcome(row, error)
+        status, detail, retry_in = self._outcome(message, error)
         give_up_at = time.monotonic() + self.settings.delivery_lease_seconds / 2
         backoff = 0.2
         while True:
             try:
-                async with self.runtime.pool.acquire() as conn, conn.transaction():
-                    recorded = await repository.record_outcome(
-                        conn, row["id"], row["attempts"], status, detail, retry_in
+                async with self.ctx.begin() as uow:
+                    recorded = await uow.notifications.record_outcome(
+                        message.id, message.attempts, status, detail, retry_in
                     )
                     if recorded and status is not DeliveryStatus.PENDING:
-                        await report(conn, self.ctx, dict(row), status, detail)
+                        await report(uow, self.ctx, message, status, detail)
                 break
             except Exception as exc:
                 if time.monotonic() + backoff > give_up_at:
                     log.error(
                         "outcome not recorded; the message is sent again once its lease ran out",
-                        notification_id=str(row["id"]),
+                        notification_id=str(message.id),
                         outcome=status,
                         error=describe_error(exc),
                     )
                     return
                 await asyncio.sleep(backoff)
                 backoff = min(5.0, backoff * 2)
-        ids = {"notification_id": str(row["id"]), "channel": row["channel"], "attempt": row["attempts"]}
+        ids = {"notification_id": str(message.id), "channel": message.channel, "attempt": message.attempts}
         if not recorded:
             log.info("outcome not recorded: the notification was erased or finished meanwhile", outcome=status, **ids)
         elif status is DeliveryStatus.FAILED:
             log.error("notification failed", error=detail, **ids)
         elif status is DeliveryStatus.PENDING:
-            self.ctx.metrics.deliveries.labels(row["channel"], "retry").inc()
+            self.ctx.metrics.deliveries.labels(message.channel, "retry").inc()
             log.warning("notification will be retried", retry_in=retry_in, error=detail, **ids)
 
     async def _observe_now_and_then(self) -> None:
@@ -271,8 +262,8 @@ class DeliveryWorker:
 
     async def observe(self) -> None:
         """Refresh the gauges: the oldest pending message's age and the breakers' states."""
-        async with self.runtime.pool.acquire() as conn:
-            self.ctx.metrics.oldest_pending.set(await repository.oldest_pending_age(conn))
+        async with self.ctx.begin() as uow:
+            self.ctx.metrics.oldest_pending.set(await uow.notifications.oldest_pending_age())
         for key, state in self.breakers.states().items():
             self.ctx.metrics.breaker_state.labels(key).set(int(state))
         self._observed_at = time.monotonic()

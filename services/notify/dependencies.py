@@ -1,25 +1,19 @@
 """What notify's routes get from the running service: its typed context (settings, metrics,
-clock, signed links) and a unit of work on its pool."""
+clock, signed links, ``begin`` for a unit of work), kept on ``app.state.context`` by
+``api.create_app``. Routes get it with ``Depends``; nothing else reads ``app.state``."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from services.notify.context import NotifyContext
-from services.notify.service import NotifyUnitOfWork
+from shared.context import app_context
 
 
 def context_of(request: Request) -> NotifyContext:
-    context: NotifyContext = request.app.state.notify
-    return context
+    return app_context(request, NotifyContext)
 
 
 Context = Annotated[NotifyContext, Depends(context_of)]
-
-
-def begin(request: Request) -> AbstractAsyncContextManager[NotifyUnitOfWork]:
-    """A unit of work of its own for the route, committed when the block ends."""
-    return NotifyUnitOfWork.begin(request.app.state.runtime.pool)

@@ -21,6 +21,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -59,6 +60,100 @@ class ReferralRef:
     id: UUID
     links: Mapping[str, str]
     respond_by: str  # the local date of the reminder deadline
+
+
+@dataclass(frozen=True)
+class Referral:
+    """A provider referral as notify keeps it: the proposal it came from, its status and its
+    deadlines. ``signal`` and ``result`` are gone (None) once the caregiver was erased."""
+
+    id: UUID
+    case_id: UUID
+    signal_id: UUID
+    organisation_id: UUID
+    correlation_id: str
+    subject_key: str
+    service_id: str
+    service_name: str
+    organization_name: str
+    contact_email: str | None
+    consultant: bool
+    reservation_id: UUID | None
+    status: ReferralStatus
+    reason_code: str | None
+    note: str | None
+    signal: SignalReceived | None
+    result: ScreeningResult | None
+    remind_at: datetime | None
+    escalate_at: datetime | None
+    reminded_at: datetime | None
+    escalated_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def answered_by(self) -> str:
+        """Who answers it: the caregiver consultant for a consultant's referral, else the provider."""
+        return "consultant" if self.consultant else "provider"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One status a referral was given, by whom and when."""
+
+    status: ReferralStatus
+    reason_code: str | None
+    note: str | None
+    updated_by: str
+    at: datetime
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """The POM question to the caregiver whether the support arrived, one per case."""
+
+    id: UUID
+    case_id: UUID
+    signal_id: UUID
+    correlation_id: str
+    subject_key: str
+    signal: SignalReceived | None
+    status: str  # scheduled | asked | answered | cancelled
+    due_at: datetime
+    asked_at: datetime | None
+    answered_at: datetime | None
+    support_arrived: bool | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message as stored, rendered once when it was planned, and as the delivery worker
+    hands it to its channel (``address`` is where it goes). ``attempts``, ``retry_window_from``, ``breaker_key`` and the
+    referrer's ``webhook_secret`` come with a claim for delivery."""
+
+    id: UUID
+    signal_id: UUID
+    case_id: UUID
+    correlation_id: str
+    subject_key: str
+    recipient_role: RecipientRole
+    channel: str
+    address: str | None
+    template: str
+    language: str
+    subject: str
+    body_text: str
+    body_html: str | None = None
+    dedupe_key: str = ""
+    organisation_id: UUID | None = None  # the referrer whose webhook secret signs it
+    referral_id: UUID | None = None
+    status: str = "pending"
+    last_error: str | None = None  # or why it was suppressed
+    attempts: int = 0
+    retry_window_from: datetime | None = None
+    breaker_key: str = ""
+    webhook_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +239,8 @@ _SERVICE_FIELDS = (
 )
 
 
-def _service(match: ProposedMatch | Mapping[str, Any]) -> dict[str, Any]:
-    data = match.model_dump(mode="json") if isinstance(match, ProposedMatch) else dict(match)
+def _service(match: ProposedMatch | Referral) -> dict[str, Any]:
+    data = match.model_dump(mode="json") if isinstance(match, ProposedMatch) else vars(match)
     return {k: data.get(k) for k in _SERVICE_FIELDS}
 
 
@@ -201,30 +296,19 @@ def plan_proposals(
     }
     planned: list[Planned] = []
 
-    channel, address, reason = caregiver_route(signal, channels)
-    language = signal.caregiver.preferred_language.value
     # One overview per case: a second organisation's signal about the same caregiver changes
     # the proposals a little, and a second, slightly different overview would only confuse.
     # A re-match after a decline is news for the caregiver, so it gets its own message.
-    planned.append(
-        Planned(
-            R.CAREGIVER,
-            channel,
-            address,
-            "caregiver_proposals",
-            language,
-            dedupe_key(
-                event.case_id, R.CAREGIVER, None, "caregiver_proposals", f"rematch:{proposal_set}" if rematch else ""
-            ),
-            base
-            | {
-                "caregiver_name": signal.caregiver.name or "",
-                "status_url": signal.status_url,
-                "social_map_url": social_map_url,
-            },
-            reason,
-        )
+    overview = _to_caregiver(
+        signal,
+        channels,
+        "caregiver_proposals",
+        event.case_id,
+        f"rematch:{proposal_set}" if rematch else "",
+        base | {"status_url": signal.status_url, "social_map_url": social_map_url},
     )
+    planned.append(overview)
+    reason = overview.suppressed_reason
 
     r_channel, r_address, r_language = referrer_route(referrer, signal.organisation_name)
     planned.append(
@@ -295,28 +379,24 @@ def plan_proposals(
     return planned
 
 
-def plan_referral_update(
-    referral: Mapping[str, Any],
-    signal: SignalReceived | None,
-    referrer: Referrer | None,
-) -> Planned:
+def plan_referral_update(referral: Referral, referrer: Referrer | None) -> Planned:
     """The referrer hears about every status a provider (or the system) gives its referral."""
+    signal = referral.signal
     name = signal.organisation_name if signal else (referrer.name if referrer else "")
     channel, address, language = referrer_route(referrer, name)
-    status = ReferralStatus(referral["status"])
     context = (
-        referrer_context(signal, referral["signal_id"])
+        referrer_context(signal, referral.signal_id)
         if signal
         else {
             "organisation": name,
-            "signal_id": str(referral["signal_id"]),
+            "signal_id": str(referral.signal_id),
             "source_reference": None,
         }
     ) | {
-        "referral_id": str(referral["id"]),
+        "referral_id": str(referral.id),
         "service": _service(referral),
-        "status": status.value,
-        "reason_code": referral["reason_code"],
+        "status": referral.status.value,
+        "reason_code": referral.reason_code,
     }
     return Planned(
         R.REFERRER,
@@ -324,80 +404,71 @@ def plan_referral_update(
         address,
         "referrer_referral_status",
         language,
-        dedupe_key(referral["id"], R.REFERRER, address, "referrer_referral_status", status.value),
+        dedupe_key(referral.id, R.REFERRER, address, "referrer_referral_status", referral.status.value),
         context,
-        referral_id=referral["id"],
+        referral_id=referral.id,
     )
 
 
-def referral_context(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> dict[str, Any]:
-    signal = SignalReceived.model_validate(referral["signal"])
-    result = ScreeningResult.model_validate(referral["result"]) if referral["result"] else None
-    return referrer_context(signal, referral["signal_id"]) | {
-        "referral_id": str(referral["id"]),
+def _signal_of(referral: Referral) -> SignalReceived:
+    """The signal of a referral still waiting for its provider (an erasure cancels those)."""
+    if referral.signal is None:
+        raise ValueError(f"referral {referral.id} was erased")
+    return referral.signal
+
+
+def referral_context(referral: Referral, links: Mapping[str, str], respond_by: str) -> dict[str, Any]:
+    signal = _signal_of(referral)
+    return referrer_context(signal, referral.signal_id) | {
+        "referral_id": str(referral.id),
         "service": _service(referral),
         "respond_by": respond_by,
-        "caregiver": caregiver_details(signal, result, signal.consent.share_with_providers),
+        "caregiver": caregiver_details(signal, referral.result, signal.consent.share_with_providers),
         **links,
     }
 
 
-def plan_reminder(referral: Mapping[str, Any], links: Mapping[str, str], respond_by: str) -> Planned:
-    role = R.CONSULTANT if referral["consultant"] else R.PROVIDER
-    address = referral["contact_email"]
+def plan_reminder(referral: Referral, links: Mapping[str, str], respond_by: str) -> Planned:
+    role = R.CONSULTANT if referral.consultant else R.PROVIDER
+    address = referral.contact_email
     return Planned(
         role,
         EMAIL if address else NONE,
         address,
         "provider_reminder",
         "nl",
-        dedupe_key(referral["id"], role, address, "provider_reminder"),
+        dedupe_key(referral.id, role, address, "provider_reminder"),
         referral_context(referral, links, respond_by),
         None if address else "no e-mail address on the social map",
-        referral_id=referral["id"],
+        referral_id=referral.id,
     )
 
 
-def plan_escalation(referral: Mapping[str, Any], consultant_email: str | None, respond_by: str) -> Planned:
+def plan_escalation(referral: Referral, consultant_email: str | None, respond_by: str) -> Planned:
     """The provider did not answer in time: the area's caregiver consultant steps in."""
-    signal = SignalReceived.model_validate(referral["signal"])
+    municipality = _signal_of(referral).caregiver.municipality_code
     return Planned(
         R.CONSULTANT,
         EMAIL if consultant_email else NONE,
         consultant_email,
         "consultant_escalation",
         "nl",
-        dedupe_key(referral["id"], R.CONSULTANT, consultant_email, "consultant_escalation"),
+        dedupe_key(referral.id, R.CONSULTANT, consultant_email, "consultant_escalation"),
         referral_context(referral, {}, respond_by),
-        None if consultant_email else f"no caregiver consultant known for {signal.caregiver.municipality_code}",
-        referral_id=referral["id"],
+        None if consultant_email else f"no caregiver consultant known for {municipality}",
+        referral_id=referral.id,
     )
 
 
 def plan_follow_up(
-    follow_up: Mapping[str, Any],
-    channels: frozenset[str],
-    links: Mapping[str, str],
-    services: Sequence[Mapping[str, Any]],
+    follow_up: FollowUp, channels: frozenset[str], links: Mapping[str, str], services: Sequence[Referral]
 ) -> Planned:
     """POM: ask the caregiver whether the support arrived, the way they want to be asked."""
-    signal = SignalReceived.model_validate(follow_up["signal"])
-    channel, address, reason = caregiver_route(signal, channels)
-    return Planned(
-        R.CAREGIVER,
-        channel,
-        address,
-        "caregiver_followup",
-        signal.caregiver.preferred_language.value,
-        dedupe_key(follow_up["case_id"], R.CAREGIVER, None, "caregiver_followup"),
-        {
-            "caregiver_name": signal.caregiver.name or "",
-            "services": [_service(s) for s in services],
-            "status_url": signal.status_url,
-            **links,
-        },
-        reason,
-    )
+    if follow_up.signal is None:  # an erasure cancels the follow-ups it blanks
+        raise ValueError(f"follow-up {follow_up.id} was erased")
+    signal = follow_up.signal
+    context = {"services": [_service(s) for s in services], "status_url": signal.status_url, **links}
+    return _to_caregiver(signal, channels, "caregiver_followup", follow_up.case_id, "", context)
 
 
 def plan_confirmation(request: SelfReferralConfirmationRequested) -> Planned:
@@ -484,14 +555,28 @@ def plan_closed(
 ) -> Planned:
     """The caregiver hears the case was closed (with consent); after a death, a short message
     of condolence instead of any further question about the care."""
+    context = {"deceased": reason == "deceased", "reason_text": reason_text}
+    return _to_caregiver(signal, channels, "caregiver_closed", case_id, reason, context)
+
+
+def _to_caregiver(
+    signal: SignalReceived,
+    channels: frozenset[str],
+    template: str,
+    case_id: UUID,
+    variant: str,
+    context: dict[str, Any],
+) -> Planned:
+    """A message to the caregiver about their case, the way they want to be reached (or
+    suppressed, saying why), in their language."""
     channel, address, suppressed = caregiver_route(signal, channels)
     return Planned(
         R.CAREGIVER,
         channel,
         address,
-        "caregiver_closed",
+        template,
         signal.caregiver.preferred_language.value,
-        dedupe_key(case_id, R.CAREGIVER, address, "caregiver_closed", reason),
-        {"caregiver_name": signal.caregiver.name or "", "deceased": reason == "deceased", "reason_text": reason_text},
+        dedupe_key(case_id, R.CAREGIVER, None, template, variant),
+        {"caregiver_name": signal.caregiver.name or ""} | context,
         suppressed,
     )

@@ -1,66 +1,40 @@
 """Consumers: each event to its use case in ``service`` (proposals become referrals and
-messages; an erasure blanks the caregiver), in the transaction of its inbox row."""
+messages; an erasure blanks the caregiver), in a unit of work on the consumer's connection,
+inside the transaction that holds the event's inbox row."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import asyncpg
 
 from services.notify import service
 from services.notify.context import NotifyContext
-from services.notify.service import NotifyUnitOfWork
-from shared.contracts import (
-    CaregiverErased,
-    CaseClosed,
-    CaseHandedOff,
-    Envelope,
-    EventType,
-    MatchesProposed,
-    SelfReferralConfirmationRequested,
-    Topics,
-)
-from shared.service import Runtime
+from services.notify.repository import NotifyUnitOfWork
+from shared.consumer import EventConsumer
+from shared.contracts import Envelope, EventType, Topics
+
+UseCase = Callable[[NotifyUnitOfWork, NotifyContext, Envelope[Any]], Awaitable[None]]
+
+# Each event notify consumes, by topic, and the use case it goes to.
+USE_CASES: dict[str, dict[str, UseCase]] = {
+    Topics.MATCHING: {EventType.MATCHES_PROPOSED: service.propose},
+    Topics.SIGNALS: {
+        EventType.CAREGIVER_ERASED: service.forget_caregiver,
+        EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: service.ask_confirmation,
+    },
+    Topics.CASEWORK: {EventType.CASE_HANDED_OFF: service.hand_off, EventType.CASE_CLOSED: service.case_closed},
+}
 
 
-class _Handlers:
-    """Each event's use case, in the consumer's transaction."""
+def register_handlers(consumer: EventConsumer, ctx: NotifyContext) -> None:
+    def handler(use_case: UseCase) -> Callable[[asyncpg.Connection, Envelope[Any]], Awaitable[None]]:
+        async def handle(conn: asyncpg.Connection, event: Envelope[Any]) -> None:
+            await use_case(NotifyUnitOfWork(conn), ctx, event)
 
-    def __init__(self, ctx: NotifyContext) -> None:
-        self.ctx = ctx
+        return handle
 
-    async def on_matches(self, conn: asyncpg.Connection, event: Envelope[MatchesProposed]) -> None:
-        await service.propose(NotifyUnitOfWork(conn), self.ctx, event)
-
-    async def on_erased(self, conn: asyncpg.Connection, event: Envelope[CaregiverErased]) -> None:
-        await service.forget_caregiver(NotifyUnitOfWork(conn), self.ctx, event.payload)
-
-    async def on_confirmation_requested(
-        self,
-        conn: asyncpg.Connection,
-        event: Envelope[SelfReferralConfirmationRequested],
-    ) -> None:
-        await service.ask_confirmation(NotifyUnitOfWork(conn), self.ctx, event)
-
-    async def on_handed_off(self, conn: asyncpg.Connection, event: Envelope[CaseHandedOff]) -> None:
-        await service.hand_off(NotifyUnitOfWork(conn), self.ctx, event)
-
-    async def on_closed(self, conn: asyncpg.Connection, event: Envelope[CaseClosed]) -> None:
-        await service.case_closed(NotifyUnitOfWork(conn), self.ctx, event)
-
-
-def register_handlers(runtime: Runtime, ctx: NotifyContext) -> None:
-    h = _Handlers(ctx)
-    on_matches, on_erased, on_confirmation_requested = h.on_matches, h.on_erased, h.on_confirmation_requested
-    on_handed_off, on_closed = h.on_handed_off, h.on_closed
-    runtime.consumer.subscribe(
-        {
-            Topics.MATCHING: {EventType.MATCHES_PROPOSED: on_matches},
-            Topics.SIGNALS: {
-                EventType.CAREGIVER_ERASED: on_erased,
-                EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED: on_confirmation_requested,
-            },
-            Topics.CASEWORK: {
-                EventType.CASE_HANDED_OFF: on_handed_off,
-                EventType.CASE_CLOSED: on_closed,
-            },
-        }
+    consumer.subscribe(
+        {topic: {kind: handler(use) for kind, use in kinds.items()} for topic, kinds in USE_CASES.items()}
     )

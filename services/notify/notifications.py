@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
-
-from services.notify import domain, repository
+from services.notify import domain
 from services.notify.context import NotifyContext
+from services.notify.domain import Notification
+from services.notify.repository import NotifyUnitOfWork
 from services.notify.sms import address_digest
 from services.notify.templates import render
 from shared.contracts import (
@@ -40,24 +39,17 @@ class Scope:
 
 
 async def report(
-    conn: asyncpg.Connection,
+    uow: NotifyUnitOfWork,
     ctx: NotifyContext,
-    row: dict[str, Any],
+    message: Notification,
     status: DeliveryStatus,
     detail: str | None,
 ) -> None:
     """Emit notification.sent for a message whose outcome is now known."""
-    payload = NotificationSent(
-        signal_id=row["signal_id"],
-        case_id=row["case_id"],
-        notification_id=row["id"],
-        recipient_role=row["recipient_role"],
-        channel=row["channel"],
-        template=row["template"],
-        status=status,
-        sent_at=ctx.clock.now(),
-        detail=detail,
-    )
+    conn = uow.conn
+    # By field name: the event takes the message's ids, recipient, channel and template.
+    outcome = {"notification_id": message.id, "status": status, "sent_at": ctx.clock.now(), "detail": detail}
+    payload = NotificationSent(**vars(message) | outcome)
     await add_event(
         conn,
         Topics.NOTIFY,
@@ -65,11 +57,11 @@ async def report(
             EventType.NOTIFICATION_SENT,
             payload,
             producer=ctx.producer,
-            subject=row["subject_key"],
-            correlation_id=row["correlation_id"],
+            subject=message.subject_key,
+            correlation_id=message.correlation_id,
         ),
     )
-    ctx.metrics.deliveries.labels(row["channel"], status).inc()
+    ctx.metrics.deliveries.labels(message.channel, status).inc()
 
 
 def _content(notification_id: UUID, planned: domain.Planned, occurred_at: str) -> tuple[str, str, str | None]:
@@ -83,51 +75,42 @@ def _content(notification_id: UUID, planned: domain.Planned, occurred_at: str) -
     return rendered.subject, rendered.text, rendered.html
 
 
-async def store(conn: asyncpg.Connection, ctx: NotifyContext, scope: Scope, planned: domain.Planned) -> bool:
+async def store(uow: NotifyUnitOfWork, ctx: NotifyContext, scope: Scope, planned: domain.Planned) -> bool:
     """Store one planned message unless its dedupe key was seen; True when it is new."""
     notification_id = uuid4()
     if (
         planned.recipient_role == RecipientRole.CAREGIVER
         and planned.address
         and not planned.suppressed_reason
-        and await repository.is_do_not_contact(conn, address_digest(planned.address))
+        and await uow.notifications.is_do_not_contact(address_digest(planned.address))
     ):
         planned = replace(planned, suppressed_reason="the caregiver replied STOP")
     if planned.suppressed_reason:
         subject, text, html = "", "", None
     else:
         subject, text, html = _content(notification_id, planned, ctx.clock.now().isoformat())
-    row = {
-        "id": notification_id,
-        "dedupe_key": planned.dedupe_key,
-        "signal_id": scope.signal_id,
-        "case_id": scope.case_id,
-        "correlation_id": scope.correlation_id,
-        "subject_key": scope.subject_key,
-        "organisation_id": scope.organisation_id,
-        "referral_id": planned.referral_id,
-        "recipient_role": planned.recipient_role,
-        "channel": planned.channel,
-        "address": None if planned.suppressed_reason else planned.address,
-        "template": planned.template,
-        "language": planned.language,
-        "subject": subject,
-        "body_text": text,
-        "body_html": html,
-        "status": DeliveryStatus.SUPPRESSED if planned.suppressed_reason else DeliveryStatus.PENDING,
-        "last_error": planned.suppressed_reason,
-    }
-    created = await repository.insert_notification(conn, **row)
+    message = Notification(
+        id=notification_id,
+        **vars(scope),
+        referral_id=planned.referral_id,
+        recipient_role=planned.recipient_role,
+        channel=planned.channel,
+        address=None if planned.suppressed_reason else planned.address,
+        template=planned.template,
+        language=planned.language,
+        dedupe_key=planned.dedupe_key,
+        subject=subject,
+        body_text=text,
+        body_html=html,
+        status=DeliveryStatus.SUPPRESSED if planned.suppressed_reason else DeliveryStatus.PENDING,
+        last_error=planned.suppressed_reason,
+    )
+    created = await uow.notifications.add(message)
     if created and planned.suppressed_reason:
-        await report(conn, ctx, row, DeliveryStatus.SUPPRESSED, planned.suppressed_reason)
+        await report(uow, ctx, message, DeliveryStatus.SUPPRESSED, planned.suppressed_reason)
     return created
 
 
-async def store_all(
-    conn: asyncpg.Connection,
-    ctx: NotifyContext,
-    scope: Scope,
-    planned: list[domain.Planned],
-) -> None:
+async def store_all(uow: NotifyUnitOfWork, ctx: NotifyContext, scope: Scope, planned: list[domain.Planned]) -> None:
     for message in planned:
-        await store(conn, ctx, scope, message)
+        await store(uow, ctx, scope, message)

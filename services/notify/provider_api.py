@@ -9,17 +9,20 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.notify import lifecycle, referrals, repository
-from services.notify.dependencies import begin
+from services.notify import lifecycle, referrals
+from services.notify.context import NotifyContext
+from services.notify.dependencies import Context
+from services.notify.domain import Referral
+from services.notify.repository import NotifyUnitOfWork
 from shared import access_log
 from shared.access_log import Action, Actor
 from shared.auth import Credential, Scope, bearer_credential
 from shared.contracts import ReferralStatus, RejectionReason
-from shared.openapi import error_responses
+from shared.openapi import credential_errors, error_responses
 
 
 class StatusUpdate(BaseModel):
@@ -76,41 +79,43 @@ ProviderActor = Annotated[Actor, Depends(provider_actor)]
 router = APIRouter(
     prefix="/v1/referrals",
     tags=["referrals"],
-    responses=error_responses(
-        {
-            401: "Missing, invalid, revoked or expired provider key",
-            403: "The key lacks the 'provider' scope, or the referral is another service's",
-            429: "The key's rate limit is reached: retry after Retry-After seconds",
-        }
+    responses=credential_errors(
+        "provider key",
+        "The key lacks the 'provider' scope, or the referral is another service's",
+        "The key's rate limit is",
     ),
 )
 
 
-async def _own(conn: Any, request: Request, referral_id: UUID, actor: Actor, action: Action) -> Any:
+async def _own(uow: NotifyUnitOfWork, ctx: NotifyContext, referral_id: UUID, actor: Actor, action: Action) -> Referral:
     """The referral, if it is the actor's service's; a refusal is logged on its own
     connection, so a transaction that rolls back does not take the line with it."""
-    referral = await repository.referral(conn, referral_id)
-    refusal = "not_found" if referral is None else "forbidden" if referral["service_id"] != actor.organisation else None
+    referral = await uow.referrals.get(referral_id)
+    refusal = "not_found" if referral is None else "forbidden" if referral.service_id != actor.organisation else None
     if refusal:
-        await access_log.record(request.app.state.runtime.pool, actor, action, "referral", referral_id, outcome=refusal)
-        if referral is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral")
+        await access_log.record(ctx.pool, actor, action, "referral", referral_id, outcome=refusal)
+    if referral is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such referral")
+    if refusal:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "this referral is for another service")
     return referral
 
 
+async def _view(uow: NotifyUnitOfWork, referral: Referral) -> dict[str, Any]:
+    return referrals.view(referral, await uow.referrals.history(referral.id))
+
+
 @router.get("", response_model=list[ReferralView], summary="Your service's referrals, newest first")
 async def list_referrals(
-    request: Request,
+    ctx: Context,
     service_id: Provider,
     actor: ProviderActor,
     status_filter: Annotated[ReferralStatus | None, Query(alias="status")] = None,
 ) -> list[dict[str, Any]]:
-    async with begin(request) as uow:
-        conn = uow.conn
-        rows = await repository.referrals_for_service(conn, service_id, status_filter.value if status_filter else None)
-        await access_log.record(conn, actor, Action.READ, "referral", [row["id"] for row in rows])
-        return [referrals.view(row, await repository.history(conn, row["id"])) for row in rows]
+    async with ctx.begin() as uow:
+        found = await uow.referrals.for_service(service_id, status_filter)
+        await uow.log_access(actor, Action.READ, "referral", [referral.id for referral in found])
+        return [await _view(uow, referral) for referral in found]
 
 
 @router.get(
@@ -119,12 +124,11 @@ async def list_referrals(
     summary="One referral with its history",
     responses=error_responses({404: "No such referral"}),
 )
-async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
-    async with begin(request) as uow:
-        conn = uow.conn
-        referral = await _own(conn, request, referral_id, actor, Action.READ)
-        await access_log.record(conn, actor, Action.READ, "referral", referral_id)
-        return referrals.view(referral, await repository.history(conn, referral_id))
+async def get_referral(ctx: Context, referral_id: UUID, actor: ProviderActor) -> dict[str, Any]:
+    async with ctx.begin() as uow:
+        referral = await _own(uow, ctx, referral_id, actor, Action.READ)
+        await uow.log_access(actor, Action.READ, "referral", referral_id)
+        return await _view(uow, referral)
 
 
 @router.post(
@@ -133,17 +137,12 @@ async def get_referral(request: Request, referral_id: UUID, actor: ProviderActor
     summary="Answer a referral: accept, reject (with a reason), and report progress",
     responses=error_responses({404: "No such referral", 409: "The referral cannot go from its status to this one"}),
 )
-async def update_status(
-    request: Request, referral_id: UUID, update: StatusUpdate, actor: ProviderActor
-) -> dict[str, Any]:
-    ctx = request.app.state.notify
-    async with begin(request) as uow:
-        conn = uow.conn
-        current = await _own(conn, request, referral_id, actor, Action.UPDATE)
-        by = "consultant" if current["consultant"] else "provider"
+async def update_status(ctx: Context, referral_id: UUID, update: StatusUpdate, actor: ProviderActor) -> dict[str, Any]:
+    async with ctx.begin() as uow:
+        current = await _own(uow, ctx, referral_id, actor, Action.UPDATE)
         try:
             referral, _ = await referrals.change_status(
-                conn, ctx, referral_id, update.status, update.reason_code, update.note, by
+                uow, ctx, referral_id, update.status, update.reason_code, update.note, current.answered_by
             )
         except lifecycle.InvalidUpdate as exc:
             raise RequestValidationError(
@@ -151,5 +150,5 @@ async def update_status(
             ) from exc
         except lifecycle.IllegalTransition as exc:
             raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-        await access_log.record(conn, actor, Action.UPDATE, "referral", referral_id)
-        return referrals.view(referral, await repository.history(conn, referral_id))
+        await uow.log_access(actor, Action.UPDATE, "referral", referral_id)
+        return await _view(uow, referral)

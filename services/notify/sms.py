@@ -19,12 +19,13 @@ import re
 from typing import Annotated, Protocol
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from services.notify import repository
-from services.notify.channels import Outgoing, PermanentDeliveryError, check_http_answer
+from services.notify.channels import PermanentDeliveryError, check_http_answer
+from services.notify.dependencies import Context
+from services.notify.domain import Notification
 from shared.openapi import error_responses
 
 _PHONE = re.compile(r"^\+?[0-9]{8,15}$")
@@ -80,11 +81,11 @@ class SmsChannel:
     def __init__(self, gateway: SmsGateway) -> None:
         self.gateway = gateway
 
-    async def send(self, message: Outgoing) -> None:
-        number = re.sub(r"[\s\-().]", "", message.to)
+    async def send(self, message: Notification) -> None:
+        number = re.sub(r"[\s\-().]", "", message.address or "")
         if not _PHONE.match(number):
-            raise PermanentDeliveryError(f"not a phone number: {message.to!r}")
-        await self.gateway.send(number, message.body_text, message.notification_id)
+            raise PermanentDeliveryError(f"not a phone number: {message.address!r}")
+        await self.gateway.send(number, message.body_text, str(message.id))
 
     async def close(self) -> None:
         await self.gateway.close()
@@ -101,8 +102,8 @@ inbound_router = APIRouter(prefix="/v1/sms", tags=["sms"])
 _bearer = HTTPBearer(auto_error=False, description="The SMS gateway's token (NOTIFY_SMS_TOKEN)")
 
 
-def _gateway(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
-    token = request.app.state.notify.settings.sms_token
+def _gateway(ctx: Context, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> None:
+    token = ctx.settings.sms_token
     if token is None or not token.get_secret_value():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "inbound SMS is closed: set NOTIFY_SMS_TOKEN")
     if not hmac.compare_digest(
@@ -124,9 +125,9 @@ def _gateway(request: Request, credentials: Annotated[HTTPAuthorizationCredentia
         }
     ),
 )
-async def inbound(message: InboundSms, request: Request) -> dict[str, bool]:
+async def inbound(message: InboundSms, ctx: Context) -> dict[str, bool]:
     if not is_stop(message.text):
         return {"stopped": False}
-    async with request.app.state.runtime.pool.acquire() as conn:
-        await repository.add_do_not_contact(conn, address_digest(message.sender), "sms")
+    async with ctx.begin() as uow:
+        await uow.notifications.add_do_not_contact(address_digest(message.sender), "sms")
     return {"stopped": True}

@@ -12,7 +12,8 @@ from collections.abc import Collection
 
 import httpx
 
-from services.notify.channels import Outgoing, PermanentDeliveryError, check_http_answer
+from services.notify.channels import PermanentDeliveryError, check_http_answer
+from services.notify.domain import Notification
 from shared import webhooks
 
 
@@ -31,20 +32,20 @@ class WebhookChannel:
             self._client = httpx.AsyncClient(timeout=self.timeout, follow_redirects=False)
         return self._client
 
-    async def send(self, message: Outgoing) -> None:
-        if not message.secret:
+    async def send(self, message: Notification) -> None:
+        if not message.webhook_secret:
             raise PermanentDeliveryError("the partner has no webhook secret")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": self.user_agent,
-            "X-Delivery-Id": message.notification_id,
-            "X-Event-Type": message.kind,
+            "X-Delivery-Id": str(message.id),
+            "X-Event-Type": message.template,
         }
         try:
             response = await webhooks.post_signed(
                 self._http(),
-                message.to,
-                message.secret,
+                message.address or "",
+                message.webhook_secret,
                 message.body_text.encode(),
                 headers,
                 allow_http_hosts=self.allow_http_hosts,

@@ -26,8 +26,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from deploy.mailbox import Mailbox, Maildrop
 from deploy.stack import free_port
-from services.notify import repository
 from services.notify.api import delivery_channels
+from services.notify.repository import Contacts
 from shared.contracts import EventType
 from shared.webhooks import verify as verify_webhook
 from tests.integration.test_notify_closed_loop import Notify, notify  # noqa: F401 (fixture)
@@ -70,8 +70,8 @@ async def test_mail_reaches_a_real_smtp_server_with_headers_language_and_a_plain
     use_smtp(notify, mailbox.smtp.port)
     event = proposed(matches=[match("a")], caregiver={"preferred_language": "en"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(
-            conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
+        await Contacts(conn).upsert_partner(
+            event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
         )
     await notify.on_matches(event)
     assert await notify.worker().deliver_due() == 3
@@ -115,8 +115,8 @@ async def test_do_not_contact_sends_the_caregiver_nothing_but_the_referrer_mail(
     use_smtp(notify, mailbox.smtp.port)
     event = proposed(matches=[match("a")], caregiver={"contact_preference": "do_not_contact"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(
-            conn, event.signal.organisation_id, "GP", "gp@delinde.example.nl", None, None, "nl"
+        await Contacts(conn).upsert_partner(
+            event.signal.organisation_id, "GP", "gp@delinde.example.nl", None, None, "nl"
         )
     await notify.on_matches(event)
     await notify.worker().deliver_due()
@@ -338,8 +338,8 @@ def receiver() -> Iterator[Receiver]:
 async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiver: Receiver) -> None:
     event = proposed(matches=[match("a")], caregiver={"contact_preference": "do_not_contact"})
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(
-            conn, event.signal.organisation_id, "GP", None, receiver.url, "partner-secret", "en"
+        await Contacts(conn).upsert_partner(
+            event.signal.organisation_id, "GP", None, receiver.url, "partner-secret", "en"
         )
     receiver.answers = [503]
     await notify.on_matches(event)
@@ -370,7 +370,7 @@ async def test_a_partner_webhook_is_signed_and_verifiable(notify: Notify, receiv
 async def test_a_webhook_answering_4xx_fails_at_once(notify: Notify, receiver: Receiver) -> None:
     event = proposed(matches=[])
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(conn, event.signal.organisation_id, "GP", None, receiver.url, "k", "nl")
+        await Contacts(conn).upsert_partner(event.signal.organisation_id, "GP", None, receiver.url, "k", "nl")
     receiver.answers = [410]
     await notify.on_matches(event)
     await notify.worker().deliver_due()

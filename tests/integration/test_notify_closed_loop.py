@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -23,13 +23,13 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from services.notify import pages, provider_api, repository, service
+from services.notify import pages, provider_api, service
 from services.notify.api import MIGRATIONS, delivery_channels
 from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.deadlines import run_once
 from services.notify.delivery import DeliveryWorker
-from services.notify.metrics import NotifyMetrics
+from services.notify.repository import Contacts
 from shared.auth import Scope, issue
 from shared.contracts import CaregiverErased, EventType, MatchesProposed
 from shared.db import create_pool, migrate
@@ -79,7 +79,7 @@ class Notify:
             EventType.CAREGIVER_ERASED, payload, producer="signals", subject="pseudonym-1", correlation_id="erase"
         )
         async with self.pool.acquire() as conn, conn.transaction():
-            await service.forget_caregiver(service.NotifyUnitOfWork(conn), self.ctx, event.payload)
+            await service.forget_caregiver(service.NotifyUnitOfWork(conn), self.ctx, event)
 
     async def events(self, event_type: str) -> list[dict[str, Any]]:
         rows = await self.pool.fetch(
@@ -99,10 +99,7 @@ class Notify:
         )
 
     def worker(self, channels: dict[str, Any] | None = None) -> DeliveryWorker:
-        runtime: Any = SimpleNamespace(pool=self.pool)  # the worker reads only the pool
-        return DeliveryWorker(
-            runtime, self.ctx, channels if channels is not None else delivery_channels(self.ctx.settings)
-        )
+        return DeliveryWorker(self.ctx, channels if channels is not None else delivery_channels(self.ctx.settings))
 
     def metric(self, name: str, **labels: str) -> float:
         return self.registry.get_sample_value(name, labels) or 0.0
@@ -122,11 +119,13 @@ async def notify(database_url: str, tmp_path) -> AsyncIterator[Notify]:
     pool = await create_pool(database_url, size=4)
     clock = FakeClock(FRIDAY)
     settings = settings_for(database_url, mailbox_dir=tmp_path / "drop")
-    registry = CollectorRegistry()
-    ctx = NotifyContext.create(settings, NotifyMetrics(registry), clock)
+    made = NotifyContext.create(settings, clock)
+    registry = made.runtime.metrics.registry
+    runtime: Any = SimpleNamespace(pool=pool, settings=settings)  # routes and workers read only these
+    ctx = replace(made, runtime=runtime)
     app = FastAPI()
-    app.state.runtime = SimpleNamespace(pool=pool, settings=settings)
-    app.state.notify = ctx
+    app.state.runtime = runtime
+    app.state.context = ctx
     install_error_handlers(app)
     app.include_router(provider_api.router)
     app.include_router(pages.router)
@@ -214,8 +213,8 @@ async def test_provider_api_answers_and_refuses(notify: Notify) -> None:
 async def test_a_rejection_releases_the_slot_asks_for_a_rematch_and_tells_the_referrer(notify: Notify) -> None:
     event = proposed(matches=[match("a"), match("b")])
     async with notify.pool.acquire() as conn:
-        await repository.upsert_partner(
-            conn, event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
+        await Contacts(conn).upsert_partner(
+            event.signal.organisation_id, "GP De Linde", "gp@delinde.example.nl", None, None, "nl"
         )
     await notify.on_matches(event)
     a = (await notify.referrals(event.case_id))[0]
@@ -306,19 +305,19 @@ async def test_deadlines_remind_then_escalate_on_working_days(notify: Notify) ->
         f"/v1/referrals/{b['id']}/status", json={"status": "accepted"}, headers=auth("provider-key-b")
     )
     async with notify.pool.acquire() as conn:
-        await repository.save_consultant(conn, "GM0327", "consulent@leusden.example.nl", "Consulent", "registered")
+        await Contacts(conn).save_consultant("GM0327", "consulent@leusden.example.nl", "Consulent", "registered")
 
     notify.clock.current = datetime(2026, 11, 23, 23, 0, tzinfo=AMSTERDAM)  # Monday night: only 1 working day
-    assert (await run_once(notify.pool, notify.ctx)).reminders == 0
+    assert (await run_once(notify.ctx)).reminders == 0
     notify.clock.current = datetime(2026, 11, 24, 10, 1, tzinfo=AMSTERDAM)  # Tuesday, after the first deadline
-    assert (await run_once(notify.pool, notify.ctx)).reminders == 1
-    assert (await run_once(notify.pool, notify.ctx)).reminders == 0, "one reminder, not one per round"
+    assert (await run_once(notify.ctx)).reminders == 1
+    assert (await run_once(notify.ctx)).reminders == 0, "one reminder, not one per round"
     reminders = by(await notify.notifications(case_id=event.case_id), template="provider_reminder")
     assert [(r["address"], r["referral_id"]) for r in reminders] == [("a@provider.example.nl", a["id"])]
     assert "/r/" in reminders[0]["body_text"], "the reminder carries the answer links again"
 
     notify.clock.current = datetime(2026, 11, 26, 10, 1, tzinfo=AMSTERDAM)  # Thursday: the second deadline
-    done = await run_once(notify.pool, notify.ctx)
+    done = await run_once(notify.ctx)
     assert (done.reminders, done.escalations) == (0, 1)
     escalation = by(await notify.notifications(case_id=event.case_id), template="consultant_escalation")
     assert [(e["recipient_role"], e["address"], e["status"]) for e in escalation] == [
@@ -332,7 +331,7 @@ async def test_an_escalation_without_a_consultant_is_visible(notify: Notify) -> 
     event = proposed(matches=[match("a")])
     await notify.on_matches(event)
     notify.clock.advance(days=14)
-    await run_once(notify.pool, notify.ctx)
+    await run_once(notify.ctx)
     escalation = by(await notify.notifications(case_id=event.case_id), template="consultant_escalation")[0]
     assert (
         escalation["status"] == "suppressed" and "no caregiver consultant known for GM0327" in escalation["last_error"]
@@ -345,19 +344,19 @@ async def test_the_consultant_proposed_by_matching_is_remembered_for_escalations
     consultant = match("mc", consultant=True, contact_email="mc@leusden.example.nl", service_name="Consulent")
     await notify.on_matches(proposed(matches=[consultant]))
     async with notify.pool.acquire() as conn:
-        assert await repository.consultant_email(conn, "GM0327") == "mc@leusden.example.nl"
-        await repository.save_consultant(conn, "GM0327", "registered@leusden.example.nl", None, "registered")
-        await repository.save_consultant(conn, "GM0327", "mc@leusden.example.nl", None, "social_map")
-        assert await repository.consultant_email(conn, "GM0327") == "registered@leusden.example.nl"
+        assert await Contacts(conn).consultant_email("GM0327") == "mc@leusden.example.nl"
+        await Contacts(conn).save_consultant("GM0327", "registered@leusden.example.nl", None, "registered")
+        await Contacts(conn).save_consultant("GM0327", "mc@leusden.example.nl", None, "social_map")
+        assert await Contacts(conn).consultant_email("GM0327") == "registered@leusden.example.nl"
 
 
 async def test_the_caregiver_is_asked_after_two_weeks_and_a_no_triggers_rescreening(notify: Notify) -> None:
     event = proposed(matches=[match("a")])
     await notify.on_matches(event)
     notify.clock.advance(days=13)
-    assert (await run_once(notify.pool, notify.ctx)).follow_ups == 0
+    assert (await run_once(notify.ctx)).follow_ups == 0
     notify.clock.advance(days=1, minutes=1)
-    assert (await run_once(notify.pool, notify.ctx)).follow_ups == 1
+    assert (await run_once(notify.ctx)).follow_ups == 1
     question = by(await notify.notifications(case_id=event.case_id), template="caregiver_followup")[0]
     assert question["address"] == "anna.devries@example.nl" and "Mantelzorgcafé a" in question["body_text"]
     no = next(line.split(": ", 1)[1] for line in question["body_text"].splitlines() if line.startswith("Nee"))
@@ -383,7 +382,7 @@ async def test_do_not_contact_schedules_no_follow_up_but_informs_the_referrer(no
     }
     assert await notify.referrals(event.case_id) == []
     notify.clock.advance(days=30)
-    assert (await run_once(notify.pool, notify.ctx)).follow_ups == 0
+    assert (await run_once(notify.ctx)).follow_ups == 0
 
 
 async def test_erasure_blanks_the_caregiver_and_ends_open_referrals(notify: Notify) -> None:
@@ -414,7 +413,7 @@ async def test_erasure_blanks_the_caregiver_and_ends_open_referrals(notify: Noti
         == 0
     )
     notify.clock.advance(days=30)
-    done = await run_once(notify.pool, notify.ctx)
+    done = await run_once(notify.ctx)
     assert (done.reminders, done.escalations, done.follow_ups) == (0, 0, 0), (
         "nobody is chased about an erased caregiver"
     )

@@ -26,8 +26,9 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from deploy.stack import free_port
-from services.notify import repository
-from services.notify.channels import Channel, Outgoing
+from services.notify.channels import Channel
+from services.notify.domain import Notification
+from services.notify.repository import Contacts
 from shared.contracts import CaregiverErased, EventType
 from tests.integration.test_notify_channels import Receiver, configure, receiver, use_smtp  # noqa: F401 (fixture)
 from tests.integration.test_notify_closed_loop import FRIDAY, Notify, notify  # noqa: F401 (fixture)
@@ -139,9 +140,9 @@ class FailsAfterSending:
         self.inner = inner
         self.victim = victim
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Notification) -> None:
         await self.inner.send(message)
-        if message.to == self.victim:
+        if message.address == self.victim:
             raise ConnectionResetError("the answer was lost")
 
     async def close(self) -> None:
@@ -294,7 +295,7 @@ async def test_a_broken_webhook_host_pauses_that_host_only(notify: Notify, recei
     async def update_for(url: str) -> None:
         event = proposed(matches=[], caregiver={"contact_preference": "do_not_contact"})
         async with notify.pool.acquire() as conn:
-            await repository.upsert_partner(conn, event.signal.organisation_id, "GP", None, url, "k", "nl")
+            await Contacts(conn).upsert_partner(event.signal.organisation_id, "GP", None, url, "k", "nl")
         await notify.on_matches(event)
 
     for url in (broken, broken, receiver.url):
@@ -344,7 +345,7 @@ class ErasedDuringSend:
         self.inner = inner
         self.erase = erase
 
-    async def send(self, message: Outgoing) -> None:
+    async def send(self, message: Notification) -> None:
         await self.inner.send(message)
         await self.erase()
 

@@ -2,15 +2,25 @@
 
 import json
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from deploy.stack import REPO
 from services.notify import domain
 from services.notify.domain import ReferralRef, Referrer
-from shared.contracts import MatchesProposed, Need, ProposedMatch, RiskLevel, ScreeningResult, SignalReceived
+from shared.contracts import (
+    MatchesProposed,
+    Need,
+    ProposedMatch,
+    ReferralStatus,
+    RiskLevel,
+    ScreeningResult,
+    SignalReceived,
+)
 
 DEMO = json.loads((REPO / "deploy" / "demo" / "signal.json").read_text())
 ALL_CHANNELS = frozenset({"email", "sms", "webhook", "status_view"})
+NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 LINKS = {
     "accept_url": "https://n.example.nl/r/1/accept?exp=1&sig=a",
     "decline_url": "https://n.example.nl/r/1/decline",
@@ -74,6 +84,36 @@ def plan(
         channels=channels,
         referrals=refs(event) if referrals is None else referrals,
     )
+
+
+def referral_of(event: MatchesProposed, **changes) -> domain.Referral:
+    """The referral notify keeps for the event's first proposal, as the repository gives it."""
+    values = {
+        "id": uuid.uuid4(),
+        "case_id": event.case_id,
+        "signal_id": event.signal_id,
+        "organisation_id": event.signal.organisation_id,
+        "correlation_id": "c",
+        "subject_key": "k",
+        "service_id": "s1",
+        "service_name": "Café",
+        "organization_name": "Welzijn",
+        "contact_email": None,
+        "consultant": False,
+        "reservation_id": None,
+        "status": ReferralStatus.REQUESTED,
+        "reason_code": None,
+        "note": None,
+        "signal": event.signal,
+        "result": event.result,
+        "remind_at": None,
+        "escalate_at": None,
+        "reminded_at": None,
+        "escalated_at": None,
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+    return domain.Referral(**values | changes)
 
 
 def by_role(planned):
@@ -201,35 +241,16 @@ def test_a_provider_without_an_address_waits_in_the_api():
 
 def test_referral_updates_go_to_the_referrer_once_per_status():
     event = proposed()
-    referral = {
-        "id": uuid.uuid4(),
-        "signal_id": event.signal_id,
-        "service_id": "s1",
-        "service_name": "Café",
-        "organization_name": "Welzijn",
-        "consultant": False,
-        "status": "rejected",
-        "reason_code": "no_capacity",
-    }
-    rejected = domain.plan_referral_update(referral, event.signal, None)
-    accepted = domain.plan_referral_update(referral | {"status": "accepted", "reason_code": None}, event.signal, None)
+    referral = referral_of(event, status=ReferralStatus.REJECTED, reason_code="no_capacity")
+    rejected = domain.plan_referral_update(referral, None)
+    accepted = domain.plan_referral_update(replace(referral, status=ReferralStatus.ACCEPTED, reason_code=None), None)
     assert rejected.recipient_role == "referrer" and rejected.template == "referrer_referral_status"
     assert rejected.dedupe_key != accepted.dedupe_key
     assert rejected.context["reason_code"] == "no_capacity"
 
 
 def test_escalation_without_a_known_consultant_is_recorded_not_lost():
-    event = proposed()
-    referral = {
-        "id": uuid.uuid4(),
-        "signal_id": event.signal_id,
-        "service_id": "s1",
-        "service_name": "Café",
-        "organization_name": "Welzijn",
-        "consultant": False,
-        "signal": event.signal.model_dump(mode="json"),
-        "result": event.result.model_dump(mode="json"),
-    }
+    referral = referral_of(proposed())
     missing = domain.plan_escalation(referral, None, "24-11-2026")
     assert missing.suppressed_reason == "no caregiver consultant known for GM0327"
     assert domain.plan_escalation(referral, "mc@example.nl", "24-11-2026").channel == "email"

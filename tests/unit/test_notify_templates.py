@@ -1,6 +1,7 @@
 """Every message renders in Dutch and English, with a plain-text part and an HTML part."""
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -16,7 +17,7 @@ from shared.contracts import (
     SelfReferralConfirmationRequested,
     Urgency,
 )
-from tests.unit.test_notify_domain import LINKS, match, plan, proposed
+from tests.unit.test_notify_domain import LINKS, match, plan, proposed, referral_of
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 
@@ -24,24 +25,18 @@ NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 def contexts() -> dict[str, dict]:
     event = proposed(matches=[match("a"), match("c", consultant=True, service_name="Mantelzorgconsulent Leusden")])
     planned = {p.template: p.context for p in plan(event)}
-    referral = {
-        "id": uuid.uuid4(),
-        "signal_id": event.signal_id,
-        "service_id": "a",
-        "service_name": "Café",
-        "organization_name": "Welzijn",
-        "consultant": False,
-        "signal": event.signal.model_dump(mode="json"),
-        "result": event.result.model_dump(mode="json"),
-        "status": "rejected",
-        "reason_code": "no_capacity",
-    }
+    referral = referral_of(event, service_id="a", status=ReferralStatus.REJECTED, reason_code="no_capacity")
+    follow_up = domain.FollowUp(
+        uuid.uuid4(), event.case_id, event.signal_id, "c", "k", event.signal, "scheduled", NOW, None, None, None, NOW
+    )
     return planned | {
-        "referrer_referral_status": domain.plan_referral_update(referral, event.signal, None).context,
-        "provider_reminder": domain.plan_reminder(referral | {"contact_email": "a@x.nl"}, LINKS, "24-11-2026").context,
+        "referrer_referral_status": domain.plan_referral_update(referral, None).context,
+        "provider_reminder": domain.plan_reminder(
+            replace(referral, contact_email="a@x.nl"), LINKS, "24-11-2026"
+        ).context,
         "consultant_escalation": domain.plan_escalation(referral, "mc@x.nl", "24-11-2026").context,
         "caregiver_followup": domain.plan_follow_up(
-            {"signal": referral["signal"], "case_id": event.case_id},
+            follow_up,
             frozenset({"email"}),
             {"yes_url": "https://n.example.nl/f/1/yes", "no_url": "https://n.example.nl/f/1/no"},
             [referral],
