@@ -41,7 +41,6 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.outbox import new_event
 from shared.uow import UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -55,6 +54,9 @@ CONTACT_OUTCOMES = ("reached", "not_reached", "declined", "appointment")
 
 class CaseworkUnitOfWork(UnitOfWork):
     """The casework store and the outbox in one transaction."""
+
+    topic = Topics.CASEWORK
+    producer = "casework"
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
@@ -133,15 +135,11 @@ async def take_up(uow: CaseworkUnitOfWork, settings: CaseworkSettings, case_id: 
     payload = CaseTakenUp(
         case_id=case_id, signal_ids=untold, municipality_code=case["municipality_code"], queue=queue, taken_up_at=now
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_TAKEN_UP,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(untold[0]),
-        ),
+    await uow.emit(
+        EventType.CASE_TAKEN_UP,
+        payload,
+        subject=case["subject"],
+        correlation_id=str(untold[0]),
     )
     await uow.cases.mark_told(untold, now)
 
@@ -482,15 +480,11 @@ async def record_answers(
         None,
         consultant["name"],
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_ANSWERS_RECORDED,
-            CaseAnswersRecorded(case_id=case_id, signal=signal, recorded_at=now),
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(signal.signal_id),
-        ),
+    await uow.emit(
+        EventType.CASE_ANSWERS_RECORDED,
+        CaseAnswersRecorded(case_id=case_id, signal=signal, recorded_at=now),
+        subject=case["subject"],
+        correlation_id=str(signal.signal_id),
     )
     await uow.cases.log_access(consultant["id"], "record_answers", case_id)
 
@@ -538,15 +532,11 @@ async def hand_off(
     await uow.cases.add_event(
         case_id, now, "handoff", {"desk": desk["name"]}, {"note": note} if note else None, consultant["name"]
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_HANDED_OFF,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(latest.signal_id),
-        ),
+    await uow.emit(
+        EventType.CASE_HANDED_OFF,
+        payload,
+        subject=case["subject"],
+        correlation_id=str(latest.signal_id),
     )
     await uow.cases.log_access(consultant["id"], "hand_off", case_id)
 
@@ -575,14 +565,10 @@ async def close(
         municipality_code=case["municipality_code"],
         signal=_latest_signal(signal_rows) if signal_rows else None,
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_CLOSED,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(case_id),
-        ),
+    await uow.emit(
+        EventType.CASE_CLOSED,
+        payload,
+        subject=case["subject"],
+        correlation_id=str(case_id),
     )
     await uow.cases.log_access(consultant["id"], "close_case", case_id)

@@ -31,7 +31,6 @@ from shared.contracts import (
     SignalScreened,
     Topics,
 )
-from shared.outbox import new_event
 from shared.uow import UnitOfWork
 
 # A provider's answer that gives the held place back; only a decline also looks further.
@@ -40,6 +39,9 @@ _PLACE_FREED = (ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatu
 
 class MatchingUnitOfWork(UnitOfWork):
     """One transaction of the matching database: the social map, and the outbox."""
+
+    topic = Topics.MATCHING
+    producer = "matching"
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
@@ -50,7 +52,6 @@ class MatchingUnitOfWork(UnitOfWork):
 class Matcher:
     """What proposing needs besides the screened signal."""
 
-    producer: str
     max_proposals: int
     hold_minutes: int
     metrics: MatchingMetrics
@@ -95,16 +96,12 @@ async def propose(
         result=screened.result,
         signal=screened.signal,
     )
-    await uow.publish(
-        Topics.MATCHING,
-        new_event(
-            EventType.MATCHES_PROPOSED,
-            payload,
-            producer=matcher.producer,
-            subject=cause.subject,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.event_id,
-        ),
+    await uow.emit(
+        EventType.MATCHES_PROPOSED,
+        payload,
+        subject=cause.subject,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.event_id,
     )
 
 

@@ -1,16 +1,35 @@
 """What notify's handlers, workers and routes share beyond the runtime: its settings, its
-metrics, the clock, the channels it can deliver through and its signed links."""
+metrics, the clock, the channels it can deliver through and its signed links; and its unit of
+work, here rather than in ``service`` so that the referral, message and follow-up modules that
+``service`` builds on can publish through it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import UUID
 
 from services.notify.clock import Clock
 from services.notify.config import NotifySettings
 from services.notify.domain import EMAIL, SMS, STATUS_VIEW, WEBHOOK
 from services.notify.links import Links
 from services.notify.metrics import NotifyMetrics
+from shared import access_log
+from shared.access_log import Action, Actor
+from shared.contracts import Topics
+from shared.uow import UnitOfWork
+
+
+class NotifyUnitOfWork(UnitOfWork):
+    """Notify's tables and the outbox in one transaction."""
+
+    topic = Topics.NOTIFY
+    producer = "notify"
+
+    async def log_access(
+        self, actor: Actor, action: Action, subject_type: str, subject_id: UUID, *, outcome: str = "ok"
+    ) -> None:
+        await access_log.record(self.conn, actor, action, subject_type, subject_id, outcome=outcome)
 
 
 @dataclass(frozen=True)
@@ -25,10 +44,6 @@ class NotifyContext:
         base_url = (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
         links = Links(base_url, settings.link_secret.get_secret_value(), timedelta(days=settings.link_ttl_days))
         return cls(settings, metrics, clock, links)
-
-    @property
-    def producer(self) -> str:
-        return self.settings.service_name
 
     @property
     def channels(self) -> frozenset[str]:

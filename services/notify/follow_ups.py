@@ -9,10 +9,9 @@ from uuid import UUID
 import asyncpg
 
 from services.notify import domain, repository
-from services.notify.context import NotifyContext
+from services.notify.context import NotifyContext, NotifyUnitOfWork
 from services.notify.notifications import Scope, store
-from shared.contracts import EventType, FollowUpRecorded, Topics
-from shared.outbox import add_event, new_event
+from shared.contracts import EventType, FollowUpRecorded
 
 
 async def ask_due(conn: asyncpg.Connection, ctx: NotifyContext, limit: int = 100) -> int:
@@ -52,16 +51,11 @@ async def record_answer(
         recorded_at=now,
         municipality_code=((follow_up["signal"] or {}).get("caregiver") or {}).get("municipality_code"),
     )
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.FOLLOW_UP_RECORDED,
-            payload,
-            producer=ctx.producer,
-            subject=follow_up["subject_key"],
-            correlation_id=follow_up["correlation_id"],
-        ),
+    await NotifyUnitOfWork(conn).emit(
+        EventType.FOLLOW_UP_RECORDED,
+        payload,
+        subject=follow_up["subject_key"],
+        correlation_id=follow_up["correlation_id"],
     )
     ctx.metrics.follow_ups.labels("arrived" if support_arrived else "not_arrived").inc()
     return support_arrived

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from services.notify import domain, repository
-from services.notify.context import NotifyContext
+from services.notify.context import NotifyContext, NotifyUnitOfWork
 from services.notify.sms import address_digest
 from services.notify.templates import render
 from shared.contracts import (
@@ -23,9 +23,7 @@ from shared.contracts import (
     EventType,
     NotificationSent,
     RecipientRole,
-    Topics,
 )
-from shared.outbox import add_event, new_event
 
 
 @dataclass(frozen=True)
@@ -58,16 +56,8 @@ async def report(
         sent_at=ctx.clock.now(),
         detail=detail,
     )
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.NOTIFICATION_SENT,
-            payload,
-            producer=ctx.producer,
-            subject=row["subject_key"],
-            correlation_id=row["correlation_id"],
-        ),
+    await NotifyUnitOfWork(conn).emit(
+        EventType.NOTIFICATION_SENT, payload, subject=row["subject_key"], correlation_id=row["correlation_id"]
     )
     ctx.metrics.deliveries.labels(row["channel"], status).inc()
 

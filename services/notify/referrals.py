@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import asyncpg
 
 from services.notify import domain, lifecycle, repository
-from services.notify.context import NotifyContext
+from services.notify.context import NotifyContext, NotifyUnitOfWork
 from services.notify.notifications import Scope, store
 from services.notify.workdays import add_working_days
 from shared.contracts import (
@@ -27,9 +27,7 @@ from shared.contracts import (
     RejectionReason,
     ScreeningResult,
     SignalReceived,
-    Topics,
 )
-from shared.outbox import add_event, new_event
 
 SYSTEM = "system"
 
@@ -108,16 +106,8 @@ async def announce(conn: asyncpg.Connection, ctx: NotifyContext, referral: Any, 
         signal=signal,
         result=ScreeningResult.model_validate(referral["result"]) if referral["result"] else None,
     )
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.REFERRAL_UPDATED,
-            payload,
-            producer=ctx.producer,
-            subject=referral["subject_key"],
-            correlation_id=referral["correlation_id"],
-        ),
+    await NotifyUnitOfWork(conn).emit(
+        EventType.REFERRAL_UPDATED, payload, subject=referral["subject_key"], correlation_id=referral["correlation_id"]
     )
     ctx.metrics.referral_updates.labels(payload.status.value, updated_by).inc()
 

@@ -16,11 +16,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from services.notify import domain, lifecycle, referrals, repository
+
+# Notify's handlers and routes import the unit of work from here, like every service's.
 from services.notify.context import NotifyContext
+from services.notify.context import NotifyUnitOfWork as NotifyUnitOfWork
 from services.notify.notifications import Scope, store, store_all
 from services.notify.referrals import SYSTEM, announce, make
 from services.notify.templates import labels
-from shared import access_log
 from shared.access_log import Action, Actor
 from shared.contracts import (
     CaregiverErased,
@@ -32,16 +34,6 @@ from shared.contracts import (
     RejectionReason,
     SelfReferralConfirmationRequested,
 )
-from shared.uow import UnitOfWork
-
-
-class NotifyUnitOfWork(UnitOfWork):
-    """Notify's tables and the outbox in one transaction."""
-
-    async def log_access(
-        self, actor: Actor, action: Action, subject_type: str, subject_id: UUID, *, outcome: str = "ok"
-    ) -> None:
-        await access_log.record(self.conn, actor, action, subject_type, subject_id, outcome=outcome)
 
 
 async def propose(uow: NotifyUnitOfWork, ctx: NotifyContext, event: Envelope[MatchesProposed]) -> None:

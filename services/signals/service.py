@@ -53,7 +53,6 @@ from shared.contracts import (
 )
 from shared.crypto import MasterKeyring
 from shared.instruments import load_catalogue
-from shared.outbox import new_event
 from shared.tombstones import lock_for_erasure
 from shared.uow import UnitOfWork
 
@@ -63,6 +62,9 @@ log = structlog.get_logger(__name__)
 class SignalsUnitOfWork(UnitOfWork):
     """The signals store, the data keys, the access log and the erasure's lock, in one
     transaction (tests/unit/test_signals_service.py has its in-memory twin)."""
+
+    topic = Topics.SIGNALS
+    producer = "signals"
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         super().__init__(conn)
@@ -168,12 +170,8 @@ async def _store(
         key_id,
         data_key,
     )
-    event = new_event(
-        EventType.SIGNAL_RECEIVED,
-        payload,
-        producer=settings.service_name,
-        subject=pseudonym,
-        correlation_id=correlation_id or str(signal_id),
+    event = await uow.emit(
+        EventType.SIGNAL_RECEIVED, payload, subject=pseudonym, correlation_id=correlation_id or str(signal_id)
     )
     await uow.signals.insert_signal(
         signal_id=signal_id,
@@ -186,7 +184,6 @@ async def _store(
         body=sealing.wire_payload(payload.model_dump(mode="json"))[0],
         event_id=event.event_id,
     )
-    await uow.publish(Topics.SIGNALS, event)
 
 
 async def signal_status(
@@ -256,15 +253,11 @@ async def submit_self_referral(
     # erasure of that person makes the topic's copy of the address unreadable.
     pseudonym = domain.caregiver_pseudonym(settings.pseudonym_key.get_secret_value().encode(), signal, referral_id)
     payload = sealing.seal_payload(payload, *await uow.data_keys.for_caregiver(pseudonym, keyring))
-    await uow.publish(
-        Topics.SIGNALS,
-        new_event(
-            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED,
-            payload,
-            producer=settings.service_name,
-            subject=str(referral_id),
-            correlation_id=str(referral_id),
-        ),
+    await uow.emit(
+        EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED,
+        payload,
+        subject=str(referral_id),
+        correlation_id=str(referral_id),
     )
     return referral_id
 
@@ -471,14 +464,9 @@ async def _erase(
     event_ids = []
     for erased in erasures:
         await uow.forget_retained(erased, whole_subject=erased.caregiver_pseudonym in gone)
-        event = new_event(
-            EventType.CAREGIVER_ERASED,
-            erased,
-            producer=settings.service_name,
-            subject=erased.caregiver_pseudonym,
-            correlation_id=str(erasure_id),
+        event = await uow.emit(
+            EventType.CAREGIVER_ERASED, erased, subject=erased.caregiver_pseudonym, correlation_id=str(erasure_id)
         )
-        await uow.publish(Topics.SIGNALS, event)
         event_ids.append(event.event_id)
     partner = requester.role == "partner"
     await uow.signals.insert_erasure(

@@ -97,6 +97,8 @@ class FakeCases:
 
 
 class FakeCaseworkUnitOfWork(FakeUnitOfWork):
+    topic, producer = service.CaseworkUnitOfWork.topic, service.CaseworkUnitOfWork.producer
+
     def __init__(self) -> None:
         super().__init__()
         self.cases = FakeCases()
