@@ -4,15 +4,15 @@ A use case in a service's ``service`` module takes a unit of work and never open
 or transactions itself. Event handlers get theirs from the consumer, which already holds the
 transaction with the inbox row in it (shared/consumer.py); routes open one with ``begin``. The
 events a use case publishes go to the outbox in the same transaction, so they leave if and only
-if the state change commits. Each service subclasses it to add its repositories and to name the
-one topic it publishes to under its own name (``emit``), and its unit tests use an in-memory fake
-with the same attributes (tests/fakes.py)."""
+if the state change commits. Each service subclasses it to declare its repositories
+(``cases = Repository(CaseRepository)``) and to name the one topic it publishes to under its own
+name (``emit``), and its unit tests use an in-memory fake with the same attributes (tests/fakes.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 from uuid import UUID
 
 import asyncpg
@@ -20,6 +20,31 @@ import asyncpg
 from shared.contracts import CaregiverErased, Envelope, P
 from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import record_tombstone
+
+R = TypeVar("R")
+
+
+class Repository(Generic[R]):
+    """A repository of a unit of work, declared on its class: made over the unit of work's
+    connection when first used, then kept on that unit of work."""
+
+    def __init__(self, make: Callable[[asyncpg.Connection], R]) -> None:
+        self.make = make
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, uow: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, uow: UnitOfWork, owner: type) -> R: ...
+    def __get__(self, uow: UnitOfWork | None, owner: type) -> Self | R:
+        if uow is None:
+            return self
+        made = self.make(uow.conn)
+        # In the instance's __dict__, which wins over this descriptor from now on.
+        uow.__dict__[self.name] = made
+        return made
 
 
 class UnitOfWork:

@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-import asyncpg
 import structlog
 
 from services.casework import domain
@@ -42,7 +41,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -59,9 +58,7 @@ class CaseworkUnitOfWork(UnitOfWork):
     topic = Topics.CASEWORK
     producer = "casework"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.cases = CaseworkRepository(conn)
+    cases = Repository(CaseworkRepository)
 
 
 class Refused(Exception):

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from services.matching import domain, hsds, search
 from services.matching.metrics import MatchingMetrics
 from services.matching.repository import SocialMapRepository
@@ -31,7 +29,7 @@ from shared.contracts import (
     SignalScreened,
     Topics,
 )
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 # A provider's answer that gives the held place back; only a decline also looks further.
 _PLACE_FREED = (ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatus.FAILED)
@@ -43,9 +41,7 @@ class MatchingUnitOfWork(UnitOfWork):
     topic = Topics.MATCHING
     producer = "matching"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.social_map = SocialMapRepository(conn)
+    social_map = Repository(SocialMapRepository)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from services.screening import domain
 from services.screening.metrics import ScreeningMetrics
 from services.screening.repository import CaseRepository
@@ -35,7 +33,7 @@ from shared.contracts import (
 )
 from shared.instruments import Catalogue, load_catalogue
 from shared.sealing import slim
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 
 class ScreeningUnitOfWork(UnitOfWork):
@@ -44,9 +42,7 @@ class ScreeningUnitOfWork(UnitOfWork):
     topic = Topics.SCREENING
     producer = "screening"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.cases = CaseRepository(conn)
+    cases = Repository(CaseRepository)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import structlog
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -54,7 +53,7 @@ from shared.contracts import (
 from shared.crypto import MasterKeyring
 from shared.instruments import load_catalogue
 from shared.tombstones import lock_for_erasure
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -66,10 +65,8 @@ class SignalsUnitOfWork(UnitOfWork):
     topic = Topics.SIGNALS
     producer = "signals"
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.signals = SignalsRepository(conn)
-        self.data_keys = DataKeys(conn)
+    signals = Repository(SignalsRepository)
+    data_keys = Repository(DataKeys)
 
     async def log_access(
         self,
