@@ -10,13 +10,15 @@ name (``emit``), and its unit tests use an in-memory fake with the same attribut
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar, Generic, Self, TypeVar, overload
 from uuid import UUID
 
 import asyncpg
 
+from shared import access_log
+from shared.access_log import Action, Actor
 from shared.contracts import CaregiverErased, Envelope, P
 from shared.outbox import add_event, forget_erased, new_event
 from shared.tombstones import record_tombstone
@@ -81,6 +83,18 @@ class UnitOfWork:
         )
         await self.publish(self.topic, event)
         return event
+
+    async def log_access(
+        self,
+        actor: Actor,
+        action: Action,
+        subject_type: str,
+        subject_ids: UUID | str | Iterable[UUID | str],
+        *,
+        outcome: str = "ok",
+    ) -> None:
+        """Lines of the access log (``shared.access_log``), in this transaction."""
+        await access_log.record(self.conn, actor, action, subject_type, subject_ids, outcome=outcome)
 
     async def record_erasure(self, erased: CaregiverErased) -> None:
         """The tombstone of an erasure (``shared.tombstones``): first, before anything is deleted."""

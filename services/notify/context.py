@@ -7,15 +7,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from uuid import UUID
 
 from services.notify.clock import Clock
 from services.notify.config import NotifySettings
 from services.notify.domain import EMAIL, SMS, STATUS_VIEW, WEBHOOK
 from services.notify.links import Links
 from services.notify.metrics import NotifyMetrics
-from shared import access_log
-from shared.access_log import Action, Actor
 from shared.contracts import Topics
 from shared.uow import UnitOfWork
 
@@ -25,11 +22,6 @@ class NotifyUnitOfWork(UnitOfWork):
 
     topic = Topics.NOTIFY
     producer = "notify"
-
-    async def log_access(
-        self, actor: Actor, action: Action, subject_type: str, subject_id: UUID, *, outcome: str = "ok"
-    ) -> None:
-        await access_log.record(self.conn, actor, action, subject_type, subject_id, outcome=outcome)
 
 
 @dataclass(frozen=True)

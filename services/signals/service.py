@@ -41,7 +41,7 @@ from services.signals.keys import DataKeys
 from services.signals.repository import SignalsRepository
 from services.signals.schemas import ErasureIn, SignalIn
 from services.signals.sessions import digest, new_token
-from shared import access_log, sealing
+from shared import sealing
 from shared.access_log import Action, Actor
 from shared.contracts import (
     ErasureScope,
@@ -67,17 +67,6 @@ class SignalsUnitOfWork(UnitOfWork):
 
     signals = Repository(SignalsRepository)
     data_keys = Repository(DataKeys)
-
-    async def log_access(
-        self,
-        actor: Actor,
-        action: Action,
-        subject_type: str,
-        subject_ids: UUID | str | Iterable[UUID | str],
-        *,
-        outcome: str = "ok",
-    ) -> None:
-        await access_log.record(self.conn, actor, action, subject_type, subject_ids, outcome=outcome)
 
     async def lock_caregiver(self, pseudonym: str) -> None:
         await lock_for_erasure(self.conn, pseudonym)
