@@ -1,13 +1,17 @@
-"""The two declarative pieces every service builds on: a unit of work's repositories
-(``shared.uow.Repository``) and a set of metrics (``shared.metrics.MetricSet``)."""
+"""The declarative pieces every service builds on: a unit of work's repositories
+(``shared.uow.Repository``), its topic and producer (``emit``), and a set of metrics
+(``shared.metrics.MetricSet``)."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from deploy import catalogue
+from shared.cli import SERVICES
 from shared.metrics import Metrics, MetricSet, counter, gauge
 from shared.uow import Repository, UnitOfWork
 
@@ -52,3 +56,18 @@ def test_the_shared_metrics_say_the_service_is_up() -> None:
     metrics = Metrics("signals")
     assert metrics.registry.get_sample_value("sts_up", {"service": "signals"}) == 1.0
     assert metrics.registry.get_sample_value("sts_ready") == 0.0
+
+
+def test_each_service_publishes_on_the_topic_it_declares_under_its_own_name() -> None:
+    # The unit of work's class attributes name the topic and producer of every event a service
+    # emits; its app declares the topics it creates and the catalogue names the producer by them.
+    publishing = {}
+    for service in SERVICES:
+        module = importlib.import_module(f"services.{service}.service")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, UnitOfWork) and hasattr(value, "topic"):
+                publishing[service] = value
+    assert set(publishing) == {"signals", "screening", "matching", "notify", "casework"}
+    for service, uow in publishing.items():
+        assert uow.producer == service
+        assert catalogue.declared(service).produces == (uow.topic,)
