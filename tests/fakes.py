@@ -1,14 +1,16 @@
 """In-memory fakes for the unit tests of the services' use cases: a unit of work that keeps the
-events it would publish. Services' fakes subclass it and add in-memory repositories."""
+events it would publish. Services' fakes subclass it, add in-memory repositories and take the
+topic and producer of the service's own unit of work (``emit`` is the real one's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.contracts import CaregiverErased, Envelope
+from shared.uow import UnitOfWork
 
 
-class FakeUnitOfWork:
+class FakeUnitOfWork(UnitOfWork):
     """Stands in for shared.uow.UnitOfWork: no connection, the published events in a list."""
 
     def __init__(self) -> None:

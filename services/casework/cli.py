@@ -37,9 +37,7 @@ async def _sign_in_link(cmd: Command) -> int:
     consultant = await service.CaseworkUnitOfWork(cmd.conn).cases.consultant_by_email(cmd.args.email)
     if consultant is None:
         raise Refused(f"no consultant with e-mail {cmd.args.email}", field="--email", code=1)
-    print(
-        await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant["id"], utcnow())
-    )
+    print(await service.issue_sign_in_link(service.CaseworkUnitOfWork(cmd.conn), cmd.settings, consultant.id, utcnow()))
     return 0
 
 

@@ -182,7 +182,7 @@ async def _case(
 
 def _csrf_ok(consultant: Any, form: dict[str, list[str]]) -> bool:
     given = (form.get("csrf") or [""])[0]
-    return hmac.compare_digest(given.encode(), consultant["csrf_token"].encode())
+    return hmac.compare_digest(given.encode(), consultant.csrf_token.encode())
 
 
 def _one(form: dict[str, list[str]], name: str) -> str:

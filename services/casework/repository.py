@@ -1,16 +1,18 @@
 """SQL of the casework service: consultants and their sign-in, regions and Wmo desks, the
-cases as the consultant sees them, and the access log (``log_access``: every view, one place)."""
+cases as the consultant sees them, and the access log (``log_access``: every view, one place).
+Rows come back as the domain's objects, made by column name."""
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import asyncpg
 
+from services.casework.domain import Case, CaseEvent, CaseReferral, CaseSignal, Consultant, WmoDesk
 from shared import access_log
 from shared.access_log import Action, Actor
 from shared.contracts import ReferralStatus
@@ -18,6 +20,13 @@ from shared.contracts import ReferralStatus
 
 def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+T = TypeVar("T")
+
+
+def _one(cls: type[T], row: asyncpg.Record | None) -> T | None:
+    return None if row is None else cls(**row)
 
 
 # A consultant's views read a case; everything else they do changes it.
@@ -46,8 +55,8 @@ class CaseworkRepository:
             fallback_region,
         )
 
-    async def consultant_by_email(self, email: str) -> asyncpg.Record | None:
-        return await self.conn.fetchrow("SELECT * FROM consultants WHERE email = lower($1)", email)
+    async def consultant_by_email(self, email: str) -> Consultant | None:
+        return _one(Consultant, await self.conn.fetchrow("SELECT * FROM consultants WHERE email = lower($1)", email))
 
     async def add_sign_in_token(self, consultant_id: UUID, token: str, expires_at: datetime) -> None:
         await self.conn.execute(
@@ -76,13 +85,14 @@ class CaseworkRepository:
             expires_at,
         )
 
-    async def session(self, token: str, now: datetime) -> asyncpg.Record | None:
-        return await self.conn.fetchrow(
+    async def session(self, token: str, now: datetime) -> Consultant | None:
+        row = await self.conn.fetchrow(
             """SELECT c.*, s.csrf_token FROM sessions s JOIN consultants c ON c.id = s.consultant_id
                WHERE s.digest = $1 AND s.expires_at > $2""",
             digest(token),
             now,
         )
+        return _one(Consultant, row)
 
     async def end_session(self, token: str) -> None:
         await self.conn.execute("DELETE FROM sessions WHERE digest = $1", digest(token))
@@ -123,8 +133,8 @@ class CaseworkRepository:
             email,
         )
 
-    async def wmo_desk(self, code: str) -> asyncpg.Record | None:
-        return await self.conn.fetchrow("SELECT * FROM wmo_desks WHERE municipality_code = $1", code)
+    async def wmo_desk(self, code: str) -> WmoDesk | None:
+        return _one(WmoDesk, await self.conn.fetchrow("SELECT * FROM wmo_desks WHERE municipality_code = $1", code))
 
     # --- cases ----------------------------------------------------------------------------------
 
@@ -149,8 +159,10 @@ class CaseworkRepository:
             f"UPDATE cases SET updated_at = $2, {assignments} WHERE id = $1", case_id, now, *fields.values()
         )
 
-    async def case(self, case_id: UUID, *, lock: bool = False) -> asyncpg.Record | None:
-        return await self.conn.fetchrow(f"SELECT * FROM cases WHERE id = $1{' FOR UPDATE' if lock else ''}", case_id)
+    async def case(self, case_id: UUID, *, lock: bool = False) -> Case | None:
+        return _one(
+            Case, await self.conn.fetchrow(f"SELECT * FROM cases WHERE id = $1{' FOR UPDATE' if lock else ''}", case_id)
+        )
 
     async def add_signal(self, case_id: UUID, signal: dict[str, Any], own_result: Any) -> bool:
         return (
@@ -172,8 +184,9 @@ class CaseworkRepository:
             or False
         )
 
-    async def signals(self, case_id: UUID) -> list[asyncpg.Record]:
-        return await self.conn.fetch("SELECT * FROM case_signals WHERE case_id = $1 ORDER BY received_at", case_id)
+    async def signals(self, case_id: UUID) -> list[CaseSignal]:
+        rows = await self.conn.fetch("SELECT * FROM case_signals WHERE case_id = $1 ORDER BY received_at", case_id)
+        return [CaseSignal(**r) for r in rows]
 
     async def untold_signals(self, case_id: UUID, exclude_organisation: str) -> list[UUID]:
         """Signals whose referrer has not been told a person has the case (the consultant's own excluded)."""
@@ -211,8 +224,9 @@ class CaseworkRepository:
             by,
         )
 
-    async def events(self, case_id: UUID) -> list[asyncpg.Record]:
-        return await self.conn.fetch("SELECT * FROM case_events WHERE case_id = $1 ORDER BY at, id", case_id)
+    async def events(self, case_id: UUID) -> list[CaseEvent]:
+        rows = await self.conn.fetch("SELECT * FROM case_events WHERE case_id = $1 ORDER BY at, id", case_id)
+        return [CaseEvent(**r) for r in rows]
 
     async def propose(self, case_id: UUID, service_id: str, service_name: str, at: datetime) -> None:
         await self.conn.execute(
@@ -250,27 +264,30 @@ class CaseworkRepository:
             at,
         )
 
-    async def referrals(self, case_ids: Sequence[UUID]) -> list[asyncpg.Record]:
-        return await self.conn.fetch(
+    async def referrals(self, case_ids: Sequence[UUID]) -> list[CaseReferral]:
+        rows = await self.conn.fetch(
             "SELECT * FROM case_referrals WHERE case_id = ANY($1::uuid[]) ORDER BY created_at", list(case_ids)
         )
+        return [CaseReferral(**r) for r in rows]
 
     async def open_cases(
         self, municipality_codes: Sequence[str] | None = None, *, outside: Sequence[str] = ()
-    ) -> list[asyncpg.Record]:
+    ) -> list[Case]:
         """Open cases of these municipalities; or (None) of every municipality not in ``outside``,
         plus every crisis (a crisis past its deadline goes to the back-up)."""
         if municipality_codes is not None:
-            return await self.conn.fetch(
+            rows = await self.conn.fetch(
                 """SELECT * FROM cases WHERE closed_at IS NULL AND municipality_code = ANY($1::text[])
                    ORDER BY created_at""",
                 list(municipality_codes),
             )
-        return await self.conn.fetch(
-            """SELECT * FROM cases WHERE closed_at IS NULL
+        else:
+            rows = await self.conn.fetch(
+                """SELECT * FROM cases WHERE closed_at IS NULL
                    AND (municipality_code <> ALL($1::text[]) OR crisis_since IS NOT NULL) ORDER BY created_at""",
-            list(outside),
-        )
+                list(outside),
+            )
+        return [Case(**r) for r in rows]
 
     async def erase(self, signal_ids: Sequence[UUID], case_ids: Sequence[UUID], whole_cases: bool) -> None:
         """Forget the signals; whole cases for a person's erasure, else only cases left empty."""

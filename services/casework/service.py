@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-import asyncpg
 import structlog
 
 from services.casework import domain
 from services.casework.config import CaseworkSettings
+from services.casework.domain import Case, CaseReferral, CaseSignal, Consultant
 from services.casework.repository import CaseworkRepository
 from shared import crypto, sealing
 from shared.contracts import (
@@ -41,8 +41,7 @@ from shared.contracts import (
     utcnow,
 )
 from shared.instruments import load_catalogue
-from shared.outbox import new_event
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -56,9 +55,10 @@ CONTACT_OUTCOMES = ("reached", "not_reached", "declined", "appointment")
 class CaseworkUnitOfWork(UnitOfWork):
     """The casework store and the outbox in one transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.cases = CaseworkRepository(conn)
+    topic = Topics.CASEWORK
+    producer = "casework"
+
+    cases = Repository(CaseworkRepository)
 
 
 class Refused(Exception):
@@ -83,7 +83,9 @@ async def routing(uow: CaseworkUnitOfWork, settings: CaseworkSettings) -> Routin
     return Routing(await uow.cases.covered_municipalities(), await uow.cases.regions(), settings.default_region)
 
 
-def reasons_of(settings: CaseworkSettings, case: Any, referrals: list[Any], now: datetime) -> list[domain.QueueReason]:
+def reasons_of(
+    settings: CaseworkSettings, case: Case, referrals: list[CaseReferral], now: datetime
+) -> list[domain.QueueReason]:
     return domain.queue_reasons(
         case,
         referrals,
@@ -129,19 +131,15 @@ async def take_up(uow: CaseworkUnitOfWork, settings: CaseworkSettings, case_id: 
     untold = await uow.cases.untold_signals(case_id, str(CASEWORK_ORGANISATION))
     if not untold:
         return
-    queue, _ = (await routing(uow, settings)).route(case["municipality_code"])
+    queue, _ = (await routing(uow, settings)).route(case.municipality_code)
     payload = CaseTakenUp(
-        case_id=case_id, signal_ids=untold, municipality_code=case["municipality_code"], queue=queue, taken_up_at=now
+        case_id=case_id, signal_ids=untold, municipality_code=case.municipality_code, queue=queue, taken_up_at=now
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_TAKEN_UP,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(untold[0]),
-        ),
+    await uow.emit(
+        EventType.CASE_TAKEN_UP,
+        payload,
+        subject=case.subject,
+        correlation_id=str(untold[0]),
     )
     await uow.cases.mark_told(untold, now)
 
@@ -180,13 +178,13 @@ async def signal_screened(uow: CaseworkUnitOfWork, settings: CaseworkSettings, s
         personal=_personal(signal),
         risk_level=p.result.risk_level.value,
         result=p.result.model_dump(mode="json"),
-        crisis_since=case["crisis_since"] or (signal.received_at if crisis else None),
-        derailed=case["derailed"] or derailed,
+        crisis_since=case.crisis_since or (signal.received_at if crisis else None),
+        derailed=case.derailed or derailed,
         outreach=domain.outreach(signal),
         contact_preference=signal.caregiver.contact_preference.value,
-        escalated_at=case["escalated_at"] or (now if p.escalated else None),
+        escalated_at=case.escalated_at or (now if p.escalated else None),
         # A partner's new signal is news: the case is open again if it was closed.
-        closed_at=None if added and signal.organisation_id != CASEWORK_ORGANISATION else case["closed_at"],
+        closed_at=None if added and signal.organisation_id != CASEWORK_ORGANISATION else case.closed_at,
     )
     if added:
         await uow.cases.add_event(
@@ -205,7 +203,7 @@ async def case_escalated(uow: CaseworkUnitOfWork, settings: CaseworkSettings, su
     if case is None:
         raise RuntimeError("made just now from the signal")
     await uow.cases.update_case(
-        p.case_id, utcnow(), escalated_at=case["escalated_at"] or p.escalated_at, escalation_reason=p.reason
+        p.case_id, utcnow(), escalated_at=case.escalated_at or p.escalated_at, escalation_reason=p.reason
     )
     await take_up(uow, settings, p.case_id, utcnow())
 
@@ -278,37 +276,37 @@ async def caregiver_erased(uow: CaseworkUnitOfWork, p: CaregiverErased) -> None:
 # --- the queues and the case page ---------------------------------------------------------------
 
 
-def _summary(case: Any, reasons: list[domain.QueueReason], signal_rows: list[Any]) -> dict[str, Any]:
-    personal = case["personal"] or {}
+def _summary(case: Case, reasons: list[domain.QueueReason], signal_rows: list[CaseSignal]) -> dict[str, Any]:
+    personal = case.personal or {}
     return {
-        "id": case["id"],
-        "municipality_code": case["municipality_code"],
-        "risk_level": case["risk_level"],
+        "id": case.id,
+        "municipality_code": case.municipality_code,
+        "risk_level": case.risk_level,
         "name": (personal.get("caregiver") or {}).get("name"),
         "reasons": reasons,
-        "sources": [s["source_kind"] for s in signal_rows],
-        "created_at": case["created_at"],
+        "sources": [s.source_kind for s in signal_rows],
+        "created_at": case.created_at,
     }
 
 
 async def workbench(
-    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Any, now: datetime
+    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Consultant, now: datetime
 ) -> dict[str, Any]:
     """The consultant's municipality queue and, if they are a region's back-up, its fallback queue."""
     route = await routing(uow, settings)
-    own = await uow.cases.open_cases([consultant["municipality_code"]])
-    fallback = await uow.cases.open_cases(None, outside=[]) if consultant["fallback_region"] else []
-    cases = {c["id"]: c for c in [*own, *fallback]}
-    referrals: dict[UUID, list[Any]] = {}
+    own = await uow.cases.open_cases([consultant.municipality_code])
+    fallback = await uow.cases.open_cases(None, outside=[]) if consultant.fallback_region else []
+    cases = {c.id: c for c in [*own, *fallback]}
+    referrals: dict[UUID, list[CaseReferral]] = {}
     for r in await uow.cases.referrals(list(cases)):
-        referrals.setdefault(r["case_id"], []).append(r)
+        referrals.setdefault(r.case_id, []).append(r)
     queues: dict[str, list[dict[str, Any]]] = {"municipality": [], "fallback": []}
     for case in cases.values():
-        reasons = reasons_of(settings, case, referrals.get(case["id"], []), now)
+        reasons = reasons_of(settings, case, referrals.get(case.id, []), now)
         if not reasons:
             continue
-        item = _summary(case, reasons, await uow.cases.signals(case["id"]))
-        if case["municipality_code"] == consultant["municipality_code"]:
+        item = _summary(case, reasons, await uow.cases.signals(case.id))
+        if case.municipality_code == consultant.municipality_code:
             queues["municipality"].append(item)
         elif domain.may_see(
             case, consultant, reasons, covered=route.covered, regions=route.regions, default_region=route.default_region
@@ -323,19 +321,19 @@ async def workbench(
                 i["created_at"],
             )
         )
-    await uow.cases.log_access(consultant["id"], "view_queue")
-    return {"queues": queues, "region": consultant["fallback_region"]}
+    await uow.cases.log_access(consultant.id, "view_queue")
+    return {"queues": queues, "region": consultant.fallback_region}
 
 
 async def _visible_case(
     uow: CaseworkUnitOfWork,
     settings: CaseworkSettings,
-    consultant: Any,
+    consultant: Consultant,
     case_id: UUID,
     now: datetime,
     *,
     lock: bool = False,
-) -> tuple[Any, list[Any], list[domain.QueueReason]]:
+) -> tuple[Case, list[CaseReferral], list[domain.QueueReason]]:
     case = await uow.cases.case(case_id, lock=lock)
     if case is None:
         raise Refused("Deze zaak bestaat niet (meer).", 404)
@@ -349,18 +347,18 @@ async def _visible_case(
     return case, referrals, reasons
 
 
-def next_instrument(case: Any) -> str:
-    result = case["result"] or {}
+def next_instrument(case: Case) -> str:
+    result = case.result or {}
     return result.get("next_instrument") or "ediz_plus"
 
 
 async def case_page(
-    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Any, case_id: UUID, now: datetime
+    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Consultant, case_id: UUID, now: datetime
 ) -> dict[str, Any]:
     case, referrals, reasons = await _visible_case(uow, settings, consultant, case_id, now)
     signal_rows = await uow.cases.signals(case_id)
     instrument = load_catalogue().get(next_instrument(case))
-    await uow.cases.log_access(consultant["id"], "view_case", case_id)
+    await uow.cases.log_access(consultant.id, "view_case", case_id)
     return {
         "case": case,
         "reasons": reasons,
@@ -368,22 +366,22 @@ async def case_page(
         "referrals": referrals,
         "events": await uow.cases.events(case_id),
         "instrument": instrument,
-        "desk": await uow.cases.wmo_desk(case["municipality_code"]),
-        "result": ScreeningResult.model_validate(case["result"]) if case["result"] else None,
+        "desk": await uow.cases.wmo_desk(case.municipality_code),
+        "result": ScreeningResult.model_validate(case.result) if case.result else None,
     }
 
 
 # --- actions -------------------------------------------------------------------------------------
 
 
-def _latest_signal(signal_rows: list[Any]) -> SignalReceived:
-    return SignalReceived.model_validate(signal_rows[-1]["personal"])
+def _latest_signal(signal_rows: list[CaseSignal]) -> SignalReceived:
+    return SignalReceived.model_validate(signal_rows[-1].personal)
 
 
 async def record_contact(
     uow: CaseworkUnitOfWork,
     settings: CaseworkSettings,
-    consultant: Any,
+    consultant: Consultant,
     case_id: UUID,
     kind: str,
     outcome: str,
@@ -402,19 +400,19 @@ async def record_contact(
         "contact",
         {"kind": kind, "outcome": outcome},
         {"note": note} if note else None,
-        consultant["name"],
+        consultant.name,
     )
-    await uow.cases.log_access(consultant["id"], "record_contact", case_id)
+    await uow.cases.log_access(consultant.id, "record_contact", case_id)
 
 
 async def add_note(
-    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Any, case_id: UUID, note: str, now: datetime
+    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Consultant, case_id: UUID, note: str, now: datetime
 ) -> None:
     if not note.strip():
         raise Refused("note: schrijf een notitie")
     await _visible_case(uow, settings, consultant, case_id, now, lock=True)
-    await uow.cases.add_event(case_id, now, "note", {}, {"note": note.strip()}, consultant["name"])
-    await uow.cases.log_access(consultant["id"], "add_note", case_id)
+    await uow.cases.add_event(case_id, now, "note", {}, {"note": note.strip()}, consultant.name)
+    await uow.cases.log_access(consultant.id, "add_note", case_id)
 
 
 async def _sealed_like(
@@ -435,7 +433,7 @@ async def record_answers(
     uow: CaseworkUnitOfWork,
     settings: CaseworkSettings,
     keys: sealing.KeySource,
-    consultant: Any,
+    consultant: Consultant,
     case_id: UUID,
     instrument_id: str,
     answers: list[int | None],
@@ -466,11 +464,11 @@ async def record_answers(
             now=now,
             instrument_id=instrument_id,
             answers=values,
-            consultant_name=consultant["name"],
+            consultant_name=consultant.name,
         ),
         latest,
         keys,
-        case["subject"],
+        case.subject,
     )
     # A due re-screen is done by this measurement.
     await uow.cases.update_case(case_id, now, rescreen_due_at=None, last_contact_at=now)
@@ -480,49 +478,48 @@ async def record_answers(
         "answers",
         {"instrument": instrument.name, "score": instrument.score(values).total},
         None,
-        consultant["name"],
+        consultant.name,
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_ANSWERS_RECORDED,
-            CaseAnswersRecorded(case_id=case_id, signal=signal, recorded_at=now),
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(signal.signal_id),
-        ),
+    await uow.emit(
+        EventType.CASE_ANSWERS_RECORDED,
+        CaseAnswersRecorded(case_id=case_id, signal=signal, recorded_at=now),
+        subject=case.subject,
+        correlation_id=str(signal.signal_id),
     )
-    await uow.cases.log_access(consultant["id"], "record_answers", case_id)
+    await uow.cases.log_access(consultant.id, "record_answers", case_id)
 
 
 async def hand_off(
-    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Any, case_id: UUID, note: str | None, now: datetime
+    uow: CaseworkUnitOfWork,
+    settings: CaseworkSettings,
+    consultant: Consultant,
+    case_id: UUID,
+    note: str | None,
+    now: datetime,
 ) -> None:
     """A referral to the municipality's Wmo desk for a kitchen-table conversation."""
     case, _, _ = await _visible_case(uow, settings, consultant, case_id, now, lock=True)
-    if case["handed_off_at"] is not None:
+    if case.handed_off_at is not None:
         raise Refused("Deze zaak is al overgedragen aan het Wmo-loket.", 409)
-    desk = await uow.cases.wmo_desk(case["municipality_code"])
+    desk = await uow.cases.wmo_desk(case.municipality_code)
     if desk is None:
         raise Refused(
-            f"Er is geen Wmo-loket bekend voor {case['municipality_code']} "
+            f"Er is geen Wmo-loket bekend voor {case.municipality_code} "
             "(python -m services.casework.cli set-wmo-desk).",
             409,
         )
     signal_rows = await uow.cases.signals(case_id)
     latest = _latest_signal(signal_rows)
     match = ProposedMatch(
-        service_id=f"wmo-desk-{case['municipality_code'].lower()}",
-        service_name=desk["name"],
-        organization_name=desk["name"],
+        service_id=f"wmo-desk-{case.municipality_code.lower()}",
+        service_name=desk.name,
+        organization_name=desk.name,
         category="wmo_kitchen_table_conversation",
         score=1.0,
-        contact_email=desk["email"],
+        contact_email=desk.email,
     )
     result = (
-        ScreeningResult.model_validate(case["result"])
-        if case["result"]
-        else ScreeningResult(risk_level=RiskLevel.AT_RISK)
+        ScreeningResult.model_validate(case.result) if case.result else ScreeningResult(risk_level=RiskLevel.AT_RISK)
     )
     payload = CaseHandedOff(
         case_id=case_id,
@@ -536,53 +533,50 @@ async def hand_off(
     await uow.cases.update_case(case_id, now, handed_off_at=now)
     await uow.cases.propose(case_id, match.service_id, match.service_name, now)
     await uow.cases.add_event(
-        case_id, now, "handoff", {"desk": desk["name"]}, {"note": note} if note else None, consultant["name"]
+        case_id, now, "handoff", {"desk": desk.name}, {"note": note} if note else None, consultant.name
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_HANDED_OFF,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(latest.signal_id),
-        ),
+    await uow.emit(
+        EventType.CASE_HANDED_OFF,
+        payload,
+        subject=case.subject,
+        correlation_id=str(latest.signal_id),
     )
-    await uow.cases.log_access(consultant["id"], "hand_off", case_id)
+    await uow.cases.log_access(consultant.id, "hand_off", case_id)
 
 
 async def close(
-    uow: CaseworkUnitOfWork, settings: CaseworkSettings, consultant: Any, case_id: UUID, reason: str, now: datetime
+    uow: CaseworkUnitOfWork,
+    settings: CaseworkSettings,
+    consultant: Consultant,
+    case_id: UUID,
+    reason: str,
+    now: datetime,
 ) -> None:
     try:
         close_reason = CloseReason(reason)
     except ValueError:
         raise Refused(f"reason: kies een van {', '.join(r.value for r in CloseReason)}") from None
     case, _, _ = await _visible_case(uow, settings, consultant, case_id, now, lock=True)
-    if case["closed_at"] is not None:
+    if case.closed_at is not None:
         raise Refused("Deze zaak is al afgesloten.", 409)
     signal_rows = await uow.cases.signals(case_id)
     partner_signals = [
-        s["signal_id"] for s in signal_rows if s["personal"].get("organisation_id") != str(CASEWORK_ORGANISATION)
+        s.signal_id for s in signal_rows if s.personal.get("organisation_id") != str(CASEWORK_ORGANISATION)
     ]
     await uow.cases.update_case(case_id, now, closed_at=now, close_reason=close_reason.value)
-    await uow.cases.add_event(case_id, now, "closed", {"reason": close_reason.value}, None, consultant["name"])
+    await uow.cases.add_event(case_id, now, "closed", {"reason": close_reason.value}, None, consultant.name)
     payload = CaseClosed(
         case_id=case_id,
         signal_ids=partner_signals,
         reason=close_reason,
         closed_at=now,
-        municipality_code=case["municipality_code"],
+        municipality_code=case.municipality_code,
         signal=_latest_signal(signal_rows) if signal_rows else None,
     )
-    await uow.publish(
-        Topics.CASEWORK,
-        new_event(
-            EventType.CASE_CLOSED,
-            payload,
-            producer=settings.service_name,
-            subject=case["subject"],
-            correlation_id=str(case_id),
-        ),
+    await uow.emit(
+        EventType.CASE_CLOSED,
+        payload,
+        subject=case.subject,
+        correlation_id=str(case_id),
     )
-    await uow.cases.log_access(consultant["id"], "close_case", case_id)
+    await uow.cases.log_access(consultant.id, "close_case", case_id)

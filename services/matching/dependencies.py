@@ -25,7 +25,6 @@ class MatchingContext(ServiceContext[MatchingSettings]):
         metrics = MatchingMetrics(runtime.metrics.registry)
         runtime.metric_refreshers.append(metrics.refresh)
         matcher = Matcher(
-            producer=settings.service_name,
             max_proposals=settings.max_proposals,
             hold_minutes=settings.reservation_hold_minutes,
             metrics=metrics,

@@ -5,33 +5,22 @@ transaction counts again), and the social map's state, read from its tables at e
 from __future__ import annotations
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from shared.metrics import MetricSet, counter, gauge
 
 
-class MatchingMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.proposals = Counter(
-            "sts_match_outcomes_total",
-            "Matching rounds by outcome: matched (a service proposed) or no_match.",
-            ["outcome"],
-            registry=registry,
-        )
-        self.no_match = Counter(
-            "sts_no_match_reasons_total",
-            "Why the social map fell short (the matching domain's fixed reasons).",
-            ["reason"],
-            registry=registry,
-        )
-        self.full = Gauge(
-            "sts_services_at_capacity",
-            "Active services on the social map with no place available.",
-            registry=registry,
-        )
-        self.unassured = Gauge(
-            "sts_social_map_unassured_services",
-            "Active services whose entry was not assured (checked) for a year, or never.",
-            registry=registry,
-        )
+class MatchingMetrics(MetricSet):
+    proposals = counter(
+        "sts_match_outcomes_total", "Matching rounds by outcome: matched (a service proposed) or no_match.", "outcome"
+    )
+    no_match = counter(
+        "sts_no_match_reasons_total", "Why the social map fell short (the matching domain's fixed reasons).", "reason"
+    )
+    full = gauge("sts_services_at_capacity", "Active services on the social map with no place available.")
+    unassured = gauge(
+        "sts_social_map_unassured_services",
+        "Active services whose entry was not assured (checked) for a year, or never.",
+    )
 
     def count(self, proposed: bool, reason: str | None) -> None:
         self.proposals.labels("matched" if proposed else "no_match").inc()

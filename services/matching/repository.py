@@ -24,6 +24,9 @@ from services.matching.pc4 import centroid
 from services.matching.taxonomy import TAXONOMY
 from shared.retention import Purge
 
+# A candidate's fields that arrive as SQL arrays and are sets in the domain.
+_SETS = ("terms", "municipality_codes", "pc4s", "languages")
+
 
 @dataclass
 class ImportReport:
@@ -234,8 +237,8 @@ class SocialMapRepository:
         """Services with an area in the municipality (and the postcode area, when given), in any
         status: matching itself explains why an inactive one is not proposed."""
         rows = await self._conn.fetch(
-            """SELECT s.id, s.name, o.name AS organization_name, s.status, s.minimum_age, s.maximum_age,
-                      s.assured_date,
+            """SELECT s.id AS service_id, s.name AS service_name, o.name AS organization_name, s.status,
+                      s.minimum_age AS min_age, s.maximum_age AS max_age, s.assured_date,
                       COALESCE(s.email, (SELECT c.email FROM contact c WHERE c.service_id = s.id AND c.email IS NOT NULL
                                          ORDER BY c.id LIMIT 1), o.email) AS contact_email,
                       (SELECT c.phones->0->>'number' FROM contact c WHERE c.service_id = s.id
@@ -247,14 +250,14 @@ class SocialMapRepository:
                       ARRAY(SELECT DISTINCT t.code FROM attribute a JOIN taxonomy_term t ON t.id = a.taxonomy_term_id
                             WHERE a.link_entity = 'service' AND a.link_id = s.id AND t.taxonomy = $3) AS terms,
                       ARRAY(SELECT DISTINCT municipality_code FROM service_area
-                            WHERE service_id = s.id) AS municipalities,
+                            WHERE service_id = s.id) AS municipality_codes,
                       -- PC4s restrict the service only where it does not also serve the whole municipality.
                       CASE WHEN EXISTS (SELECT 1 FROM service_area WHERE service_id = s.id
                                         AND municipality_code = $1 AND pc4 IS NULL) THEN '{}'::text[]
                            ELSE ARRAY(SELECT pc4 FROM service_area WHERE service_id = s.id
                                       AND municipality_code = $1 AND pc4 IS NOT NULL) END AS pc4s,
                       ARRAY(SELECT code FROM language WHERE service_id = s.id) AS languages,
-                      (SELECT sum(available)::int FROM service_capacity WHERE service_id = s.id) AS available,
+                      (SELECT sum(available)::int FROM service_capacity WHERE service_id = s.id) AS capacity_available,
                       ARRAY(SELECT ARRAY[l.latitude, l.longitude] FROM service_at_location sal
                             JOIN location l ON l.id = sal.location_id
                             WHERE sal.service_id = s.id AND l.latitude IS NOT NULL ORDER BY sal.id) AS coordinates
@@ -269,33 +272,15 @@ class SocialMapRepository:
         origin = centroid(pc4)
         candidates = []
         for r in rows:
-            points = [tuple(p) for p in r["coordinates"]]
+            fields = dict(r)
+            points = [tuple(p) for p in fields.pop("coordinates")]
             # Of several locations, the one nearest the caregiver is the one they would visit.
             nearest = (
                 min(points, key=lambda p: haversine_km(origin, p)) if origin and points else next(iter(points), None)
             )
-            candidates.append(
-                Candidate(
-                    service_id=r["id"],
-                    service_name=r["name"],
-                    organization_name=r["organization_name"],
-                    status=r["status"],
-                    terms=frozenset(r["terms"]),
-                    municipality_codes=frozenset(r["municipalities"]),
-                    pc4s=frozenset(r["pc4s"]),
-                    min_age=r["minimum_age"],
-                    max_age=r["maximum_age"],
-                    languages=frozenset(r["languages"]),
-                    latitude=nearest[0] if nearest else None,
-                    longitude=nearest[1] if nearest else None,
-                    capacity_available=r["available"],
-                    assured_date=r["assured_date"],
-                    contact_email=r["contact_email"],
-                    contact_phone=r["contact_phone"],
-                    address=r["address"],
-                    url=r["url"],
-                )
-            )
+            fields |= {name: frozenset(fields[name]) for name in _SETS}
+            fields |= {"latitude": nearest[0], "longitude": nearest[1]} if nearest else {}
+            candidates.append(Candidate(**fields))
         return candidates
 
     async def reserve(self, service_id: str, case_id: UUID, hold_minutes: int) -> UUID | None:

@@ -13,8 +13,6 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
 from services.matching import domain, hsds, search
 from services.matching.metrics import MatchingMetrics
 from services.matching.repository import SocialMapRepository
@@ -31,8 +29,7 @@ from shared.contracts import (
     SignalScreened,
     Topics,
 )
-from shared.outbox import new_event
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 # A provider's answer that gives the held place back; only a decline also looks further.
 _PLACE_FREED = (ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatus.FAILED)
@@ -41,16 +38,16 @@ _PLACE_FREED = (ReferralStatus.REJECTED, ReferralStatus.CANCELLED, ReferralStatu
 class MatchingUnitOfWork(UnitOfWork):
     """One transaction of the matching database: the social map, and the outbox."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.social_map = SocialMapRepository(conn)
+    topic = Topics.MATCHING
+    producer = "matching"
+
+    social_map = Repository(SocialMapRepository)
 
 
 @dataclass(frozen=True)
 class Matcher:
     """What proposing needs besides the screened signal."""
 
-    producer: str
     max_proposals: int
     hold_minutes: int
     metrics: MatchingMetrics
@@ -95,16 +92,12 @@ async def propose(
         result=screened.result,
         signal=screened.signal,
     )
-    await uow.publish(
-        Topics.MATCHING,
-        new_event(
-            EventType.MATCHES_PROPOSED,
-            payload,
-            producer=matcher.producer,
-            subject=cause.subject,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.event_id,
-        ),
+    await uow.emit(
+        EventType.MATCHES_PROPOSED,
+        payload,
+        subject=cause.subject,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.event_id,
     )
 
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from prometheus_client import Counter
 
 from services.municipalities import domain, service
 from services.municipalities.config import MunicipalitiesSettings
+from services.municipalities.metrics import MunicipalitiesMetrics
 from services.municipalities.service import MunicipalitiesUnitOfWork
 from shared.service import Runtime
 from shared.worker import Periodic
@@ -29,13 +29,7 @@ class ReleaseWorker:
             max_delay=timedelta(seconds=self._settings.max_delay_seconds),
         )
         self._periodic = Periodic("release", self._settings.release_seconds, self.tick)
-        # What a data protection officer (and an operator) watches: how much is suppressed.
-        self._records = Counter(
-            "sts_municipal_records_total",
-            "Anonymous records by fate (released, suppressed).",
-            ["fate"],
-            registry=runtime.metrics.registry,
-        )
+        self._records = MunicipalitiesMetrics(runtime.metrics.registry).records
 
     async def start(self) -> None:
         await self._periodic.start()

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from uuid import UUID, uuid4
 
-import asyncpg
 import structlog
 
 from services.municipalities import domain, records, reports
@@ -22,7 +21,7 @@ from services.municipalities.districts import MUNICIPALITIES, is_known
 from services.municipalities.domain import Record, Webhook
 from services.municipalities.repository import MunicipalStore
 from shared.contracts import CaregiverErased, ErasureScope
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -30,9 +29,7 @@ log = structlog.get_logger(__name__)
 class MunicipalitiesUnitOfWork(UnitOfWork):
     """One transaction of the municipalities database: its store, and the outbox."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.store = MunicipalStore(conn)
+    store = Repository(MunicipalStore)
 
 
 @dataclass(frozen=True)

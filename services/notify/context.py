@@ -37,10 +37,6 @@ class NotifyContext(ServiceContext[NotifySettings]):
         return cls(settings, runtime, metrics, clock or SystemClock(), links)
 
     @property
-    def producer(self) -> str:
-        return self.settings.service_name
-
-    @property
     def channels(self) -> frozenset[str]:
         """The channels messages can be planned for; SMS only with a gateway configured."""
         return frozenset({EMAIL, WEBHOOK, STATUS_VIEW} | ({SMS} if self.settings.sms_url else set()))

@@ -9,8 +9,7 @@ from services.notify.context import NotifyContext
 from services.notify.domain import FollowUp
 from services.notify.notifications import Scope, store
 from services.notify.repository import NotifyUnitOfWork
-from shared.contracts import EventType, FollowUpRecorded, Topics
-from shared.outbox import add_event, new_event
+from shared.contracts import EventType, FollowUpRecorded
 
 
 async def ask_due(uow: NotifyUnitOfWork, ctx: NotifyContext, limit: int = 100) -> int:
@@ -40,7 +39,6 @@ async def record_answer(
         return follow_up.support_arrived
     now = ctx.clock.now()
     await uow.follow_ups.record_answer(follow_up.id, support_arrived, now)
-    conn = uow.conn
     payload = FollowUpRecorded(
         signal_id=follow_up.signal_id,
         case_id=follow_up.case_id,
@@ -48,16 +46,8 @@ async def record_answer(
         recorded_at=now,
         municipality_code=follow_up.signal.caregiver.municipality_code if follow_up.signal else None,
     )
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.FOLLOW_UP_RECORDED,
-            payload,
-            producer=ctx.producer,
-            subject=follow_up.subject_key,
-            correlation_id=follow_up.correlation_id,
-        ),
+    await uow.emit(
+        EventType.FOLLOW_UP_RECORDED, payload, subject=follow_up.subject_key, correlation_id=follow_up.correlation_id
     )
     ctx.metrics.follow_ups.labels("arrived" if support_arrived else "not_arrived").inc()
     return support_arrived

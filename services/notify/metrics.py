@@ -4,62 +4,41 @@ kept as things happen, and gauges of deadlines read from its tables at each scra
 from __future__ import annotations
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from shared.contracts import ReferralStatus
+from shared.metrics import MetricSet, counter, gauge
 
 
-class NotifyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.deliveries = Counter(
-            "sts_notifications_total",
-            "Notification outcomes by channel (delivered, retry, failed, suppressed).",
-            ["channel", "outcome"],
-            registry=registry,
-        )
-        self.breaker_state = Gauge(
-            "sts_notify_breaker_state",
-            "Circuit breaker per channel (per host for webhooks): 0 closed, 1 half-open, 2 open.",
-            ["channel"],
-            registry=registry,
-        )
-        self.oldest_pending = Gauge(
-            "sts_notifications_oldest_pending_seconds",
-            "Age of the oldest notification not sent yet (0 when none), as of the last delivery round.",
-            registry=registry,
-        )
-        self.referral_updates = Counter(
-            "sts_referral_updates_total",
-            "Referral status changes.",
-            ["status", "updated_by"],
-            registry=registry,
-        )
-        self.reminders = Counter(
-            "sts_referral_reminders_total",
-            "Reminders to providers that did not answer in time.",
-            registry=registry,
-        )
-        self.escalations = Counter(
-            "sts_referral_escalations_total",
-            "Unanswered referrals escalated to the caregiver consultant.",
-            registry=registry,
-        )
-        self.follow_ups = Counter(
-            "sts_follow_ups_total",
-            "Follow-up questions asked and answers recorded.",
-            ["event"],
-            registry=registry,
-        )
-        self.past_deadline = Gauge(
-            "sts_referrals_past_deadline",
-            "Referrals still requested after their response deadline (the provider has not answered).",
-            registry=registry,
-        )
-        self.crisis_waiting = Gauge(
-            "sts_crisis_escalations_overdue",
-            "Crisis referrals to the caregiver consultant not delivered a minute after the signal came in.",
-            registry=registry,
-        )
+class NotifyMetrics(MetricSet):
+    deliveries = counter(
+        "sts_notifications_total",
+        "Notification outcomes by channel (delivered, retry, failed, suppressed).",
+        "channel",
+        "outcome",
+    )
+    breaker_state = gauge(
+        "sts_notify_breaker_state",
+        "Circuit breaker per channel (per host for webhooks): 0 closed, 1 half-open, 2 open.",
+        "channel",
+    )
+    oldest_pending = gauge(
+        "sts_notifications_oldest_pending_seconds",
+        "Age of the oldest notification not sent yet (0 when none), as of the last delivery round.",
+    )
+    referral_updates = counter("sts_referral_updates_total", "Referral status changes.", "status", "updated_by")
+    reminders = counter("sts_referral_reminders_total", "Reminders to providers that did not answer in time.")
+    escalations = counter(
+        "sts_referral_escalations_total", "Unanswered referrals escalated to the caregiver consultant."
+    )
+    follow_ups = counter("sts_follow_ups_total", "Follow-up questions asked and answers recorded.", "event")
+    past_deadline = gauge(
+        "sts_referrals_past_deadline",
+        "Referrals still requested after their response deadline (the provider has not answered).",
+    )
+    crisis_waiting = gauge(
+        "sts_crisis_escalations_overdue",
+        "Crisis referrals to the caregiver consultant not delivered a minute after the signal came in.",
+    )
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
         row = await pool.fetchrow(

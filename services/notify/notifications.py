@@ -22,9 +22,7 @@ from shared.contracts import (
     EventType,
     NotificationSent,
     RecipientRole,
-    Topics,
 )
-from shared.outbox import add_event, new_event
 
 
 @dataclass(frozen=True)
@@ -46,20 +44,11 @@ async def report(
     detail: str | None,
 ) -> None:
     """Emit notification.sent for a message whose outcome is now known."""
-    conn = uow.conn
     # By field name: the event takes the message's ids, recipient, channel and template.
     outcome = {"notification_id": message.id, "status": status, "sent_at": ctx.clock.now(), "detail": detail}
     payload = NotificationSent(**vars(message) | outcome)
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.NOTIFICATION_SENT,
-            payload,
-            producer=ctx.producer,
-            subject=message.subject_key,
-            correlation_id=message.correlation_id,
-        ),
+    await uow.emit(
+        EventType.NOTIFICATION_SENT, payload, subject=message.subject_key, correlation_id=message.correlation_id
     )
     ctx.metrics.deliveries.labels(message.channel, status).inc()
 

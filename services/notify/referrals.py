@@ -25,9 +25,7 @@ from shared.contracts import (
     ReferralStatus,
     ReferralUpdated,
     RejectionReason,
-    Topics,
 )
-from shared.outbox import add_event, new_event
 
 SYSTEM = "system"
 
@@ -85,23 +83,14 @@ _FROM_MATCH = {"service_id", "service_name", "organization_name", "contact_email
 
 async def announce(uow: NotifyUnitOfWork, ctx: NotifyContext, referral: Referral, updated_by: str) -> None:
     """Emit referral.updated with what matching needs to release the slot and re-match."""
-    conn = uow.conn
     payload = ReferralUpdated(
         **vars(referral),  # by field name; the event takes what it has a field for
         referral_id=referral.id,
         updated_by=updated_by,
         excluded_service_ids=await uow.referrals.rejected_service_ids(referral.case_id),
     )
-    await add_event(
-        conn,
-        Topics.NOTIFY,
-        new_event(
-            EventType.REFERRAL_UPDATED,
-            payload,
-            producer=ctx.producer,
-            subject=referral.subject_key,
-            correlation_id=referral.correlation_id,
-        ),
+    await uow.emit(
+        EventType.REFERRAL_UPDATED, payload, subject=referral.subject_key, correlation_id=referral.correlation_id
     )
     ctx.metrics.referral_updates.labels(payload.status.value, updated_by).inc()
 

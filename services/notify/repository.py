@@ -15,12 +15,10 @@ import asyncpg
 
 from services.notify.domain import FollowUp, HistoryEntry, Notification, Referral, Referrer
 from services.notify.lifecycle import OPEN
-from shared import access_log
-from shared.access_log import Action, Actor
-from shared.contracts import RecipientRole, ReferralStatus, ScreeningResult, SignalReceived
+from shared.contracts import RecipientRole, ReferralStatus, ScreeningResult, SignalReceived, Topics
 from shared.listener import notify
 from shared.retention import Purge
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -494,17 +492,13 @@ class FollowUps:
 class NotifyUnitOfWork(UnitOfWork):
     """Notify's tables and the outbox in one transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.notifications = Notifications(conn)
-        self.referrals = Referrals(conn)
-        self.contacts = Contacts(conn)
-        self.follow_ups = FollowUps(conn)
+    topic = Topics.NOTIFY
+    producer = "notify"
 
-    async def log_access(
-        self, actor: Actor, action: Action, subject_type: str, subject_id: UUID | list[UUID], *, outcome: str = "ok"
-    ) -> None:
-        await access_log.record(self.conn, actor, action, subject_type, subject_id, outcome=outcome)
+    notifications = Repository(Notifications)
+    referrals = Repository(Referrals)
+    contacts = Repository(Contacts)
+    follow_ups = Repository(FollowUps)
 
     async def erase(self, signal_ids: Sequence[UUID], case_ids: Sequence[UUID]) -> None:
         """Blank what identifies the caregiver, in every table; ids, statuses and timestamps

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from services.operators import domain
 from services.operators.config import OperatorsSettings
 from services.operators.monitor import Monitor
 from services.operators.repository import OperatorsRepository
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 # Rates and latency percentiles are taken over this window of readings.
 RATE_WINDOW_SECONDS = 30.0
@@ -27,9 +25,7 @@ def _now() -> datetime:
 class OperatorsUnitOfWork(UnitOfWork):
     """The operators' table of sign-in links and sessions, in one transaction."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.operators = OperatorsRepository(conn)
+    operators = Repository(OperatorsRepository)
 
 
 async def issue_operator(

@@ -36,6 +36,6 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
 def _rescreen_scheduler(ctx: ScreeningContext) -> Periodic:
     async def emit() -> None:
         async with ScreeningUnitOfWork.begin(ctx.pool) as uow:
-            await service.emit_due_rescreens(uow, ctx.settings.service_name, utcnow())
+            await service.emit_due_rescreens(uow, utcnow())
 
     return Periodic("rescreen-scheduler", ctx.settings.rescreen_check_seconds, emit)

@@ -21,7 +21,6 @@ class ScreeningContext(ServiceContext[ScreeningSettings]):
     @classmethod
     def create(cls, settings: ScreeningSettings, runtime: Runtime) -> ScreeningContext:
         screener = Screener(
-            producer=settings.service_name,
             merge_window=timedelta(days=settings.case_merge_window_days),
             metrics=ScreeningMetrics(runtime.metrics.registry),
         )

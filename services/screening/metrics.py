@@ -5,20 +5,11 @@ Counted when the handler runs: a transaction that fails and is retried counts ag
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from shared.metrics import MetricSet, counter
 
 
-class ScreeningMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.screenings = Counter(
-            "sts_screenings_total",
-            "Signals screened, by the case's risk level.",
-            ["risk_level"],
-            registry=registry,
-        )
-        self.escalations = Counter(
-            "sts_escalations_total",
-            "Cases escalated to the caregiver consultant, by the case's risk level.",
-            ["risk_level"],
-            registry=registry,
-        )
+class ScreeningMetrics(MetricSet):
+    screenings = counter("sts_screenings_total", "Signals screened, by the case's risk level.", "risk_level")
+    escalations = counter(
+        "sts_escalations_total", "Cases escalated to the caregiver consultant, by the case's risk level.", "risk_level"
+    )

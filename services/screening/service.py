@@ -13,8 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from services.screening import domain
 from services.screening.metrics import ScreeningMetrics
 from services.screening.repository import CaseRepository
@@ -34,25 +32,24 @@ from shared.contracts import (
     Topics,
 )
 from shared.instruments import Catalogue, load_catalogue
-from shared.outbox import new_event
 from shared.sealing import slim
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 
 class ScreeningUnitOfWork(UnitOfWork):
     """One transaction of the screening database: its cases, and the outbox."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.cases = CaseRepository(conn)
+    topic = Topics.SCREENING
+    producer = "screening"
+
+    cases = Repository(CaseRepository)
 
 
 @dataclass(frozen=True)
 class Screener:
-    """What screening a signal needs besides the signal: the instruments, the merge window,
-    the name events are produced under, and the counters."""
+    """What screening a signal needs besides the signal: the instruments, the merge window and
+    the counters."""
 
-    producer: str
     merge_window: timedelta
     metrics: ScreeningMetrics
     catalogue: Catalogue = field(default_factory=load_catalogue)
@@ -105,7 +102,6 @@ async def screen_signal(
     escalate = newly_escalated or own.risk_level is RiskLevel.CRISIS
     await _publish(
         uow,
-        screener,
         cause,
         EventType.SIGNAL_SCREENED,
         SignalScreened(
@@ -123,7 +119,6 @@ async def screen_signal(
         screener.metrics.escalations.labels(case.risk_level.value).inc()
         await _publish(
             uow,
-            screener,
             cause,
             EventType.CASE_ESCALATED,
             CaseEscalated(
@@ -139,22 +134,10 @@ async def screen_signal(
 
 
 async def _publish(
-    uow: ScreeningUnitOfWork,
-    screener: Screener,
-    cause: Envelope[Any],
-    event_type: str,
-    payload: SignalScreened | CaseEscalated,
+    uow: ScreeningUnitOfWork, cause: Envelope[Any], event_type: str, payload: SignalScreened | CaseEscalated
 ) -> None:
-    await uow.publish(
-        Topics.SCREENING,
-        new_event(
-            event_type,
-            payload,
-            producer=screener.producer,
-            subject=cause.subject,
-            correlation_id=cause.correlation_id,
-            causation_id=cause.event_id,
-        ),
+    await uow.emit(
+        event_type, payload, subject=cause.subject, correlation_id=cause.correlation_id, causation_id=cause.event_id
     )
 
 
@@ -188,7 +171,7 @@ async def erase(uow: ScreeningUnitOfWork, erased: CaregiverErased) -> None:
     await uow.forget_retained(erased)
 
 
-async def emit_due_rescreens(uow: ScreeningUnitOfWork, producer: str, now: datetime) -> int:
+async def emit_due_rescreens(uow: ScreeningUnitOfWork, now: datetime) -> int:
     """Publish ``rescreen.due`` for every case whose follow-up measurement is due; how many."""
     due = await uow.cases.claim_due_rescreens(now)
     for case in due:
@@ -199,15 +182,8 @@ async def emit_due_rescreens(uow: ScreeningUnitOfWork, producer: str, now: datet
             due_at=case.due_at,
             municipality_code=case.municipality_code,
         )
-        await uow.publish(
-            Topics.SCREENING,
-            new_event(
-                EventType.RESCREEN_DUE,
-                payload,
-                producer=producer,
-                subject=case.caregiver_pseudonym,
-                correlation_id=str(case.last_signal_id),
-            ),
+        await uow.emit(
+            EventType.RESCREEN_DUE, payload, subject=case.caregiver_pseudonym, correlation_id=str(case.last_signal_id)
         )
         await uow.cases.mark_rescreen_emitted(case.case_id, now)
     return len(due)

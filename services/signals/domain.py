@@ -302,16 +302,8 @@ def status_view(signal: Signal, stages: Sequence[StageRecord]) -> SignalStatus:
             matches = detail.get("matches", [])
             no_match_reason = detail.get("no_match_reason")
         elif row.stage == Stage.NOTIFIED:
-            notifications.append(
-                NotificationView(
-                    recipient=detail["recipient_role"],
-                    channel=detail["channel"],
-                    template=detail["template"],
-                    status=detail["status"],
-                    at=row.occurred_at,
-                    detail=detail.get("detail"),
-                )
-            )
+            # Stored under the event's field names; the view calls the role "recipient".
+            notifications.append(NotificationView(**detail, recipient=detail["recipient_role"], at=row.occurred_at))
         elif row.stage == Stage.REFERRAL:
             # Stages come in time order: the last update of a referral is its status.
             referrals[detail["referral_id"]] = ReferralView(**detail, at=row.occurred_at)

@@ -5,28 +5,23 @@ hour (the funnel), and the ingest→notified latency percentiles of those notifi
 from __future__ import annotations
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Gauge
 
 from services.signals.domain import PROGRESS, Stage
+from shared.metrics import MetricSet, gauge
 
 FUNNEL = tuple(stage.value for stage in PROGRESS)
 QUANTILES = (0.5, 0.95, 0.99)
 
 
-class PipelineMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.stage = Gauge(
-            "sts_pipeline_signals_last_hour",
-            "Signals that reached each stage in the last hour (the funnel).",
-            ["stage"],
-            registry=registry,
-        )
-        self.latency = Gauge(
-            "sts_pipeline_ingest_to_notified_seconds",
-            "Ingest→first notification latency of the signals notified in the last hour, by quantile.",
-            ["quantile"],
-            registry=registry,
-        )
+class PipelineMetrics(MetricSet):
+    stage = gauge(
+        "sts_pipeline_signals_last_hour", "Signals that reached each stage in the last hour (the funnel).", "stage"
+    )
+    latency = gauge(
+        "sts_pipeline_ingest_to_notified_seconds",
+        "Ingest→first notification latency of the signals notified in the last hour, by quantile.",
+        "quantile",
+    )
 
     async def refresh(self, pool: asyncpg.Pool) -> None:
         rows = await pool.fetch(

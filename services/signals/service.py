@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-import asyncpg
 import structlog
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
@@ -42,7 +41,7 @@ from services.signals.keys import DataKeys
 from services.signals.repository import SignalsRepository
 from services.signals.schemas import ErasureIn, SignalIn
 from services.signals.sessions import digest, new_token
-from shared import access_log, sealing
+from shared import sealing
 from shared.access_log import Action, Actor
 from shared.contracts import (
     ErasureScope,
@@ -53,9 +52,8 @@ from shared.contracts import (
 )
 from shared.crypto import MasterKeyring
 from shared.instruments import load_catalogue
-from shared.outbox import new_event
 from shared.tombstones import lock_for_erasure
-from shared.uow import UnitOfWork
+from shared.uow import Repository, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -64,21 +62,11 @@ class SignalsUnitOfWork(UnitOfWork):
     """The signals store, the data keys, the access log and the erasure's lock, in one
     transaction (tests/unit/test_signals_service.py has its in-memory twin)."""
 
-    def __init__(self, conn: asyncpg.Connection) -> None:
-        super().__init__(conn)
-        self.signals = SignalsRepository(conn)
-        self.data_keys = DataKeys(conn)
+    topic = Topics.SIGNALS
+    producer = "signals"
 
-    async def log_access(
-        self,
-        actor: Actor,
-        action: Action,
-        subject_type: str,
-        subject_ids: UUID | str | Iterable[UUID | str],
-        *,
-        outcome: str = "ok",
-    ) -> None:
-        await access_log.record(self.conn, actor, action, subject_type, subject_ids, outcome=outcome)
+    signals = Repository(SignalsRepository)
+    data_keys = Repository(DataKeys)
 
     async def lock_caregiver(self, pseudonym: str) -> None:
         await lock_for_erasure(self.conn, pseudonym)
@@ -168,12 +156,8 @@ async def _store(
         key_id,
         data_key,
     )
-    event = new_event(
-        EventType.SIGNAL_RECEIVED,
-        payload,
-        producer=settings.service_name,
-        subject=pseudonym,
-        correlation_id=correlation_id or str(signal_id),
+    event = await uow.emit(
+        EventType.SIGNAL_RECEIVED, payload, subject=pseudonym, correlation_id=correlation_id or str(signal_id)
     )
     await uow.signals.insert_signal(
         signal_id=signal_id,
@@ -186,7 +170,6 @@ async def _store(
         body=sealing.wire_payload(payload.model_dump(mode="json"))[0],
         event_id=event.event_id,
     )
-    await uow.publish(Topics.SIGNALS, event)
 
 
 async def signal_status(
@@ -256,15 +239,11 @@ async def submit_self_referral(
     # erasure of that person makes the topic's copy of the address unreadable.
     pseudonym = domain.caregiver_pseudonym(settings.pseudonym_key.get_secret_value().encode(), signal, referral_id)
     payload = sealing.seal_payload(payload, *await uow.data_keys.for_caregiver(pseudonym, keyring))
-    await uow.publish(
-        Topics.SIGNALS,
-        new_event(
-            EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED,
-            payload,
-            producer=settings.service_name,
-            subject=str(referral_id),
-            correlation_id=str(referral_id),
-        ),
+    await uow.emit(
+        EventType.SELF_REFERRAL_CONFIRMATION_REQUESTED,
+        payload,
+        subject=str(referral_id),
+        correlation_id=str(referral_id),
     )
     return referral_id
 
@@ -471,14 +450,9 @@ async def _erase(
     event_ids = []
     for erased in erasures:
         await uow.forget_retained(erased, whole_subject=erased.caregiver_pseudonym in gone)
-        event = new_event(
-            EventType.CAREGIVER_ERASED,
-            erased,
-            producer=settings.service_name,
-            subject=erased.caregiver_pseudonym,
-            correlation_id=str(erasure_id),
+        event = await uow.emit(
+            EventType.CAREGIVER_ERASED, erased, subject=erased.caregiver_pseudonym, correlation_id=str(erasure_id)
         )
-        await uow.publish(Topics.SIGNALS, event)
         event_ids.append(event.event_id)
     partner = requester.role == "partner"
     await uow.signals.insert_erasure(

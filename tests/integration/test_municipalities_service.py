@@ -3,7 +3,8 @@ in the consumer's transaction, the release worker appends k-anonymous groups to 
 table and the outbox and removes what it released or suppressed, erasure drops a person's
 waiting records, nothing identifying is ever stored; sequence numbers are gap-free per
 municipality under concurrent writers, SSE replays and resumes, webhooks are signed,
-ordered and retried; and the signals store no longer has municipality tables."""
+ordered and retried. (That the signals store no longer has municipality tables is
+tests/integration/test_signals_migrations.py's.)"""
 
 from __future__ import annotations
 
@@ -324,21 +325,3 @@ async def test_old_inbox_rows_are_purged_by_the_shared_retention_job(pool):
     )
     await purge(pool, shared_purges(MunicipalitiesSettings()))
     assert await pool.fetchval("SELECT count(*) FROM inbox") == 1
-
-
-async def test_the_signals_store_keeps_no_municipality_tables(database_url):
-    await migrate(database_url, REPO / "services" / "signals" / "migrations")
-    conn = await asyncpg.connect(database_url)
-    try:
-        tables = {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    finally:
-        await conn.close()
-    assert "signals" in tables and "erasures" in tables
-    assert not tables & {
-        "municipality_keys",
-        "stream_salts",
-        "signal_facts",
-        "municipal_streams",
-        "municipal_events",
-        "municipal_webhooks",
-    }

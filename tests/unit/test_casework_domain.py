@@ -3,6 +3,7 @@ see them, and screening's reasons in Dutch."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,23 +34,17 @@ def signal(**changes: Any) -> SignalReceived:
     return SignalReceived.model_validate(data)
 
 
-def case(**changes: Any) -> dict[str, Any]:
-    return {
-        "closed_at": None,
-        "crisis_since": None,
-        "last_contact_at": None,
-        "derailed": False,
-        "escalated_at": None,
-        "unmatched": False,
-        "outreach": None,
-        "contact_preference": "email",
-        "rescreen_due_at": None,
-        "support_not_arrived_at": None,
-        "municipality_code": "GM0327",
-    } | changes
+def case(**changes: Any) -> domain.Case:
+    fields: dict[str, Any] = {"municipality_code": "GM0327", "contact_preference": "email"} | changes
+    return domain.Case(id=uuid4(), subject="p", created_at=NOW, updated_at=NOW, **fields)
 
 
-def codes(c: dict[str, Any], referrals: Sequence[dict[str, Any]] = (), now: datetime = NOW) -> list[str]:
+def referral(**changes: Any) -> domain.CaseReferral:
+    fields: dict[str, Any] = {"status": "requested", "created_at": NOW - DAYS} | changes
+    return domain.CaseReferral(case_id=uuid4(), service_id="s", service_name="S", updated_at=NOW, **fields)
+
+
+def codes(c: domain.Case, referrals: Sequence[domain.CaseReferral] = (), now: datetime = NOW) -> list[str]:
     return [r.code for r in domain.queue_reasons(c, referrals, now, crisis_deadline=HOURS, unanswered_after=DAYS)]
 
 
@@ -86,10 +81,9 @@ def test_each_reason_a_person_is_needed(changes, expected):
 
 
 def test_a_referral_no_provider_answered():
-    asked = {"status": "requested", "created_at": NOW - DAYS}
-    assert codes(case(), [asked]) == ["referral_unanswered"]
-    assert codes(case(), [asked | {"status": "accepted"}]) == []
-    assert codes(case(), [asked | {"created_at": NOW}]) == []
+    assert codes(case(), [referral()]) == ["referral_unanswered"]
+    assert codes(case(), [referral(status="accepted")]) == []
+    assert codes(case(), [referral(created_at=NOW)]) == []
 
 
 def test_outreach_when_nobody_but_a_person_can_reach_the_caregiver():
@@ -121,14 +115,16 @@ def test_routing_to_the_municipality_or_the_regional_fallback():
 
 
 def test_who_may_see_a_case():
-    me = {"municipality_code": "GM0327", "fallback_region": "Vangnet"}
+    me = domain.Consultant(
+        id=uuid4(), name="A", email="a@example.nl", municipality_code="GM0327", fallback_region="Vangnet"
+    )
     kw: dict[str, Any] = {"covered": ["GM0327", "GM0307"], "regions": {}, "default_region": "Vangnet"}
     assert domain.may_see(case(), me, [], **kw)
     assert domain.may_see(case(municipality_code="GM1680"), me, [], **kw), "the fallback queue"
     assert not domain.may_see(case(municipality_code="GM0307"), me, [], **kw), "another consultant's case"
     overdue = [domain.QueueReason("crisis_overdue")]
     assert domain.may_see(case(municipality_code="GM0307"), me, overdue, **kw), "the back-up for an overdue crisis"
-    assert not domain.may_see(case(municipality_code="GM1680"), me | {"fallback_region": None}, [], **kw)
+    assert not domain.may_see(case(municipality_code="GM1680"), dataclasses.replace(me, fallback_region=None), [], **kw)
 
 
 def test_the_consultants_signal_carries_the_answers_and_not_the_crisis():

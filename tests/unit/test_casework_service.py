@@ -4,6 +4,7 @@ this consultant; an erasure of the person forgets their cases (the SQL is covere
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import pytest
 
 from services.casework import service
 from services.casework.config import CaseworkSettings
+from services.casework.domain import Case, CaseReferral, CaseSignal, Consultant
 from shared.contracts import (
     CaregiverErased,
     ErasureScope,
@@ -28,50 +30,53 @@ from tests.fakes import FakeUnitOfWork
 DEMO = json.loads((Path(__file__).parents[2] / "deploy" / "demo" / "signal.json").read_text())
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 SETTINGS = CaseworkSettings()
-CONSULTANT = {"id": uuid.uuid4(), "name": "Fatima", "municipality_code": "GM0327", "fallback_region": None}
+CONSULTANT = Consultant(id=uuid.uuid4(), name="Fatima", email="fatima@example.nl", municipality_code="GM0327")
 
 
-def _signal(organisation_id: UUID) -> dict[str, Any]:
+def _signal(organisation_id: UUID) -> CaseSignal:
     signal = SignalReceived(
         signal_id=uuid.uuid4(), organisation_id=organisation_id, organisation_name="Org", received_at=NOW, **DEMO
     )
-    return {"signal_id": signal.signal_id, "personal": signal.model_dump(mode="json")}
+    return CaseSignal(
+        signal_id=signal.signal_id,
+        case_id=uuid.uuid4(),
+        received_at=NOW,
+        organisation_name="Org",
+        source_kind=signal.source.kind.value,
+        urgency=signal.urgency.value,
+        observations=[],
+        consent=signal.consent.model_dump(mode="json"),
+        personal=signal.model_dump(mode="json"),
+    )
 
 
 class FakeCases:
     def __init__(self) -> None:
-        self.cases: dict[UUID, dict[str, Any]] = {}
-        self.signal_rows: dict[UUID, list[dict[str, Any]]] = {}
+        self.cases: dict[UUID, Case] = {}
+        self.signal_rows: dict[UUID, list[CaseSignal]] = {}
         self.events: list[tuple[UUID, str]] = []
         self.access: list[tuple[str, UUID | None]] = []
         self.erased: list[tuple[Sequence[UUID], Sequence[UUID], bool]] = []
 
-    def add(self, municipality_code: str, *signals: dict[str, Any]) -> UUID:
+    def add(self, municipality_code: str, *signals: CaseSignal) -> UUID:
         case_id = uuid.uuid4()
-        self.cases[case_id] = {
-            "id": case_id,
-            "subject": "p1",
-            "municipality_code": municipality_code,
-            "closed_at": None,
-            "contact_preference": "email",
-            "crisis_since": None,
-            "derailed": False,
-            "escalated_at": NOW,
-            "last_contact_at": None,
-            "outreach": False,
-            "rescreen_due_at": None,
-            "support_not_arrived_at": None,
-            "unmatched": True,
-            "handed_off_at": None,
-            "result": None,
-        }
-        self.signal_rows[case_id] = list(signals)
+        self.cases[case_id] = Case(
+            id=case_id,
+            subject="p1",
+            municipality_code=municipality_code,
+            created_at=NOW,
+            updated_at=NOW,
+            contact_preference="email",
+            escalated_at=NOW,
+            unmatched=True,
+        )
+        self.signal_rows[case_id] = [dataclasses.replace(s, case_id=case_id) for s in signals]
         return case_id
 
-    async def case(self, case_id: UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    async def case(self, case_id: UUID, *, lock: bool = False) -> Case | None:
         return self.cases.get(case_id)
 
-    async def referrals(self, case_ids: Sequence[UUID]) -> list[dict[str, Any]]:
+    async def referrals(self, case_ids: Sequence[UUID]) -> list[CaseReferral]:
         return []
 
     async def covered_municipalities(self) -> list[str]:
@@ -80,11 +85,11 @@ class FakeCases:
     async def regions(self) -> dict[str, list[str]]:
         return {}
 
-    async def signals(self, case_id: UUID) -> list[dict[str, Any]]:
+    async def signals(self, case_id: UUID) -> list[CaseSignal]:
         return self.signal_rows[case_id]
 
     async def update_case(self, case_id: UUID, now: datetime, **fields: Any) -> None:
-        self.cases[case_id].update(fields)
+        self.cases[case_id] = dataclasses.replace(self.cases[case_id], updated_at=now, **fields)
 
     async def add_event(self, case_id: UUID, at: datetime, kind: str, *_: Any, **__: Any) -> None:
         self.events.append((case_id, kind))
@@ -97,6 +102,8 @@ class FakeCases:
 
 
 class FakeCaseworkUnitOfWork(FakeUnitOfWork):
+    topic, producer = service.CaseworkUnitOfWork.topic, service.CaseworkUnitOfWork.producer
+
     def __init__(self) -> None:
         super().__init__()
         self.cases = FakeCases()
@@ -108,8 +115,8 @@ async def test_closing_tells_only_the_partners_signals_and_queues_one_event() ->
     case_id = uow.cases.add("GM0327", partner, own)
     await service.close(uow, SETTINGS, CONSULTANT, case_id, "support_in_place", NOW)
     [event] = uow.events(Topics.CASEWORK)
-    assert event.event_type == EventType.CASE_CLOSED and event.payload.signal_ids == [partner["signal_id"]]
-    assert uow.cases.cases[case_id]["closed_at"] == NOW and uow.cases.access == [("close_case", case_id)]
+    assert event.event_type == EventType.CASE_CLOSED and event.payload.signal_ids == [partner.signal_id]
+    assert uow.cases.cases[case_id].closed_at == NOW and uow.cases.access == [("close_case", case_id)]
     with pytest.raises(service.Refused) as again:
         await service.close(uow, SETTINGS, CONSULTANT, case_id, "support_in_place", NOW)
     assert again.value.status == 409 and len(uow.events()) == 1

@@ -83,6 +83,8 @@ class FakeSocialMap:
 
 
 class FakeMatchingUnitOfWork(FakeUnitOfWork):
+    topic, producer = service.MatchingUnitOfWork.topic, service.MatchingUnitOfWork.producer
+
     def __init__(self, candidates: list[Candidate]) -> None:
         super().__init__()
         self.social_map = FakeSocialMap(candidates)
@@ -99,7 +101,7 @@ MAP = [
 
 @pytest.fixture
 def matcher() -> Matcher:
-    return Matcher(producer="matching", max_proposals=3, hold_minutes=60, metrics=MatchingMetrics(CollectorRegistry()))
+    return Matcher(max_proposals=3, hold_minutes=60, metrics=MatchingMetrics(CollectorRegistry()))
 
 
 def screened(*, escalated: bool = False) -> SignalScreened:

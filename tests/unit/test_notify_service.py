@@ -4,7 +4,6 @@ open referrals and blanks the caregiver, and the caregiver's first answer counts
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +13,7 @@ from services.notify import service
 from services.notify.config import NotifySettings
 from services.notify.context import NotifyContext
 from services.notify.domain import FollowUp, HistoryEntry, Notification, Referral, Referrer
+from services.notify.repository import NotifyUnitOfWork
 from shared.contracts import (
     CaregiverErased,
     Envelope,
@@ -37,20 +37,10 @@ class Clock:
         return NOW
 
 
-class Outbox:
-    """Stands in for the connection ``shared.outbox.add_event`` writes the outbox through."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, dict[str, Any]]] = []
-
-    async def execute(self, sql: str, *args: Any) -> None:
-        if sql.lstrip().startswith("INSERT INTO outbox"):
-            _, topic, _, headers, body = args
-            assert topic == Topics.NOTIFY, "notify publishes on its own topic only"
-            self.rows.append((headers["event_type"], json.loads(body)["payload"]))
-
-    def payloads(self, event_type: str) -> list[dict[str, Any]]:
-        return [payload for kind, payload in self.rows if kind == event_type]
+def payloads(uow: FakeUnitOfWork, event_type: str) -> list[dict[str, Any]]:
+    """The payloads of the ``event_type`` events ``uow`` published, as they travel (JSON)."""
+    assert {topic for topic, _ in uow.published} <= {Topics.NOTIFY}, "notify publishes on its own topic only"
+    return [e.payload.model_dump(mode="json") for e in uow.events() if e.event_type == event_type]
 
 
 class Notifications:
@@ -158,9 +148,10 @@ class FollowUps:
 
 
 class FakeNotifyUnitOfWork(FakeUnitOfWork):
+    topic, producer = NotifyUnitOfWork.topic, NotifyUnitOfWork.producer
+
     def __init__(self) -> None:
         super().__init__()
-        self.conn = Outbox()
         self.notifications = Notifications()
         self.referrals = Referrals()
         self.contacts = Contacts()
@@ -212,12 +203,12 @@ async def test_a_providers_answer_moves_the_referral_once_and_is_announced():
     referral = await proposed_to(uow, ctx)
     declined = await service.answer_referral(uow, ctx, referral.id, False, RejectionReason.NO_CAPACITY, None)
     assert declined.changed and declined.after is not None and declined.after.status is ReferralStatus.REJECTED
-    [update] = uow.conn.payloads(EventType.REFERRAL_UPDATED)
+    [update] = payloads(uow, EventType.REFERRAL_UPDATED)
     assert (update["status"], update["reason_code"], update["updated_by"]) == ("rejected", "no_capacity", "provider")
     assert update["excluded_service_ids"] == ["a"]
 
     again = await service.answer_referral(uow, ctx, referral.id, False, RejectionReason.NO_CAPACITY, None)
-    assert not again.changed and len(uow.conn.payloads(EventType.REFERRAL_UPDATED)) == 1
+    assert not again.changed and len(payloads(uow, EventType.REFERRAL_UPDATED)) == 1
     assert (await service.answer_referral(uow, ctx, referral.id, True, None, None)).illegal
     assert (await service.answer_referral(uow, ctx, uuid4(), True, None, None)).before is None
 
@@ -234,7 +225,7 @@ async def test_an_erasure_ends_the_open_referrals_without_personal_data_and_blan
         requested_by=referral.organisation_id,
     )
     await service.forget_caregiver(uow, ctx, envelope(erased, EventType.CAREGIVER_ERASED))
-    [update] = uow.conn.payloads(EventType.REFERRAL_UPDATED)
+    [update] = payloads(uow, EventType.REFERRAL_UPDATED)
     assert update["status"] == "cancelled" and update["signal"] is None and update["result"] is None
     assert uow.referrals.rows[referral.id].signal is None
     assert uow.notifications.erased == [([referral.signal_id], [referral.case_id])]
@@ -248,6 +239,6 @@ async def test_the_caregivers_first_answer_counts():
     first = await service.answer_follow_up(uow, ctx, follow_up.id, False)
     second = await service.answer_follow_up(uow, ctx, follow_up.id, True)
     assert first is not None and second is not None and (first.recorded, second.recorded) == (False, False)
-    assert [p["support_arrived"] for p in uow.conn.payloads(EventType.FOLLOW_UP_RECORDED)] == [False]
+    assert [p["support_arrived"] for p in payloads(uow, EventType.FOLLOW_UP_RECORDED)] == [False]
     assert await service.answer_follow_up(uow, ctx, uuid4(), True) is None
     assert uow.access[-1] == ("update", "follow_up", "not_found")

@@ -135,6 +135,8 @@ class FakeCases:
 
 
 class FakeScreeningUnitOfWork(FakeUnitOfWork):
+    topic, producer = service.ScreeningUnitOfWork.topic, service.ScreeningUnitOfWork.producer
+
     def __init__(self) -> None:
         super().__init__()
         self.cases = FakeCases()
@@ -147,9 +149,7 @@ def uow() -> FakeScreeningUnitOfWork:
 
 @pytest.fixture
 def screener() -> Screener:
-    return Screener(
-        producer="screening", merge_window=timedelta(days=180), metrics=ScreeningMetrics(CollectorRegistry())
-    )
+    return Screener(merge_window=timedelta(days=180), metrics=ScreeningMetrics(CollectorRegistry()))
 
 
 def erased(scope: ErasureScope, signal_ids: list[UUID]) -> CaregiverErased:
@@ -251,9 +251,9 @@ async def test_due_rescreens_are_published_once(uow, screener):
     await screen(uow, screener, signal)
     [case] = uow.cases.cases.values()
     later = case.rescreen_due_at + timedelta(minutes=1)
-    assert await service.emit_due_rescreens(uow, "screening", NOW) == 0
-    assert await service.emit_due_rescreens(uow, "screening", later) == 1
-    assert await service.emit_due_rescreens(uow, "screening", later) == 0
+    assert await service.emit_due_rescreens(uow, NOW) == 0
+    assert await service.emit_due_rescreens(uow, later) == 1
+    assert await service.emit_due_rescreens(uow, later) == 0
     [due] = [e for e in uow.events() if e.event_type == EventType.RESCREEN_DUE]
     assert (due.payload.case_id, due.payload.last_signal_id, due.subject) == (case.id, signal.signal_id, PERSON)
 

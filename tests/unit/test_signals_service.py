@@ -173,6 +173,8 @@ class FakeDataKeys:
 
 
 class FakeSignalsUnitOfWork(FakeUnitOfWork):
+    topic, producer = service.SignalsUnitOfWork.topic, service.SignalsUnitOfWork.producer
+
     def __init__(self) -> None:
         super().__init__()
         self.signals = FakeSignals()
