@@ -26,6 +26,20 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no stubs
+    """A connection that goes back to the pool without the session-reset round trip.
+
+    asyncpg's default reset (``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``)
+    runs on every release and took about a tenth of the signals service's CPU under load. Pooled
+    connections never leave session state behind: advisory locks are transaction-level (the
+    migration lock is taken on a connection of its own), cursors end with their transaction,
+    nothing SETs a session variable, and the LISTEN connection UNLISTENs before its release.
+    asyncpg still rolls back an open transaction and drops listener callbacks on release."""
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no stubs: its Pool is Any
     """A pool whose ``acquire`` gives up after ``acquire_timeout`` seconds by default.
 
@@ -48,7 +62,7 @@ async def create_pool(dsn: str, *, size: int = 10, acquire_timeout: float = 5.0)
         max_size=size,
         max_queries=50_000,
         max_inactive_connection_lifetime=300.0,
-        connection_class=asyncpg.Connection,
+        connection_class=_PooledConnection,
         record_class=asyncpg.Record,
         init=_init_connection,
         command_timeout=30,
