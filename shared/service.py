@@ -112,7 +112,6 @@ def create_runtime(settings: SettingsT) -> Runtime[SettingsT]:
 def create_service_app(
     runtime: Runtime[SettingsT],
     *,
-    title: str,
     migrations: Path,
     produces: Sequence[str] = (),
     produces_patterns: Sequence[str] = (),
@@ -122,8 +121,10 @@ def create_service_app(
     on_startup: Sequence[Callable[[Runtime[SettingsT]], Awaitable[None]]] = (),
     on_shutdown: Sequence[Callable[[Runtime[SettingsT]], Awaitable[None]]] = (),
 ) -> FastAPI:
-    """``retention`` gives the service's own purges (``shared.retention``) from its settings;
-    the retention job also runs the purges every service shares. ``on_startup`` hooks run
+    """The application of the service ``runtime.settings.service_name`` names (its OpenAPI
+    title is ``signal-to-support: <name>``). ``retention`` gives the service's own purges
+    (``shared.retention``) from its settings; the retention job also runs the purges every
+    service shares. ``on_startup`` hooks run
     once the database is migrated and the pool open, before topics are ensured and the relay
     starts (a topic the relay may replay onto must exist by then); ``on_shutdown`` hooks run
     first when the service stops, in reverse order, before consumers and workers stop."""
@@ -186,6 +187,7 @@ def create_service_app(
             runtime._pool = None
             log.info("service stopped")
 
+    title = f"signal-to-support: {settings.service_name}"
     app = documented_app(title=title, description=description, lifespan=lifespan, version="1.0.0")
     app.state.runtime = runtime
     # What the service publishes to, for the Kafka ACLs (deploy/kafka_acls.py); patterns are

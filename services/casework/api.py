@@ -23,7 +23,6 @@ def create_app(settings: CaseworkSettings | None = None) -> FastAPI:
     register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
         ctx.runtime,
-        title="signal-to-support: casework",
         description="The caregiver consultant's workbench: work queues, case pages and actions.",
         migrations=MIGRATIONS,
         produces=[Topics.CASEWORK],

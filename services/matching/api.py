@@ -27,7 +27,6 @@ def create_app(settings: MatchingSettings | None = None) -> FastAPI:
     register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
         ctx.runtime,
-        title="signal-to-support: matching",
         description="Matches needs to local support on the municipality's social map.",
         migrations=MIGRATIONS,
         produces=[Topics.MATCHING],

@@ -41,6 +41,7 @@ from services.municipalities.release import ReleaseWorker
 from services.municipalities.service import MunicipalitiesUnitOfWork
 from services.municipalities.stream import WebhookDelivery, server_sent_events
 from shared import municipality_codes, webhooks
+from shared.application import with_context
 from shared.auth import Credential, Scope, bearer_credential
 from shared.kafka import ensure_topics
 from shared.openapi import credential_errors, error_responses
@@ -260,10 +261,7 @@ def create_app(settings: MunicipalitiesSettings | None = None) -> FastAPI:
     ctx = MunicipalitiesContext.create(settings or MunicipalitiesSettings())
     register_handlers(ctx.runtime.consumer)
     app = _shell(ctx)
-    app.state.context = ctx
-    for routes in (router, asyncapi_router(ctx.settings.kafka, app.version)):
-        app.include_router(routes)
-    return app
+    return with_context(app, ctx, router, asyncapi_router(ctx.settings.kafka, app.version))
 
 
 def _shell(ctx: MunicipalitiesContext) -> FastAPI:
@@ -271,7 +269,6 @@ def _shell(ctx: MunicipalitiesContext) -> FastAPI:
     streams ended by a stop signal."""
     return create_service_app(
         ctx.runtime,
-        title="signal-to-support: municipalities",
         description=DESCRIPTION,
         migrations=MIGRATIONS,
         produces_patterns=[TOPIC_PATTERN],

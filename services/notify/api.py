@@ -18,6 +18,7 @@ from services.notify.delivery import DeliveryWorker
 from services.notify.handlers import register_handlers
 from services.notify.sms import HttpSmsGateway, SmsChannel, inbound_router
 from services.notify.webhooks import WebhookChannel
+from shared.application import with_context
 from shared.contracts import Topics
 from shared.service import Runtime, Worker, create_service_app
 from shared.worker import Periodic
@@ -46,17 +47,13 @@ def create_app(settings: NotifySettings | None = None, clock: Clock | None = Non
     register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
         ctx.runtime,
-        title="signal-to-support: notify",
         migrations=MIGRATIONS,
         produces=[Topics.NOTIFY],
         workers=_workers(ctx),
         retention=repository.retention_purges,
         description=DESCRIPTION,
     )
-    app.state.context = ctx
-    for routes in (provider_api.router, pages.router, inbound_router):
-        app.include_router(routes)
-    return app
+    return with_context(app, ctx, provider_api.router, pages.router, inbound_router)
 
 
 def _workers(ctx: NotifyContext) -> list[Callable[[Runtime], Worker]]:

@@ -170,7 +170,6 @@ def create_app(settings: OperatorsSettings | None = None) -> FastAPI:
     ctx = OperatorsContext(settings, create_runtime(settings), Monitor(settings))
     app = create_service_app(
         ctx.runtime,
-        title="signal-to-support: operators",
         description="The operator console: every service's health, flow and backlog, and their dead letters.",
         migrations=MIGRATIONS,
         produces=[],

@@ -24,7 +24,6 @@ def create_app(settings: ScreeningSettings | None = None) -> FastAPI:
     register_handlers(ctx.runtime.consumer, ctx)
     return create_service_app(
         ctx.runtime,
-        title="signal-to-support: screening",
         migrations=MIGRATIONS,
         produces=[Topics.SCREENING],
         workers=[lambda _: _rescreen_scheduler(ctx)],

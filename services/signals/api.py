@@ -236,7 +236,6 @@ def create_app(settings: SignalsSettings | None = None) -> FastAPI:
     register_handlers(ctx.runtime.consumer, ctx)
     app = create_service_app(
         ctx.runtime,
-        title="signal-to-support: signals",
         description="Ingest API for signals about overburdened informal caregivers.",
         migrations=MIGRATIONS,
         produces=[Topics.SIGNALS],
