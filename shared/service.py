@@ -254,21 +254,7 @@ def create_service_app(
     async def metrics() -> Response:
         # Readiness as /healthz judges it, so alerts see "up but not ready" too.
         runtime.metrics.ready.set(1 if (await health())[0] else 0)
-        with contextlib.suppress(Exception):
-            pending = await runtime.pool.fetchrow(
-                """SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age
-                   FROM outbox WHERE published_at IS NULL"""
-            )
-            runtime.metrics.outbox_pending.set(pending["n"])
-            runtime.metrics.outbox_oldest_age.set(float(pending["age"]))
-        with contextlib.suppress(Exception):
-            for status, count in (await operations.unresolved_counts(runtime.pool)).items():
-                runtime.metrics.dead_letters.labels(status).set(count)
-        for refresh in runtime.metric_refreshers:
-            with contextlib.suppress(Exception):  # a database away shows on /healthz, not here
-                await refresh(runtime.pool)
-        with contextlib.suppress(Exception):
-            await runtime.consumer.update_lag()
+        await _refresh_gauges(runtime)
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(operations.router)
@@ -276,6 +262,26 @@ def create_service_app(
     install_error_handlers(app)
     document_errors(app)
     return app
+
+
+async def _refresh_gauges(runtime: Runtime[Any]) -> None:
+    """The gauges read from the service's own tables and consumer when /metrics is scraped.
+    A database away shows on /healthz, not here: each part that fails keeps its last value."""
+    with contextlib.suppress(Exception):
+        pending = await runtime.pool.fetchrow(
+            """SELECT count(*) AS n, COALESCE(EXTRACT(EPOCH FROM now() - min(created_at)), 0) AS age
+               FROM outbox WHERE published_at IS NULL"""
+        )
+        runtime.metrics.outbox_pending.set(pending["n"])
+        runtime.metrics.outbox_oldest_age.set(float(pending["age"]))
+    with contextlib.suppress(Exception):
+        for status, count in (await operations.unresolved_counts(runtime.pool)).items():
+            runtime.metrics.dead_letters.labels(status).set(count)
+    for refresh in runtime.metric_refreshers:
+        with contextlib.suppress(Exception):
+            await refresh(runtime.pool)
+    with contextlib.suppress(Exception):
+        await runtime.consumer.update_lag()
 
 
 def _heartbeats(workers: Sequence[Worker]) -> list[Heartbeat]:
