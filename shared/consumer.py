@@ -201,6 +201,9 @@ class EventConsumer:
         handled again one at a time (``_handle``: retries, outages waited out, dead letters), so
         an event is never dead-lettered for a neighbour's fault. A poison record splits the
         batch: the events before it are handled first, so nothing overtakes its dead letter."""
+        # Unbound here, not after the batch: FastStream logs "Processed" after this returns,
+        # and that line should carry the last event's correlation id.
+        structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
         run: list[_Ready] = []
         try:
             for record in records:
@@ -216,7 +219,6 @@ class EventConsumer:
                     run.append(ready)
             await self._flush(run)
         finally:
-            structlog.contextvars.unbind_contextvars("correlation_id", "event_id", "event_type")
             self._stop_waiting()
 
     def _read(self, consumed: ConsumedRecord, routes: dict[str, _Route]) -> _Ready | None:
@@ -271,6 +273,7 @@ class EventConsumer:
     async def _open(self, raw: RawEnvelope, route: _Route) -> Envelope[Any]:
         """The typed event, its sealed signal decrypted. The envelope is valid already: only
         the payload needs its type. Fetching a key may fail as an outage (waited out)."""
+        _bind(raw)  # the key fetch's own log lines carry the event's ids too
         keys = self._keys()
         try:
             payload = raw.payload if keys is None else await sealing.open_payload(raw.payload, keys, raw.subject)
@@ -339,9 +342,7 @@ class EventConsumer:
     async def _apply(self, conn: asyncpg.Connection, ready: _Ready, event: Envelope[Any]) -> str:
         """Inside the caller's transaction: park, drop as erased, skip as duplicate, or handle."""
         consumed, raw, route = ready
-        structlog.contextvars.bind_contextvars(
-            correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
-        )
+        _bind(raw)
         consumer = self._settings.group_id
         if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED:
             queue = await dead_letters.unresolved_for_key(conn, consumer, consumed.topic, consumed.key)
@@ -499,6 +500,13 @@ class EventConsumer:
 def _describe(exc: ValidationError, *prefix: str) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in (*prefix, *err['loc'])) or '(body)'}: {err['msg']}" for err in exc.errors()
+    )
+
+
+def _bind(raw: RawEnvelope) -> None:
+    """Every log line from here on, ours and the libraries', names this event."""
+    structlog.contextvars.bind_contextvars(
+        correlation_id=raw.correlation_id, event_id=str(raw.event_id), event_type=raw.event_type
     )
 
 
