@@ -245,6 +245,7 @@ class EventConsumer:
         """All of ``run`` in one transaction; False (rolled back) if any of it failed."""
         started = time.perf_counter()
         try:
+            await self._prefetch_keys(run)
             events = [await self._open_unless_erased(ready) for ready in run]
             async with self._pool().acquire() as conn, conn.transaction():
                 outcomes = [
@@ -263,6 +264,13 @@ class EventConsumer:
         for ready, outcome in zip(run, outcomes, strict=True):
             self._done(ready, outcome, elapsed)
         return True
+
+    async def _prefetch_keys(self, run: list[_Ready]) -> None:
+        """The batch's data keys in one round trip, not one per new caregiver."""
+        keys = self._keys()
+        if keys is not None:
+            wanted = {key_id: ready.raw.subject for ready in run for key_id in sealing.key_ids(ready.raw.payload)}
+            await keys.prefetch(wanted)
 
     async def _open_unless_erased(self, ready: _Ready) -> Envelope[Any] | None:
         try:

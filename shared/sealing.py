@@ -14,8 +14,9 @@ decrypted fields back. A key that is gone (crypto-shredded) raises ``KeyErased``
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel
@@ -41,6 +42,10 @@ class KeySource(Protocol):
     """Where a service gets a data key: ``None`` when it was destroyed."""
 
     async def data_key(self, key_id: str, subject: str) -> bytes | None: ...
+
+    async def prefetch(self, wanted: Mapping[str, str]) -> None:
+        """Get the keys ``wanted`` (key id -> subject) in one round trip, so that the
+        ``data_key`` calls that follow for them are answered from memory."""
 
     def forget_subject(self, subject: str) -> None: ...
 
@@ -123,6 +128,23 @@ def wire(envelope: Envelope[Any]) -> tuple[Envelope[Any], str]:
         envelope = envelope.model_copy(update={"version": SEALED_VERSION})
         data["version"] = SEALED_VERSION
     return envelope, json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def key_ids(payload: dict[str, Any]) -> set[str]:
+    """The ids of the data keys ``open_payload`` will need for ``payload`` (a malformed token is
+    left to ``open_payload`` to refuse)."""
+    found: set[str] = set()
+
+    def visit(signal: dict[str, Any]) -> None:
+        sealed = signal["sealed"]
+        tokens = (sealed.get("personal"), sealed.get("screening")) if isinstance(sealed, dict) else ()
+        for token in tokens:
+            if isinstance(token, str):
+                with contextlib.suppress(crypto.CryptoError):
+                    found.add(crypto.key_id_of(token))
+
+    _sealed_parts(payload, visit)
+    return found
 
 
 async def open_payload(payload: dict[str, Any], keys: KeySource, subject: str) -> dict[str, Any]:

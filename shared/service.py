@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import asyncpg
 import structlog
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -30,6 +29,7 @@ from shared.docs import documented_app
 from shared.http import (
     BodyLimitMiddleware,
     InternalListenerMiddleware,
+    ObserveRequests,
     install_error_handlers,
     install_unavailable_handler,
 )
@@ -197,17 +197,7 @@ def create_service_app(
     # Every endpoint of every service: no request body above the service's limit.
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
 
-    @app.middleware("http")
-    async def observe_requests(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        structlog.contextvars.unbind_contextvars("correlation_id")
-        if correlation_id := request.headers.get("x-correlation-id"):
-            structlog.contextvars.bind_contextvars(correlation_id=correlation_id[:200])
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        runtime.metrics.http_requests.labels(request.method, route, str(response.status_code)).inc()
-        runtime.metrics.http_seconds.labels(request.method, route).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(ObserveRequests, metrics=runtime.metrics)
 
     async def health() -> tuple[bool, dict[str, Any]]:
         checks = {"database": "down", "broker": "down"}

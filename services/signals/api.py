@@ -27,6 +27,8 @@ from services.signals.handlers import register_handlers
 from services.signals.schemas import (
     Accepted,
     DataKey,
+    DataKeyRequest,
+    DataKeys,
     ErasureAccepted,
     ErasureIn,
     ErasureStatus,
@@ -218,6 +220,13 @@ async def get_data_key(
     if key is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such data key (destroyed by an erasure, or unknown)")
     return DataKey(key_id=key_id, key=base64.b64encode(key).decode())
+
+
+@internal.post("/keys")
+async def get_data_keys(context: Context, wanted: DataKeyRequest) -> DataKeys:
+    """Several data keys in one request: the keys of a consumer's batch of events."""
+    found = await context.keys.data_keys(wanted.key_ids)
+    return DataKeys(keys=[DataKey(key_id=k, key=base64.b64encode(key).decode()) for k, key in found.items()])
 
 
 @router.get(

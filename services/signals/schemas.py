@@ -246,3 +246,15 @@ class DataKey(BaseModel):
 
     key_id: str
     key: str  # base64
+
+
+class DataKeyRequest(BaseModel):
+    """Data keys wanted at once: a consumer asks for those of a whole batch of events."""
+
+    key_ids: list[Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]] = Field(max_length=500)
+
+
+class DataKeys(BaseModel):
+    """The keys of a ``DataKeyRequest`` that exist; one left out was destroyed (or is unknown)."""
+
+    keys: list[DataKey]

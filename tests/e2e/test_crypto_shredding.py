@@ -170,6 +170,11 @@ async def test_after_the_privileged_erasure_no_personal_value_is_readable_anywhe
     assert answer.status_code == 200
     opened = crypto.decrypt(base64.b64decode(answer.json()["key"]), token, sealing.PERSONAL_PURPOSE).decode()
     assert signal["caregiver"]["name"] in opened
+    batch_url = f"{stack.services['signals'].url}/internal/keys"
+    asked = {"key_ids": [key_id, "dk-unknown"]}
+    assert (await client.post(batch_url, json=asked)).status_code == 403, "the batch needs the internal token too"
+    batch = await client.post(batch_url, json=asked, headers=internal_headers("dev-internal-token"))
+    assert batch.json() == {"keys": [answer.json()]}, "a consumer's batch gets the same key, the unknown one left out"
     sealed_on = {r.topic for r in records if key_id.encode() in (r.value or b"")}
     assert {Topics.SIGNALS, Topics.SCREENING, Topics.MATCHING, Topics.dlq(Topics.SIGNALS)} <= sealed_on, sealed_on
 
@@ -180,6 +185,9 @@ async def test_after_the_privileged_erasure_no_personal_value_is_readable_anywhe
     await _propagated(client, erasure, DEMO_PRIVACY_OFFICER_KEY)
     await _consumed(stack, erasure.json()["id"])
     assert (await client.get(keys_url, headers=internal_headers("dev-internal-token"))).status_code == 404
+    assert (await client.post(batch_url, json=asked, headers=internal_headers("dev-internal-token"))).json() == {
+        "keys": []
+    }, "a destroyed key is left out of a batch"
 
     # An event sealed under the destroyed key is dropped as erased, never dead-lettered.
     erased_before = metric(stack, "screening", "sts_messages_handled_total", outcome="erased")

@@ -2,6 +2,7 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 import pytest
@@ -83,6 +84,9 @@ class Keys:
     async def data_key(self, key_id: str, subject: str) -> bytes | None:
         return self.keys.get(key_id)
 
+    async def prefetch(self, wanted: Mapping[str, str]) -> None:
+        pass
+
     def forget_subject(self, subject: str) -> None:
         pass
 
@@ -108,6 +112,7 @@ async def test_a_sealed_event_carries_no_personal_value_and_opens_to_the_same_si
         assert value not in body
     raw = RawEnvelope.model_validate_json(body)
     assert raw.payload["caregiver"] == {"municipality_code": signal.caregiver.municipality_code}
+    assert sealing.key_ids(raw.payload) == {"dk1"}, "a consumer can gather a batch's keys before opening"
     opened = SignalReceived.model_validate(await sealing.open_payload(raw.payload, Keys(dk1=key), "p1"))
     assert opened == signal
     with pytest.raises(sealing.KeyErased):  # crypto-shredded
