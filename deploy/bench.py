@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -248,7 +249,18 @@ async def run(
         }
         if values
         else None,
+        "p50_latency_s_by_tenth": by_tenth(ids, latencies),
     }
+
+
+def by_tenth(ids: list[str], latencies: dict[str, float]) -> list[float]:
+    """The median latency of each tenth of the signals in the order they were accepted: flat
+    when a signal costs as much late in a long run (with history behind it) as early on."""
+    tenth = max(len(ids) // 10, 1)
+    parts = [
+        [latencies[i] for i in ids[start : start + tenth] if i in latencies] for start in range(0, len(ids), tenth)
+    ]
+    return [round(statistics.median(part), 3) for part in parts if part]
 
 
 async def bare_relay(bootstrap: str, messages: int = 20_000, hops: int = 4) -> dict[str, Any]:
@@ -320,6 +332,48 @@ def rss_mib(stack: Stack) -> dict[str, float]:
     return sizes
 
 
+def _cpu_of(pid: int, children: bool = False) -> float:
+    """CPU seconds a process has used (with ``children``: and its reaped children)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu(data_dir: Path) -> float:
+    """The postmaster's CPU, its exited backends' and its live backends'."""
+    postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    total = _cpu_of(postmaster, children=True)
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    total += _cpu_of(int(entry.name))
+    return total
+
+
+def cpu_seconds(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by every process of ``stack``: each service (its instances
+    summed), PostgreSQL, the broker and the mailbox; the difference over a run, divided by
+    the signals, is what one signal costs the machine."""
+    used: dict[str, float] = {}
+    processes = [(service.service or name, service.process) for name, service in stack.services.items()]
+    processes.append(("broker", getattr(stack.broker, "process", None)))
+    for name, process in processes:
+        if process is not None:
+            with contextlib.suppress(OSError):
+                used[name] = used.get(name, 0.0) + _cpu_of(process.pid)
+    if isinstance(data_dir := getattr(stack.postgres, "data_dir", None), Path):
+        with contextlib.suppress(OSError, ValueError):
+            used["postgres"] = _postgres_cpu(data_dir)
+    return used
+
+
+def cost_per_signal(before: dict[str, float], after: dict[str, float], signals: int) -> dict[str, float]:
+    """Milliseconds of CPU per signal, by process, and their sum."""
+    costs = {name: round(1000 * (after[name] - before.get(name, 0.0)) / max(signals, 1), 1) for name in after}
+    return {**dict(sorted(costs.items(), key=lambda kv: -kv[1])), "total": round(sum(costs.values()), 1)}
+
+
 # `make run`'s ingest API: a benchmark into it shows on its operator console as it runs.
 MAKE_RUN_URL = "http://127.0.0.1:8080"
 
@@ -346,6 +400,7 @@ def measure(
         print(f"[bench] bare relay: {args.relay_messages} messages through 4 hops on {broker}", file=sys.stderr)
         relay = asyncio.run(bare_relay(broker, args.relay_messages))
     rss_before = rss_mib(stack) if stack else None
+    cpu_before = cpu_seconds(stack) if stack else None
     if stack is not None:
         database_url = stack.services["signals"].env["SIGNALS_DATABASE_URL"]
     result = asyncio.run(
@@ -359,6 +414,9 @@ def measure(
     if stack:
         result["replicas"] = stack.config.replicas
         result["rss_mib"] = {"start": rss_before, "end": rss_mib(stack)}
+        # Measured when the last signal was notified (or the wait timed out): work that is
+        # still to come (follow-ups days later) is not in it.
+        result["cpu_ms_per_signal"] = cost_per_signal(cpu_before or {}, cpu_seconds(stack), result["accepted"])
     return result
 
 
