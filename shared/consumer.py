@@ -57,7 +57,7 @@ from shared.failures import is_infrastructure_failure
 from shared.logging import describe_error
 from shared.metrics import Metrics
 from shared.sealing import KeyErased, KeySource
-from shared.tombstones import is_erased
+from shared.tombstones import erased_among, is_erased
 
 log = structlog.get_logger(__name__)
 
@@ -94,6 +94,14 @@ class _Ready(NamedTuple):
     consumed: ConsumedRecord
     raw: RawEnvelope
     route: _Route
+
+
+class _Checked(NamedTuple):
+    """What one statement per batch found for an event: its key has a dead-letter queue; it
+    is about something erased."""
+
+    queued: bool
+    erased: bool
 
 
 @dataclass
@@ -248,9 +256,10 @@ class EventConsumer:
             await self._prefetch_keys(run)
             events = [await self._open_unless_erased(ready) for ready in run]
             async with self._pool().acquire() as conn, conn.transaction():
+                checks = await self._check_batch(conn, run, events)
                 outcomes = [
-                    "erased" if event is None else await self._apply(conn, ready, event)
-                    for ready, event in zip(run, events, strict=True)
+                    "erased" if event is None else await self._apply(conn, ready, event, check)
+                    for ready, event, check in zip(run, events, checks, strict=True)
                 ]
         except Exception as exc:
             log.info(
@@ -264,6 +273,24 @@ class EventConsumer:
         for ready, outcome in zip(run, outcomes, strict=True):
             self._done(ready, outcome, elapsed)
         return True
+
+    async def _check_batch(
+        self, conn: asyncpg.Connection, run: list[_Ready], events: list[Envelope[Any] | None]
+    ) -> list[_Checked | None]:
+        """The batch's dead-letter queues and tombstones in two statements, not three per event.
+        A batch carrying an erasure checks each event on its own: the erasure's tombstone,
+        written inside the batch, must stop the events after it."""
+        if any(ready.raw.event_type in _ALWAYS_HANDLED for ready in run):
+            return [None] * len(run)
+        topic = run[0].consumed.topic
+        keys = [ready.consumed.key for ready in run if ready.consumed.key is not None]
+        queued = await dead_letters.keys_with_queue(conn, self._settings.group_id, topic, keys) if keys else set()
+        opened = [(ready, event) for ready, event in zip(run, events, strict=True) if event is not None]
+        erased = iter(await erased_among(conn, [(event.subject, ready.raw.payload) for ready, event in opened]))
+        return [
+            None if event is None else _Checked(ready.consumed.key in queued, next(erased))
+            for ready, event in zip(run, events, strict=True)
+        ]
 
     async def _prefetch_keys(self, run: list[_Ready]) -> None:
         """The batch's data keys in one round trip, not one per new caregiver."""
@@ -347,12 +374,16 @@ class EventConsumer:
         self._metrics.messages.labels(ready.consumed.topic, outcome).inc()
         self._metrics.handle_seconds.labels(ready.consumed.topic).observe(seconds)
 
-    async def _apply(self, conn: asyncpg.Connection, ready: _Ready, event: Envelope[Any]) -> str:
-        """Inside the caller's transaction: park, drop as erased, skip as duplicate, or handle."""
+    async def _apply(
+        self, conn: asyncpg.Connection, ready: _Ready, event: Envelope[Any], checked: _Checked | None = None
+    ) -> str:
+        """Inside the caller's transaction: park, drop as erased, skip as duplicate, or handle.
+        ``checked``: what ``_check_batch`` found for it (otherwise asked here)."""
         consumed, raw, route = ready
         _bind(raw)
         consumer = self._settings.group_id
-        if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED:
+        queued = checked is None or checked.queued
+        if consumed.key is not None and event.event_type not in _ALWAYS_HANDLED and queued:
             queue = await dead_letters.unresolved_for_key(conn, consumer, consumed.topic, consumed.key)
             if queue:
                 head = queue[0]
@@ -368,7 +399,9 @@ class EventConsumer:
                         "event parked behind a dead letter of its key", topic=consumed.topic, dead_letter=head["id"]
                     )
                     return "parked"
-        if event.event_type not in _ALWAYS_HANDLED and await is_erased(conn, event.subject, raw.payload):
+        if event.event_type not in _ALWAYS_HANDLED and (
+            checked.erased if checked is not None else await is_erased(conn, event.subject, raw.payload)
+        ):
             log.info("event about an erased caregiver dropped", topic=consumed.topic)
             return "erased"
         fresh = await conn.fetchval(

@@ -10,7 +10,7 @@ sees it again."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -54,6 +54,21 @@ async def unresolved_for_key(conn: asyncpg.Connection, consumer: str, topic: str
         list(UNRESOLVED),
     )
     return rows
+
+
+async def keys_with_queue(conn: asyncpg.Connection, consumer: str, topic: str, keys: Iterable[str]) -> set[str]:
+    """Of ``keys``, those with a queue on this topic (``unresolved_for_key`` is not empty), in
+    one statement for a consumed batch."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT key FROM dead_letters
+           WHERE consumer = $1 AND topic = $2 AND key = ANY($3::text[]) AND status = ANY($4::text[])
+             AND event_id IS NOT NULL""",
+        consumer,
+        topic,
+        list(set(keys)),
+        list(UNRESOLVED),
+    )
+    return {row["key"] for row in rows}
 
 
 async def park(conn: asyncpg.Connection, consumer: str, record: ConsumedRecord, behind: int) -> None:

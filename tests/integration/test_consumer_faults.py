@@ -460,3 +460,26 @@ async def test_a_batch_commits_as_one_and_a_failing_event_in_it_costs_its_neighb
         assert sorted(await rig.seen()) == [*range(40), 50, 51, 53, 54, 55]
         assert [n for n, _ in rig.calls].count(50) in (1, 2)  # in the batch, then on its own
         assert rig.outcome("dead_lettered") == 1 and rig.outcome("processed") == 45
+
+
+async def test_a_batch_checks_the_tombstones_and_dead_letter_queues_of_all_its_events_at_once(
+    database_url: str,
+    kafka: Any,
+) -> None:
+    erased_signal = uuid.uuid4()
+    async with consumer_rig(database_url, kafka, dead_letter_after_seconds=0) as rig:
+        async with rig.pool.acquire() as conn, conn.transaction():
+            await record_tombstone(conn, "erin", [erased_signal], [])
+        rig.failing.add(1)
+        await rig.emit((1, "kim"))
+        await rig.until(lambda: _count(rig, "SELECT count(*) FROM dead_letters", 1))
+
+        # One burst, read in batches: kim's next event waits behind kim's dead letter, the
+        # event about erin's erased signal is dropped, her new signal and the rest flow.
+        burst = [(n, f"s{n}") for n in range(10, 40)]
+        await rig.emit(*burst[:15], (2, "kim"), (3, "erin", erased_signal), (4, "erin", uuid.uuid4()), *burst[15:])
+        await rig.until(lambda: _has_count(rig, 31))
+        await rig.until(lambda: _metric(rig, "parked", 1))
+        assert sorted(await rig.seen()) == [4, *range(10, 40)]
+        assert rig.outcome("erased") == 1 and rig.outcome("parked") == 1
+        assert await rig.pool.fetchval("SELECT count(DISTINCT xmin::text) FROM inbox") < 31, "read in batches"
