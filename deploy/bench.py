@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import platform
@@ -256,10 +257,8 @@ async def run(
 def by_tenth(ids: list[str], latencies: dict[str, float]) -> list[float]:
     """The median latency of each tenth of the signals in the order they were accepted: flat
     when a signal costs as much late in a long run (with history behind it) as early on."""
-    tenth = max(len(ids) // 10, 1)
-    parts = [
-        [latencies[i] for i in ids[start : start + tenth] if i in latencies] for start in range(0, len(ids), tenth)
-    ]
+    bounds = [len(ids) * k // 10 for k in range(11)]
+    parts = [[latencies[i] for i in ids[a:b] if i in latencies] for a, b in itertools.pairwise(bounds)]
     return [round(statistics.median(part), 3) for part in parts if part]
 
 
