@@ -62,6 +62,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
+_Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
 class Poster:
     """HTTP/1.1 POSTs over a pool of keep-alive connections, in plain asyncio. The load
     generator shares the machine with the stack: httpx's own cost per request (a few
@@ -73,29 +76,49 @@ class Poster:
         self._host = parsed.hostname or "127.0.0.1"
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self._ssl = ssl.create_default_context() if parsed.scheme == "https" else None
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+        self._idle: asyncio.Queue[_Connection | None] = asyncio.Queue()
         for _ in range(connections):
             self._idle.put_nowait(None)  # a slot; connected on first use
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
+        head = f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        request = f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
         connection = await self._idle.get()
         try:
-            if connection is None:
-                connection = await asyncio.open_connection(self._host, self._port, ssl=self._ssl)
-            reader, writer = connection
-            head = f"POST {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
-            head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
-            status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-            answer = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
-            content = await reader.readexactly(int(answer.get("content-length", "0")))
+            if connection is not None:
+                try:
+                    return self._keep(connection, *await self._exchange(connection, request))
+                except (OSError, asyncio.IncompleteReadError):
+                    # The server closed it while it was idle (uvicorn's keep-alive is 5 s): no
+                    # answer came, so sending again (same Idempotency-Key) on a new one is safe.
+                    connection[1].close()
+            connection = await asyncio.open_connection(self._host, self._port, ssl=self._ssl)
+            return self._keep(connection, *await self._exchange(connection, request))
         except BaseException:
             if connection is not None:
                 connection[1].close()
             self._idle.put_nowait(None)
             raise
-        self._idle.put_nowait(None if answer.get("connection") == "close" else connection)
+
+    @staticmethod
+    async def _exchange(connection: _Connection, request: bytes) -> tuple[int, dict[str, str], bytes]:
+        reader, writer = connection
+        writer.write(request)
+        status_line, *lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        answer = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+        content = await reader.readexactly(int(answer.get("content-length", "0")))
         return int(status_line.split()[1]), answer, content
+
+    def _keep(
+        self, connection: _Connection, status: int, answer: dict[str, str], content: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if answer.get("connection") == "close":
+            connection[1].close()
+            self._idle.put_nowait(None)
+        else:
+            self._idle.put_nowait(connection)
+        return status, answer, content
 
     async def close(self) -> None:
         while not self._idle.empty():
