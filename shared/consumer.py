@@ -285,11 +285,10 @@ class EventConsumer:
         topic = run[0].consumed.topic
         keys = [ready.consumed.key for ready in run if ready.consumed.key is not None]
         queued = await dead_letters.keys_with_queue(conn, self._settings.group_id, topic, keys) if keys else set()
-        opened = [(ready, event) for ready, event in zip(run, events, strict=True) if event is not None]
-        erased = iter(await erased_among(conn, [(event.subject, ready.raw.payload) for ready, event in opened]))
+        erased = await erased_among(conn, [(ready.raw.subject, ready.raw.payload) for ready in run])
         return [
-            None if event is None else _Checked(ready.consumed.key in queued, next(erased))
-            for ready, event in zip(run, events, strict=True)
+            None if event is None else _Checked(ready.consumed.key in queued, gone)
+            for ready, event, gone in zip(run, events, erased, strict=True)
         ]
 
     async def _prefetch_keys(self, run: list[_Ready]) -> None:

@@ -25,8 +25,7 @@ class KeyHolder:
 
     async def data_key(self, key_id: str, subject: str = "") -> bytes | None:
         """A key by id, ``None`` once destroyed (``shared.sealing.KeySource``)."""
-        wrapped = await self._pool().fetchval("SELECT wrapped FROM data_keys WHERE key_id = $1", key_id)
-        return None if wrapped is None else self.keyring.unwrap(key_id, wrapped)
+        return (await self.data_keys([key_id])).get(key_id)
 
     async def data_keys(self, key_ids: Sequence[str]) -> dict[str, bytes]:
         """The keys of ``key_ids`` that still exist, in one query (the batch endpoint)."""
